@@ -1,0 +1,3 @@
+"""MedInjection-FR study workflow: the package holding all of the workflow's logic."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,163 @@
+"""The one record schema every stage reads and writes, and its parquet I/O."""
+
+from __future__ import annotations
+
+import json
+import string
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+Task = Literal["mcqu", "mcq", "oeq"]
+Origin = Literal["native", "translated", "synthetic"]
+Split = Literal["train", "validation", "test"]
+
+TASKS: tuple[str, ...] = get_args(Task)
+ORIGINS: tuple[str, ...] = get_args(Origin)
+SPLITS: tuple[str, ...] = get_args(Split)
+LETTERS: str = string.ascii_uppercase[:10]  # MedXpertQA has up to 10 options (A-J)
+
+ARROW_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("origin", pa.string()),
+        ("source", pa.string()),
+        ("task", pa.string()),
+        ("split", pa.string()),
+        ("specialty", pa.string()),
+        ("context", pa.string()),
+        ("question", pa.string()),
+        ("options", pa.list_(pa.struct([("letter", pa.string()), ("text", pa.string())]))),
+        ("answer", pa.string()),
+        ("language", pa.string()),
+        ("meta", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One QA item. `answer` is comma-joined sorted letters for mcq/mcqu, free text for oeq."""
+
+    id: str
+    origin: Origin
+    source: str
+    task: Task
+    split: Split
+    question: str
+    answer: str
+    options: tuple[tuple[str, str], ...] | None = None
+    context: str | None = None
+    specialty: str | None = None
+    language: str = "fr"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def answer_letters(self) -> tuple[str, ...]:
+        """Gold letters of an MCQ/MCQU record (empty for open questions)."""
+        if self.task == "oeq":
+            return ()
+        return tuple(part.strip() for part in self.answer.split(",") if part.strip())
+
+    def option_letters(self) -> tuple[str, ...]:
+        """Option letters in order (empty for open questions)."""
+        return tuple(letter for letter, _ in self.options or ())
+
+
+def join_letters(letters: Iterable[str]) -> str:
+    """Canonical answer string for a set of letters: upper-case, unique, sorted, comma-joined."""
+    return ",".join(sorted({letter.strip().upper() for letter in letters if letter.strip()}))
+
+
+def validation_errors(record: Record) -> list[str]:
+    """Reasons why a record is invalid (empty list when it is valid)."""
+    errors: list[str] = []
+    if not record.id or ":" not in record.id:
+        errors.append("id must be '<source>:<original id>'")
+    if record.origin not in ORIGINS:
+        errors.append(f"origin {record.origin!r} not in {ORIGINS}")
+    if record.task not in TASKS:
+        errors.append(f"task {record.task!r} not in {TASKS}")
+    if record.split not in SPLITS:
+        errors.append(f"split {record.split!r} not in {SPLITS}")
+    if not record.question or not record.question.strip():
+        errors.append("empty question")
+    if not record.answer or not record.answer.strip():
+        errors.append("empty answer")
+    for name in ("question", "answer", "context"):
+        value = getattr(record, name)
+        if value and ("\ufffd" in value or unicodedata.normalize("NFC", value) != value):
+            errors.append(f"broken or non-NFC encoding in {name}")
+    errors.extend(_option_errors(record))
+    return errors
+
+
+def _option_errors(record: Record) -> list[str]:
+    if record.task == "oeq":
+        return ["open question must not have options"] if record.options else []
+    if not record.options:
+        return ["multiple-choice record without options"]
+    letters = record.option_letters()
+    errors = []
+    if len(set(letters)) != len(letters):
+        errors.append("duplicate option letters")
+    if any(not text or not text.strip() for _, text in record.options):
+        errors.append("empty option text")
+    gold = record.answer_letters()
+    unknown = [letter for letter in gold if letter not in letters]
+    if unknown:
+        errors.append(f"answer letter(s) {unknown} not among options {list(letters)}")
+    if record.task == "mcqu" and len(gold) != 1:
+        errors.append(f"single-answer record with {len(gold)} answers")
+    if record.task == "mcq" and len(gold) < 1:
+        errors.append("multi-answer record without answers")
+    return errors
+
+
+def to_row(record: Record) -> dict[str, Any]:
+    """Arrow-ready dict of a record."""
+    row = asdict(record)
+    row["options"] = (
+        [{"letter": letter, "text": text} for letter, text in record.options]
+        if record.options is not None
+        else None
+    )
+    row["meta"] = json.dumps(record.meta, ensure_ascii=False, sort_keys=True)
+    return row
+
+
+def from_row(row: dict[str, Any]) -> Record:
+    """Record from an arrow/parquet row dict."""
+    options = row.get("options")
+    return Record(
+        id=row["id"],
+        origin=row["origin"],
+        source=row["source"],
+        task=row["task"],
+        split=row["split"],
+        question=row["question"],
+        answer=row["answer"],
+        options=tuple((o["letter"], o["text"]) for o in options) if options is not None else None,
+        context=row.get("context"),
+        specialty=row.get("specialty"),
+        language=row.get("language") or "fr",
+        meta=json.loads(row["meta"]) if row.get("meta") else {},
+    )
+
+
+def write_records(records: Sequence[Record], path: str | Path) -> None:
+    """Write records to a parquet file with the fixed schema (an empty list gives an empty file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pylist([to_row(r) for r in records], schema=ARROW_SCHEMA)
+    pq.write_table(table, path)
+
+
+def read_records(path: str | Path) -> list[Record]:
+    """Read records written by `write_records`."""
+    table = pq.read_table(Path(path), schema=ARROW_SCHEMA)
+    return [from_row(row) for row in table.to_pylist()]

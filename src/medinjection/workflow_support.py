@@ -1,0 +1,121 @@
+"""Checks and fingerprints the Snakefile runs at parse time, before any job starts."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import medinjection
+
+ROLE_ORIGIN = {"native": "native", "translate": "translated", "synthesize": "synthetic"}
+
+
+class StudyConfigError(ValueError):
+    """A config that passes the JSON schema but is inconsistent across keys."""
+
+
+def package_fingerprint() -> str:
+    """Version plus a short hash of the package sources, so code edits show in params changes."""
+    root = Path(medinjection.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return f"{medinjection.__version__}+{digest.hexdigest()[:12]}"
+
+
+def check_study_config(config: Mapping[str, Any]) -> None:
+    """Cross-key checks the JSON schema cannot express; raises StudyConfigError naming the key."""
+    errors = [*_check_mixtures(config), *_check_test_sets(config), *_check_endpoints(config)]
+    if errors:
+        raise StudyConfigError("invalid study config:\n  - " + "\n  - ".join(errors))
+
+
+def _check_mixtures(config: Mapping[str, Any]) -> list[str]:
+    errors = []
+    roles = {spec["role"] for spec in config["sources"].values()}
+    available = {ROLE_ORIGIN[role] for role in roles}
+    for name, shares in config["mixtures"]["definitions"].items():
+        missing = sorted(set(shares) - available)
+        if missing:
+            errors.append(
+                f"mixtures.definitions.{name}: origin(s) {missing} have no source in `sources` "
+                f"(available: {sorted(available)})"
+            )
+        if not any(weight > 0 for weight in shares.values()):
+            errors.append(f"mixtures.definitions.{name}: at least one share must be > 0")
+    return errors
+
+
+def _check_test_sets(config: Mapping[str, Any]) -> list[str]:
+    errors = []
+    for name, spec in config["evaluation"]["test_sets"].items():
+        source = config["sources"].get(spec["source"])
+        key = f"evaluation.test_sets.{name}"
+        if source is None:
+            errors.append(f"{key}.source: unknown source {spec['source']!r}")
+        elif ROLE_ORIGIN[source["role"]] != spec["origin"]:
+            errors.append(
+                f"{key}.origin: source {spec['source']!r} has role {source['role']!r}, "
+                f"so its records have origin {ROLE_ORIGIN[source['role']]!r}, not {spec['origin']!r}"
+            )
+    return errors
+
+
+def _check_endpoints(config: Mapping[str, Any]) -> list[str]:
+    endpoints = config["llm"]["endpoints"]
+    used = {
+        "translation.endpoint": config["translation"]["endpoint"],
+        "synthesis.endpoint": config["synthesis"]["endpoint"],
+    }
+    if config["judge"]["backend"] == "openai":
+        used["judge.endpoint"] = config["judge"]["endpoint"]
+    return [
+        f"{key}: endpoint {name!r} is not defined in llm.endpoints (defined: {sorted(endpoints)})"
+        for key, name in used.items()
+        if name not in endpoints
+    ]
+
+
+def _check_local_sources(config: Mapping[str, Any]) -> list[str]:
+    errors = []
+    for name, spec in config["sources"].items():
+        location = spec["location"]
+        staged = Path("resources/sources") / name / "manifest.json"
+        if (
+            location["kind"] == "local"
+            and not Path(location["path"]).exists()
+            and not staged.exists()
+        ):
+            hint = location.get("obtain", "see config/README.md for where to get it")
+            errors.append(
+                f"sources.{name}.location.path: {location['path']!r} does not exist; "
+                f"provide it ({hint})"
+            )
+    return errors
+
+
+def check_before_run(config: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    """Checks for a real run (not a dry run): local source files present, API keys set."""
+    errors = [*_check_local_sources(config), *_check_api_keys(config, environ)]
+    if errors:
+        raise StudyConfigError("cannot start the run:\n  - " + "\n  - ".join(errors))
+
+
+def _check_api_keys(config: Mapping[str, Any], environ: Mapping[str, str]) -> list[str]:
+    if config["llm"]["mode"] != "live":
+        return []
+    names = {config["translation"]["endpoint"], config["synthesis"]["endpoint"]}
+    if config["judge"]["backend"] == "openai":
+        names.add(config["judge"]["endpoint"])
+    missing = []
+    for name in sorted(names):
+        var = config["llm"]["endpoints"][name].get("api_key_env")
+        if var and not environ.get(var):
+            missing.append(
+                f"llm.endpoints.{name}.api_key_env: llm.mode is live, set the environment "
+                f"variable {var}"
+            )
+    return missing

@@ -1,0 +1,56 @@
+"""The demo through a real one-node SLURM cluster with `snakemake --profile slurm`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.workflow_helpers import REPO, make_workdir, snakemake
+
+pytestmark = [pytest.mark.slow, pytest.mark.slurm]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> None:
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.skip("the local SLURM cluster needs root and apt-get (Debian)")
+    subprocess.run(["bash", str(REPO / "tools/slurm_local.sh"), "start"], check=True, timeout=600)
+
+
+def _slurmctld_job_ids() -> set[str]:
+    log = Path("/var/log/slurm/slurmctld.log").read_text(errors="replace")
+    return {part.split("JobId=")[1].split()[0] for part in log.split("\n") if "Allocate JobId=" in part}
+
+
+def test_demo_runs_through_sbatch(cluster: None, tmp_path: Path) -> None:
+    workdir = make_workdir(tmp_path / "slurm")
+    before = _slurmctld_job_ids()
+    proc = snakemake(
+        workdir,
+        "--profile",
+        "slurm",
+        "--configfile",
+        "config/demo.yaml",
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-no-account",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--jobs",
+        "4",
+        "--retries",
+        "0",
+    )
+    assert (workdir / "results/tables/table1.csv").exists()
+    submitted = _slurmctld_job_ids() - before
+    # every job but the local rules (render_train_config, table1, plot_table1, mixture, all) went
+    # through sbatch and was allocated by slurmctld
+    assert len(submitted) >= 60, proc.stdout[-3000:]
+    slurm_logs = list((workdir / "logs/slurm").rglob("*.log"))
+    rules = {path.parent.parent.name for path in slurm_logs}
+    assert {"train", "predict", "judge", "score", "build_dataset"} <= rules, sorted(rules)
+    assert "Nothing to be done" in snakemake(workdir, "--configfile", "config/demo.yaml", "-n").stdout

@@ -1,0 +1,117 @@
+"""The study graph as users inspect it: config validation, full-study dry run, partial targets."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.workflow_helpers import job_counts, make_workdir, snakemake
+
+STUDY_COUNTS = {
+    "stage_source": 14,
+    "normalize_source": 11,
+    "normalize_corpus": 3,
+    "translate_shard": 6 * 16,
+    "gather_translation": 6,
+    "synthesize": 3,
+    "build_dataset": 1,
+    "test_sets": 1,
+    "build_mixture": 7,
+    "prepare_base_model": 1,
+    "render_train_config": 7,
+    "train": 7,
+    "merge_adapter": 7,
+    "predict": 8,
+    "judge": 8,
+    "score": 8,
+    "stage_annotations": 1,
+    "metaeval": 1,
+    "table1": 1,
+    "plot_table1": 1,
+    "all": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_workdir(tmp_path_factory.mktemp("dry"))
+
+
+def _write_config(workdir: Path, name: str, edit) -> str:
+    config = yaml.safe_load((workdir / "config" / "demo.yaml").read_text())
+    edit(config)
+    path = workdir / "config" / name
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return f"config/{name}"
+
+
+def test_full_study_dry_run_builds_every_job_quickly(workdir: Path) -> None:
+    start = time.perf_counter()
+    proc = snakemake(workdir, "-n", "--quiet", "rules")
+    elapsed = time.perf_counter() - start
+    assert job_counts(proc.stdout) == STUDY_COUNTS
+    assert elapsed < 10, f"full-study dry run took {elapsed:.1f}s"
+
+
+def test_typo_in_config_key_stops_before_any_job(workdir: Path) -> None:
+    path = _write_config(workdir, "typo.yaml", lambda c: c["training"].update(learnig_rate=1e-4))
+    proc = snakemake(workdir, "-n", "--configfile", path, check=False)
+    assert proc.returncode != 0
+    assert "learnig_rate" in proc.stdout
+    assert "Job stats" not in proc.stdout
+
+
+def test_wrong_type_names_the_key(workdir: Path) -> None:
+    path = _write_config(workdir, "type.yaml", lambda c: c["mixtures"].update(size="big"))
+    proc = snakemake(workdir, "-n", "--configfile", path, check=False)
+    assert proc.returncode != 0
+    assert "size" in proc.stdout and "'big'" in proc.stdout
+
+
+def test_inconsistent_test_set_is_rejected(workdir: Path) -> None:
+    def edit(config: dict) -> None:
+        config["evaluation"]["test_sets"]["medqa-mcqu"]["origin"] = "native"
+
+    path = _write_config(workdir, "origin.yaml", edit)
+    proc = snakemake(workdir, "-n", "--configfile", path, check=False)
+    assert proc.returncode != 0
+    assert "evaluation.test_sets.medqa-mcqu.origin" in proc.stdout
+
+
+def test_one_mixture_target_builds_only_its_chain(workdir: Path) -> None:
+    proc = snakemake(
+        workdir,
+        "-n",
+        "--quiet",
+        "rules",
+        "--configfile",
+        "config/demo.yaml",
+        "results/targets/mixture_NAT.done",
+    )
+    counts = job_counts(proc.stdout)
+    assert counts["build_mixture"] == 1
+    assert counts["train"] == 1
+    assert counts["predict"] == 1
+    assert counts["score"] == 1
+    assert "table1" not in counts
+    assert "results/mixtures/NAT/" in snakemake(
+        workdir, "-n", "--configfile", "config/demo.yaml", "results/targets/mixture_NAT.done"
+    ).stdout
+
+
+def test_slurm_profile_is_found_from_the_repo_root(workdir: Path) -> None:
+    proc = snakemake(
+        workdir,
+        "-n",
+        "--profile",
+        "slurm",
+        "--configfile",
+        "config/demo.yaml",
+        "--quiet",
+        "rules",
+    )
+    assert "slurm" in proc.stdout
+    assert job_counts(proc.stdout)["train"] == 7

@@ -1,0 +1,69 @@
+"""Helpers to drive Snakemake on a copy of the repository (hermetic working directories)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+COPIED = ("Snakefile", "workflow", "config", "envs", "profiles", "slurm")
+BIN = Path(sys.executable).parent
+
+
+def make_workdir(dest: Path) -> Path:
+    """Copy what a run needs (not results) into dest: Snakefile, workflow, configs, demo fixtures."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in COPIED:
+        src = REPO / name
+        if src.is_symlink():
+            (dest / name).symlink_to(os.readlink(src))
+        elif src.is_dir():
+            shutil.copytree(src, dest / name)
+        else:
+            shutil.copy2(src, dest / name)
+    shutil.copytree(REPO / "resources" / "demo", dest / "resources" / "demo")
+    return dest
+
+
+def run_env() -> dict[str, str]:
+    """Environment with the venv's bin first on PATH (shell rules call `python`)."""
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return env
+
+
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, timeout: int = 1800
+) -> subprocess.CompletedProcess[str]:
+    """Run snakemake in workdir and return the completed process (stdout+stderr merged)."""
+    proc = subprocess.run(
+        [str(BIN / "snakemake"), *args],
+        cwd=workdir,
+        env=run_env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-6000:]}")
+    return proc
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Parse the 'Job stats' table of a dry run into {rule: count}."""
+    match = re.search(r"Job stats:\n(.*?)\n\s*total\s+(\d+)", output, re.S)
+    if not match:
+        return {}
+    counts = {}
+    for line in match.group(1).splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    return counts

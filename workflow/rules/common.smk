@@ -1,0 +1,267 @@
+# Glue only: config validation, wildcard constraints, target builder and input functions.
+import os
+import re
+
+from snakemake.utils import validate
+
+import medinjection
+from medinjection.modeling.launch import launcher_command
+from medinjection.workflow_support import (
+    check_before_run,
+    check_study_config,
+    package_fingerprint,
+)
+
+validate(config, schema="../schemas/config.schema.yaml")
+check_study_config(config)
+
+SOURCES = config["sources"]
+MIXTURES = list(config["mixtures"]["definitions"])
+MODELS = ["base", *MIXTURES]
+TEST_SETS = config["evaluation"]["test_sets"]
+ORIGINS = ["native", "translated", "synthetic"]
+SPLITS = ["train", "validation", "test"]
+SHARDS = list(range(config["translation"]["shards"]))
+# Changes of the package code show up in `--list-changes params` through this value.
+CODE_VERSION = package_fingerprint()
+
+
+def sources_with_role(role):
+    return [name for name, spec in SOURCES.items() if spec["role"] == role]
+
+
+def _alternatives(names):
+    return "|".join(re.escape(name) for name in names) or "^$"
+
+
+wildcard_constraints:
+    source=_alternatives(SOURCES),
+    mixture=_alternatives(MIXTURES),
+    model=_alternatives(MODELS),
+    origin=_alternatives(ORIGINS),
+    split=_alternatives(SPLITS),
+    shard=r"\d+",
+
+
+# ---------------------------------------------------------------- targets
+
+
+def final_targets():
+    return [
+        "results/tables/table1.csv",
+        "results/tables/table1.md",
+        "results/tables/per_dataset.csv",
+        "results/plots/table1.png",
+        "results/metaeval/correlations.csv",
+        "results/metaeval/verbosity.csv",
+        *expand("results/train/{mixture}/loss.png", mixture=MIXTURES),
+        "results/dataset/stats.csv",
+    ]
+
+
+def mixture_targets(mixture):
+    """Everything one mixture produces, for `snakemake mixture_NAT`-style partial runs."""
+    return [
+        f"results/mixtures/{mixture}/manifest.json",
+        f"results/train/{mixture}/adapter",
+        f"results/scores/{mixture}.json",
+    ]
+
+
+# ---------------------------------------------------------------- sources
+
+
+def get_stage_input(wildcards):
+    # A missing local file is reported by check_before_run (onstart), so dry runs still work.
+    location = SOURCES[wildcards.source]["location"]
+    if location["kind"] == "local" and os.path.exists(location["path"]):
+        return [location["path"]]
+    return []
+
+
+def get_llm_replay(wildcards):
+    return [config["llm"]["replay_file"]] if config["llm"]["mode"] == "replay" else []
+
+
+def endpoint_params(name):
+    return config["llm"]["endpoints"][name]
+
+
+def llm_cache(*parts):
+    return os.path.join(config["llm"]["cache_dir"], *parts) + ".sqlite"
+
+
+# ---------------------------------------------------------------- dataset and mixtures
+
+
+def get_dataset_inputs(origin):
+    if origin == "native":
+        pattern = "results/normalized/{source}/records.parquet"
+        return expand(pattern, source=sources_with_role("native"))
+    if origin == "translated":
+        pattern = "results/translated/{source}/records.parquet"
+        return expand(pattern, source=sources_with_role("translate"))
+    pattern = "results/synthetic/{source}/records.parquet"
+    return expand(pattern, source=sources_with_role("synthesize"))
+
+
+def mixture_origins(mixture):
+    return sorted(config["mixtures"]["definitions"][mixture])
+
+
+def get_mixture_train(wildcards):
+    return expand(
+        "results/dataset/{origin}/train.parquet", origin=mixture_origins(wildcards.mixture)
+    )
+
+
+def get_mixture_validation(wildcards):
+    origins = mixture_origins(wildcards.mixture)
+    return expand("results/dataset/{origin}/validation.parquet", origin=origins)
+
+
+def get_mixture_shares(wildcards):
+    return dict(config["mixtures"]["definitions"][wildcards.mixture])
+
+
+def get_corpus_files(wildcards):
+    roles = {"native": "records", "translate": "records", "synthesize": "documents"}
+    return [
+        f"results/normalized/{name}/{roles[spec['role']]}.parquet" for name, spec in SOURCES.items()
+    ]
+
+
+# ---------------------------------------------------------------- training and prediction
+
+
+def train_hparams():
+    return dict(config["training"])
+
+
+def get_launcher(wildcards):
+    return launcher_command(int(config["training"]["gpus"]))
+
+
+def uses_merged_models():
+    return config["prediction"]["backend"] == "vllm" and config["training"]["method"] == "dora"
+
+
+def get_predict_inputs(wildcards):
+    inputs = {
+        "model": "results/models/base",
+        "testsets": expand("results/testsets/{testset}.parquet", testset=TEST_SETS),
+    }
+    if wildcards.model != "base":
+        if uses_merged_models():
+            inputs["model"] = f"results/train/{wildcards.model}/merged"
+        else:
+            inputs["adapter"] = f"results/train/{wildcards.model}/adapter"
+    return inputs
+
+
+def open_test_sets():
+    return [name for name, spec in TEST_SETS.items() if spec["task"] == "oeq"]
+
+
+def get_judge_inputs(wildcards):
+    inputs = {
+        "predictions": expand(
+            "results/predict/{model}/{testset}.parquet",
+            model=wildcards.model,
+            testset=open_test_sets(),
+        ),
+        "testsets": expand("results/testsets/{testset}.parquet", testset=open_test_sets()),
+    }
+    if config["judge"]["backend"] == "local":
+        inputs["model"] = "results/models/base"
+    return inputs
+
+
+def judge_params():
+    judge = config["judge"]
+    return {
+        "backend": judge["backend"],
+        "judge_model": judge["model"],
+        "endpoint": endpoint_params(judge["endpoint"]) if judge["backend"] == "openai" else None,
+        "mode": config["llm"]["mode"],
+        "replay_file": config["llm"]["replay_file"],
+        "max_tokens": judge["max_tokens"],
+    }
+
+
+JUDGE = judge_params()
+
+
+def get_judge_model_input(wildcards):
+    return ["results/models/base"] if config["judge"]["backend"] == "local" else []
+
+
+def get_source_location(wildcards):
+    return dict(SOURCES[wildcards.source]["location"])
+
+
+def get_source_adapter(wildcards):
+    return SOURCES[wildcards.source]["adapter"]
+
+
+def get_source_role(wildcards):
+    return SOURCES[wildcards.source]["role"]
+
+
+def get_shard_index(wildcards):
+    return int(wildcards.shard)
+
+
+def get_translation_cache(wildcards):
+    return llm_cache("translate", wildcards.source, f"shard_{wildcards.shard}")
+
+
+def get_synthesis_cache(wildcards):
+    return llm_cache("synthesize", wildcards.source)
+
+
+def get_base_model_corpus(wildcards):
+    return get_corpus_files(wildcards) if config["base_model"]["kind"] == "tiny" else []
+
+
+def get_train_mem_mb(wildcards, attempt):
+    return int(config["training"]["mem_mb"]) * attempt
+
+
+def get_train_runtime(wildcards, attempt):
+    return int(config["training"]["runtime_min"]) * attempt
+
+
+def get_predict_mem_mb(wildcards, attempt):
+    return int(config["prediction"]["mem_mb"]) * attempt
+
+
+def get_predict_runtime(wildcards, attempt):
+    return int(config["prediction"]["runtime_min"]) * attempt
+
+
+def get_judge_cache(wildcards):
+    return llm_cache("judge", wildcards.model)
+
+
+def get_judge_mem_mb(wildcards, attempt):
+    return int(config["compute"]["judge_mem_mb"]) * attempt
+
+
+def get_judge_runtime(wildcards, attempt):
+    return int(config["compute"]["judge_runtime_min"]) * attempt
+
+
+def get_metaeval_judge(wildcards):
+    return {**judge_params(), "cache_path": llm_cache("judge", "metaeval")}
+
+
+def get_mixture_targets(wildcards):
+    return mixture_targets(wildcards.mixture)
+
+
+def get_annotations_input(wildcards):
+    location = config["metaeval"]["annotations"]
+    if location["kind"] == "local" and os.path.exists(location["path"]):
+        return [location["path"]]
+    return []

@@ -1,0 +1,27 @@
+# The training mixtures: constant size, shares of the included origins, deterministic. Only the
+# mixture's own definition reaches its job, so editing one mixture reruns only its chain.
+
+
+rule build_mixture:
+    input:
+        train=get_mixture_train,
+        validation=get_mixture_validation,
+    output:
+        train="results/mixtures/{mixture}/train.jsonl",
+        validation="results/mixtures/{mixture}/validation.jsonl",
+        manifest="results/mixtures/{mixture}/manifest.json",
+    log:
+        "logs/build_mixture/{mixture}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        name="{mixture}",
+        shares=get_mixture_shares,
+        size=config["mixtures"]["size"],
+        validation_size=config["mixtures"]["validation_size"],
+        seed=config["mixtures"]["seed"],
+        tasks=config["mixtures"]["tasks"],
+        prompt_version=config["study"]["prompt_version"],
+        code=CODE_VERSION,
+    script:
+        "../scripts/build_mixture.py"

@@ -1,0 +1,28 @@
+# Predictions of the base model and of every fine-tuned model on every test set: one job (one
+# engine) per model; greedy and constrained decoding for MCQ/MCQU, greedy for open questions.
+
+
+rule predict:
+    input:
+        unpack(get_predict_inputs),
+    output:
+        predictions=expand("results/predict/{{model}}/{testset}.parquet", testset=TEST_SETS),
+    log:
+        "logs/predict/{model}.log",
+    benchmark:
+        "benchmarks/predict/{model}.tsv"
+    conda:
+        "../../envs/gpu.yaml"
+    threads: 2
+    resources:
+        gpu=config["prediction"]["gpus"],
+        mem_mb=get_predict_mem_mb,
+        runtime=get_predict_runtime,
+    params:
+        backend=config["prediction"]["backend"],
+        batch_size=config["prediction"]["batch_size"],
+        max_new_tokens_oeq=config["prediction"]["max_new_tokens_oeq"],
+        prompt_version=config["study"]["prompt_version"],
+        code=CODE_VERSION,
+    script:
+        "../scripts/predict.py"

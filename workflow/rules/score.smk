@@ -1,0 +1,25 @@
+# Scores of one model on every test set: EM/Hamming (greedy and constrained) for MCQ/MCQU; BLEU,
+# chrF, ROUGE, BERTScore and the judge for open questions; bootstrap confidence intervals.
+
+
+rule score:
+    input:
+        predictions=expand("results/predict/{{model}}/{testset}.parquet", testset=TEST_SETS),
+        judgments=expand("results/judge/{{model}}/{testset}.parquet", testset=open_test_sets()),
+    output:
+        scores="results/scores/{model}.json",
+    log:
+        "logs/score/{model}.log",
+    benchmark:
+        "benchmarks/score/{model}.tsv"
+    conda:
+        "../../envs/workflow.yaml"
+    threads: 2
+    params:
+        model="{model}",
+        test_sets=TEST_SETS,
+        bertscore=config["evaluation"]["bertscore"],
+        bootstrap=config["evaluation"]["bootstrap"],
+        code=CODE_VERSION,
+    script:
+        "../scripts/score.py"

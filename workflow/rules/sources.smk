@@ -1,0 +1,63 @@
+# Stage each source from its public location (pinned revision) or a local path, then normalize
+# it to the one record schema (QA sources) or to documents (corpora for synthetic generation).
+
+
+rule stage_source:
+    input:
+        get_stage_input,
+    output:
+        raw=directory("resources/sources/{source}/raw"),
+        manifest="resources/sources/{source}/manifest.json",
+    log:
+        "logs/stage_source/{source}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        source="{source}",
+        location=get_source_location,
+        code=CODE_VERSION,
+    script:
+        "../scripts/stage_source.py"
+
+
+rule normalize_source:
+    input:
+        raw="resources/sources/{source}/raw",
+        manifest="resources/sources/{source}/manifest.json",
+    output:
+        records="results/normalized/{source}/records.parquet",
+        quarantine="results/normalized/{source}/quarantine.jsonl",
+        stats="results/normalized/{source}/stats.json",
+    log:
+        "logs/normalize_source/{source}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        source="{source}",
+        adapter=get_source_adapter,
+        role=get_source_role,
+        split_seed=config["dataset"]["split_seed"],
+        validation_fraction=config["dataset"]["validation_fraction"],
+        test_fraction=config["dataset"]["test_fraction"],
+        max_quarantine_rate=config["dataset"]["max_quarantine_rate"],
+        code=CODE_VERSION,
+    script:
+        "../scripts/normalize_source.py"
+
+
+rule normalize_corpus:
+    input:
+        raw="resources/sources/{source}/raw",
+        manifest="resources/sources/{source}/manifest.json",
+    output:
+        documents="results/normalized/{source}/documents.parquet",
+    log:
+        "logs/normalize_corpus/{source}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        source="{source}",
+        adapter=get_source_adapter,
+        code=CODE_VERSION,
+    script:
+        "../scripts/normalize_corpus.py"

@@ -1,0 +1,93 @@
+# Base model preparation (hub snapshot, local path, or the demo's tiny model) and LoRA/DoRA SFT
+# of one adapter per mixture. Checkpoints live outside the declared outputs so a retry resumes.
+
+
+rule prepare_base_model:
+    input:
+        corpus=get_base_model_corpus,
+    output:
+        model=directory("results/models/base"),
+    log:
+        "logs/prepare_base_model/base.log",
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        kind=config["base_model"]["kind"],
+        tiny=config["base_model"].get("tiny"),
+        hub=config["base_model"].get("hub"),
+        local_path=config["base_model"].get("local_path"),
+        code=CODE_VERSION,
+    script:
+        "../scripts/prepare_base_model.py"
+
+
+rule render_train_config:
+    output:
+        config="results/train/{mixture}/train_config.json",
+    log:
+        "logs/render_train_config/{mixture}.log",
+    localrule: True
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        hparams=train_hparams(),
+        mixture="{mixture}",
+        code=CODE_VERSION,
+    script:
+        "../scripts/render_train_config.py"
+
+
+rule train:
+    input:
+        config="results/train/{mixture}/train_config.json",
+        model="results/models/base",
+        train="results/mixtures/{mixture}/train.jsonl",
+        validation="results/mixtures/{mixture}/validation.jsonl",
+    output:
+        adapter=directory("results/train/{mixture}/adapter"),
+        metrics="results/train/{mixture}/metrics.json",
+        loss_plot=report(
+            "results/train/{mixture}/loss.png",
+            caption="../report/training_loss.rst",
+            category="Training",
+            labels={"mixture": "{mixture}"},
+        ),
+    log:
+        "logs/train/{mixture}.log",
+    benchmark:
+        "benchmarks/train/{mixture}.tsv"
+    conda:
+        "../../envs/gpu.yaml"
+    threads: 4
+    resources:
+        gpu=config["training"]["gpus"],
+        mem_mb=get_train_mem_mb,
+        runtime=get_train_runtime,
+    params:
+        launcher=get_launcher,
+        checkpoints="results/checkpoints/{mixture}",
+        code=CODE_VERSION,
+    shell:
+        "{params.launcher} -m medinjection.modeling.train --config {input.config}"
+        " --model {input.model} --train {input.train} --validation {input.validation}"
+        " --adapter {output.adapter} --metrics {output.metrics}"
+        " --loss-plot {output.loss_plot} --checkpoints {params.checkpoints} > {log} 2>&1"
+
+
+rule merge_adapter:
+    input:
+        model="results/models/base",
+        adapter="results/train/{mixture}/adapter",
+    output:
+        merged=directory("results/train/{mixture}/merged"),
+    log:
+        "logs/merge_adapter/{mixture}.log",
+    conda:
+        "../../envs/gpu.yaml"
+    resources:
+        mem_mb=32000,
+        runtime=60,
+    params:
+        code=CODE_VERSION,
+    script:
+        "../scripts/merge_adapter.py"

@@ -1,0 +1,45 @@
+# EN->FR translation of the English sources through the LLM client, in shards so progress is
+# visible and partial reruns are cheap. Responses are cached outside the declared outputs.
+
+
+rule translate_shard:
+    input:
+        records="results/normalized/{source}/records.parquet",
+        replay=get_llm_replay,
+    output:
+        records="results/translate/{source}/shard_{shard}.parquet",
+        usage="results/translate/{source}/shard_{shard}.usage.json",
+    log:
+        "logs/translate_shard/{source}/{shard}.log",
+    benchmark:
+        "benchmarks/translate_shard/{source}/{shard}.tsv"
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        shard=get_shard_index,
+        shards=config["translation"]["shards"],
+        endpoint=endpoint_params(config["translation"]["endpoint"]),
+        model=config["translation"]["model"],
+        temperature=config["translation"]["temperature"],
+        max_tokens=config["translation"]["max_tokens"],
+        mode=config["llm"]["mode"],
+        replay_file=config["llm"]["replay_file"],
+        cache_path=get_translation_cache,
+        code=CODE_VERSION,
+    script:
+        "../scripts/translate_shard.py"
+
+
+rule gather_translation:
+    input:
+        shards=expand("results/translate/{{source}}/shard_{shard}.parquet", shard=SHARDS),
+    output:
+        records="results/translated/{source}/records.parquet",
+    log:
+        "logs/gather_translation/{source}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        code=CODE_VERSION,
+    script:
+        "../scripts/gather_translation.py"
