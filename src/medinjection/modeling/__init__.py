@@ -1,0 +1,1 @@
+"""Base model preparation, LoRA/DoRA training, adapter merge and prediction backends."""

@@ -1,0 +1,21 @@
+"""Rule merge_adapter: merge a LoRA/DoRA adapter into the base model (for vLLM)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medinjection.logs import setup_logging
+from medinjection.modeling.merge import merge_adapter
+
+
+def main(smk) -> None:
+    setup_logging(smk.log[0])
+    merge_adapter(
+        base_dir=Path(smk.input.model),
+        adapter_dir=Path(smk.input.adapter),
+        out_dir=Path(smk.output.merged),
+    )
+
+
+if "snakemake" in globals():
+    main(snakemake)  # noqa: F821

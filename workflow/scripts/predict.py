@@ -1,0 +1,27 @@
+"""Rule predict: one model (optionally with its adapter) on every test set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medinjection.logs import setup_logging
+from medinjection.modeling.predict import predict
+
+
+def main(smk) -> None:
+    setup_logging(smk.log[0])
+    adapter = getattr(smk.input, "adapter", None)
+    predict(
+        backend=smk.params.backend,
+        model_dir=Path(smk.input.model),
+        adapter_dir=Path(adapter) if adapter else None,
+        testset_files=smk.input.testsets,
+        out_files=smk.output.predictions,
+        batch_size=int(smk.params.batch_size),
+        max_new_tokens_oeq=int(smk.params.max_new_tokens_oeq),
+        prompt_version=smk.params.prompt_version,
+    )
+
+
+if "snakemake" in globals():
+    main(snakemake)  # noqa: F821

@@ -1,0 +1,19 @@
+"""Rule render_train_config: write the training hyper-parameters of one mixture as JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medinjection.logs import setup_logging
+from medinjection.modeling.train import write_train_config
+
+
+def main(smk) -> None:
+    setup_logging(smk.log[0])
+    write_train_config(
+        hparams=dict(smk.params.hparams), mixture=smk.params.mixture, path=Path(smk.output.config)
+    )
+
+
+if "snakemake" in globals():
+    main(snakemake)  # noqa: F821
