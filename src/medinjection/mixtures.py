@@ -1,0 +1,170 @@
+"""Training mixtures: fixed-size, seeded, share-weighted draws of records rendered as chats.
+
+Counts per origin follow the shares by largest remainder (they sum exactly to the size); inside
+an origin the count is spread over tasks in proportion to the task pools (largest remainder
+again), and each (origin, task) draw is without replacement with a random.Random seeded by
+sha256 of (seed, mixture, part, origin, task), so results never depend on Python's hash seed.
+An origin with no validation records at all (synthetic data is train-only by design) gets its
+validation draw from its train records not drawn for training; the manifest lists such origins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from medinjection.prompts import training_messages
+from medinjection.records import ORIGINS, Record, read_records
+
+LOG = logging.getLogger(__name__)
+
+
+def allocate(total: int, weights: dict[str, float]) -> dict[str, int]:
+    """Integer counts proportional to weights summing exactly to total (largest remainder)."""
+    mass = sum(weights.values())
+    if total < 0 or any(w < 0 for w in weights.values()) or (total > 0 and mass <= 0):
+        raise ValueError(f"cannot allocate {total} items over weights {weights}")
+    if total == 0:
+        return dict.fromkeys(weights, 0)
+    quotas = {key: total * w / mass for key, w in weights.items()}
+    counts = {key: math.floor(q) for key, q in quotas.items()}
+    by_remainder = sorted(quotas, key=lambda key: (-(quotas[key] - counts[key]), key))
+    for key in by_remainder[: total - sum(counts.values())]:
+        counts[key] += 1
+    return counts
+
+
+def _rng(*parts: object) -> random.Random:
+    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).hexdigest()
+    return random.Random(int(digest[:16], 16))
+
+
+def _pools(files: list[Path], tasks: list[str], origins: set[str]) -> dict[str, list[Record]]:
+    pools: dict[str, list[Record]] = {origin: [] for origin in origins}
+    for path in files:
+        origin = Path(path).parent.name
+        if origin not in ORIGINS:
+            raise ValueError(f"{path}: parent folder {origin!r} is not an origin {ORIGINS}")
+        if origin in origins:
+            pools[origin].extend(r for r in read_records(path) if r.task in tasks)
+    return {origin: sorted(records, key=lambda r: r.id) for origin, records in pools.items()}
+
+
+def _draw(pool: list[Record], k: int, rng_parts: tuple[object, ...], label: str) -> list[Record]:
+    by_task: dict[str, list[Record]] = defaultdict(list)
+    for record in pool:
+        by_task[record.task].append(record)
+    if k > len(pool):
+        sizes = {task: len(records) for task, records in sorted(by_task.items())}
+        raise ValueError(f"{label}: needs {k} records but the pool has {len(pool)} {sizes}")
+    per_task = allocate(k, {task: float(len(r)) for task, r in sorted(by_task.items())})
+    drawn = []
+    for task, n in per_task.items():
+        drawn.extend(_rng(*rng_parts, task).sample(by_task[task], n))
+    return drawn
+
+
+def _counts(records: list[Record]) -> dict[str, dict[str, dict[str, int]]]:
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    for (origin, source, task), n in sorted(
+        Counter((r.origin, r.source, r.task) for r in records).items()
+    ):
+        counts.setdefault(origin, {}).setdefault(source, {})[task] = n
+    return counts
+
+
+def _write_jsonl(records: list[Record], path: Path, order_key: str, version: str) -> str:
+    ordered = sorted(records, key=lambda r: hashlib.sha256(f"{order_key}:{r.id}".encode()).digest())
+    lines = [
+        json.dumps(
+            {
+                "id": r.id,
+                "origin": r.origin,
+                "source": r.source,
+                "task": r.task,
+                "messages": training_messages(r, version),
+            },
+            ensure_ascii=False,
+        )
+        + "\n"
+        for r in ordered
+    ]
+    data = "".join(lines).encode("utf-8")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def build_mixture(
+    name: str,
+    shares: dict[str, float],
+    train_files: list[Path],
+    validation_files: list[Path],
+    size: int,
+    validation_size: int,
+    seed: int,
+    tasks: list[str],
+    prompt_version: str,
+    out_train: Path,
+    out_validation: Path,
+    out_manifest: Path,
+) -> None:
+    """Draw a mixture's train/validation records by shares and write chats plus a manifest."""
+    unknown = sorted(set(shares) - set(ORIGINS))
+    if unknown:
+        raise ValueError(f"mixture {name!r}: unknown origins {unknown}; valid: {list(ORIGINS)}")
+    origins = set(shares)
+    train_pools = _pools(train_files, tasks, origins)
+    validation_pools = _pools(validation_files, tasks, origins)
+    train_counts = allocate(size, {o: float(shares[o]) for o in sorted(origins)})
+    validation_counts = allocate(validation_size, {o: float(shares[o]) for o in sorted(origins)})
+    train, validation, from_train = [], [], []
+    for origin in sorted(origins):
+        label = f"mixture {name!r}, origin {origin!r}, tasks {tasks}"
+        drawn = _draw(
+            train_pools[origin],
+            train_counts[origin],
+            (seed, name, "train", origin),
+            f"{label}, train",
+        )
+        train.extend(drawn)
+        pool = validation_pools[origin]
+        if not pool and validation_counts[origin] > 0:
+            taken = {r.id for r in drawn}
+            pool = [r for r in train_pools[origin] if r.id not in taken]
+            from_train.append(origin)
+            LOG.info("%s: no validation records, validation drawn from undrawn train", label)
+        validation.extend(
+            _draw(
+                pool,
+                validation_counts[origin],
+                (seed, name, "validation", origin),
+                f"{label}, validation",
+            )
+        )
+    train_sha = _write_jsonl(train, Path(out_train), f"{seed}:{name}:train", prompt_version)
+    val_sha = _write_jsonl(
+        validation, Path(out_validation), f"{seed}:{name}:validation", prompt_version
+    )
+    manifest: dict[str, Any] = {
+        "mixture": name,
+        "size": size,
+        "shares": {o: shares[o] for o in sorted(shares)},
+        "counts": _counts(train),
+        "train_sha256": train_sha,
+        "validation_size": validation_size,
+        "validation_counts": _counts(validation),
+        "validation_sha256": val_sha,
+        "validation_from_train": from_train,
+        "seed": seed,
+        "tasks": list(tasks),
+        "prompt_version": prompt_version,
+    }
+    Path(out_manifest).write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
+    LOG.info("mixture %s: %d train, %d validation records", name, len(train), len(validation))

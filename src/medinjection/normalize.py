@@ -1,0 +1,140 @@
+"""Raw source -> validated records (+ quarantine and stats), and corpora -> documents."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal
+
+from medinjection.records import Record, validation_errors, write_records
+from medinjection.sources import get_adapter, get_corpus_adapter
+from medinjection.sources.base import Quarantined, hash_split, write_documents
+
+LOG = logging.getLogger(__name__)
+Role = Literal["native", "translate"]
+ROLE_LANGUAGE: dict[str, str] = {"native": "fr", "translate": "en"}
+
+
+def normalize_source(
+    source: str,
+    adapter: str,
+    role: Role,
+    raw_dir: Path,
+    records_path: Path,
+    quarantine_path: Path,
+    stats_path: Path,
+    split_seed: int,
+    validation_fraction: float,
+    test_fraction: float,
+    max_quarantine_rate: float,
+) -> None:
+    """Run a QA adapter, assign splits, validate, quarantine failures, write records and stats."""
+    if role not in ROLE_LANGUAGE:
+        raise ValueError(
+            f"source {source!r}: role {role!r} cannot be normalized into records; valid: "
+            f"{sorted(ROLE_LANGUAGE)} (corpora with role synthesize use normalize_corpus)"
+        )
+    load = get_adapter(adapter)
+    kept: list[Record] = []
+    quarantined: list[Quarantined] = []
+    seen: set[str] = set()
+    for n, item in enumerate(load(Path(raw_dir), source), start=1):
+        if isinstance(item, Quarantined):
+            quarantined.append(item)
+        else:
+            record = _assign_split(item, split_seed, validation_fraction, test_fraction)
+            reasons = _reasons(record, role, seen)
+            if reasons:
+                raw_id = record.id.removeprefix(f"{source}:")
+                quarantined.append(Quarantined(raw_id, tuple(reasons), _raw_view(record)))
+            else:
+                kept.append(record)
+            seen.add(record.id)
+        if n % 10000 == 0:
+            LOG.info("%s: %d raw items read (%d kept)", source, n, len(kept))
+    kept.sort(key=lambda r: r.id)
+    write_records(kept, records_path)
+    _write_quarantine(source, quarantined, quarantine_path)
+    stats = _stats(source, kept, quarantined)
+    Path(stats_path).write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n", "utf-8")
+    LOG.info("%s: kept %d, quarantined %d", source, len(kept), len(quarantined))
+    _check_rate(source, len(kept), quarantined, max_quarantine_rate, quarantine_path)
+
+
+def _assign_split(record: Record, seed: int, validation: float, test: float) -> Record:
+    rule = record.meta.get("split_rule", "source")
+    if rule == "source":
+        return record
+    return replace(record, split=hash_split(record.id, seed, validation, test, rule))
+
+
+def _reasons(record: Record, role: str, seen: set[str]) -> list[str]:
+    reasons = validation_errors(record)
+    if record.id in seen:
+        reasons.append(f"duplicate id {record.id!r} (the first occurrence is kept)")
+    if record.language != ROLE_LANGUAGE[role]:
+        reasons.append(
+            f"language {record.language!r} but role {role!r} expects {ROLE_LANGUAGE[role]!r}"
+        )
+    return reasons
+
+
+def _raw_view(record: Record) -> dict[str, Any]:
+    return {
+        "question": record.question,
+        "options": [list(o) for o in record.options] if record.options is not None else None,
+        "answer": record.answer,
+        "task": record.task,
+        "split": record.split,
+    }
+
+
+def _write_quarantine(source: str, items: Iterable[Quarantined], path: Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with Path(path).open("w", encoding="utf-8") as handle:
+        for item in items:
+            row = {"source": source, "raw_id": item.raw_id, "reasons": list(item.reasons)}
+            row["raw"] = item.raw
+            handle.write(json.dumps(row, ensure_ascii=False, sort_keys=True, default=str) + "\n")
+
+
+def _stats(source: str, kept: list[Record], quarantined: list[Quarantined]) -> dict[str, Any]:
+    by_task_split = Counter(f"{r.task}/{r.split}" for r in kept)
+    return {
+        "source": source,
+        "kept": len(kept),
+        "quarantined": len(quarantined),
+        "by_task_split": dict(sorted(by_task_split.items())),
+    }
+
+
+def _check_rate(
+    source: str, kept: int, quarantined: list[Quarantined], max_rate: float, path: Path
+) -> None:
+    total = kept + len(quarantined)
+    if total == 0:
+        raise ValueError(f"source {source!r}: the adapter yielded no raw item at all")
+    rate = len(quarantined) / total
+    if rate > max_rate:
+        examples = "; ".join(f"{q.raw_id}: {', '.join(q.reasons)}" for q in quarantined[:3])
+        raise ValueError(
+            f"source {source!r}: {len(quarantined)} of {total} raw items quarantined "
+            f"({rate:.1%} > dataset.max_quarantine_rate {max_rate:.1%}); see {path}. "
+            f"First reasons: {examples}"
+        )
+
+
+def normalize_corpus(source: str, adapter: str, raw_dir: Path, documents_path: Path) -> None:
+    """Run a corpus adapter and write its documents (sorted by id; duplicate ids are an error)."""
+    documents = sorted(get_corpus_adapter(adapter)(Path(raw_dir), source), key=lambda d: d.id)
+    duplicates = sorted(i for i, n in Counter(d.id for d in documents).items() if n > 1)
+    if duplicates:
+        raise ValueError(f"source {source!r}: duplicate document ids {duplicates[:5]} in {raw_dir}")
+    if not documents:
+        raise ValueError(f"source {source!r}: no document with text under {raw_dir}")
+    write_documents(documents, documents_path)
+    LOG.info("%s: wrote %d documents to %s", source, len(documents), documents_path)

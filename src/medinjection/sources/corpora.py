@@ -1,0 +1,74 @@
+"""French corpora that feed synthetic generation: DEFT-2021, DIAMED, MORFITT.
+
+- DEFT-2021 (clinical cases, data on request from the DEFT organisers): one UTF-8 `.txt` file per
+  case, anywhere under the raw folder; the id is the file stem. No specialty label is read.
+- DIAMED (DrBenchmark/DiaMED): JSON Lines (`*.jsonl`) or JSON arrays (`*.json`) of rows with
+  identifier, title, clinical_case, topic, keywords, domains, collected_at; the text is
+  clinical_case and the specialty is `domains` ('|'-joined when a list). File names unverified.
+- MORFITT (qanastek/MORFITT): TSV files `train.tsv`, `dev.tsv`, `test.tsv` with identifier,
+  abstract, specialities ('|'-joined labels, kept as is as the specialty).
+Documents with an empty text are skipped with a warning naming them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from medinjection.sources.base import Document, clean, read_json_lines, require_files
+
+LOG = logging.getLogger(__name__)
+
+
+def load_deft2021(raw_dir: Path, source: str) -> Iterator[Document]:
+    """Clinical-case documents from DEFT-2021 `.txt` files."""
+    for path in require_files(raw_dir, "**/*.txt", source):
+        yield from _document(source, path.stem, "clinical_case", None, path.read_text("utf-8"))
+
+
+def load_diamed(raw_dir: Path, source: str) -> Iterator[Document]:
+    """Clinical-case documents from DIAMED rows."""
+    for row in _diamed_rows(raw_dir, source):
+        domains = row.get("domains")
+        specialty = "|".join(domains) if isinstance(domains, list) else clean(domains)
+        yield from _document(
+            source, str(row.get("identifier")), "clinical_case", specialty, row.get("clinical_case")
+        )
+
+
+def _diamed_rows(raw_dir: Path, source: str) -> Iterator[dict[str, Any]]:
+    for path in require_files(raw_dir, "**/*.json*", source):
+        if path.suffix == ".jsonl":
+            yield from (row for _, row in read_json_lines(path))
+        elif path.suffix == ".json":
+            yield from json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_morfitt(raw_dir: Path, source: str) -> Iterator[Document]:
+    """Abstract documents from MORFITT TSV files."""
+    for path in require_files(raw_dir, "**/*.tsv", source):
+        with path.open(encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
+                yield from _document(
+                    source,
+                    row["identifier"],
+                    "abstract",
+                    clean(row.get("specialities")),
+                    row.get("abstract"),
+                )
+
+
+def _document(
+    source: str, raw_id: str, kind: str, specialty: str | None, text: Any
+) -> Iterator[Document]:
+    body = clean(text)
+    if body is None:
+        LOG.warning("%s: document %s has an empty text; skipped", source, raw_id)
+        return
+    yield Document(
+        id=f"{source}:{raw_id}", source=source, kind=kind, specialty=specialty, text=body
+    )

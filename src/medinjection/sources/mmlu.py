@@ -1,0 +1,126 @@
+"""MMLU (cais/mmlu) and MMLU-Pro (TIGER-Lab/MMLU-Pro): their medical subsets, in English.
+
+MMLU raw form: HF parquet `<config>/<split>-*.parquet` (config `all` or one per subject) with
+question, subject, choices (4 texts), answer (int 0-3). Kept subjects: MMLU_MEDICAL_SUBJECTS,
+the six "MMLU medical" subsets of MultiMedQA (Singhal et al., 2023); MedInjection-FR does not
+say which it used. Splits: dev (few-shot) -> train, validation -> validation, test -> test.
+Ids: `<subject>-<split>-<n>`, n counting that subject's rows of that split in file order.
+
+MMLU-Pro raw form: HF parquet `data/test-*.parquet`, `data/validation-*.parquet` with
+question_id, question, options (up to 10 texts, fewer for some items), answer (letter),
+answer_index (int), cot_content, category, src. Kept categories: MMLU_PRO_MEDICAL_CATEGORIES
+(health, biology, psychology: the domains the Translated card names; unverified). Splits:
+validation (few-shot) -> train, test -> test. A row whose answer letter and answer_index
+disagree is quarantined.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from medinjection.records import LETTERS, Record
+from medinjection.sources.base import (
+    Quarantined,
+    RawResult,
+    clean,
+    options_from_texts,
+    read_parquet_rows,
+    require_files,
+    split_of_file,
+)
+
+LOG = logging.getLogger(__name__)
+MMLU_MEDICAL_SUBJECTS: frozenset[str] = frozenset(
+    {
+        "anatomy",
+        "clinical_knowledge",
+        "college_biology",
+        "college_medicine",
+        "medical_genetics",
+        "professional_medicine",
+    }
+)
+MMLU_PRO_MEDICAL_CATEGORIES: frozenset[str] = frozenset({"health", "biology", "psychology"})
+MMLU_SPLITS: dict[str, str] = {"dev": "train", "validation": "validation", "test": "test"}
+MMLU_PRO_SPLITS: dict[str, str] = {"validation": "train", "test": "test"}
+
+
+def load_mmlu(raw_dir: Path, source: str) -> Iterator[RawResult]:
+    """English MCQU records of the medical MMLU subjects."""
+    for path in require_files(raw_dir, "**/*.parquet", source):
+        split = split_of_file(path, MMLU_SPLITS, source)
+        source_split = path.name.split("-")[0]
+        seen: Counter[str] = Counter()
+        rows = read_parquet_rows(path)
+        kept = [row for row in rows if row.get("subject") in MMLU_MEDICAL_SUBJECTS]
+        LOG.info(
+            "%s: %s keeps %d of %d rows (medical subjects)", source, path, len(kept), len(rows)
+        )
+        for row in kept:
+            subject = row["subject"]
+            raw_id = f"{subject}-{source_split}-{seen[subject]:05d}"
+            seen[subject] += 1
+            yield _mmlu_record(row, raw_id, split, source)
+
+
+def _mmlu_record(row: dict[str, Any], raw_id: str, split: str, source: str) -> RawResult:
+    choices = row.get("choices")
+    answer = row.get("answer")
+    if not isinstance(choices, list):
+        return Quarantined(raw_id, ("'choices' is not a list",), row)
+    if not isinstance(answer, int) or not 0 <= answer < len(choices):
+        return Quarantined(raw_id, (f"answer {answer!r} is not an index into choices",), row)
+    return Record(
+        id=f"{source}:{raw_id}",
+        origin="translated",
+        source=source,
+        task="mcqu",
+        split=split,
+        question=clean(row.get("question")) or "",
+        answer=LETTERS[answer],
+        options=options_from_texts(choices),
+        specialty=row["subject"],
+        language="en",
+        meta={"source_split": raw_id.split("-")[1], "split_rule": "source"},
+    )
+
+
+def load_mmlu_pro(raw_dir: Path, source: str) -> Iterator[RawResult]:
+    """English MCQU records of the medical MMLU-Pro categories."""
+    for path in require_files(raw_dir, "**/*.parquet", source):
+        split = split_of_file(path, MMLU_PRO_SPLITS, source)
+        rows = read_parquet_rows(path)
+        kept = [row for row in rows if row.get("category") in MMLU_PRO_MEDICAL_CATEGORIES]
+        LOG.info(
+            "%s: %s keeps %d of %d rows (medical categories)", source, path, len(kept), len(rows)
+        )
+        for row in kept:
+            yield _mmlu_pro_record(row, split, source, path.name.split("-")[0])
+
+
+def _mmlu_pro_record(row: dict[str, Any], split: str, source: str, source_split: str) -> RawResult:
+    raw_id = str(row.get("question_id"))
+    options = row.get("options")
+    letter = (clean(row.get("answer")) or "").upper()
+    index = row.get("answer_index")
+    if not isinstance(options, list):
+        return Quarantined(raw_id, ("'options' is not a list",), row)
+    if isinstance(index, int) and 0 <= index < len(LETTERS) and LETTERS[index] != letter:
+        return Quarantined(raw_id, (f"answer {letter!r} disagrees with answer_index {index}",), row)
+    return Record(
+        id=f"{source}:{raw_id}",
+        origin="translated",
+        source=source,
+        task="mcqu",
+        split=split,
+        question=clean(row.get("question")) or "",
+        answer=letter,
+        options=options_from_texts(options),
+        specialty=clean(row.get("category")),
+        language="en",
+        meta={"source_split": source_split, "split_rule": "source", "src": row.get("src")},
+    )

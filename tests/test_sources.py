@@ -1,0 +1,411 @@
+"""Source adapters, staging and normalisation on hand-built raw files and the demo fixtures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from medinjection.normalize import normalize_corpus, normalize_source
+from medinjection.records import Record, read_records
+from medinjection.sources import ADAPTERS, CORPUS_ADAPTERS, get_adapter
+from medinjection.sources.base import Quarantined, hash_split, read_documents
+from medinjection.sources.medxpertqa import strip_answer_choices
+from medinjection.sources.stage import stage_source
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "resources" / "demo" / "sources"
+SCRIPTS = ROOT / "workflow" / "scripts"
+
+
+def run_adapter(name: str, raw_dir: Path) -> tuple[dict[str, Record], list[Quarantined]]:
+    records, quarantined = {}, []
+    for item in ADAPTERS[name](raw_dir, name):
+        if isinstance(item, Quarantined):
+            quarantined.append(item)
+        else:
+            records[item.id] = item
+    return records, quarantined
+
+
+def write_parquet(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), path)
+
+
+def test_medmcqa_cop_is_zero_based_and_dev_is_test(tmp_path: Path) -> None:
+    base = {
+        "question": "Q?",
+        "opa": "a",
+        "opb": "b",
+        "opc": "c",
+        "opd": "d",
+        "exp": None,
+        "choice_type": "single",
+        "subject_name": "Medicine",
+        "topic_name": None,
+    }
+    write_parquet(
+        tmp_path / "data/train-00000-of-00001.parquet",
+        [base | {"id": "t1", "cop": 2}, base | {"id": "t2", "cop": 4}],
+    )
+    write_parquet(
+        tmp_path / "data/validation-00000-of-00001.parquet", [base | {"id": "v1", "cop": 0}]
+    )
+    write_parquet(tmp_path / "data/test-00000-of-00001.parquet", [base | {"id": "x1", "cop": -1}])
+    records, quarantined = run_adapter("medmcqa", tmp_path)
+    assert records["medmcqa:t1"].answer == "C"
+    assert records["medmcqa:t1"].options == (("A", "a"), ("B", "b"), ("C", "c"), ("D", "d"))
+    assert records["medmcqa:t1"].meta["split_rule"] == "hash_train_validation"
+    assert (records["medmcqa:v1"].split, records["medmcqa:v1"].answer) == ("test", "A")
+    assert "medmcqa:x1" not in records  # unlabelled HF test split is not read
+    assert [q.raw_id for q in quarantined] == ["t2"]
+    assert all(r.language == "en" and r.origin == "translated" for r in records.values())
+
+
+def test_frenchmedmcqa_single_vs_multiple(tmp_path: Path) -> None:
+    answers = {"a": "Un", "b": "Deux", "c": "Trois", "d": "Quatre", "e": "Cinq"}
+    items = [
+        {
+            "id": "m",
+            "question": "Lesquelles ?",
+            "answers": answers,
+            "correct_answers": ["c", "a"],
+            "nbr_correct_answers": 2,
+        },
+        {
+            "id": "s",
+            "question": "Laquelle ?",
+            "answers": answers,
+            "correct_answers": ["e"],
+            "nbr_correct_answers": 1,
+        },
+    ]
+    (tmp_path / "dev.json").write_text(json.dumps(items), encoding="utf-8")
+    records, _ = run_adapter("frenchmedmcqa", tmp_path)
+    multi, single = records["frenchmedmcqa:m"], records["frenchmedmcqa:s"]
+    assert (multi.task, multi.answer, multi.split) == ("mcq", "A,C", "validation")
+    assert (single.task, single.answer) == ("mcqu", "E")
+    assert multi.option_letters() == ("A", "B", "C", "D", "E")
+
+
+def test_mediqal_configs_and_multi_answers(tmp_path: Path) -> None:
+    row = {
+        "id": "q1",
+        "clinical_case": None,
+        "question": "Quelles propositions ?",
+        "answer_a": "a",
+        "answer_b": "b",
+        "answer_c": "c",
+        "answer_d": "d",
+        "answer_e": "é",
+        "correct_answers": "C,D",
+        "medical_subject": "cardiologie",
+        "question_type": "x",
+    }
+    write_parquet(tmp_path / "mcqm/test-00000-of-00001.parquet", [row])
+    oeq = {
+        "id": "o1",
+        "clinical_case": "Cas.",
+        "question": "Traitement ?",
+        "answer": "Repos.",
+        "medical_subject": "x",
+        "question_type": "y",
+        "cc_question_number": 1,
+    }
+    write_parquet(tmp_path / "oeq/test-00000-of-00001.parquet", [oeq])
+    records, _ = run_adapter("mediqal", tmp_path)
+    assert (records["mediqal:q1"].task, records["mediqal:q1"].answer) == ("mcq", "C,D")
+    assert records["mediqal:q1"].context is None
+    assert records["mediqal:q1"].options[-1] == ("E", "é")
+    o1 = records["mediqal:o1"]
+    assert (o1.task, o1.answer, o1.options, o1.context) == ("oeq", "Repos.", None, "Cas.")
+
+
+def test_pubmedqa_maybe_is_c_and_official_test_ids(tmp_path: Path) -> None:
+    item = {
+        "QUESTION": "Does X help?",
+        "CONTEXTS": ["One.", "Two."],
+        "LABELS": [],
+        "MESHES": [],
+        "YEAR": "2001",
+        "final_decision": "maybe",
+        "LONG_ANSWER": "Unclear.",
+    }
+    data = {"11": item, "12": item | {"final_decision": "no"}, "13": item | {"CONTEXTS": []}}
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/ori_pqal.json").write_text(json.dumps(data), encoding="utf-8")
+    (tmp_path / "data/test_ground_truth.json").write_text('{"11": "maybe"}', encoding="utf-8")
+    records, quarantined = run_adapter("pubmedqa", tmp_path)
+    maybe = records["pubmedqa:11"]
+    assert (maybe.answer, maybe.split, maybe.meta["split_rule"]) == ("C", "test", "source")
+    assert maybe.options == (("A", "yes"), ("B", "no"), ("C", "maybe"))
+    assert maybe.context == "One.\nTwo." and maybe.meta["long_answer"] == "Unclear."
+    assert records["pubmedqa:12"].meta["split_rule"] == "hash_train_validation"
+    assert records["pubmedqa:12"].answer == "B"
+    assert [q.raw_id for q in quarantined] == ["13"]
+
+
+def test_medxpertqa_answer_choices_are_stripped() -> None:
+    question = "A man has fever. What is it?\nAnswer Choices: (A) Flu (B) Cold (C) Sepsis"
+    assert strip_answer_choices(question) == "A man has fever. What is it?"
+    records, _ = run_adapter("medxpertqa", DEMO / "medxpertqa")
+    assert records and all("Answer Choices" not in r.question for r in records.values())
+    assert all(len(r.options) == 10 for r in records.values())
+
+
+def test_mmlu_filters_medical_subjects() -> None:
+    records, quarantined = run_adapter("mmlu", DEMO / "mmlu")
+    assert {r.specialty for r in records.values()} <= {
+        "clinical_knowledge",
+        "professional_medicine",
+        "college_medicine",
+        "anatomy",
+        "medical_genetics",
+        "college_biology",
+    }
+    assert not any("SI unit" in r.question for r in records.values())
+    assert [q.reasons for q in quarantined] == [("answer 4 is not an index into choices",)]
+
+
+@pytest.mark.parametrize(
+    ("source", "kept", "quarantined"),
+    [
+        ("mediqal", 43, 2),
+        ("frenchmedmcqa", 37, 1),
+        ("frbmedqa", 31, 1),
+        ("medical_cases_fr", 23, 1),
+        ("medical_mqca_fr", 29, 1),
+        ("medqa", 36, 2),
+        ("pubmedqa", 31, 1),
+        ("medmcqa", 36, 1),
+        ("medxpertqa", 15, 1),
+        ("mmlu", 21, 1),
+        ("mmlu_pro", 17, 1),
+    ],
+)
+def test_normalize_demo_sources(tmp_path: Path, source: str, kept: int, quarantined: int) -> None:
+    role = (
+        "native"
+        if source in {"mediqal", "frenchmedmcqa", "frbmedqa", "medical_cases_fr", "medical_mqca_fr"}
+        else "translate"
+    )
+    out = tmp_path / source
+    normalize_source(
+        source,
+        source,
+        role,
+        DEMO / source,
+        out / "records.parquet",
+        out / "quarantine.jsonl",
+        out / "stats.json",
+        42,
+        0.15,
+        0.2,
+        0.25,
+    )
+    stats = json.loads((out / "stats.json").read_text())
+    assert (stats["kept"], stats["quarantined"]) == (kept, quarantined)
+    lines = [json.loads(line) for line in (out / "quarantine.jsonl").read_text().splitlines()]
+    assert len(lines) == quarantined and all(q["reasons"] and q["source"] == source for q in lines)
+    records = read_records(out / "records.parquet")
+    assert [r.id for r in records] == sorted(r.id for r in records)
+    assert sum(stats["by_task_split"].values()) == kept
+
+
+def test_quarantine_reasons_duplicate_id_and_rate_limit(tmp_path: Path) -> None:
+    out = tmp_path / "q"
+    normalize_source(
+        "mediqal",
+        "mediqal",
+        "native",
+        DEMO / "mediqal",
+        out / "r.parquet",
+        out / "q.jsonl",
+        out / "s.json",
+        42,
+        0.15,
+        0.2,
+        0.25,
+    )
+    reasons = {q["raw_id"]: q["reasons"] for q in map(json.loads, open(out / "q.jsonl"))}
+    assert reasons["mq-00004"] == [
+        "answer letter(s) ['F'] not among options ['A', 'B', 'C', 'D', 'E']"
+    ]
+    assert reasons["mq-00021"] == ["duplicate id 'mediqal:mq-00021' (the first occurrence is kept)"]
+    with pytest.raises(ValueError, match=r"2 of 45 raw items quarantined .*max_quarantine_rate"):
+        normalize_source(
+            "mediqal",
+            "mediqal",
+            "native",
+            DEMO / "mediqal",
+            out / "r.parquet",
+            out / "q.jsonl",
+            out / "s.json",
+            42,
+            0.15,
+            0.2,
+            0.01,
+        )
+    with pytest.raises(ValueError, match="language 'en' but role 'native'"):
+        normalize_source(
+            "mmlu",
+            "mmlu",
+            "native",
+            DEMO / "mmlu",
+            out / "r.parquet",
+            out / "q.jsonl",
+            out / "s.json",
+            42,
+            0.15,
+            0.2,
+            0.0,
+        )
+
+
+def test_hash_split_is_deterministic_and_proportional() -> None:
+    splits = [hash_split(f"src:{i}", 42, 0.15, 0.2, "hash") for i in range(4000)]
+    assert splits == [hash_split(f"src:{i}", 42, 0.15, 0.2, "hash") for i in range(4000)]
+    assert abs(splits.count("test") / 4000 - 0.2) < 0.03
+    assert abs(splits.count("validation") / 4000 - 0.15) < 0.03
+    assert {hash_split(f"s:{i}", 42, 0.15, 0.2, "hash_train_validation") for i in range(200)} == {
+        "train",
+        "validation",
+    }
+    assert splits != [hash_split(f"src:{i}", 7, 0.15, 0.2, "hash") for i in range(4000)]
+
+
+def test_normalize_is_byte_identical(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        normalize_source(
+            "pubmedqa",
+            "pubmedqa",
+            "translate",
+            DEMO / "pubmedqa",
+            tmp_path / name / "r.parquet",
+            tmp_path / name / "q.jsonl",
+            tmp_path / name / "s.json",
+            42,
+            0.15,
+            0.2,
+            0.25,
+        )
+    for file in ("r.parquet", "q.jsonl", "s.json"):
+        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
+
+
+def test_corpora_yield_twelve_documents(tmp_path: Path) -> None:
+    for source in CORPUS_ADAPTERS:
+        normalize_corpus(source, source, DEMO / source, tmp_path / f"{source}.parquet")
+        documents = read_documents(tmp_path / f"{source}.parquet")
+        assert len(documents) == 12 and all(d.id.startswith(f"{source}:") for d in documents)
+        kind = "abstract" if source == "morfitt" else "clinical_case"
+        assert {d.kind for d in documents} == {kind}
+    morfitt = read_documents(tmp_path / "morfitt.parquet")
+    assert all(d.specialty and len(d.text) > 200 for d in morfitt)
+
+
+def test_unknown_adapter_lists_valid_ones() -> None:
+    with pytest.raises(KeyError, match="valid: .*'mediqal'"):
+        get_adapter("nope")
+
+
+def test_stage_local_copies_and_hashes(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.json"
+    location = {"kind": "local", "path": str(DEMO / "frenchmedmcqa")}
+    stage_source("frenchmedmcqa", location, tmp_path / "raw", manifest)
+    data = json.loads(manifest.read_text())
+    assert sorted(data["files"]) == ["dev.json", "test.json", "train.json"]
+    assert data["source"] == "frenchmedmcqa" and data["location"] == location
+    assert all(len(h) == 64 for h in data["files"].values())
+    with pytest.raises(FileNotFoundError, match=r"missing/dir does not exist; provide"):
+        stage_source("x", {"kind": "local", "path": "missing/dir"}, tmp_path / "r2", manifest)
+    with pytest.raises(ValueError, match="location kind 'ftp'"):
+        stage_source("x", {"kind": "ftp"}, tmp_path / "r3", manifest)
+
+
+def test_stage_hf_calls_snapshot_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def fake_snapshot_download(**kwargs):
+        calls.append(kwargs)
+        target = Path(kwargs["local_dir"])
+        (target / "data").mkdir(parents=True, exist_ok=True)
+        (target / "data" / "train.parquet").write_bytes(b"abc")
+        (target / ".cache" / "huggingface").mkdir(parents=True)
+        (target / ".cache" / "huggingface" / "meta").write_text("x")
+        return str(target)
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", fake_snapshot_download)
+    location = {"kind": "hf", "repo": "org/ds", "revision": "abc123", "files": ["data/*"]}
+    stage_source("ds", location, tmp_path / "raw", tmp_path / "m.json")
+    assert calls == [
+        {
+            "repo_id": "org/ds",
+            "revision": "abc123",
+            "repo_type": "dataset",
+            "allow_patterns": ["data/*"],
+            "local_dir": tmp_path / "raw",
+        }
+    ]
+    files = json.loads((tmp_path / "m.json").read_text())["files"]
+    assert files == {
+        "data/train.parquet": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    }
+
+
+def _script(name: str):
+    namespace: dict = {}
+    exec(compile((SCRIPTS / name).read_text(), str(SCRIPTS / name), "exec"), namespace)
+    return namespace["main"]
+
+
+def test_scripts_stage_and_normalize(tmp_path: Path) -> None:
+    log = [str(tmp_path / "log.txt")]
+    raw, manifest = tmp_path / "raw", tmp_path / "manifest.json"
+    _script("stage_source.py")(
+        SimpleNamespace(
+            input=SimpleNamespace(),
+            output=SimpleNamespace(raw=str(raw), manifest=str(manifest)),
+            params=SimpleNamespace(
+                source="medqa", location={"kind": "local", "path": str(DEMO / "medqa")}
+            ),
+            log=log,
+        )
+    )
+    out = SimpleNamespace(
+        records=str(tmp_path / "r.parquet"),
+        quarantine=str(tmp_path / "q.jsonl"),
+        stats=str(tmp_path / "s.json"),
+    )
+    params = SimpleNamespace(
+        source="medqa",
+        adapter="medqa",
+        role="translate",
+        split_seed=42,
+        validation_fraction=0.15,
+        test_fraction=0.2,
+        max_quarantine_rate=0.25,
+    )
+    _script("normalize_source.py")(
+        SimpleNamespace(
+            input=SimpleNamespace(raw=str(raw), manifest=str(manifest)),
+            output=out,
+            params=params,
+            log=log,
+        )
+    )
+    assert json.loads(Path(out.stats).read_text())["kept"] == 36
+    _script("normalize_corpus.py")(
+        SimpleNamespace(
+            input=SimpleNamespace(raw=str(DEMO / "morfitt")),
+            output=SimpleNamespace(documents=str(tmp_path / "d.parquet")),
+            params=SimpleNamespace(source="morfitt", adapter="morfitt"),
+            log=log,
+        )
+    )
+    assert len(read_documents(tmp_path / "d.parquet")) == 12

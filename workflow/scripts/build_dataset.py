@@ -1,0 +1,23 @@
+"""Rule build_dataset: merge origins, dedup, decontaminate, write splits and stats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medinjection.dataset import build_dataset
+from medinjection.logs import setup_logging
+
+
+def main(smk) -> None:
+    setup_logging(smk.log[0])
+    build_dataset(
+        native=[Path(p) for p in smk.input.native],
+        translated=[Path(p) for p in smk.input.translated],
+        synthetic=[Path(p) for p in smk.input.synthetic],
+        out_dir=Path(smk.output.stats).parent,
+        near_duplicate_threshold=float(smk.params.near_duplicate_threshold),
+    )
+
+
+if "snakemake" in globals():
+    main(snakemake)  # noqa: F821

@@ -1,0 +1,29 @@
+"""Rule normalize_source: raw QA source -> validated records, quarantine and stats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medinjection.logs import setup_logging
+from medinjection.normalize import normalize_source
+
+
+def main(smk) -> None:
+    setup_logging(smk.log[0])
+    normalize_source(
+        source=smk.params.source,
+        adapter=smk.params.adapter,
+        role=smk.params.role,
+        raw_dir=Path(smk.input.raw),
+        records_path=Path(smk.output.records),
+        quarantine_path=Path(smk.output.quarantine),
+        stats_path=Path(smk.output.stats),
+        split_seed=int(smk.params.split_seed),
+        validation_fraction=float(smk.params.validation_fraction),
+        test_fraction=float(smk.params.test_fraction),
+        max_quarantine_rate=float(smk.params.max_quarantine_rate),
+    )
+
+
+if "snakemake" in globals():
+    main(snakemake)  # noqa: F821

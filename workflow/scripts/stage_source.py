@@ -1,0 +1,22 @@
+"""Rule stage_source: copy or download a source's raw public files and hash them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medinjection.logs import setup_logging
+from medinjection.sources.stage import stage_source
+
+
+def main(smk) -> None:
+    setup_logging(smk.log[0])
+    stage_source(
+        source=smk.params.source,
+        location=dict(smk.params.location),
+        raw_dir=Path(smk.output.raw),
+        manifest_path=Path(smk.output.manifest),
+    )
+
+
+if "snakemake" in globals():
+    main(snakemake)  # noqa: F821

@@ -1,0 +1,21 @@
+"""Rule test_sets: extract each configured test set from the dataset's test splits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medinjection.dataset import extract_test_sets
+from medinjection.logs import setup_logging
+
+
+def main(smk) -> None:
+    setup_logging(smk.log[0])
+    extract_test_sets(
+        test_files=[Path(p) for p in smk.input.tests],
+        test_sets={name: dict(spec) for name, spec in dict(smk.params.test_sets).items()},
+        out_dir=Path(list(smk.output.testsets)[0]).parent,
+    )
+
+
+if "snakemake" in globals():
+    main(snakemake)  # noqa: F821
