@@ -1,0 +1,368 @@
+"""One client for any OpenAI-compatible chat endpoint: cache, replay, concurrency, rate limit.
+
+Live and replay modes share every step (request building, cache, the `openai` SDK with its retry
+and parsing code) and differ only in the httpx2 transport: live uses the network, replay uses an
+`httpx2.MockTransport` that answers from a recorded JSONL file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import httpx2
+import openai
+
+from medinjection.llm.ratelimit import RateLimiter
+from medinjection.llm.replay import RECORD_HINT, load_recording, replay_transport
+from medinjection.llm.request import (
+    ChatRequest,
+    ChatResult,
+    estimated_tokens,
+    request_key,
+    result_from_body,
+)
+from medinjection.llm.store import ResponseStore, StoredResponse, open_store
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["live", "replay"]
+MODES: tuple[str, ...] = get_args(Mode)
+
+
+# Stop sending after this many failed requests (each already retried by the SDK): an outage or a
+# wrong model name would otherwise burn through a 500K-request shard one timeout at a time.
+MAX_FAILURES = 20
+# Errors that no retry or other request can fix: stop at the first one.
+FATAL_ERRORS: tuple[type[BaseException], ...] = (
+    openai.AuthenticationError,
+    openai.PermissionDeniedError,
+    openai.NotFoundError,
+)
+
+
+class LLMError(RuntimeError):
+    """A request could not be answered (replay miss, API failure after retries, bad config)."""
+
+
+class ReplayMissError(LLMError):
+    """A request is absent from the replay recording."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Connection and throttling settings of one endpoint (a config llm.endpoints entry)."""
+
+    base_url: str
+    api_key_env: str
+    max_concurrency: int
+    requests_per_minute: int
+    tokens_per_minute: int
+    max_retries: int
+    timeout_s: float
+
+    @classmethod
+    def from_dict(cls, params: Mapping[str, Any]) -> Endpoint:
+        """Endpoint from a config mapping; unknown or missing keys raise listing the valid ones."""
+        valid = list(cls.__dataclass_fields__)
+        unknown = sorted(set(params) - set(valid))
+        missing = [name for name in valid if name not in params]
+        if unknown or missing:
+            raise ValueError(
+                f"llm endpoint config: unknown keys {unknown}, missing keys {missing}; "
+                f"valid keys: {valid}"
+            )
+        return cls(**{name: params[name] for name in valid})
+
+
+@dataclass
+class Usage:
+    """Counters of one client's work (mutable: updated as responses arrive)."""
+
+    requests: int = 0
+    cache_hits: int = 0
+    requests_sent: int = 0
+    http_attempts: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """Plain dict for usage reports."""
+        return asdict(self)
+
+
+class AttemptCounter:
+    """httpx2 request hook counting HTTP attempts (the SDK's retries included), thread-safe."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, _request: httpx2.Request) -> None:
+        with self._lock:
+            self.count += 1
+
+
+class LLMClient:
+    """Answers chat requests from the cache, else through the SDK, a bounded number at a time."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        mode: Mode,
+        sdk: openai.OpenAI,
+        store: ResponseStore,
+        limiter: RateLimiter | None,
+        recording: Mapping[str, dict[str, Any]] | None,
+        attempts: AttemptCounter,
+        secret: str | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.mode = mode
+        self._usage = Usage()
+        self._attempts = attempts
+        self._sdk = sdk
+        self._store = store
+        self._limiter = limiter
+        self._recording = recording
+        self._secret = secret
+        self._lock = threading.Lock()
+
+    @property
+    def usage(self) -> Usage:
+        """Counters so far (HTTP attempts include the SDK's retries)."""
+        self._usage.http_attempts = self._attempts.count
+        return self._usage
+
+    def __enter__(self) -> LLMClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP client and the store."""
+        self._sdk.close()
+        self._store.close()
+
+    def key(self, request: ChatRequest) -> str:
+        """The request's cache/replay key for this endpoint."""
+        return request_key(self.endpoint.base_url, request.body())
+
+    def complete(self, request: ChatRequest) -> ChatResult:
+        """Answer one request."""
+        return self.complete_many([request])[0]
+
+    def complete_many(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
+        """Answer requests in order: cache hits first, the rest sent concurrently and committed."""
+        keys = [self.key(request) for request in requests]
+        results: dict[str, ChatResult] = {}
+        pending: dict[str, ChatRequest] = {}
+        hits = 0
+        for key, request in zip(keys, requests, strict=True):
+            self._usage.requests += 1
+            if key in results or key in pending:
+                continue
+            stored = self._store.get(key, self.mode)
+            if stored is not None:
+                results[key] = result_from_body(key, stored.response, cached=True)
+                hits += 1
+            else:
+                pending[key] = request
+        self._usage.cache_hits += hits
+        self._check_replay(pending)
+        log.info(
+            "llm: %d requests, %d cache hits, %d to send to %s (%s mode)",
+            len(requests),
+            hits,
+            len(pending),
+            self.endpoint.base_url,
+            self.mode,
+        )
+        results.update(self._send_all(pending))
+        return [results[key] for key in keys]
+
+    def _check_replay(self, pending: Mapping[str, ChatRequest]) -> None:
+        if self.mode != "replay" or self._recording is None:
+            return
+        missing = [key for key in pending if key not in self._recording]
+        if missing:
+            first = pending[missing[0]]
+            raise ReplayMissError(
+                f"{len(missing)} request(s) missing from the replay recording, first: key "
+                f"{missing[0]} (model {first.model}, last message "
+                f"{first.messages[-1].get('content', '')[:80]!r}...); {RECORD_HINT}"
+            )
+
+    def _send_all(self, pending: Mapping[str, ChatRequest]) -> dict[str, ChatResult]:
+        results: dict[str, ChatResult] = {}
+        failures: list[tuple[str, str]] = []
+        fatal: list[BaseException] = []
+        step = max(1, len(pending) // 10)
+
+        def stop() -> bool:
+            return bool(fatal) or len(failures) >= MAX_FAILURES
+
+        with ThreadPoolExecutor(max_workers=self.endpoint.max_concurrency) as pool:
+            for key, outcome in self._bounded(pool, pending, stop):
+                if isinstance(outcome, BaseException):
+                    failures.append((key, self._redact(f"{type(outcome).__name__}: {outcome}")))
+                    if isinstance(outcome, FATAL_ERRORS):
+                        fatal.append(outcome)
+                    continue
+                self._store.put(outcome[0])
+                results[key] = outcome[1]
+                if len(results) % step == 0:
+                    log.info("llm: %d/%d responses received", len(results), len(pending))
+        if failures:
+            key, error = failures[0]
+            skipped = len(pending) - len(results) - len(failures)
+            raise LLMError(
+                f"{len(failures)} of {len(pending)} requests to {self.endpoint.base_url} failed "
+                f"after up to {self.endpoint.max_retries} retries ({skipped} not attempted); "
+                f"first: key {key}: {error}. The {len(results)} completed responses are saved "
+                f"in {self._store.path}; fix the cause and rerun the job to resume from there."
+            )
+        return results
+
+    def _bounded(
+        self,
+        pool: ThreadPoolExecutor,
+        pending: Mapping[str, ChatRequest],
+        stop: Callable[[], bool],
+    ) -> Iterator[tuple[str, tuple[StoredResponse, ChatResult] | BaseException]]:
+        # Keep at most 2x max_concurrency futures alive so 500K-request shards stay small in memory;
+        # stop submitting once `stop()` says the endpoint is failing (bad key, outage).
+        queue = iter(pending.items())
+        running: dict[Future, str] = {}
+        limit = 2 * self.endpoint.max_concurrency
+        while True:
+            while len(running) < limit and not stop():
+                item = next(queue, None)
+                if item is None:
+                    break
+                running[pool.submit(self._send, item[0], item[1])] = item[0]
+            if not running:
+                return
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                key = running.pop(future)
+                error = future.exception()
+                yield key, error if error is not None else future.result()
+
+    def _send(self, key: str, request: ChatRequest) -> tuple[StoredResponse, ChatResult]:
+        if self._limiter is not None:
+            self._limiter.acquire(estimated_tokens(request))
+        raw = self._sdk.chat.completions.with_raw_response.create(
+            model=request.model, messages=list(request.messages), **request.params
+        )
+        body = json.loads(raw.http_response.text)
+        result = result_from_body(key, body, cached=False)
+        with self._lock:
+            self._usage.requests_sent += 1
+            usage = body.get("usage") or {}
+            self._usage.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+            self._usage.completion_tokens += int(usage.get("completion_tokens") or 0)
+        stored = StoredResponse(key, self.mode, request.model, request.body(), body)
+        return stored, result
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._secret, "***") if self._secret else text
+
+
+def open_client(
+    endpoint: Mapping[str, Any],
+    mode: str,
+    replay_file: str | Path | None,
+    cache_path: str | Path,
+) -> LLMClient:
+    """Build a client: live reads the API key from the endpoint's env var, replay needs a file."""
+    config = Endpoint.from_dict(endpoint)
+    if mode not in MODES:
+        raise ValueError(f"unknown llm.mode {mode!r}; valid: {list(MODES)}")
+    recording = None
+    secret = None
+    if mode == "replay":
+        if not replay_file:
+            raise ValueError("llm.mode is 'replay' but llm.replay_file is empty; set it")
+        recording = load_recording(replay_file)
+        api_key = "replay-mode-no-key"
+        transport: httpx2.BaseTransport | None = replay_transport(recording, config.base_url)
+        limiter = None  # throttling protects a remote quota; a recording has none
+    else:
+        secret = os.environ.get(config.api_key_env)
+        if not secret:
+            raise LLMError(
+                f"llm.mode is 'live' but environment variable {config.api_key_env} is empty; "
+                "export the API key there (it is never written to config, logs or cache)"
+            )
+        api_key = secret
+        transport = None  # the SDK's default pool (1000 connections / 100 keep-alive)
+        limiter = RateLimiter(config.requests_per_minute, config.tokens_per_minute)
+    attempts = AttemptCounter()
+    sdk = openai.OpenAI(
+        api_key=api_key,
+        base_url=config.base_url,
+        max_retries=config.max_retries,
+        timeout=config.timeout_s,
+        http_client=openai.DefaultHttpxClient(
+            transport=transport, timeout=config.timeout_s, event_hooks={"request": [attempts]}
+        ),
+    )
+    return LLMClient(
+        config, mode, sdk, open_store(cache_path), limiter, recording, attempts, secret
+    )
+
+
+class ChatFn:
+    """Callable: a list of conversations -> the response texts in order (usage kept on `.usage`)."""
+
+    def __init__(
+        self,
+        endpoint: Mapping[str, Any],
+        model: str,
+        mode: str,
+        replay_file: str | None,
+        cache_path: str,
+        params: Mapping[str, Any],
+    ) -> None:
+        self.endpoint = dict(endpoint)
+        self.model = model
+        self.mode = mode
+        self.replay_file = replay_file
+        self.cache_path = cache_path
+        self.params = dict(params)
+        self.usage = Usage()
+
+    def __call__(self, conversations: list[list[dict[str, str]]]) -> list[str]:
+        """Answer every conversation; an empty answer (refusal, no choice) is logged and ''."""
+        requests = [ChatRequest(self.model, tuple(conv), self.params) for conv in conversations]
+        with open_client(self.endpoint, self.mode, self.replay_file, self.cache_path) as client:
+            results = client.complete_many(requests)
+            for name, value in client.usage.as_dict().items():
+                setattr(self.usage, name, getattr(self.usage, name) + value)
+        empty = [r.key for r in results if not r.text]
+        if empty:
+            log.warning("llm: %d empty responses, first key %s", len(empty), empty[0])
+        return [r.text or "" for r in results]
+
+
+def make_chat_fn(
+    endpoint: dict,
+    model: str,
+    mode: str,
+    replay_file: str | None,
+    cache_path: str,
+    max_tokens: int,
+    temperature: float = 0.0,
+) -> Callable[[list[list[dict[str, str]]]], list[str]]:
+    """A function answering a list of conversations with the cached client (used by the judge)."""
+    params = {"temperature": temperature, "max_tokens": max_tokens}
+    return ChatFn(endpoint, model, mode, replay_file, cache_path, params)

@@ -1,0 +1,94 @@
+"""Structured (JSON-schema) replies: the request format, parsing, one corrective retry, reports."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medinjection.llm.request import ChatRequest, ChatResult
+
+FEEDBACK = (
+    "Your previous reply could not be used: {reasons}. Reply again with the complete JSON "
+    "object only, following the schema exactly."
+)
+
+
+def json_schema_format(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """`response_format` asking for strict JSON that follows `schema`."""
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
+
+
+def strict_object(properties: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON-schema object whose listed properties are all required and nothing else allowed."""
+    return {
+        "type": "object",
+        "properties": dict(properties),
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def parse_reply(result: ChatResult) -> tuple[dict[str, Any] | None, list[str]]:
+    """The reply's JSON object, or None and the reasons it is unusable."""
+    if result.finish_reason == "length":
+        return None, ["reply truncated at max_tokens (finish_reason=length)"]
+    if not result.text or not result.text.strip():
+        return None, [f"empty reply (finish_reason={result.finish_reason})"]
+    try:
+        value = json.loads(result.text)
+    except json.JSONDecodeError as err:
+        return None, [f"reply is not valid JSON: {err}"]
+    if not isinstance(value, dict):
+        return None, [f"reply is JSON {type(value).__name__}, not an object"]
+    return value, []
+
+
+def clean_text(value: Any) -> str | None:
+    """A stripped NFC string, or None when the value is not a non-empty string."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return unicodedata.normalize("NFC", value.strip())
+
+
+def with_feedback(request: ChatRequest, reply: str | None, reasons: Sequence[str]) -> ChatRequest:
+    """The retry of an unusable reply: the same conversation plus the reply and what was wrong."""
+    messages = (
+        *request.messages,
+        {"role": "assistant", "content": reply or ""},
+        {"role": "user", "content": FEEDBACK.format(reasons="; ".join(reasons))},
+    )
+    return ChatRequest(request.model, messages, request.params)
+
+
+@dataclass
+class Report:
+    """Usage and quarantine report of one translation shard or synthesis job (written as JSON)."""
+
+    stage: str
+    model: str
+    counts: dict[str, int] = field(default_factory=dict)
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def quarantine(self, item_id: str, reasons: Sequence[str], **details: Any) -> None:
+        """Record one rejected item with its reasons (never dropped silently)."""
+        self.quarantined.append({"id": item_id, "reasons": list(reasons), **details})
+
+    def write(self, path: str | Path) -> None:
+        """Write the report as indented JSON."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "stage": self.stage,
+            "model": self.model,
+            **self.extra,
+            "counts": {**self.counts, "quarantined": len(self.quarantined)},
+            "usage": self.usage,
+            "quarantined": self.quarantined,
+        }
+        path.write_text(json.dumps(payload, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

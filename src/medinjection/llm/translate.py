@@ -1,0 +1,248 @@
+"""Structure-preserving EN->FR translation of QA records, one JSON-schema request per record.
+
+Only text travels: question, context, option texts keyed by their letter, and open answers. Option
+letters and multiple-choice gold letters are never sent and never changed; every reply is checked
+against the source structure, retried once with feedback, then quarantined with its reasons.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from medinjection.llm.client import ChatRequest, ChatResult, LLMClient, open_client
+from medinjection.llm.structured import (
+    Report,
+    clean_text,
+    json_schema_format,
+    parse_reply,
+    strict_object,
+    with_feedback,
+)
+from medinjection.records import Record, read_records, validation_errors, write_records
+
+log = logging.getLogger(__name__)
+
+# Free-text meta fields translated with the record when present (PubMedQA's long answer).
+TRANSLATABLE_META: tuple[str, ...] = ("long_answer",)
+
+TRANSLATION_SYSTEM = (
+    "You are a professional medical translator. Translate every string value of the JSON object "
+    "you receive from English into French as used by French physicians. Keep exactly the same "
+    "keys, including every option letter; never add, drop, merge or reorder options; do not "
+    "answer the question or comment on it. Keep numbers, units, laboratory values, doses and "
+    "abbreviations exact; write drug names with their French international nonproprietary name. "
+    "Reply with the JSON object only."
+)
+
+
+def shard_of(record_id: str, shards: int) -> int:
+    """Stable shard index of a record id (sha256-based, unlike Python's salted hash)."""
+    digest = hashlib.sha256(record_id.encode("utf-8")).hexdigest()
+    return int(digest[:16], 16) % shards
+
+
+def translation_payload(record: Record) -> dict[str, Any]:
+    """The English text of a record as JSON: question, context, options by letter, open answer."""
+    payload: dict[str, Any] = {"question": record.question}
+    if record.context:
+        payload["context"] = record.context
+    if record.options:
+        payload["options"] = {letter: text for letter, text in record.options}
+    if record.task == "oeq":
+        payload["answer"] = record.answer
+    for name in TRANSLATABLE_META:
+        value = record.meta.get(name)
+        if isinstance(value, str) and value.strip():
+            payload[name] = value
+    return payload
+
+
+def payload_schema(payload: dict[str, Any]) -> dict[str, Any]:
+    """JSON schema mirroring a payload: the same keys, the same option letters, strings only."""
+    properties: dict[str, Any] = {}
+    for key, value in payload.items():
+        if isinstance(value, dict):
+            properties[key] = strict_object({letter: {"type": "string"} for letter in value})
+        else:
+            properties[key] = {"type": "string"}
+    return strict_object(properties)
+
+
+def payload_sha256(payload: dict[str, Any]) -> str:
+    """Hash of the English text that was translated (provenance in meta.en_sha256)."""
+    blob = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def translation_request(
+    record: Record, model: str, temperature: float, max_tokens: int
+) -> ChatRequest:
+    """The chat request translating one record (also used by the demo recorder)."""
+    payload = translation_payload(record)
+    messages = (
+        {"role": "system", "content": TRANSLATION_SYSTEM},
+        {"role": "user", "content": json.dumps(payload, ensure_ascii=False)},
+    )
+    params = {
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+        "response_format": json_schema_format("translation", payload_schema(payload)),
+    }
+    return ChatRequest(model, messages, params)
+
+
+def _reply_errors(payload: dict[str, Any], reply: dict[str, Any]) -> list[str]:
+    errors = []
+    missing, extra = sorted(set(payload) - set(reply)), sorted(set(reply) - set(payload))
+    if missing or extra:
+        errors.append(f"keys differ from the source: missing {missing}, unexpected {extra}")
+    for key in set(payload) & set(reply):
+        if isinstance(payload[key], dict):
+            got = reply[key]
+            if not isinstance(got, dict) or sorted(got) != sorted(payload[key]):
+                letters = sorted(got) if isinstance(got, dict) else got
+                errors.append(f"option letters {letters} differ from {sorted(payload[key])}")
+            elif any(clean_text(text) is None for text in got.values()):
+                errors.append("empty option text")
+        elif clean_text(reply[key]) is None:
+            errors.append(f"empty or non-string {key}")
+    return errors
+
+
+def apply_translation(
+    record: Record, reply: dict[str, Any], model: str
+) -> tuple[Record | None, list[str]]:
+    """The French record built from a reply, or None and why the reply breaks the structure."""
+    payload = translation_payload(record)
+    errors = _reply_errors(payload, reply)
+    if errors:
+        return None, errors
+    options = None
+    if record.options is not None:
+        options = tuple(
+            (letter, clean_text(reply["options"][letter])) for letter, _ in record.options
+        )
+    meta = dict(record.meta)
+    meta.update({name: clean_text(reply[name]) for name in TRANSLATABLE_META if name in payload})
+    meta.update(translation_model=model, en_id=record.id, en_sha256=payload_sha256(payload))
+    translated = replace(
+        record,
+        origin="translated",
+        language="fr",
+        question=clean_text(reply["question"]),
+        context=clean_text(reply["context"]) if "context" in payload else record.context,
+        options=options,  # type: ignore[arg-type]
+        answer=clean_text(reply["answer"]) if record.task == "oeq" else record.answer,
+        meta=meta,
+    )
+    errors = validation_errors(translated)
+    return (None, errors) if errors else (translated, [])
+
+
+def _judge(record: Record, result: ChatResult, model: str) -> tuple[Record | None, list[str]]:
+    reply, errors = parse_reply(result)
+    if reply is None:
+        return None, errors
+    return apply_translation(record, reply, model)
+
+
+def translate_records(
+    records: Sequence[Record],
+    client: LLMClient,
+    model: str,
+    temperature: float,
+    max_tokens: int,
+    report: Report,
+) -> list[Record]:
+    """Translate records (one retry with feedback for unusable replies, then quarantine)."""
+    requests = [translation_request(r, model, temperature, max_tokens) for r in records]
+    first = client.complete_many(requests)
+    outcomes = [_judge(r, res, model) for r, res in zip(records, first, strict=True)]
+    retry_index = [i for i, (out, _) in enumerate(outcomes) if out is None]
+    if retry_index:
+        log.info("translate: %d replies unusable, retrying once with feedback", len(retry_index))
+        retries = [with_feedback(requests[i], first[i].text, outcomes[i][1]) for i in retry_index]
+        second = client.complete_many(retries)
+        for i, res in zip(retry_index, second, strict=True):
+            out, errors = _judge(records[i], res, model)
+            if out is None:
+                reasons = [f"attempt 1: {e}" for e in outcomes[i][1]]
+                reasons += [f"attempt 2: {e}" for e in errors]
+                report.quarantine(records[i].id, reasons, source=records[i].source)
+            outcomes[i] = (out, errors)
+    report.counts["retried"] = len(retry_index)
+    return [out for out, _ in outcomes if out is not None]
+
+
+def select_shard(records: Sequence[Record], shard: int, shards: int) -> list[Record]:
+    """The records of shard `shard` out of `shards` (English records only)."""
+    if shards < 1 or not 0 <= shard < shards:
+        raise ValueError(f"translation shard {shard} out of range for translation.shards={shards}")
+    selected = [r for r in records if shard_of(r.id, shards) == shard]
+    not_english = [r.id for r in selected if r.language != "en"]
+    if not_english:
+        raise ValueError(
+            f"{len(not_english)} records to translate are not English (first {not_english[0]}); "
+            "check sources.<source>.role in the config: only English sources take role translate"
+        )
+    return selected
+
+
+def translate_shard(
+    records_path: Path,
+    out_path: Path,
+    usage_path: Path,
+    shard: int,
+    shards: int,
+    endpoint: dict,
+    model: str,
+    temperature: float,
+    max_tokens: int,
+    mode: str,
+    replay_file: str | None,
+    cache_path: str,
+) -> None:
+    """Translate one shard of a normalized English source; write records and a usage report."""
+    records = read_records(records_path)
+    selected = select_shard(records, shard, shards)
+    log.info(
+        "translate: shard %d/%d holds %d of %d records", shard, shards, len(selected), len(records)
+    )
+    report = Report(stage="translate", model=model, extra={"shard": shard, "shards": shards})
+    with open_client(endpoint, mode, replay_file, cache_path) as client:
+        translated = translate_records(selected, client, model, temperature, max_tokens, report)
+        report.usage = client.usage.as_dict()
+    report.counts.update(records_in=len(selected), translated=len(translated))
+    write_records(translated, out_path)
+    report.write(usage_path)
+    log.info(
+        "translate: shard %d wrote %d records to %s, quarantined %d (usage %s)",
+        shard,
+        len(translated),
+        out_path,
+        len(report.quarantined),
+        report.usage,
+    )
+
+
+def gather_shards(shard_paths: list[Path], out_path: Path) -> None:
+    """Concatenate translated shards into one file; a duplicate id is an error."""
+    seen: dict[str, Path] = {}
+    merged: list[Record] = []
+    for path in shard_paths:
+        for record in read_records(path):
+            if record.id in seen:
+                raise ValueError(
+                    f"record id {record.id} appears in both {seen[record.id]} and {path}; "
+                    "shards must partition the source (delete the shard outputs and rerun)"
+                )
+            seen[record.id] = Path(path)
+            merged.append(record)
+    write_records(merged, out_path)
+    log.info("gather: %d records from %d shards -> %s", len(merged), len(shard_paths), out_path)

@@ -1,0 +1,19 @@
+"""Rule gather_translation: concatenate the translated shards of one source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medinjection.llm.translate import gather_shards
+from medinjection.logs import setup_logging
+
+
+def main(smk) -> None:
+    setup_logging(smk.log[0])
+    gather_shards(
+        shard_paths=[Path(p) for p in smk.input.shards], out_path=Path(smk.output.records)
+    )
+
+
+if "snakemake" in globals():
+    main(snakemake)  # noqa: F821

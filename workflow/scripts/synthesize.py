@@ -1,0 +1,32 @@
+"""Rule synthesize: generate synthetic French QA from one corpus of documents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medinjection.llm.synthesize import synthesize
+from medinjection.logs import setup_logging
+
+
+def main(smk) -> None:
+    setup_logging(smk.log[0])
+    synthesize(
+        documents_path=Path(smk.input.documents),
+        out_path=Path(smk.output.records),
+        usage_path=Path(smk.output.usage),
+        source=smk.params.source,
+        endpoint=dict(smk.params.endpoint),
+        model=smk.params.model,
+        temperature=float(smk.params.temperature),
+        max_tokens=int(smk.params.max_tokens),
+        task_types={name: int(n) for name, n in dict(smk.params.task_types).items()},
+        mcq_per_document=int(smk.params.mcq_per_document),
+        mode=smk.params.mode,
+        replay_file=smk.params.replay_file,
+        cache_path=str(smk.params.cache_path),
+        seed=int(smk.params.seed),
+    )
+
+
+if "snakemake" in globals():
+    main(snakemake)  # noqa: F821

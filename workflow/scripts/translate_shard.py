@@ -1,0 +1,30 @@
+"""Rule translate_shard: translate one shard of an English source into French."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medinjection.llm.translate import translate_shard
+from medinjection.logs import setup_logging
+
+
+def main(smk) -> None:
+    setup_logging(smk.log[0])
+    translate_shard(
+        records_path=Path(smk.input.records),
+        out_path=Path(smk.output.records),
+        usage_path=Path(smk.output.usage),
+        shard=int(smk.params.shard),
+        shards=int(smk.params.shards),
+        endpoint=dict(smk.params.endpoint),
+        model=smk.params.model,
+        temperature=float(smk.params.temperature),
+        max_tokens=int(smk.params.max_tokens),
+        mode=smk.params.mode,
+        replay_file=smk.params.replay_file,
+        cache_path=str(smk.params.cache_path),
+    )
+
+
+if "snakemake" in globals():
+    main(snakemake)  # noqa: F821
