@@ -1,7 +1,5 @@
 """Rule build_dataset: merge origins, dedup, decontaminate, write splits and stats."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 from medinjection.dataset import build_dataset

@@ -1,7 +1,5 @@
 """Rule build_mixture: draw one training mixture and render it as chat JSONL."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 from medinjection.logs import setup_logging

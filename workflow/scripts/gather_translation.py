@@ -1,7 +1,5 @@
 """Rule gather_translation: concatenate the translated shards of one source."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 from medinjection.llm.translate import gather_shards

@@ -1,7 +1,5 @@
 """Rule merge_adapter: merge a LoRA/DoRA adapter into the base model (for vLLM)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 from medinjection.logs import setup_logging

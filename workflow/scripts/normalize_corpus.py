@@ -1,7 +1,5 @@
 """Rule normalize_corpus: raw French corpus -> documents for synthesis."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 from medinjection.logs import setup_logging

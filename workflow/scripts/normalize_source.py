@@ -1,7 +1,5 @@
 """Rule normalize_source: raw QA source -> validated records, quarantine and stats."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 from medinjection.logs import setup_logging

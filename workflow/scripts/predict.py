@@ -1,7 +1,5 @@
 """Rule predict: one model (optionally with its adapter) on every test set."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 from medinjection.logs import setup_logging

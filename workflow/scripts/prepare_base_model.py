@@ -1,7 +1,5 @@
 """Rule prepare_base_model: build the tiny model, download a Hub snapshot, or link a local model."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 from medinjection.logs import setup_logging

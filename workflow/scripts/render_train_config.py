@@ -1,7 +1,5 @@
 """Rule render_train_config: write the training hyper-parameters of one mixture as JSON."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 from medinjection.logs import setup_logging

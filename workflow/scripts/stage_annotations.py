@@ -1,7 +1,5 @@
 """Rule stage_annotations: physician annotations -> resources/metaeval/annotations.jsonl."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 from medinjection.annotations import stage_annotations

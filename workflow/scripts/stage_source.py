@@ -1,7 +1,5 @@
 """Rule stage_source: copy or download a source's raw public files and hash them."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 from medinjection.logs import setup_logging

@@ -1,7 +1,5 @@
 """Rule synthesize: generate synthetic French QA from one corpus of documents."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 from medinjection.llm.synthesize import synthesize

@@ -1,7 +1,5 @@
 """Rule test_sets: extract each configured test set from the dataset's test splits."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 from medinjection.dataset import extract_test_sets

@@ -1,7 +1,5 @@
 """Rule translate_shard: translate one shard of an English source into French."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 from medinjection.llm.translate import translate_shard

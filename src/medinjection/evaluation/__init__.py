@@ -1,0 +1,1 @@
+"""Evaluation: strict answer parser, metrics, LLM judge, statistics, meta-evaluation, tables."""

@@ -1,0 +1,407 @@
+"""LLM-as-a-judge for open answers: the authors' binary equivalence prompt and three backends.
+
+Backends (``JUDGE_BACKENDS``):
+- ``local``: a transformers causal LM directory; one forward pass per left-padded batch, the
+  verdict is the argmax over the two tokens "0" and "1" (equivalent to the authors' greedy
+  ``max_new_tokens=1`` decoding restricted to valid answers, so it is always parsable).
+- ``openai``: any OpenAI-compatible server through ``medinjection.llm.client.make_chat_fn``.
+- ``vllm_server``: starts ``vllm serve`` on a free local port, runs the openai backend against it,
+  and always stops it.
+
+Scores: first match of ``\\b[01]\\b`` in the raw reply, else of ``[01]``; a reply without either
+scores None ("unparsable"): it is kept as null in the judgment files, counted as 0 in means, and
+its count is reported next to the mean.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from medinjection.prompts import render_user
+from medinjection.records import read_records
+
+log = logging.getLogger(__name__)
+
+Backend = Literal["local", "openai", "vllm_server"]
+Messages = list[dict[str, str]]
+
+JUDGE_PROMPT_VERSION = "equivalence-v1"
+JUDGE_SYSTEM_PROMPT = (
+    "You are a medical evaluator. Your task is to decide whether a candidate answer is "
+    "equivalent to the ground truth answer of a medical question.\n"
+    "Score strictly with the criteria below and reply with the score only: no explanation, "
+    "no comment, no other text.\n\n"
+    "Scores:\n"
+    "0 = not equivalent\n"
+    "1 = equivalent\n\n"
+    "Equivalence: the candidate answer is equivalent when it covers the essential information "
+    "expected by the ground truth. Different wording, and extra or missing minor details, are "
+    "acceptable as long as the candidate answer would still be accepted as a correct answer to "
+    "the question.\n\n"
+    "Reply with the single digit 0 or 1."
+)
+JUDGMENT_SCHEMA = pa.schema(
+    [("id", pa.string()), ("score", pa.float64()), ("raw", pa.string()), ("judge", pa.string())]
+)
+LOCAL_BATCH_SIZE = 4  # the authors' judge batch size
+
+
+def judge_messages(question: str, candidate: str, gold: str) -> Messages:
+    """System + user messages of one judgment, in the authors' field order."""
+    user = f"Question: {question}\nCandidate_answer: {candidate}\nGround_truth: {gold}"
+    return [{"role": "system", "content": JUDGE_SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+def parse_judge_output(raw: str | None) -> float | None:
+    """1.0/0.0 from the first standalone 0/1 (else any 0/1) in a reply; None when there is none."""
+    if raw is None:
+        return None
+    match = re.search(r"\b[01]\b", raw) or re.search(r"[01]", raw)
+    return float(match.group(0)) if match else None
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """How to run the judge (rule params, or the ``judge`` dict of the meta-evaluation)."""
+
+    backend: Backend
+    judge_model: str
+    endpoint: dict[str, Any] | None = None
+    mode: str = "live"
+    replay_file: str | None = None
+    cache_path: str = "results/llm_cache/judge.sqlite"
+    max_tokens: int = 1
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> JudgeConfig:
+        """Build from a params dict; unknown keys raise an error listing the valid ones."""
+        valid = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - valid)
+        if unknown:
+            raise KeyError(f"judge config: unknown key(s) {unknown}; valid: {sorted(valid)}")
+        return cls(**values)
+
+
+def _digit_token_ids(tokenizer: Any, model_dir: Path) -> tuple[int, int]:
+    ids = [tokenizer.encode(d, add_special_tokens=False) for d in ("0", "1")]
+    if any(len(i) != 1 for i in ids) or ids[0] == ids[1]:
+        raise ValueError(
+            f"judge model {model_dir}: '0'/'1' are not two distinct single tokens ({ids}); "
+            "the local backend needs them, use backend openai/vllm_server for this model"
+        )
+    return ids[0][0], ids[1][0]
+
+
+@dataclass(frozen=True)
+class LocalJudge:
+    """A loaded local judge: model, left-padding tokenizer, and the ids of the tokens "0"/"1"."""
+
+    model: Any
+    tokenizer: Any
+    digit_ids: tuple[int, int]
+
+
+def load_local_judge(model_dir: Path | None) -> LocalJudge:
+    """Load a transformers causal LM directory as a judge (bf16 on Ampere+ GPUs, fp32 on CPU)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if model_dir is None or not Path(model_dir).is_dir():
+        raise FileNotFoundError(f"judge backend local needs a model directory, got {model_dir}")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.padding_side = "left"  # the last position must be the real last prompt token
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    cuda = torch.cuda.is_available()
+    dtype = torch.bfloat16 if cuda and torch.cuda.get_device_capability()[0] >= 8 else None
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    model.to("cuda" if cuda else "cpu").eval()
+    return LocalJudge(model, tokenizer, _digit_token_ids(tokenizer, Path(model_dir)))
+
+
+def digit_logits(judge: LocalJudge, batch: Sequence[Messages]) -> Any:
+    """Next-token logits of "0" and "1" after each conversation's generation prompt (B x 2)."""
+    import torch
+
+    texts = [
+        judge.tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
+        for m in batch
+    ]
+    enc = judge.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    enc = enc.to(judge.model.device)
+    # left padding: positions must restart at the first real token, as generate() does
+    positions = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        logits = judge.model(**enc, position_ids=positions).logits[:, -1, :]
+    return logits[:, list(judge.digit_ids)].float().cpu()
+
+
+def _local_raw(messages: Sequence[Messages], model_dir: Path | None) -> list[str]:
+    """Verdicts of a local causal LM: argmax over the tokens '0'/'1' after the generation prompt."""
+    judge = load_local_judge(model_dir)
+    out: list[str] = []
+    for start in range(0, len(messages), LOCAL_BATCH_SIZE):
+        picks = digit_logits(judge, messages[start : start + LOCAL_BATCH_SIZE]).argmax(dim=-1)
+        out.extend("1" if p == 1 else "0" for p in picks.tolist())
+        if (start // LOCAL_BATCH_SIZE) % 25 == 0:
+            log.info("local judge: %d/%d items", len(out), len(messages))
+    return out
+
+
+def _openai_raw(
+    messages: Sequence[Messages], cfg: JudgeConfig, model_dir: Path | None
+) -> list[str]:
+    """Replies of an OpenAI-compatible endpoint (through the project's cached/replayable client)."""
+    if cfg.endpoint is None:
+        raise ValueError("judge backend openai needs params.endpoint (the llm.endpoints entry)")
+    from medinjection.llm.client import make_chat_fn
+
+    chat = make_chat_fn(
+        endpoint=cfg.endpoint,
+        model=cfg.judge_model,
+        mode=cfg.mode,
+        replay_file=cfg.replay_file,
+        cache_path=cfg.cache_path,
+        max_tokens=cfg.max_tokens,
+        temperature=0.0,
+    )
+    return list(chat([list(m) for m in messages]))
+
+
+VLLM_PREFERRED_PORT = 18765  # fixed when free: the client's cache key includes the base URL
+VLLM_KEY_ENV = "MEDINJECTION_VLLM_JUDGE_KEY"
+VLLM_READY_TIMEOUT_S = 1800.0  # a 27B model can take many minutes to load and compile
+VLLM_ENDPOINT_DEFAULTS: dict[str, Any] = {
+    "max_concurrency": 64,
+    "requests_per_minute": 1_000_000,
+    "tokens_per_minute": 1_000_000_000,
+    "max_retries": 3,
+    "timeout_s": 600,
+}
+
+
+def pick_port(preferred: int = VLLM_PREFERRED_PORT) -> int:
+    """`preferred` when it is free on 127.0.0.1, else any free port (logged)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        if sock.connect_ex(("127.0.0.1", preferred)) != 0:
+            return preferred
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    log.warning(
+        "port %d busy, vllm judge uses %d (cached judgments will not be reused)", preferred, port
+    )
+    return port
+
+
+def vllm_command(model_path: Path, served_name: str, port: int) -> list[str]:
+    """The `vllm serve` command line of the judge server."""
+    return [
+        "vllm", "serve", str(model_path),
+        "--served-model-name", served_name,
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--generation-config", "vllm",
+        "--max-model-len", "8192",
+    ]  # fmt: skip
+
+
+def wait_until_ready(
+    base_url: str, timeout_s: float, process: subprocess.Popen | None = None, poll_s: float = 2.0
+) -> None:
+    """Poll `<base_url>/models` until it answers 200; raise if the server dies or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    url = base_url.rstrip("/") + "/models"
+    while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(
+                f"vllm judge server exited with code {process.returncode} "
+                "before it was ready; see its log"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (local URL)
+                if response.status == 200 and json.loads(response.read()).get("data"):
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"vllm judge server at {url} not ready after {timeout_s:.0f} s")
+        time.sleep(poll_s)
+
+
+@contextlib.contextmanager
+def serve_vllm(
+    model_path: Path,
+    served_name: str,
+    log_path: Path,
+    base_endpoint: dict[str, Any] | None,
+    ready_timeout_s: float = VLLM_READY_TIMEOUT_S,
+) -> Iterator[dict[str, Any]]:
+    """Run `vllm serve` for the block and yield its endpoint dict; the server is always stopped."""
+    if not Path(model_path).is_dir():
+        raise FileNotFoundError(
+            f"vllm judge: model directory {model_path} does not exist; stage "
+            "the judge weights locally (the GPU nodes have no network)"
+        )
+    port = pick_port()
+    command = vllm_command(Path(model_path), served_name, port)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log.info("starting judge server: %s (log %s)", " ".join(command), log_path)
+    with open(log_path, "w", encoding="utf-8") as server_log:
+        process = subprocess.Popen(command, stdout=server_log, stderr=subprocess.STDOUT)
+        try:
+            base_url = f"http://127.0.0.1:{port}/v1"
+            wait_until_ready(base_url, ready_timeout_s, process)
+            os.environ.setdefault(VLLM_KEY_ENV, "EMPTY")  # the server was started without a key
+            extra = {
+                k: v
+                for k, v in (base_endpoint or {}).items()
+                if k not in ("base_url", "api_key_env")
+            }
+            yield {
+                **VLLM_ENDPOINT_DEFAULTS,
+                **extra,
+                "base_url": base_url,
+                "api_key_env": VLLM_KEY_ENV,
+            }
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            log.info("judge server stopped")
+
+
+def _vllm_server_raw(
+    messages: Sequence[Messages], cfg: JudgeConfig, model_dir: Path | None
+) -> list[str]:
+    """Replies of a `vllm serve` judge started for this job and stopped afterwards.
+
+    The server is started here, so its replies are always live (llm.mode is ignored; replaying a
+    recorded judge is what backend 'openai' is for); the response cache still applies.
+    """
+    if cfg.mode != "live":
+        log.info(
+            "judge backend vllm_server: llm.mode %r ignored, querying the server live", cfg.mode
+        )
+    model_path = Path(model_dir) if model_dir is not None else Path(cfg.judge_model)
+    log_path = Path(cfg.cache_path).parent / "vllm_judge_server.log"
+    with serve_vllm(model_path, cfg.judge_model, log_path, cfg.endpoint) as endpoint:
+        served = JudgeConfig(**{**cfg.__dict__, "endpoint": endpoint, "mode": "live"})
+        return _openai_raw(messages, served, model_dir)
+
+
+def _local_backend(
+    messages: Sequence[Messages], cfg: JudgeConfig, model_dir: Path | None
+) -> list[str]:
+    return _local_raw(messages, model_dir)  # one constrained step: max_tokens does not apply
+
+
+JUDGE_BACKENDS: dict[str, Callable[[Sequence[Messages], JudgeConfig, Path | None], list[str]]] = {
+    "local": _local_backend,
+    "openai": _openai_raw,
+    "vllm_server": _vllm_server_raw,
+}
+
+
+def run_judge(
+    messages: Sequence[Messages], cfg: JudgeConfig, model_dir: Path | None
+) -> list[tuple[float | None, str]]:
+    """(score, raw reply) for each judgment, with the configured backend."""
+    if cfg.backend not in JUDGE_BACKENDS:
+        raise KeyError(f"judge backend {cfg.backend!r} unknown; valid: {sorted(JUDGE_BACKENDS)}")
+    if not messages:
+        return []
+    log.info("judging %d items with %s (%s)", len(messages), cfg.judge_model, cfg.backend)
+    raws = JUDGE_BACKENDS[cfg.backend](messages, cfg, model_dir)
+    if len(raws) != len(messages):
+        raise RuntimeError(
+            f"judge backend {cfg.backend} returned {len(raws)} replies for {len(messages)} prompts"
+        )
+    results = [(parse_judge_output(raw), raw or "") for raw in raws]
+    bad = sum(score is None for score, _ in results)
+    if bad:
+        log.warning("judge: %d of %d replies unparsable (scored null, 0 in means)", bad, len(raws))
+    return results
+
+
+def _file_messages(prediction_file: Path, testset_file: Path, prompt_version: str):
+    predictions = pq.read_table(prediction_file, columns=["id", "greedy_output"]).to_pylist()
+    records = {record.id: record for record in read_records(testset_file)}
+    ids, messages = [], []
+    for row in predictions:
+        record = records.get(row["id"])
+        if record is None:
+            raise KeyError(
+                f"{prediction_file}: prediction id {row['id']!r} is not in {testset_file}"
+            )
+        question = render_user(record, prompt_version)
+        messages.append(judge_messages(question, row["greedy_output"] or "", record.answer))
+        ids.append(row["id"])
+    return ids, messages
+
+
+def judge_predictions(
+    backend: str,
+    judge_model: str,
+    model_dir: Path | None,
+    prediction_files: list[Path],
+    testset_files: list[Path],
+    out_files: list[Path],
+    endpoint: dict | None,
+    mode: str,
+    replay_file: str | None,
+    cache_path: str,
+    max_tokens: int,
+    prompt_version: str,
+) -> None:
+    """Judge one model's open-answer predictions; one parquet (id, score, raw, judge) per set."""
+    if not len(prediction_files) == len(testset_files) == len(out_files):
+        raise ValueError(
+            f"judge: {len(prediction_files)} prediction files, {len(testset_files)} "
+            f"test sets and {len(out_files)} outputs must correspond one to one"
+        )
+    cfg = JudgeConfig(
+        backend=backend,  # type: ignore[arg-type]  (checked against JUDGE_BACKENDS in run_judge)
+        judge_model=judge_model,
+        endpoint=endpoint,
+        mode=mode,
+        replay_file=replay_file,
+        cache_path=cache_path,
+        max_tokens=max_tokens,
+    )
+    per_file = [
+        _file_messages(Path(p), Path(t), prompt_version)
+        for p, t in zip(prediction_files, testset_files, strict=True)
+    ]
+    # one backend call for all files, so a vllm server or a model is loaded once per job
+    results = run_judge([m for _, msgs in per_file for m in msgs], cfg, model_dir)
+    offset = 0
+    for (ids, _), out in zip(per_file, out_files, strict=True):
+        chunk = results[offset : offset + len(ids)]
+        offset += len(ids)
+        rows = [
+            {"id": i, "score": s, "raw": r, "judge": judge_model}
+            for i, (s, r) in zip(ids, chunk, strict=True)
+        ]
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pylist(rows, schema=JUDGMENT_SCHEMA), out)
+        log.info("wrote %s (%d judgments)", out, len(rows))

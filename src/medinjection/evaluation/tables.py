@@ -1,0 +1,115 @@
+"""Table 1 (aggregated EM and judge per model) and the long per-dataset table, from score JSONs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+TABLE1_COLUMNS: tuple[str, ...] = (
+    "model", "em", "em_low", "em_high", "judge", "judge_low", "judge_high", "em_mcq", "em_mcqu",
+)  # fmt: skip
+PERCENT_COLUMNS: tuple[str, ...] = ("em", "em_low", "em_high", "em_mcq", "em_mcqu")
+FRACTION_COLUMNS: tuple[str, ...] = ("judge", "judge_low", "judge_high")
+SKIP_KEYS: frozenset[str] = frozenset({"task", "n"})
+
+
+def load_scores(score_files: list[Path]) -> dict[str, dict[str, Any]]:
+    """Score JSONs keyed by their model name; a model appearing twice is an error."""
+    scores: dict[str, dict[str, Any]] = {}
+    for path in map(Path, score_files):
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        model = payload["model"]
+        if model in scores:
+            raise ValueError(f"{path}: model {model!r} already read from another score file")
+        scores[model] = payload
+    return scores
+
+
+def ordered_models(models: list[str], model_order: list[str]) -> list[str]:
+    """Models in `model_order` first (paper order), then any others alphabetically (logged)."""
+    missing = [m for m in model_order if m not in models]
+    if missing:
+        log.warning("table1: no score file for %s; those rows are left out", missing)
+    extra = sorted(set(models) - set(model_order))
+    if extra:
+        log.warning("table1: models %s are not in model_order; appended at the end", extra)
+    return [m for m in model_order if m in models] + extra
+
+
+def _rounded(value: Any, scale: float) -> float | None:
+    return None if value is None else round(float(value) * scale, 2)
+
+
+def table1_frame(scores: dict[str, dict[str, Any]], model_order: list[str]) -> pd.DataFrame:
+    """Table 1 rows: EM columns in percent, judge columns as fractions, both to 2 decimals."""
+    rows = []
+    for model in ordered_models(list(scores), model_order):
+        agg = scores[model]["aggregate"]
+        row: dict[str, Any] = {"model": model}
+        row.update({c: _rounded(agg.get(c), 100.0) for c in PERCENT_COLUMNS})
+        row.update({c: _rounded(agg.get(c), 1.0) for c in FRACTION_COLUMNS})
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(TABLE1_COLUMNS))
+
+
+def per_dataset_frame(scores: dict[str, dict[str, Any]], model_order: list[str]) -> pd.DataFrame:
+    """Long table (model, testset, task, metric, value) of every per-test-set figure, unrounded."""
+    rows = []
+    for model in ordered_models(list(scores), model_order):
+        for testset, values in sorted(scores[model]["testsets"].items()):
+            for metric, value in values.items():
+                if metric in SKIP_KEYS or not isinstance(value, int | float):
+                    continue
+                rows.append((model, testset, values["task"], metric, float(value)))
+            rows.append((model, testset, values["task"], "n", float(values["n"])))
+    return pd.DataFrame(rows, columns=["model", "testset", "task", "metric", "value"])
+
+
+def _cell(value: Any) -> str:
+    return "–" if value is None or pd.isna(value) else f"{value:.2f}"
+
+
+def table1_markdown(frame: pd.DataFrame) -> str:
+    """Markdown Table 1 with 95% intervals, and a note on where the numbers come from."""
+    lines = [
+        "| Model | EM (%) | EM 95% CI | LLM-as-a-judge | judge 95% CI | EM MCQ (%) | EM MCQU (%) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in frame.itertuples(index=False):
+        lines.append(
+            f"| {row.model} | {_cell(row.em)} | [{_cell(row.em_low)}, {_cell(row.em_high)}] "
+            f"| {_cell(row.judge)} | [{_cell(row.judge_low)}, {_cell(row.judge_high)}] "
+            f"| {_cell(row.em_mcq)} | {_cell(row.em_mcqu)} |"
+        )
+    note = (
+        "\nEM: mean of the MCQ and MCQU exact match (constrained decoding), in percent; judge: "
+        "mean binary LLM-as-a-judge score on open questions (0-1). Intervals: percentile "
+        "bootstrap over items. These numbers come from whatever base model, mixtures, test sets "
+        "and judge this run was configured with (the demo uses a tiny random model and "
+        "fixtures, so its figures mean nothing); they are not the paper's figures.\n"
+    )
+    return "\n".join(lines) + "\n" + note
+
+
+def write_table1(
+    score_files: list[Path],
+    model_order: list[str],
+    out_csv: Path,
+    out_md: Path,
+    out_per_dataset: Path,
+) -> None:
+    """Write Table 1 (CSV + Markdown) and the per-dataset long table from score JSONs."""
+    scores = load_scores(score_files)
+    table = table1_frame(scores, model_order)
+    for path in (out_csv, out_md, out_per_dataset):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out_csv, index=False)
+    Path(out_md).write_text(table1_markdown(table), encoding="utf-8")
+    per_dataset_frame(scores, model_order).to_csv(out_per_dataset, index=False)
+    log.info("table1: %d models -> %s, %s, %s", len(table), out_csv, out_md, out_per_dataset)

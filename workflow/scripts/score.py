@@ -1,0 +1,23 @@
+"""Rule score: per-test-set metrics and Table 1 aggregates of one model."""
+
+from pathlib import Path
+
+from medinjection.evaluation.scoring import score_model
+from medinjection.logs import setup_logging
+
+
+def main(smk) -> None:
+    setup_logging(smk.log[0])
+    score_model(
+        model=smk.params.model,
+        prediction_files=[Path(p) for p in smk.input.predictions],
+        judge_files=[Path(p) for p in smk.input.judgments],
+        test_sets=dict(smk.params.test_sets),
+        bertscore=dict(smk.params.bertscore),
+        bootstrap=dict(smk.params.bootstrap),
+        out_path=Path(smk.output.scores),
+    )
+
+
+if "snakemake" in globals():
+    main(snakemake)  # noqa: F821
