@@ -23,7 +23,9 @@ def cluster() -> None:
 
 def _slurmctld_job_ids() -> set[str]:
     log = Path("/var/log/slurm/slurmctld.log").read_text(errors="replace")
-    return {part.split("JobId=")[1].split()[0] for part in log.split("\n") if "Allocate JobId=" in part}
+    return {
+        part.split("JobId=")[1].split()[0] for part in log.split("\n") if "Allocate JobId=" in part
+    }
 
 
 def test_demo_runs_through_sbatch(cluster: None, tmp_path: Path) -> None:
@@ -53,4 +55,6 @@ def test_demo_runs_through_sbatch(cluster: None, tmp_path: Path) -> None:
     slurm_logs = list((workdir / "logs/slurm").rglob("*.log"))
     rules = {path.parent.parent.name for path in slurm_logs}
     assert {"train", "predict", "judge", "score", "build_dataset"} <= rules, sorted(rules)
-    assert "Nothing to be done" in snakemake(workdir, "--configfile", "config/demo.yaml", "-n").stdout
+    assert (
+        "Nothing to be done" in snakemake(workdir, "--configfile", "config/demo.yaml", "-n").stdout
+    )

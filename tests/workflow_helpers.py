@@ -15,7 +15,7 @@ BIN = Path(sys.executable).parent
 
 
 def make_workdir(dest: Path) -> Path:
-    """Copy what a run needs (not results) into dest: Snakefile, workflow, configs, demo fixtures."""
+    """Copy what a run needs (not results) into dest: Snakefile, workflow, configs, fixtures."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in COPIED:
         src = REPO / name

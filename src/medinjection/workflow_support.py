@@ -59,7 +59,8 @@ def _check_test_sets(config: Mapping[str, Any]) -> list[str]:
         elif ROLE_ORIGIN[source["role"]] != spec["origin"]:
             errors.append(
                 f"{key}.origin: source {spec['source']!r} has role {source['role']!r}, "
-                f"so its records have origin {ROLE_ORIGIN[source['role']]!r}, not {spec['origin']!r}"
+                f"so its records have origin {ROLE_ORIGIN[source['role']]!r}, "
+                f"not {spec['origin']!r}"
             )
     return errors
 
