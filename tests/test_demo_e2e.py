@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -59,13 +60,14 @@ def test_changing_one_mixture_reruns_only_its_chain(demo: Path) -> None:
     config["mixtures"]["definitions"]["NAT-SYN"] = {"native": 2, "synthetic": 1}
     (demo / "config/changed.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     changed = ("--configfile", "config/changed.yaml")
-    listed = snakemake(demo, *changed, "--list-changes", "params").stdout
-    changed_files = {line.strip() for line in listed.splitlines() if line.startswith("results/")}
-    assert changed_files == {
-        "results/mixtures/NAT-SYN/train.jsonl",
-        "results/mixtures/NAT-SYN/validation.jsonl",
-        "results/mixtures/NAT-SYN/manifest.json",
-    }
+    # `--list-changes params` of Snakemake 9.27.1 lists every output that has recorded params
+    # (ParamsChange.__or__ keeps the files of an empty change), so read the dry run's reasons.
+    dry = snakemake(demo, *changed, "-n").stdout
+    reasons = re.findall(r"output: ([^\n]*)\n\s*reason: Params have changed", dry)
+    assert reasons == [
+        "results/mixtures/NAT-SYN/train.jsonl, results/mixtures/NAT-SYN/validation.jsonl, "
+        "results/mixtures/NAT-SYN/manifest.json"
+    ]
     counts = job_counts(snakemake(demo, *changed, "-n", "--quiet", "rules").stdout)
     assert counts == {
         "build_mixture": 1,
