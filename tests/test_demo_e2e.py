@@ -63,7 +63,12 @@ def test_changing_one_mixture_reruns_only_its_chain(demo: Path) -> None:
     # `--list-changes params` of Snakemake 9.27.1 lists every output that has recorded params
     # (ParamsChange.__or__ keeps the files of an empty change), so read the dry run's reasons.
     dry = snakemake(demo, *changed, "-n").stdout
-    reasons = re.findall(r"output: ([^\n]*)\n\s*reason: Params have changed", dry)
+    blocks = dry.split("\nrule ")
+    reasons = [
+        re.search(r"output: ([^\n]*)", block).group(1)
+        for block in blocks
+        if "reason: Params have changed" in block
+    ]
     assert reasons == [
         "results/mixtures/NAT-SYN/train.jsonl, results/mixtures/NAT-SYN/validation.jsonl, "
         "results/mixtures/NAT-SYN/manifest.json"
