@@ -46,6 +46,9 @@ def test_demo_runs_through_sbatch(cluster: None, tmp_path: Path) -> None:
         "4",
         "--retries",
         "0",
+        # the local test node has 2 CPUs; rules ask for up to 4 (train)
+        "--max-threads",
+        "2",
     )
     assert (workdir / "results/tables/table1.csv").exists()
     submitted = _slurmctld_job_ids() - before
@@ -53,7 +56,13 @@ def test_demo_runs_through_sbatch(cluster: None, tmp_path: Path) -> None:
     # through sbatch and was allocated by slurmctld
     assert len(submitted) >= 60, proc.stdout[-3000:]
     slurm_logs = list((workdir / "logs/slurm").rglob("*.log"))
-    rules = {path.parent.parent.name for path in slurm_logs}
+    # the plugin writes logs/slurm/rule_<rule>/[<wildcards>/]<jobid>.log
+    rules = {
+        part.removeprefix("rule_")
+        for path in slurm_logs
+        for part in path.parts
+        if part.startswith("rule_")
+    }
     assert {"train", "predict", "judge", "score", "build_dataset"} <= rules, sorted(rules)
     assert (
         "Nothing to be done" in snakemake(workdir, "--configfile", "config/demo.yaml", "-n").stdout
