@@ -109,3 +109,14 @@ def test_slurm_profile_is_found_from_the_repo_root(workdir: Path) -> None:
     )
     assert "slurm" in proc.stdout
     assert job_counts(proc.stdout)["train"] == 7
+
+
+def test_live_mode_without_api_key_stops_before_any_job(workdir: Path, monkeypatch) -> None:
+    path = _write_config(workdir, "live.yaml", lambda c: c["llm"].update(mode="live"))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    proc = snakemake(workdir, "--configfile", path, "--cores", "1", check=False)
+    assert proc.returncode != 0
+    assert "set the environment variable OPENAI_API_KEY" in proc.stdout
+    assert not (workdir / "resources" / "sources").exists()
+    # a dry run needs no key
+    assert snakemake(workdir, "-n", "--configfile", path).returncode == 0
