@@ -25,18 +25,9 @@ from medinjection.modeling.transformers_backend import TransformersPredictor
 from medinjection.modeling.vllm_backend import adapter_rank, max_lora_rank
 from medinjection.prompts import messages_hash, prompt_messages
 from medinjection.records import Record, read_records, write_records
+from tests.tiny_spec import tiny_spec
 
-TINY = {
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "head_dim": 8,
-    "intermediate_size": 64,
-    "vocab_size": 512,
-    "max_position_embeddings": 512,
-    "seed": 3,
-}
+TINY = tiny_spec(seed=3)
 COLUMNS = [
     "id",
     "task",

@@ -16,18 +16,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from medinjection.modeling.base import prepare_base_model
 from medinjection.modeling.tiny import TinySpec
 from medinjection.records import LETTERS, Record, write_records
+from tests.tiny_spec import tiny_spec
 
-TINY = {
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "head_dim": 8,
-    "intermediate_size": 64,
-    "vocab_size": 512,
-    "max_position_embeddings": 512,
-    "seed": 7,
-}
+TINY = tiny_spec(seed=7)
 SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
 
 

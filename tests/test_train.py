@@ -19,19 +19,10 @@ from medinjection.modeling.train import count_over_length, load_rows, main, trai
 from medinjection.modeling.train_config import HPARAM_KEYS, write_train_config
 from medinjection.prompts import training_messages
 from medinjection.records import Record, write_records
+from tests.tiny_spec import tiny_spec
 
-TINY = {
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "head_dim": 8,
-    "intermediate_size": 64,
-    "vocab_size": 512,
-    "max_position_embeddings": 512,
-    "seed": 7,
-}
-HPARAMS = {  # config/demo.yaml `training:` values
+TINY = tiny_spec(seed=7)
+HPARAMS = {  # the `training:` keys; paper-like lr (the demo config uses a larger one)
     "method": "dora",
     "r": 16,
     "alpha": 16,

@@ -97,18 +97,20 @@ def test_one_mixture_target_builds_only_its_chain(workdir: Path) -> None:
 
 
 def test_slurm_profile_is_found_from_the_repo_root(workdir: Path) -> None:
-    proc = snakemake(
-        workdir,
-        "-n",
-        "--profile",
-        "slurm",
-        "--configfile",
-        "config/demo.yaml",
-        "--quiet",
-        "rules",
+    # the study config: GPU rules must request GPUs and get the profile's gpu partition
+    proc = snakemake(workdir, "-n", "--profile", "slurm")
+    train = proc.stdout.split("\nrule train:")[1].split("\nrule ")[0]
+    assert "slurm_partition=gpu" in train
+    assert "gpu=2" in train and "mem_mb=128000" in train and "runtime=1440" in train
+    assert "torchrun --standalone --nnodes=1 --nproc-per-node=2" in train
+    stage = proc.stdout.split("\nrule stage_source:")[1].split("\nrule ")[0]
+    assert "slurm_partition=cpu" in stage and "gpu=" not in stage
+    assert (
+        job_counts(snakemake(workdir, "-n", "--profile", "slurm", "--quiet", "rules").stdout)[
+            "train"
+        ]
+        == 7
     )
-    assert "slurm" in proc.stdout
-    assert job_counts(proc.stdout)["train"] == 7
 
 
 def test_live_mode_without_api_key_stops_before_any_job(workdir: Path, monkeypatch) -> None:
