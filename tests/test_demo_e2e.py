@@ -38,7 +38,7 @@ def test_table1_has_every_model_in_paper_order(demo: Path) -> None:
 
 
 def test_em_is_mean_of_mcq_and_mcqu(demo: Path) -> None:
-    scores = json.loads((demo / "results/scores/NAT.json").read_text())
+    scores = json.loads((demo / "results/scores/NAT/seed42.json").read_text())
     agg = scores["aggregate"]
     assert agg["em"] == pytest.approx((agg["em_mcq"] + agg["em_mcqu"]) / 2)
 

@@ -49,6 +49,7 @@ def test_demo_runs_through_sbatch(cluster: None, tmp_path: Path) -> None:
         # the local test node has 2 CPUs; rules ask for up to 4 (train)
         "--max-threads",
         "2",
+        slurm=True,
     )
     assert (workdir / "results/tables/table1.csv").exists()
     submitted = _slurmctld_job_ids() - before

@@ -27,7 +27,7 @@ def _score_json(tmp_path, model, em, judge):
             "judge_high": judge + 0.1, "n_mcq": 5, "n_mcqu": 10, "n_oeq": 4,
         },
     }  # fmt: skip
-    path = tmp_path / "scores" / f"{model}.json"
+    path = tmp_path / "scores" / f"{model.replace('/', '_')}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload))
     return path
@@ -46,6 +46,7 @@ def test_table1_order_and_format(tmp_path, score_files):
     table = pd.read_csv(out / "t.csv")
     assert list(table.columns) == [
         "model", "em", "em_low", "em_high", "judge", "judge_low", "judge_high", "em_mcq", "em_mcqu",
+        "n_seeds", "em_sd", "judge_sd",
     ]  # fmt: skip
     assert list(table["model"]) == [
         "base",
@@ -59,7 +60,7 @@ def test_table1_order_and_format(tmp_path, score_files):
     assert base["em_mcq"] == 33.53 and base["em_mcqu"] == 35.53
     assert table.iloc[3]["em"] == 40.97 and table.iloc[3]["judge"] == 0.25
     markdown = (out / "t.md").read_text()
-    assert "| base | 34.53 | [29.53, 39.53] | 0.36 | [0.26, 0.46] | 33.53 | 35.53 |" in markdown
+    assert "| base | 34.53 | [29.53, 39.53] | 0.36 | [0.26, 0.46] | 33.53 | 35.53 | 1 |" in markdown
     assert "whatever base model" in markdown
     per = pd.read_csv(out / "per.csv")
     assert list(per.columns) == ["model", "testset", "task", "metric", "value"]
@@ -67,6 +68,28 @@ def test_table1_order_and_format(tmp_path, score_files):
     assert row["value"].item() == pytest.approx(0.34531)
     assert per[(per.model == "NAT") & (per.metric == "n")]["value"].tolist() == [10.0, 4.0]
     assert list(dict.fromkeys(per["model"])) == ["base", "NAT", "SYN", "ALL"]
+
+
+def test_table1_rows_average_training_seeds(tmp_path, score_files):
+    seeds = [_score_json(tmp_path, f"TRAD/seed{s}", em, j) for s, em, j in
+             ((42, 0.30, 0.20), (43, 0.36, 0.30), (44, 0.33, 0.40))]  # fmt: skip
+    out = tmp_path / "tables"
+    write_table1([*seeds, *score_files], ORDER, out / "t.csv", out / "t.md", out / "per.csv")
+    table = pd.read_csv(out / "t.csv").set_index("model")
+    trad = table.loc["TRAD"]
+    # mean 33.00, sample sd of (30, 36, 33) = 3.00; judge mean 0.30, sd 0.10
+    assert (trad["em"], trad["em_sd"], trad["judge"], trad["judge_sd"]) == (33.0, 3.0, 0.3, 0.1)
+    assert trad["n_seeds"] == 3 and pd.isna(trad["em_low"]) and pd.isna(trad["judge_high"])
+    assert pd.isna(table.loc["NAT", "em_sd"]) and table.loc["NAT", "n_seeds"] == 1
+    assert "| TRAD | 33.00 ± 3.00 | [–, –] | 0.30 ± 0.10 |" in (out / "t.md").read_text()
+    per = pd.read_csv(out / "per.csv")
+    assert list(dict.fromkeys(per["model"]))[:5] == [
+        "base",
+        "NAT",
+        "TRAD/seed42",
+        "TRAD/seed43",
+        "TRAD/seed44",
+    ]
 
 
 def test_table1_models_outside_the_order_come_last(tmp_path, score_files):

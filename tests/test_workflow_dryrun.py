@@ -122,3 +122,16 @@ def test_live_mode_without_api_key_stops_before_any_job(workdir: Path, monkeypat
     assert not (workdir / "resources" / "sources").exists()
     # a dry run needs no key
     assert snakemake(workdir, "-n", "--configfile", path).returncode == 0
+
+
+def test_training_seeds_multiply_the_training_chain_only(workdir: Path) -> None:
+    path = _write_config(workdir, "seeds.yaml", lambda c: c["training"].update(seeds=[42, 43]))
+    counts = job_counts(snakemake(workdir, "-n", "--quiet", "rules", "--configfile", path).stdout)
+    assert counts["build_mixture"] == 7  # one mixture, trained once per seed
+    assert counts["render_train_config"] == counts["train"] == 14
+    assert counts["predict"] == counts["judge"] == counts["score"] == 1 + 14
+    assert counts["table1"] == 1
+    details = snakemake(workdir, "-n", "-p", "--configfile", path).stdout
+    assert "results/train/NAT/seed43/adapter" in details
+    assert "results/scores/NAT/seed43.json" in details
+    assert "results/checkpoints/NAT/seed43" in details

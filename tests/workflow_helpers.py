@@ -7,6 +7,8 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
+from functools import cache
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,23 +31,40 @@ def make_workdir(dest: Path) -> Path:
     return dest
 
 
-def run_env() -> dict[str, str]:
+@cache
+def _no_slurm_dir() -> Path:
+    """A bin dir whose `scontrol` fails at once.
+
+    The SLURM executor plugin runs `scontrol show config` when snakemake starts; on a machine
+    where SLURM is installed but no controller runs (e.g. after tests/test_slurm.py stopped it,
+    or a CI image with slurm-wlm), that call waits ~9 s. Runs that do not use SLURM get this
+    shim so they measure our workflow, not the plugin's timeout.
+    """
+    shim = Path(tempfile.mkdtemp(prefix="no-slurm-"))
+    script = shim / "scontrol"
+    script.write_text("#!/bin/sh\necho 'scontrol disabled for non-SLURM test runs' >&2\nexit 1\n")
+    script.chmod(0o755)
+    return shim
+
+
+def run_env(slurm: bool = False) -> dict[str, str]:
     """Environment with the venv's bin first on PATH (shell rules call `python`)."""
     env = dict(os.environ)
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    path = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["PATH"] = path if slurm else f"{_no_slurm_dir()}{os.pathsep}{path}"
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     return env
 
 
 def snakemake(
-    workdir: Path, *args: str, check: bool = True, timeout: int = 1800
+    workdir: Path, *args: str, check: bool = True, timeout: int = 1800, slurm: bool = False
 ) -> subprocess.CompletedProcess[str]:
     """Run snakemake in workdir and return the completed process (stdout+stderr merged)."""
     proc = subprocess.run(
         [str(BIN / "snakemake"), *args],
         cwd=workdir,
-        env=run_env(),
+        env=run_env(slurm=slurm),
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

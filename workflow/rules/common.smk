@@ -17,7 +17,10 @@ check_study_config(config)
 
 SOURCES = config["sources"]
 MIXTURES = list(config["mixtures"]["definitions"])
-MODELS = ["base", *MIXTURES]
+SEEDS = config["training"]["seeds"]
+# A fine-tuned model is one training run: "<mixture>/seed<seed>" (its folder under results/train/).
+RUNS = [f"{mixture}/seed{seed}" for mixture in MIXTURES for seed in SEEDS]
+MODELS = ["base", *RUNS]
 TEST_SETS = config["evaluation"]["test_sets"]
 ORIGINS = ["native", "translated", "synthetic"]
 SPLITS = ["train", "validation", "test"]
@@ -41,6 +44,7 @@ wildcard_constraints:
     origin=_alternatives(ORIGINS),
     split=_alternatives(SPLITS),
     shard=r"\d+",
+    seed=r"\d+",
 
 
 # ---------------------------------------------------------------- targets
@@ -54,7 +58,7 @@ def final_targets():
         "results/plots/table1.png",
         "results/metaeval/correlations.csv",
         "results/metaeval/verbosity.csv",
-        *expand("results/train/{mixture}/loss.png", mixture=MIXTURES),
+        *expand("results/train/{run}/loss.png", run=RUNS),
         "results/dataset/stats.csv",
     ]
 
@@ -63,8 +67,8 @@ def mixture_targets(mixture):
     """Everything one mixture produces, for `snakemake mixture_NAT`-style partial runs."""
     return [
         f"results/mixtures/{mixture}/manifest.json",
-        f"results/train/{mixture}/adapter",
-        f"results/scores/{mixture}.json",
+        *(f"results/train/{mixture}/seed{seed}/adapter" for seed in SEEDS),
+        *(f"results/scores/{mixture}/seed{seed}.json" for seed in SEEDS),
     ]
 
 
@@ -134,8 +138,9 @@ def get_corpus_files(wildcards):
 # ---------------------------------------------------------------- training and prediction
 
 
-def train_hparams():
-    return dict(config["training"])
+def get_train_hparams(wildcards):
+    hparams = {k: v for k, v in config["training"].items() if k != "seeds"}
+    return {**hparams, "seed": int(wildcards.seed)}
 
 
 def get_launcher(wildcards):

@@ -23,7 +23,7 @@ rule table1:
     conda:
         "../../envs/workflow.yaml"
     params:
-        model_order=MODELS,
+        model_order=["base", *MIXTURES],
         code=CODE_VERSION,
     script:
         "../scripts/table1.py"

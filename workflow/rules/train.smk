@@ -23,14 +23,14 @@ rule prepare_base_model:
 
 rule render_train_config:
     output:
-        config="results/train/{mixture}/train_config.json",
+        config="results/train/{mixture}/seed{seed}/train_config.json",
     log:
-        "logs/render_train_config/{mixture}.log",
+        "logs/render_train_config/{mixture}/seed{seed}.log",
     localrule: True
     conda:
         "../../envs/workflow.yaml"
     params:
-        hparams=train_hparams(),
+        hparams=get_train_hparams,
         mixture="{mixture}",
         code=CODE_VERSION,
     script:
@@ -39,23 +39,23 @@ rule render_train_config:
 
 rule train:
     input:
-        config="results/train/{mixture}/train_config.json",
+        config="results/train/{mixture}/seed{seed}/train_config.json",
         model="results/models/base",
         train="results/mixtures/{mixture}/train.jsonl",
         validation="results/mixtures/{mixture}/validation.jsonl",
     output:
-        adapter=directory("results/train/{mixture}/adapter"),
-        metrics="results/train/{mixture}/metrics.json",
+        adapter=directory("results/train/{mixture}/seed{seed}/adapter"),
+        metrics="results/train/{mixture}/seed{seed}/metrics.json",
         loss_plot=report(
-            "results/train/{mixture}/loss.png",
+            "results/train/{mixture}/seed{seed}/loss.png",
             caption="../report/training_loss.rst",
             category="Training",
-            labels={"mixture": "{mixture}"},
+            labels={"mixture": "{mixture}", "seed": "{seed}"},
         ),
     log:
-        "logs/train/{mixture}.log",
+        "logs/train/{mixture}/seed{seed}.log",
     benchmark:
-        "benchmarks/train/{mixture}.tsv"
+        "benchmarks/train/{mixture}/seed{seed}.tsv"
     conda:
         "../../envs/gpu.yaml"
     threads: 4
@@ -65,7 +65,7 @@ rule train:
         runtime=get_train_runtime,
     params:
         launcher=get_launcher,
-        checkpoints="results/checkpoints/{mixture}",
+        checkpoints="results/checkpoints/{mixture}/seed{seed}",
         code=CODE_VERSION,
     shell:
         "{params.launcher} -m medinjection.modeling.train --config {input.config}"
@@ -77,11 +77,11 @@ rule train:
 rule merge_adapter:
     input:
         model="results/models/base",
-        adapter="results/train/{mixture}/adapter",
+        adapter="results/train/{mixture}/seed{seed}/adapter",
     output:
-        merged=directory("results/train/{mixture}/merged"),
+        merged=directory("results/train/{mixture}/seed{seed}/merged"),
     log:
-        "logs/merge_adapter/{mixture}.log",
+        "logs/merge_adapter/{mixture}/seed{seed}.log",
     conda:
         "../../envs/gpu.yaml"
     resources:

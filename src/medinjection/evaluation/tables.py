@@ -13,6 +13,7 @@ log = logging.getLogger(__name__)
 
 TABLE1_COLUMNS: tuple[str, ...] = (
     "model", "em", "em_low", "em_high", "judge", "judge_low", "judge_high", "em_mcq", "em_mcqu",
+    "n_seeds", "em_sd", "judge_sd",
 )  # fmt: skip
 PERCENT_COLUMNS: tuple[str, ...] = ("em", "em_low", "em_high", "em_mcq", "em_mcqu")
 FRACTION_COLUMNS: tuple[str, ...] = ("judge", "judge_low", "judge_high")
@@ -46,22 +47,52 @@ def _rounded(value: Any, scale: float) -> float | None:
     return None if value is None else round(float(value) * scale, 2)
 
 
+def model_row(model: str) -> str:
+    """Table 1 row of a model: the mixture of a '<mixture>/seed<n>' training run, else itself."""
+    return model.split("/seed", 1)[0]
+
+
+def _seed_summary(values: list[Any], scale: float) -> tuple[float | None, float | None]:
+    """Mean and sample sd (None with one seed or a missing value) of one figure over seeds."""
+    if any(value is None for value in values):
+        return None, None
+    mean = sum(float(v) for v in values) / len(values)
+    if len(values) == 1:
+        return round(mean * scale, 2), None
+    var = sum((float(v) - mean) ** 2 for v in values) / (len(values) - 1)
+    return round(mean * scale, 2), round(var**0.5 * scale, 2)
+
+
+def _table1_row(row_name: str, aggregates: list[dict[str, Any]]) -> dict[str, Any]:
+    row: dict[str, Any] = {"model": row_name, "n_seeds": len(aggregates)}
+    for columns, scale in ((PERCENT_COLUMNS, 100.0), (FRACTION_COLUMNS, 1.0)):
+        for column in columns:
+            mean, sd = _seed_summary([agg.get(column) for agg in aggregates], scale)
+            # Bootstrap intervals are over items of one run; with several seeds the spread
+            # across seeds is reported as sd instead.
+            is_bound = column.endswith(("_low", "_high"))
+            row[column] = None if is_bound and len(aggregates) > 1 else mean
+            if column in ("em", "judge"):
+                row[f"{column}_sd"] = sd
+    return row
+
+
 def table1_frame(scores: dict[str, dict[str, Any]], model_order: list[str]) -> pd.DataFrame:
-    """Table 1 rows: EM columns in percent, judge columns as fractions, both to 2 decimals."""
-    rows = []
-    for model in ordered_models(list(scores), model_order):
-        agg = scores[model]["aggregate"]
-        row: dict[str, Any] = {"model": model}
-        row.update({c: _rounded(agg.get(c), 100.0) for c in PERCENT_COLUMNS})
-        row.update({c: _rounded(agg.get(c), 1.0) for c in FRACTION_COLUMNS})
-        rows.append(row)
+    """Table 1 rows (one per base/mixture, mean over training seeds): EM in percent, judge 0-1."""
+    runs: dict[str, list[str]] = {}
+    for model in scores:
+        runs.setdefault(model_row(model), []).append(model)
+    rows = [
+        _table1_row(row, [scores[m]["aggregate"] for m in sorted(runs[row])])
+        for row in ordered_models(list(runs), model_order)
+    ]
     return pd.DataFrame(rows, columns=list(TABLE1_COLUMNS))
 
 
 def per_dataset_frame(scores: dict[str, dict[str, Any]], model_order: list[str]) -> pd.DataFrame:
     """Long table (model, testset, task, metric, value) of every per-test-set figure, unrounded."""
     rows = []
-    for model in ordered_models(list(scores), model_order):
+    for model in sorted(scores, key=lambda m: (_order_key(model_row(m), model_order), m)):
         for testset, values in sorted(scores[model]["testsets"].items()):
             for metric, value in values.items():
                 if metric in SKIP_KEYS or not isinstance(value, int | float):
@@ -71,28 +102,41 @@ def per_dataset_frame(scores: dict[str, dict[str, Any]], model_order: list[str])
     return pd.DataFrame(rows, columns=["model", "testset", "task", "metric", "value"])
 
 
+def _order_key(row: str, model_order: list[str]) -> tuple[int, str]:
+    return (model_order.index(row), "") if row in model_order else (len(model_order), row)
+
+
 def _cell(value: Any) -> str:
     return "–" if value is None or pd.isna(value) else f"{value:.2f}"
+
+
+def _with_sd(value: Any, sd: Any) -> str:
+    return _cell(value) if sd is None or pd.isna(sd) else f"{_cell(value)} ± {_cell(sd)}"
 
 
 def table1_markdown(frame: pd.DataFrame) -> str:
     """Markdown Table 1 with 95% intervals, and a note on where the numbers come from."""
     lines = [
-        "| Model | EM (%) | EM 95% CI | LLM-as-a-judge | judge 95% CI | EM MCQ (%) | EM MCQU (%) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| Model | EM (%) | EM 95% CI | LLM-as-a-judge | judge 95% CI | EM MCQ (%) | EM MCQU (%) "
+        "| seeds |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in frame.itertuples(index=False):
         lines.append(
-            f"| {row.model} | {_cell(row.em)} | [{_cell(row.em_low)}, {_cell(row.em_high)}] "
-            f"| {_cell(row.judge)} | [{_cell(row.judge_low)}, {_cell(row.judge_high)}] "
-            f"| {_cell(row.em_mcq)} | {_cell(row.em_mcqu)} |"
+            f"| {row.model} | {_with_sd(row.em, row.em_sd)} "
+            f"| [{_cell(row.em_low)}, {_cell(row.em_high)}] "
+            f"| {_with_sd(row.judge, row.judge_sd)} "
+            f"| [{_cell(row.judge_low)}, {_cell(row.judge_high)}] "
+            f"| {_cell(row.em_mcq)} | {_cell(row.em_mcqu)} | {row.n_seeds} |"
         )
     note = (
         "\nEM: mean of the MCQ and MCQU exact match (constrained decoding), in percent; judge: "
         "mean binary LLM-as-a-judge score on open questions (0-1). Intervals: percentile "
-        "bootstrap over items. These numbers come from whatever base model, mixtures, test sets "
-        "and judge this run was configured with (the demo uses a tiny random model and "
-        "fixtures, so its figures mean nothing); they are not the paper's figures.\n"
+        "bootstrap over items of one training run; rows trained with several seeds show the "
+        "mean ± sd over seeds instead (seeds column). These numbers come from whatever base "
+        "model, mixtures, test sets and judge this run was configured with (the demo uses a "
+        "tiny random model and fixtures, so its figures mean nothing); they are not the "
+        "paper's figures.\n"
     )
     return "\n".join(lines) + "\n" + note
 
