@@ -23,7 +23,6 @@ from medinjection.dedup import (
     Removal,
     bodies_from_columns,
     find_removals,
-    normalize_array,
     normalize_text,
 )
 from medinjection.published import comparison_rows
@@ -61,7 +60,7 @@ def dedupe_table(table: pa.Table, threshold: float) -> tuple[pa.Table, list[Remo
         ids=ids,
         splits=splits,
         tasks=ordered["task"].to_pylist(),
-        contexts=normalize_array(ordered["context"]).to_pylist(),
+        contexts=ordered["context"].to_pylist(),
         bodies=bodies_from_columns(ordered["question"], ordered["options"]),
     )
     found = find_removals(cols, threshold)

@@ -20,9 +20,11 @@ Method (the workflow and bench/data_pipeline.py both run exactly this code):
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,10 +37,10 @@ BINS = 128
 BANDS = 16
 ROWS = BINS // BANDS
 EMPTY = np.uint32(0xFFFFFFFF)
+THREADS = max(1, len(os.sched_getaffinity(0)))
 CHUNK_RECORDS = 20_000  # signatures are computed chunk by chunk to bound peak memory
 _NOT_ALNUM = r"[^\p{L}\p{N}]+"
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _DENSIFY_STEP = np.uint32(0x2545F491)
 _BAND_MULT = np.random.default_rng(20260306).integers(1, 2**63, ROWS, dtype=np.uint64) | 1
@@ -55,20 +57,34 @@ class Removal:
 
 @dataclass(frozen=True)
 class DedupColumns:
-    """The columns dedup needs, already in keep order (normalised text, see module doc)."""
+    """The columns dedup needs, already in keep order.
+
+    bodies are normalised (see module doc); contexts are raw and normalised only for records
+    whose body matches another one (most records never need it, and contexts are long).
+    """
 
     ids: Sequence[str]
     splits: Sequence[str]
     tasks: Sequence[str]
-    contexts: Sequence[str]
+    contexts: Sequence[str | None]
     bodies: Sequence[str]
 
 
-def normalize_array(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """Normalised text of every element (nulls become empty strings)."""
-    texts = pc.fill_null(texts.cast(pa.large_string()), "")
-    folded = pc.utf8_lower(pc.utf8_normalize(texts, form="NFKC"))
+def _normalize_chunk(texts: pa.Array) -> pa.Array:
+    folded = pc.utf8_lower(pc.utf8_normalize(pc.fill_null(texts, ""), form="NFKC"))
     return pc.utf8_trim_whitespace(pc.replace_substring_regex(folded, _NOT_ALNUM, " "))
+
+
+def normalize_array(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Normalised text of every element (nulls become empty strings), chunks on all cores."""
+    texts = texts.cast(pa.large_string())
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    step = max(1, -(-len(texts) // (4 * THREADS)))
+    chunks = [texts.slice(start, step) for start in range(0, len(texts), step)] or [texts]
+    with ThreadPoolExecutor(THREADS) as pool:  # Arrow kernels release the GIL
+        parts = list(pool.map(_normalize_chunk, chunks))
+    return pa.concat_arrays(parts)
 
 
 def normalize_text(text: str | None) -> str:
@@ -88,15 +104,21 @@ def bodies_from_columns(questions: pa.Array, options: pa.Array) -> list[str]:
     ]
 
 
+def _packed_grams(data: np.ndarray) -> np.ndarray:
+    """The 5-byte window starting at every position of a byte array, as integers (little end)."""
+    count = data.size - SHINGLE + 1
+    padded = np.zeros(data.size + 8, dtype=np.uint8)
+    padded[: data.size] = data
+    windows = np.ndarray((count,), dtype="<u8", buffer=padded, strides=(1,))  # unaligned view
+    return windows & np.uint64((1 << (8 * SHINGLE)) - 1)
+
+
 def shingles(text: str) -> np.ndarray:
     """Sorted unique byte 5-grams of a text, each packed into an integer."""
-    data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8).astype(np.uint64)
+    data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     if data.size < SHINGLE:
         data = np.pad(data, (0, SHINGLE - data.size))
-    grams = np.zeros(data.size - SHINGLE + 1, dtype=np.uint64)
-    for offset in range(SHINGLE):
-        grams = (grams << np.uint64(8)) | data[offset : offset + grams.size]
-    return np.unique(grams)
+    return np.unique(_packed_grams(data))
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
@@ -106,12 +128,10 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _mix(values: np.ndarray) -> np.ndarray:
-    h = values * _GOLDEN
-    h ^= h >> np.uint64(31)
-    h *= _MIX1
-    h ^= h >> np.uint64(29)
-    h *= _MIX2
-    return h ^ (h >> np.uint64(32))
+    h = values * _MIX1
+    h ^= h >> np.uint64(32)
+    h *= _GOLDEN
+    return h
 
 
 def _chunk_grams(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -121,14 +141,12 @@ def _chunk_grams(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[: len(padded) + 1]
     data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
     offsets = offsets - offsets[0]
-    count = data.size - SHINGLE + 1
-    grams = np.zeros(count, dtype=np.uint64)
-    for k in range(SHINGLE):
-        grams = (grams << np.uint64(8)) | data[k : k + count].astype(np.uint64)
-    lengths = np.diff(offsets)
-    owner = np.repeat(np.arange(len(padded), dtype=np.int64), lengths)[:count]
-    valid = np.arange(count, dtype=np.int64) - offsets[owner] <= lengths[owner] - SHINGLE
-    return owner[valid], grams[valid]
+    grams = _packed_grams(data)
+    valid = np.ones(grams.size, dtype=bool)
+    tails = (offsets[1:, None] - np.arange(1, SHINGLE, dtype=np.int64)[None, :]).ravel()
+    valid[tails[tails < grams.size]] = False  # windows that cross into the next record
+    owner = np.repeat(np.arange(len(padded), dtype=np.int64), np.diff(offsets) - (SHINGLE - 1))
+    return owner, grams[valid]
 
 
 def signatures(texts: Sequence[str]) -> np.ndarray:
@@ -193,16 +211,45 @@ def _may_match(cols: DedupColumns, later: int, earlier: int) -> bool:
 
 def exact_removals(cols: DedupColumns) -> dict[int, int]:
     """Removed index -> kept index it duplicates exactly (first eligible earlier kept one)."""
-    kept_by_key: dict[str, list[int]] = defaultdict(list)
+    by_body: dict[str, list[int]] = defaultdict(list)
+    for i, body in enumerate(cols.bodies):
+        by_body[body].append(i)
     removed: dict[int, int] = {}
-    for i, (context, body) in enumerate(zip(cols.contexts, cols.bodies, strict=True)):
-        bucket = kept_by_key[context + " || " + body]
-        match = next((k for k in bucket if _may_match(cols, i, k)), None)
-        if match is None:
-            bucket.append(i)
-        else:
-            removed[i] = match
+    contexts = ContextCache(cols)
+    for members in by_body.values():
+        if len(members) < 2:
+            continue
+        kept_by_context: dict[str, list[int]] = defaultdict(list)
+        for i in members:
+            bucket = kept_by_context[contexts.text(i)]
+            match = next((k for k in bucket if _may_match(cols, i, k)), None)
+            if match is None:
+                bucket.append(i)
+            else:
+                removed[i] = match
     return removed
+
+
+class ContextCache:
+    """Normalised contexts and shingles, computed on first use."""
+
+    def __init__(self, cols: DedupColumns) -> None:
+        self.cols = cols
+        self.texts: dict[int, str] = {}
+        self.grams: dict[int, np.ndarray] = {}
+
+    def text(self, i: int) -> str:
+        """Normalised context of record i ('' when absent)."""
+        if i not in self.texts:
+            raw = self.cols.contexts[i]
+            self.texts[i] = normalize_text(raw) if raw else ""
+        return self.texts[i]
+
+    def shingles(self, i: int) -> np.ndarray:
+        """Shingles of the normalised context of record i."""
+        if i not in self.grams:
+            self.grams[i] = shingles(self.text(i))
+        return self.grams[i]
 
 
 def near_removals(cols: DedupColumns, alive: np.ndarray, threshold: float) -> dict[int, int]:
@@ -223,27 +270,35 @@ def near_removals(cols: DedupColumns, alive: np.ndarray, threshold: float) -> di
             earlier[int(members[pos])].update(int(m) for m in members[:pos])
     removed: dict[int, int] = {}
     cache: dict[int, np.ndarray] = {}
+    contexts = ContextCache(cols)
     for later in sorted(earlier):
         for cand in sorted(earlier[later]):
             if cand not in removed and _may_match(cols, later, cand):
-                if _near(cols, later, cand, threshold, cache):
+                if _near(cols, (later, cand), threshold, cache, contexts):
                     removed[later] = cand
                     break
     return removed
 
 
-def _near(cols: DedupColumns, a: int, b: int, threshold: float, cache: dict) -> bool:
-    for i in (a, b):
+def _near(
+    cols: DedupColumns,
+    pair: tuple[int, int],
+    threshold: float,
+    cache: dict[int, np.ndarray],
+    contexts: ContextCache,
+) -> bool:
+    a, b = pair
+    for i in pair:
         if i not in cache:
             cache[i] = shingles(cols.bodies[i])
     if jaccard(cache[a], cache[b]) < threshold:
         return False
-    ca, cb = cols.contexts[a], cols.contexts[b]
+    ca, cb = contexts.text(a), contexts.text(b)
     if not ca and not cb:
         return True
     if not ca or not cb:
         return False
-    return jaccard(shingles(ca), shingles(cb)) >= threshold
+    return jaccard(contexts.shingles(a), contexts.shingles(b)) >= threshold
 
 
 def find_removals(cols: DedupColumns, threshold: float) -> list[tuple[int, int, str]]:

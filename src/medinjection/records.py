@@ -6,7 +6,7 @@ import json
 import string
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -119,15 +119,23 @@ def _option_errors(record: Record) -> list[str]:
 
 
 def to_row(record: Record) -> dict[str, Any]:
-    """Arrow-ready dict of a record."""
-    row = asdict(record)
-    row["options"] = (
-        [{"letter": letter, "text": text} for letter, text in record.options]
+    """Arrow-ready dict of a record (field by field: dataclasses.asdict deep-copies, 10x slower)."""
+    return {
+        "id": record.id,
+        "origin": record.origin,
+        "source": record.source,
+        "task": record.task,
+        "split": record.split,
+        "specialty": record.specialty,
+        "context": record.context,
+        "question": record.question,
+        "options": [{"letter": letter, "text": text} for letter, text in record.options]
         if record.options is not None
-        else None
-    )
-    row["meta"] = json.dumps(record.meta, ensure_ascii=False, sort_keys=True)
-    return row
+        else None,
+        "answer": record.answer,
+        "language": record.language,
+        "meta": json.dumps(record.meta, ensure_ascii=False, sort_keys=True),
+    }
 
 
 def from_row(row: dict[str, Any]) -> Record:
