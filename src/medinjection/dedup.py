@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -70,8 +71,19 @@ class DedupColumns:
     bodies: Sequence[str]
 
 
+def _nfkc(texts: pa.Array) -> pa.Array:
+    """NFKC of every element; only the (few) strings that change go through the normaliser."""
+    needs = np.array(
+        [not unicodedata.is_normalized("NFKC", t) for t in texts.to_pylist()], dtype=bool
+    )
+    if not needs.any():
+        return texts
+    fixed = pc.utf8_normalize(texts.filter(pa.array(needs)), form="NFKC")
+    return pc.replace_with_mask(texts, pa.array(needs), fixed)
+
+
 def _normalize_chunk(texts: pa.Array) -> pa.Array:
-    folded = pc.utf8_lower(pc.utf8_normalize(pc.fill_null(texts, ""), form="NFKC"))
+    folded = pc.utf8_lower(_nfkc(pc.fill_null(texts, "")))
     return pc.utf8_trim_whitespace(pc.replace_substring_regex(folded, _NOT_ALNUM, " "))
 
 

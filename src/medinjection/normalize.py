@@ -69,7 +69,8 @@ def _assign_split(record: Record, seed: int, validation: float, test: float) -> 
     rule = record.meta.get("split_rule", "source")
     if rule == "source":
         return record
-    return replace(record, split=hash_split(record.id, seed, validation, test, rule))
+    key = record.meta.get("split_key", record.id)  # views of one item share their split
+    return replace(record, split=hash_split(key, seed, validation, test, rule))
 
 
 def _reasons(record: Record, role: str, seen: set[str]) -> list[str]:

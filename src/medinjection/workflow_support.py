@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import medinjection
+from medinjection.sources.pins import source_problems
 
 ROLE_ORIGIN = {"native": "native", "translate": "translated", "synthesize": "synthetic"}
 
@@ -100,7 +101,11 @@ def _check_local_sources(config: Mapping[str, Any]) -> list[str]:
 
 def check_before_run(config: Mapping[str, Any], environ: Mapping[str, str]) -> None:
     """Checks for a real run (not a dry run): local source files present, API keys set."""
-    errors = [*_check_local_sources(config), *_check_api_keys(config, environ)]
+    errors = [
+        *_check_local_sources(config),
+        *source_problems(config, environ),
+        *_check_api_keys(config, environ),
+    ]
     if errors:
         raise StudyConfigError("cannot start the run:\n  - " + "\n  - ".join(errors))
 

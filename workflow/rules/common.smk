@@ -6,6 +6,7 @@ from snakemake.utils import validate
 
 import medinjection
 from medinjection.modeling.launch import launcher_command
+from medinjection.sources.pins import is_offline
 from medinjection.workflow_support import (
     check_before_run,
     check_study_config,
