@@ -222,8 +222,9 @@ def run(work: Path, scale: float) -> list[tuple[str, float, int]]:
     n_nat, n_trad, n_syn = (int(x * scale) for x in (NATIVE, TRANSLATED, SYNTHETIC))
     native = timed("normalize native (MediQAl adapter)", n_nat, _normalize, "mediqal",
                    "mediqal", "native", work / "raw/mediqal", work / "norm/mediqal")  # fmt: skip
-    english = timed("normalize translated (MedMCQA adapter)", n_trad, _normalize, "medmcqa",
-                    "medmcqa", "translate", work / "raw/medmcqa", work / "norm/medmcqa")  # fmt: skip
+    english = timed("normalize translated (MedMCQA adapter)", n_trad, _normalize,
+                    "medmcqa", "medmcqa", "translate", work / "raw/medmcqa",
+                    work / "norm/medmcqa")  # fmt: skip
     french = work / "translated.parquet"
     timed("[stand-in for translation: relabel]", n_trad, relabel_french, english, french)
     total = pq.read_metadata(native).num_rows + pq.read_metadata(french).num_rows + n_syn

@@ -47,7 +47,9 @@ def keep_order(table: pa.Table) -> pa.Table:
     split_rank = pc.index_in(table["split"], value_set=pa.array(KEEP_SPLIT_ORDER))
     origin_rank = pc.index_in(table["origin"], value_set=pa.array(ORIGINS))
     ranked = table.append_column("_split", split_rank).append_column("_origin", origin_rank)
-    ranked = ranked.sort_by([("_split", "ascending"), ("_origin", "ascending"), ("id", "ascending")])
+    ranked = ranked.sort_by(
+        [("_split", "ascending"), ("_origin", "ascending"), ("id", "ascending")]
+    )
     return ranked.drop_columns(["_split", "_origin"])
 
 
@@ -136,7 +138,9 @@ def build_dataset(
     _write_csv(
         out_dir / "sources.csv", ["source", "kept", "quarantined"], _source_rows(source_stats)
     )
-    LOG.info("dataset: %d records kept, %d removed, written to %s", kept.num_rows, len(rows), out_dir)
+    LOG.info(
+        "dataset: %d records kept, %d removed, written to %s", kept.num_rows, len(rows), out_dir
+    )
 
 
 def _duplicate_ids(table: pa.Table) -> list[str]:

@@ -15,8 +15,8 @@ from medinjection.sources import get_adapter, get_corpus_adapter
 from medinjection.sources.base import Quarantined, hash_split, write_documents
 
 LOG = logging.getLogger(__name__)
-Role = Literal["native", "translate"]
-ROLE_LANGUAGE: dict[str, str] = {"native": "fr", "translate": "en"}
+Role = Literal["native", "translate", "published"]
+ROLE_LANGUAGE: dict[str, str] = {"native": "fr", "translate": "en", "published": "fr"}
 
 
 def normalize_source(

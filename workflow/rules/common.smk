@@ -96,6 +96,9 @@ def llm_cache(*parts):
 
 
 def get_dataset_inputs(origin):
+    if config["data"]["build"] == "published":
+        published = config["data"]["published"]
+        return [f"results/published/{origin}/records.parquet"] if origin in published else []
     if origin == "native":
         pattern = "results/normalized/{source}/records.parquet"
         return expand(pattern, source=sources_with_role("native"))

@@ -13,6 +13,11 @@ from medinjection.sources.medxpertqa import load_medxpertqa
 from medinjection.sources.mlabonne import load_medical_cases_fr, load_medical_mqca_fr
 from medinjection.sources.mmlu import load_mmlu, load_mmlu_pro
 from medinjection.sources.pubmedqa import load_pubmedqa, load_pubmedqa_oeq
+from medinjection.sources.released import (
+    load_released_native,
+    load_released_synthetic,
+    load_released_translated,
+)
 
 ADAPTERS: dict[str, Adapter] = {
     "mediqal": load_mediqal,
@@ -27,6 +32,9 @@ ADAPTERS: dict[str, Adapter] = {
     "medxpertqa": load_medxpertqa,
     "mmlu": load_mmlu,
     "mmlu_pro": load_mmlu_pro,
+    "released_native": load_released_native,
+    "released_translated": load_released_translated,
+    "released_synthetic": load_released_synthetic,
 }
 
 CORPUS_ADAPTERS: dict[str, CorpusAdapter] = {

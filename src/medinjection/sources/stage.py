@@ -22,7 +22,7 @@ def stage_source(
     manifest_path: Path,
     offline: bool = False,
 ) -> None:
-    """Copy (local) or fetch (hf, through the Hub cache) a source's raw files; write its manifest."""
+    """Copy (local) or fetch (hf, via the Hub cache) a source's raw files; write its manifest."""
     raw_dir = Path(raw_dir)
     kind = location.get("kind")
     manifest: dict[str, Any] = {"source": source, "location": location}
