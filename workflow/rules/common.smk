@@ -109,6 +109,20 @@ def get_dataset_inputs(origin):
     return expand(pattern, source=sources_with_role("synthesize"))
 
 
+def get_published_location(wildcards):
+    return dict(config["data"]["published"][wildcards.origin])
+
+
+def get_normalize_stats(wildcards):
+    if config["data"]["build"] == "published":
+        return expand("results/published/{origin}/stats.json", origin=PUBLISHED_ORIGINS)
+    names = sources_with_role("native") + sources_with_role("translate")
+    return expand("results/normalized/{source}/stats.json", source=names)
+
+
+PUBLISHED_ORIGINS = sorted(config["data"]["published"])
+
+
 def mixture_origins(mixture):
     return sorted(config["mixtures"]["definitions"][mixture])
 

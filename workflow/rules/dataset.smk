@@ -3,20 +3,6 @@
 # With data.build: published, the released MedInjection-FR datasets replace the sources.
 
 
-def get_published_location(wildcards):
-    return dict(config["data"]["published"][wildcards.origin])
-
-
-def get_normalize_stats(wildcards):
-    if config["data"]["build"] == "published":
-        return expand("results/published/{origin}/stats.json", origin=PUBLISHED_ORIGINS)
-    names = sources_with_role("native") + sources_with_role("translate")
-    return expand("results/normalized/{source}/stats.json", source=names)
-
-
-PUBLISHED_ORIGINS = sorted(config["data"]["published"])
-
-
 rule stage_published:
     output:
         raw=directory("resources/published/{origin}/raw"),
