@@ -156,10 +156,14 @@ def test_demo_chain_pools_are_large_enough(tmp_path: Path) -> None:
             write_records([replace(r, language="fr") for r in english], out / "fr.parquet")
             groups["translated"].append(out / "fr.parquet")
     dataset = tmp_path / "dataset"
+    stats = sorted((tmp_path / "norm").glob("*/stats.json"))
     _script("build_dataset.py")(
         SimpleNamespace(
             input=SimpleNamespace(
-                native=groups["native"], translated=groups["translated"], synthetic=[]
+                native=groups["native"],
+                translated=groups["translated"],
+                synthetic=[],
+                source_stats=stats,
             ),
             output=SimpleNamespace(stats=str(dataset / "stats.csv")),
             params=SimpleNamespace(near_duplicate_threshold=d["near_duplicate_threshold"]),

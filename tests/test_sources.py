@@ -328,36 +328,6 @@ def test_stage_local_copies_and_hashes(tmp_path: Path) -> None:
         stage_source("x", {"kind": "ftp"}, tmp_path / "r3", manifest)
 
 
-def test_stage_hf_calls_snapshot_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
-
-    def fake_snapshot_download(**kwargs):
-        calls.append(kwargs)
-        target = Path(kwargs["local_dir"])
-        (target / "data").mkdir(parents=True, exist_ok=True)
-        (target / "data" / "train.parquet").write_bytes(b"abc")
-        (target / ".cache" / "huggingface").mkdir(parents=True)
-        (target / ".cache" / "huggingface" / "meta").write_text("x")
-        return str(target)
-
-    monkeypatch.setattr("huggingface_hub.snapshot_download", fake_snapshot_download)
-    location = {"kind": "hf", "repo": "org/ds", "revision": "abc123", "files": ["data/*"]}
-    stage_source("ds", location, tmp_path / "raw", tmp_path / "m.json")
-    assert calls == [
-        {
-            "repo_id": "org/ds",
-            "revision": "abc123",
-            "repo_type": "dataset",
-            "allow_patterns": ["data/*"],
-            "local_dir": tmp_path / "raw",
-        }
-    ]
-    files = json.loads((tmp_path / "m.json").read_text())["files"]
-    assert files == {
-        "data/train.parquet": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    }
-
-
 def _script(name: str):
     namespace: dict = {}
     exec(compile((SCRIPTS / name).read_text(), str(SCRIPTS / name), "exec"), namespace)
@@ -372,7 +342,9 @@ def test_scripts_stage_and_normalize(tmp_path: Path) -> None:
             input=SimpleNamespace(),
             output=SimpleNamespace(raw=str(raw), manifest=str(manifest)),
             params=SimpleNamespace(
-                source="medqa", location={"kind": "local", "path": str(DEMO / "medqa")}
+                source="medqa",
+                location={"kind": "local", "path": str(DEMO / "medqa")},
+                offline=True,
             ),
             log=log,
         )
@@ -409,3 +381,29 @@ def test_scripts_stage_and_normalize(tmp_path: Path) -> None:
         )
     )
     assert len(read_documents(tmp_path / "d.parquet")) == 12
+
+
+def test_pubmedqa_hub_parquet_form_and_long_answer_oeq(tmp_path: Path) -> None:
+    row = {
+        "pubid": 21645374,
+        "question": "Do mitochondria matter?",
+        "context": {"contexts": ["Background.", "Results."], "labels": ["B", "R"], "meshes": []},
+        "long_answer": "They do, in part.",
+        "final_decision": "yes",
+    }
+    (tmp_path / "pqa_labeled").mkdir()
+    write_parquet(
+        tmp_path / "pqa_labeled/train-00000-of-00001.parquet",
+        [row, row | {"pubid": 7, "long_answer": None}],
+    )
+    records, _ = run_adapter("pubmedqa", tmp_path)
+    mcqu = records["pubmedqa:21645374"]
+    assert (mcqu.task, mcqu.answer, mcqu.context) == ("mcqu", "A", "Background.\nResults.")
+    assert mcqu.meta["long_answer"] == "They do, in part."
+    open_records, quarantined = run_adapter("pubmedqa_oeq", tmp_path)
+    oeq = open_records["pubmedqa_oeq:21645374"]
+    assert (oeq.task, oeq.options, oeq.answer) == ("oeq", None, "They do, in part.")
+    assert oeq.meta["split_key"] == "pubmedqa:21645374" and oeq.meta["final_decision"] == "yes"
+    assert [(q.raw_id, q.reasons) for q in quarantined] == [
+        ("7", ("no LONG_ANSWER for the open question",))
+    ]

@@ -11,11 +11,11 @@ import yaml
 from tests.workflow_helpers import job_counts, make_workdir, snakemake
 
 STUDY_COUNTS = {
-    "stage_source": 14,
-    "normalize_source": 11,
+    "stage_source": 15,
+    "normalize_source": 12,
     "normalize_corpus": 3,
-    "translate_shard": 6 * 16,
-    "gather_translation": 6,
+    "translate_shard": 7 * 16,
+    "gather_translation": 7,
     "synthesize": 3,
     "build_dataset": 1,
     "test_sets": 1,

@@ -19,8 +19,12 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
 from medinjection.prompts import training_messages
-from medinjection.records import ORIGINS, Record, read_records
+from medinjection.records import ARROW_SCHEMA, ORIGINS, Record, from_row
 
 LOG = logging.getLogger(__name__)
 
@@ -45,29 +49,41 @@ def _rng(*parts: object) -> random.Random:
     return random.Random(int(digest[:16], 16))
 
 
-def _pools(files: list[Path], tasks: list[str], origins: set[str]) -> dict[str, list[Record]]:
-    pools: dict[str, list[Record]] = {origin: [] for origin in origins}
+def _pools(files: list[Path], tasks: list[str], origins: set[str]) -> dict[str, pa.Table]:
+    """Per origin, the records of the mixture's tasks as one table sorted by id (columnar)."""
+    parts: dict[str, list[pa.Table]] = {origin: [] for origin in origins}
     for path in files:
         origin = Path(path).parent.name
         if origin not in ORIGINS:
             raise ValueError(f"{path}: parent folder {origin!r} is not an origin {ORIGINS}")
         if origin in origins:
-            pools[origin].extend(r for r in read_records(path) if r.task in tasks)
-    return {origin: sorted(records, key=lambda r: r.id) for origin, records in pools.items()}
+            table = pq.read_table(path, schema=ARROW_SCHEMA)
+            parts[origin].append(table.filter(pc.is_in(table["task"], pa.array(tasks))))
+    return {
+        origin: (pa.concat_tables(tables) if tables else ARROW_SCHEMA.empty_table()).sort_by("id")
+        for origin, tables in parts.items()
+    }
 
 
-def _draw(pool: list[Record], k: int, rng_parts: tuple[object, ...], label: str) -> list[Record]:
-    by_task: dict[str, list[Record]] = defaultdict(list)
-    for record in pool:
-        by_task[record.task].append(record)
-    if k > len(pool):
-        sizes = {task: len(records) for task, records in sorted(by_task.items())}
-        raise ValueError(f"{label}: needs {k} records but the pool has {len(pool)} {sizes}")
-    per_task = allocate(k, {task: float(len(r)) for task, r in sorted(by_task.items())})
+def _draw(
+    tasks: list[str], rows: list[int], k: int, rng_parts: tuple[object, ...], label: str
+) -> list[int]:
+    """k row positions drawn from `rows` (id order), stratified by task, without replacement."""
+    by_task: dict[str, list[int]] = defaultdict(list)
+    for row in rows:
+        by_task[tasks[row]].append(row)
+    if k > len(rows):
+        sizes = {task: len(members) for task, members in sorted(by_task.items())}
+        raise ValueError(f"{label}: needs {k} records but the pool has {len(rows)} {sizes}")
+    per_task = allocate(k, {task: float(len(m)) for task, m in sorted(by_task.items())})
     drawn = []
     for task, n in per_task.items():
         drawn.extend(_rng(*rng_parts, task).sample(by_task[task], n))
     return drawn
+
+
+def _records(table: pa.Table, rows: list[int]) -> list[Record]:
+    return [from_row(row) for row in table.take(pa.array(rows, type=pa.int64())).to_pylist()]
 
 
 def _counts(records: list[Record]) -> dict[str, dict[str, dict[str, int]]]:
@@ -124,30 +140,37 @@ def build_mixture(
     validation_pools = _pools(validation_files, tasks, origins)
     train_counts = allocate(size, {o: float(shares[o]) for o in sorted(origins)})
     validation_counts = allocate(validation_size, {o: float(shares[o]) for o in sorted(origins)})
-    train, validation, from_train = [], [], []
+    train: list[Record] = []
+    validation: list[Record] = []
+    from_train = []
     for origin in sorted(origins):
         label = f"mixture {name!r}, origin {origin!r}, tasks {tasks}"
+        pool = train_pools[origin]
+        pool_tasks = pool["task"].to_pylist()
         drawn = _draw(
-            train_pools[origin],
+            pool_tasks,
+            list(range(pool.num_rows)),
             train_counts[origin],
             (seed, name, "train", origin),
             f"{label}, train",
         )
-        train.extend(drawn)
-        pool = validation_pools[origin]
-        if not pool and validation_counts[origin] > 0:
-            taken = {r.id for r in drawn}
-            pool = [r for r in train_pools[origin] if r.id not in taken]
+        train.extend(_records(pool, drawn))
+        vpool = validation_pools[origin]
+        vtasks, vrows = vpool["task"].to_pylist(), list(range(vpool.num_rows))
+        if not vrows and validation_counts[origin] > 0:
+            taken = set(drawn)
+            vpool, vtasks = pool, pool_tasks
+            vrows = [row for row in range(pool.num_rows) if row not in taken]
             from_train.append(origin)
             LOG.info("%s: no validation records, validation drawn from undrawn train", label)
-        validation.extend(
-            _draw(
-                pool,
-                validation_counts[origin],
-                (seed, name, "validation", origin),
-                f"{label}, validation",
-            )
+        vdrawn = _draw(
+            vtasks,
+            vrows,
+            validation_counts[origin],
+            (seed, name, "validation", origin),
+            f"{label}, validation",
         )
+        validation.extend(_records(vpool, vdrawn))
     train_sha = _write_jsonl(train, Path(out_train), f"{seed}:{name}:train", prompt_version)
     val_sha = _write_jsonl(
         validation, Path(out_validation), f"{seed}:{name}:validation", prompt_version

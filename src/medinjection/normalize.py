@@ -15,8 +15,8 @@ from medinjection.sources import get_adapter, get_corpus_adapter
 from medinjection.sources.base import Quarantined, hash_split, write_documents
 
 LOG = logging.getLogger(__name__)
-Role = Literal["native", "translate"]
-ROLE_LANGUAGE: dict[str, str] = {"native": "fr", "translate": "en"}
+Role = Literal["native", "translate", "published"]
+ROLE_LANGUAGE: dict[str, str] = {"native": "fr", "translate": "en", "published": "fr"}
 
 
 def normalize_source(
@@ -69,7 +69,8 @@ def _assign_split(record: Record, seed: int, validation: float, test: float) -> 
     rule = record.meta.get("split_rule", "source")
     if rule == "source":
         return record
-    return replace(record, split=hash_split(record.id, seed, validation, test, rule))
+    key = record.meta.get("split_key", record.id)  # views of one item share their split
+    return replace(record, split=hash_split(key, seed, validation, test, rule))
 
 
 def _reasons(record: Record, role: str, seen: set[str]) -> list[str]:

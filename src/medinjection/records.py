@@ -6,7 +6,7 @@ import json
 import string
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -119,15 +119,23 @@ def _option_errors(record: Record) -> list[str]:
 
 
 def to_row(record: Record) -> dict[str, Any]:
-    """Arrow-ready dict of a record."""
-    row = asdict(record)
-    row["options"] = (
-        [{"letter": letter, "text": text} for letter, text in record.options]
+    """Arrow-ready dict of a record (field by field: dataclasses.asdict deep-copies, 10x slower)."""
+    return {
+        "id": record.id,
+        "origin": record.origin,
+        "source": record.source,
+        "task": record.task,
+        "split": record.split,
+        "specialty": record.specialty,
+        "context": record.context,
+        "question": record.question,
+        "options": [{"letter": letter, "text": text} for letter, text in record.options]
         if record.options is not None
-        else None
-    )
-    row["meta"] = json.dumps(record.meta, ensure_ascii=False, sort_keys=True)
-    return row
+        else None,
+        "answer": record.answer,
+        "language": record.language,
+        "meta": json.dumps(record.meta, ensure_ascii=False, sort_keys=True),
+    }
 
 
 def from_row(row: dict[str, Any]) -> Record:
@@ -149,12 +157,35 @@ def from_row(row: dict[str, Any]) -> Record:
     )
 
 
+def records_table(records: Sequence[Record]) -> pa.Table:
+    """Arrow table of records with the fixed schema, built column by column (fast path)."""
+    columns: dict[str, list[Any]] = {
+        "id": [r.id for r in records],
+        "origin": [r.origin for r in records],
+        "source": [r.source for r in records],
+        "task": [r.task for r in records],
+        "split": [r.split for r in records],
+        "specialty": [r.specialty for r in records],
+        "context": [r.context for r in records],
+        "question": [r.question for r in records],
+        "options": [
+            None if r.options is None else [{"letter": k, "text": t} for k, t in r.options]
+            for r in records
+        ],
+        "answer": [r.answer for r in records],
+        "language": [r.language for r in records],
+        "meta": [json.dumps(r.meta, ensure_ascii=False, sort_keys=True) for r in records],
+    }
+    return pa.table(
+        [pa.array(columns[f.name], type=f.type) for f in ARROW_SCHEMA], schema=ARROW_SCHEMA
+    )
+
+
 def write_records(records: Sequence[Record], path: str | Path) -> None:
     """Write records to a parquet file with the fixed schema (an empty list gives an empty file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pylist([to_row(r) for r in records], schema=ARROW_SCHEMA)
-    pq.write_table(table, path)
+    pq.write_table(records_table(records), path)
 
 
 def read_records(path: str | Path) -> list[Record]:

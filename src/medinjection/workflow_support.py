@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import medinjection
+from medinjection.sources.pins import source_problems
 
 ROLE_ORIGIN = {"native": "native", "translate": "translated", "synthesize": "synthetic"}
 
@@ -33,10 +34,17 @@ def check_study_config(config: Mapping[str, Any]) -> None:
         raise StudyConfigError("invalid study config:\n  - " + "\n  - ".join(errors))
 
 
+def _source_origins(config: Mapping[str, Any]) -> dict[str, str]:
+    """Source name -> origin of its records (published mode: medinjection_<origin>)."""
+    data = config.get("data", {})
+    if data.get("build") == "published":
+        return {f"medinjection_{origin}": origin for origin in data.get("published", {})}
+    return {name: ROLE_ORIGIN[spec["role"]] for name, spec in config["sources"].items()}
+
+
 def _check_mixtures(config: Mapping[str, Any]) -> list[str]:
     errors = []
-    roles = {spec["role"] for spec in config["sources"].values()}
-    available = {ROLE_ORIGIN[role] for role in roles}
+    available = set(_source_origins(config).values())
     for name, shares in config["mixtures"]["definitions"].items():
         missing = sorted(set(shares) - available)
         if missing:
@@ -51,16 +59,17 @@ def _check_mixtures(config: Mapping[str, Any]) -> list[str]:
 
 def _check_test_sets(config: Mapping[str, Any]) -> list[str]:
     errors = []
+    origins = _source_origins(config)
     for name, spec in config["evaluation"]["test_sets"].items():
-        source = config["sources"].get(spec["source"])
         key = f"evaluation.test_sets.{name}"
-        if source is None:
-            errors.append(f"{key}.source: unknown source {spec['source']!r}")
-        elif ROLE_ORIGIN[source["role"]] != spec["origin"]:
+        if spec["source"] not in origins:
             errors.append(
-                f"{key}.origin: source {spec['source']!r} has role {source['role']!r}, "
-                f"so its records have origin {ROLE_ORIGIN[source['role']]!r}, "
-                f"not {spec['origin']!r}"
+                f"{key}.source: unknown source {spec['source']!r} (known: {sorted(origins)})"
+            )
+        elif origins[spec["source"]] != spec["origin"]:
+            errors.append(
+                f"{key}.origin: records of source {spec['source']!r} have origin "
+                f"{origins[spec['source']]!r}, not {spec['origin']!r}"
             )
     return errors
 
@@ -100,7 +109,11 @@ def _check_local_sources(config: Mapping[str, Any]) -> list[str]:
 
 def check_before_run(config: Mapping[str, Any], environ: Mapping[str, str]) -> None:
     """Checks for a real run (not a dry run): local source files present, API keys set."""
-    errors = [*_check_local_sources(config), *_check_api_keys(config, environ)]
+    errors = [
+        *_check_local_sources(config),
+        *source_problems(config, environ),
+        *_check_api_keys(config, environ),
+    ]
     if errors:
         raise StudyConfigError("cannot start the run:\n  - " + "\n  - ".join(errors))
 

@@ -6,6 +6,7 @@ from snakemake.utils import validate
 
 import medinjection
 from medinjection.modeling.launch import launcher_command
+from medinjection.sources.pins import is_offline
 from medinjection.workflow_support import (
     check_before_run,
     check_study_config,
@@ -99,6 +100,9 @@ def llm_cache(*parts):
 
 
 def get_dataset_inputs(origin):
+    if config["data"]["build"] == "published":
+        published = config["data"]["published"]
+        return [f"results/published/{origin}/records.parquet"] if origin in published else []
     if origin == "native":
         pattern = "results/normalized/{source}/records.parquet"
         return expand(pattern, source=sources_with_role("native"))
@@ -107,6 +111,20 @@ def get_dataset_inputs(origin):
         return expand(pattern, source=sources_with_role("translate"))
     pattern = "results/synthetic/{source}/records.parquet"
     return expand(pattern, source=sources_with_role("synthesize"))
+
+
+def get_published_location(wildcards):
+    return dict(config["data"]["published"][wildcards.origin])
+
+
+def get_normalize_stats(wildcards):
+    if config["data"]["build"] == "published":
+        return expand("results/published/{origin}/stats.json", origin=PUBLISHED_ORIGINS)
+    names = sources_with_role("native") + sources_with_role("translate")
+    return expand("results/normalized/{source}/stats.json", source=names)
+
+
+PUBLISHED_ORIGINS = sorted(config["data"]["published"])
 
 
 def mixture_origins(mixture):

@@ -1,5 +1,48 @@
 # Merge native, translated and synthetic records into parquet splits per origin, with dedup and
 # test-set decontamination, then cut the configured test sets out of the test splits.
+# With data.build: published, the released MedInjection-FR datasets replace the sources.
+
+
+rule stage_published:
+    output:
+        raw=directory("resources/published/{origin}/raw"),
+        manifest="resources/published/{origin}/manifest.json",
+    log:
+        "logs/stage_published/{origin}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        source="medinjection_{origin}",
+        location=get_published_location,
+        offline=is_offline(config, os.environ),
+        code=CODE_VERSION,
+    script:
+        "../scripts/stage_source.py"
+
+
+rule normalize_published:
+    input:
+        raw="resources/published/{origin}/raw",
+        manifest="resources/published/{origin}/manifest.json",
+    output:
+        records="results/published/{origin}/records.parquet",
+        quarantine="results/published/{origin}/quarantine.jsonl",
+        stats="results/published/{origin}/stats.json",
+    log:
+        "logs/normalize_published/{origin}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        source="medinjection_{origin}",
+        adapter="released_{origin}",
+        role="published",
+        split_seed=config["dataset"]["split_seed"],
+        validation_fraction=config["dataset"]["validation_fraction"],
+        test_fraction=config["dataset"]["test_fraction"],
+        max_quarantine_rate=config["dataset"]["max_quarantine_rate"],
+        code=CODE_VERSION,
+    script:
+        "../scripts/normalize_source.py"
 
 
 rule build_dataset:
@@ -7,6 +50,7 @@ rule build_dataset:
         native=get_dataset_inputs("native"),
         translated=get_dataset_inputs("translated"),
         synthetic=get_dataset_inputs("synthetic"),
+        source_stats=get_normalize_stats,
     output:
         splits=expand("results/dataset/{origin}/{split}.parquet", origin=ORIGINS, split=SPLITS),
         all="results/dataset/all.parquet",
@@ -16,6 +60,8 @@ rule build_dataset:
             category="Dataset",
         ),
         removed="results/dataset/removed.csv",
+        comparison="results/dataset/published_comparison.csv",
+        sources="results/dataset/sources.csv",
     log:
         "logs/build_dataset/build_dataset.log",
     benchmark:

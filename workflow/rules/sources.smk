@@ -15,6 +15,7 @@ rule stage_source:
     params:
         source="{source}",
         location=get_source_location,
+        offline=is_offline(config, os.environ),
         code=CODE_VERSION,
     script:
         "../scripts/stage_source.py"

@@ -13,6 +13,7 @@ def main(smk) -> None:
         location=dict(smk.params.location),
         raw_dir=Path(smk.output.raw),
         manifest_path=Path(smk.output.manifest),
+        offline=bool(smk.params.offline),
     )
 
 

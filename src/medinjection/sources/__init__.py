@@ -12,7 +12,12 @@ from medinjection.sources.medqa import load_medqa
 from medinjection.sources.medxpertqa import load_medxpertqa
 from medinjection.sources.mlabonne import load_medical_cases_fr, load_medical_mqca_fr
 from medinjection.sources.mmlu import load_mmlu, load_mmlu_pro
-from medinjection.sources.pubmedqa import load_pubmedqa
+from medinjection.sources.pubmedqa import load_pubmedqa, load_pubmedqa_oeq
+from medinjection.sources.released import (
+    load_released_native,
+    load_released_synthetic,
+    load_released_translated,
+)
 
 ADAPTERS: dict[str, Adapter] = {
     "mediqal": load_mediqal,
@@ -22,10 +27,14 @@ ADAPTERS: dict[str, Adapter] = {
     "medical_mqca_fr": load_medical_mqca_fr,
     "medqa": load_medqa,
     "pubmedqa": load_pubmedqa,
+    "pubmedqa_oeq": load_pubmedqa_oeq,
     "medmcqa": load_medmcqa,
     "medxpertqa": load_medxpertqa,
     "mmlu": load_mmlu,
     "mmlu_pro": load_mmlu_pro,
+    "released_native": load_released_native,
+    "released_translated": load_released_translated,
+    "released_synthetic": load_released_synthetic,
 }
 
 CORPUS_ADAPTERS: dict[str, CorpusAdapter] = {

@@ -111,8 +111,11 @@ def read_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def read_parquet_rows(path: Path) -> list[dict[str, Any]]:
-    """All rows of a parquet file as dicts."""
-    return pq.read_table(path).to_pylist()
+    """All rows of a parquet file as dicts (column-wise conversion: several times faster)."""
+    table = pq.read_table(path)
+    names = table.column_names
+    columns = [table[name].to_pylist() for name in names]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
 def require_files(raw_dir: Path, pattern: str, source: str) -> list[Path]:

@@ -1,24 +1,36 @@
-"""PubMedQA (qiaojin/PubMedQA, GitHub `data/ori_pqal.json`): yes/no/maybe questions on abstracts.
+"""PubMedQA (qiaojin/PubMedQA): yes/no/maybe questions on abstracts, in two raw forms.
 
-Raw form: one JSON object keyed by PMID; each value has upper-case keys QUESTION, CONTEXTS
-(list of abstract sections), LABELS, MESHES, YEAR, LONG_ANSWER, final_decision (yes/no/maybe).
+- GitHub `data/ori_pqal.json`: one JSON object keyed by PMID; each value has upper-case keys
+  QUESTION, CONTEXTS (list of abstract sections), LABELS, MESHES, YEAR, LONG_ANSWER,
+  final_decision (yes/no/maybe).
+- Hub `pqa_labeled/train-*.parquet`: the same 1,000 items with lower-case keys pubid, question,
+  context {contexts, labels, meshes}, long_answer, final_decision.
 Each item becomes an MCQU with options A yes, B no, C maybe (in the record's language: English
 here, translated later with the rest of the record), the contexts joined by CONTEXT_JOIN as
-context, and LONG_ANSWER kept in meta["long_answer"].
-Splits: ori_pqal has none. When the official `test_ground_truth.json` (PMID -> decision) is
-staged next to it, those PMIDs are the test split and the rest is hashed into train/validation;
-otherwise every item is hashed into train/validation/test.
+context, and LONG_ANSWER kept in meta["long_answer"]; adapter `pubmedqa_oeq` turns the same
+items into open questions whose answer is the long answer (id `<source>:<pmid>`, split hashed on
+`pubmedqa:<pmid>` so both views of one abstract always share a split).
+Splits: the labelled set has none. When the official `test_ground_truth.json` (PMID -> decision)
+is staged next to ori_pqal.json, those PMIDs are the test split and the rest is hashed into
+train/validation; otherwise every item is hashed into train/validation/test.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from medinjection.records import Record
-from medinjection.sources.base import Quarantined, RawResult, clean, require_files
+from medinjection.sources.base import (
+    Quarantined,
+    RawResult,
+    clean,
+    read_parquet_rows,
+    require_files,
+)
 
 DECISIONS: dict[str, str] = {"yes": "A", "no": "B", "maybe": "C"}
 OPTIONS: tuple[tuple[str, str], ...] = (("A", "yes"), ("B", "no"), ("C", "maybe"))
@@ -28,14 +40,60 @@ TEST_IDS_FILE = "test_ground_truth.json"
 
 def load_pubmedqa(raw_dir: Path, source: str) -> Iterator[RawResult]:
     """English yes/no/maybe MCQU records of PubMedQA-labelled."""
-    paths = require_files(raw_dir, "**/ori_pqal.json", source)
+    items, test_ids = _items(raw_dir, source)
+    for pmid, item in items:
+        yield _record(pmid, item, source, test_ids)
+
+
+def load_pubmedqa_oeq(raw_dir: Path, source: str) -> Iterator[RawResult]:
+    """English open questions of PubMedQA-labelled: the answer is the long answer."""
+    items, test_ids = _items(raw_dir, source)
+    for pmid, item in items:
+        result = _record(pmid, item, source, test_ids)
+        long_answer = clean(item.get("LONG_ANSWER"))
+        if isinstance(result, Quarantined):
+            yield result
+            continue
+        if long_answer is None:
+            yield Quarantined(pmid, ("no LONG_ANSWER for the open question",), item)
+            continue
+        meta = {k: v for k, v in result.meta.items() if k != "long_answer"}
+        yield replace(
+            result,
+            task="oeq",
+            options=None,
+            answer=long_answer,
+            meta=meta | {"final_decision": item.get("final_decision"), "split_key": _key(pmid)},
+        )
+
+
+def _key(pmid: str) -> str:
+    return f"pubmedqa:{pmid}"
+
+
+def _items(raw_dir: Path, source: str) -> tuple[list[tuple[str, dict[str, Any]]], set[str] | None]:
+    """(pmid, item in the ori_pqal form) pairs and the official test PMIDs, from either form."""
+    paths = sorted(p for p in raw_dir.glob("**/ori_pqal.json") if p.is_file())
     if len(paths) > 1:
         raise ValueError(f"source {source!r}: several ori_pqal.json files staged: {paths}")
-    path = paths[0]
-    items = json.loads(path.read_text(encoding="utf-8"))
-    test_ids = _official_test_ids(path.parent)
-    for pmid, item in items.items():
-        yield _record(str(pmid), item, source, test_ids)
+    if paths:
+        items = json.loads(paths[0].read_text(encoding="utf-8"))
+        return [(str(k), v) for k, v in items.items()], _official_test_ids(paths[0].parent)
+    rows = [r for p in require_files(raw_dir, "**/pqa_labeled/*.parquet", source)
+            for r in read_parquet_rows(p)]  # fmt: skip
+    return [(str(row.get("pubid")), _from_hub_row(row)) for row in rows], None
+
+
+def _from_hub_row(row: dict[str, Any]) -> dict[str, Any]:
+    context = row.get("context") or {}
+    return {
+        "QUESTION": row.get("question"),
+        "CONTEXTS": list(context.get("contexts") or []),
+        "LABELS": list(context.get("labels") or []),
+        "MESHES": list(context.get("meshes") or []),
+        "LONG_ANSWER": row.get("long_answer"),
+        "final_decision": row.get("final_decision"),
+    }
 
 
 def _official_test_ids(folder: Path) -> set[str] | None:

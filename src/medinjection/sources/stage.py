@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -14,23 +15,32 @@ LOCATION_KINDS: tuple[str, ...] = ("local", "hf")
 HF_CACHE_DIR = ".cache"  # huggingface_hub's local_dir metadata folder, not part of the source
 
 
-def stage_source(source: str, location: dict[str, Any], raw_dir: Path, manifest_path: Path) -> None:
-    """Copy (local) or download (hf) a source's raw files, then write its manifest."""
+def stage_source(
+    source: str,
+    location: dict[str, Any],
+    raw_dir: Path,
+    manifest_path: Path,
+    offline: bool = False,
+) -> None:
+    """Copy (local) or fetch (hf, via the Hub cache) a source's raw files; write its manifest."""
     raw_dir = Path(raw_dir)
     kind = location.get("kind")
+    manifest: dict[str, Any] = {"source": source, "location": location}
     if kind == "local":
         _stage_local(source, location, raw_dir)
     elif kind == "hf":
-        _stage_hf(source, location, raw_dir)
+        manifest["resolved_revision"] = _stage_hf(source, location, raw_dir, offline)
     else:
         raise ValueError(
             f"source {source!r}: location kind {kind!r} is not one of {LOCATION_KINDS} "
             f"(config key sources.{source}.location.kind)"
         )
+    if location.get("extract"):
+        manifest["extracted"] = extract_archives(raw_dir)
     files = file_hashes(raw_dir)
     if not files:
         raise FileNotFoundError(f"source {source!r}: nothing was staged into {raw_dir}")
-    manifest = {"source": source, "location": location, "files": files}
+    manifest["files"] = files
     Path(manifest_path).parent.mkdir(parents=True, exist_ok=True)
     Path(manifest_path).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", "utf-8")
     LOG.info("%s: staged %d files into %s", source, len(files), raw_dir)
@@ -39,9 +49,10 @@ def stage_source(source: str, location: dict[str, Any], raw_dir: Path, manifest_
 def _stage_local(source: str, location: dict[str, Any], raw_dir: Path) -> None:
     path = Path(_required(source, location, "path"))
     if not path.exists():
+        hint = location.get("obtain", "see config/README.md for where to get it")
         raise FileNotFoundError(
             f"source {source!r}: local path {path} does not exist; provide the source's raw "
-            f"files there (config key sources.{source}.location.path)"
+            f"files there (config key sources.{source}.location.path; {hint})"
         )
     if raw_dir.exists():
         shutil.rmtree(raw_dir)
@@ -52,28 +63,58 @@ def _stage_local(source: str, location: dict[str, Any], raw_dir: Path) -> None:
         shutil.copy2(path, raw_dir / path.name)
 
 
-def _stage_hf(source: str, location: dict[str, Any], raw_dir: Path) -> None:
+def _stage_hf(source: str, location: dict[str, Any], raw_dir: Path, offline: bool) -> str:
+    """Fetch into the Hub cache (kept across reruns), copy into raw_dir; the commit SHA used."""
     from huggingface_hub import snapshot_download  # network only when a hf location is staged
 
+    repo = _required(source, location, "repo")
+    revision = _required(source, location, "revision")
     patterns = location.get("files")
-    if not patterns:
-        raise ValueError(
-            f"source {source!r}: hf location needs `files` (glob patterns of the raw files to "
-            f"fetch; config key sources.{source}.location.files)"
+    try:
+        snapshot = Path(
+            snapshot_download(
+                repo_id=repo,
+                revision=revision,
+                repo_type=location.get("repo_type", "dataset"),
+                allow_patterns=list(patterns) if patterns else None,
+                local_files_only=offline,
+            )
         )
-    raw_dir.mkdir(parents=True, exist_ok=True)
-    snapshot_download(
-        repo_id=_required(source, location, "repo"),
-        revision=_required(source, location, "revision"),
-        repo_type=location.get("repo_type", "dataset"),
-        allow_patterns=list(patterns),
-        local_dir=raw_dir,
-    )
+    except Exception as error:  # the hub raises several types; all mean "not available"
+        mode = "offline mode: it is not in the Hugging Face cache" if offline else "download failed"
+        raise RuntimeError(
+            f"source {source!r}: {repo}@{revision} could not be staged ({mode}: {error}). "
+            "Stage it once online (unset HF_HUB_OFFLINE and data.offline), or provide it as a "
+            f"local location (sources.{source}.location)"
+        ) from error
+    if raw_dir.exists():
+        shutil.rmtree(raw_dir)
+    shutil.copytree(snapshot, raw_dir, ignore=shutil.ignore_patterns(HF_CACHE_DIR))
     if not file_hashes(raw_dir):
         raise FileNotFoundError(
-            f"source {source!r}: no file of {location['repo']}@{location['revision']} matches "
-            f"{patterns}; fix config key sources.{source}.location.files"
+            f"source {source!r}: no file of {repo}@{revision} matches {patterns}; "
+            f"fix config key sources.{source}.location.files"
         )
+    return snapshot.name if is_commit_sha(snapshot.name) else revision
+
+
+def is_commit_sha(revision: str) -> bool:
+    """True for a full 40-hex-digit commit hash (a pinned revision)."""
+    return len(revision) == 40 and all(c in "0123456789abcdef" for c in revision.lower())
+
+
+def extract_archives(raw_dir: Path) -> list[str]:
+    """Unpack every .zip under raw_dir next to itself (the archive is kept, and hashed)."""
+    extracted = []
+    for archive in sorted(Path(raw_dir).rglob("*.zip")):
+        with zipfile.ZipFile(archive) as bundle:
+            for member in bundle.namelist():
+                target = (archive.parent / member).resolve()
+                if not target.is_relative_to(Path(raw_dir).resolve()):
+                    raise ValueError(f"{archive}: member {member!r} would unpack outside {raw_dir}")
+            bundle.extractall(archive.parent)
+        extracted.append(archive.relative_to(raw_dir).as_posix())
+    return extracted
 
 
 def _required(source: str, location: dict[str, Any], key: str) -> Any:

@@ -1,0 +1,324 @@
+"""Exact and near-duplicate detection over columns of records (vectorized, one implementation).
+
+Method (the workflow and bench/data_pipeline.py both run exactly this code):
+- Text normalisation (Arrow compute): NFKC, lower-case, every run of characters that are not
+  Unicode letters or digits -> one space, stripped.
+- Body of a record: normalised question + its normalised option texts sorted (so reordered
+  options still match); the context is compared separately.
+- Exact duplicates: identical normalised (context, body).
+- Near duplicates: byte 5-gram shingles of the body, a one-permutation MinHash (128 bins, one
+  64-bit hash per shingle, empty bins filled by rotation densification), LSH with 16 bands x 8
+  rows (pairs at Jaccard 0.9 collide in some band with probability > 0.999). Every candidate is
+  confirmed with the exact shingle Jaccard >= threshold, and contexts must both be empty or also
+  reach the threshold, so a false LSH candidate never removes anything.
+- Records arrive in keep order (test, validation, train; then origin; then id). A record is
+  removed when it matches an earlier kept record of the same task (a duplicate), or an earlier
+  kept test record of any task while it is not itself a test record (a test leak: this is the
+  decontamination, so the training side always goes).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import unicodedata
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+LOG = logging.getLogger(__name__)
+SHINGLE = 5
+BINS = 128
+BANDS = 16
+ROWS = BINS // BANDS
+EMPTY = np.uint32(0xFFFFFFFF)
+THREADS = max(1, len(os.sched_getaffinity(0)))
+CHUNK_RECORDS = 20_000  # signatures are computed chunk by chunk to bound peak memory
+_NOT_ALNUM = r"[^\p{L}\p{N}]+"
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_DENSIFY_STEP = np.uint32(0x2545F491)
+_BAND_MULT = np.random.default_rng(20260306).integers(1, 2**63, ROWS, dtype=np.uint64) | 1
+
+
+@dataclass(frozen=True)
+class Removal:
+    """One record dropped from the dataset and the kept record it matched."""
+
+    id: str
+    reason: str
+    matched_id: str
+
+
+@dataclass(frozen=True)
+class DedupColumns:
+    """The columns dedup needs, already in keep order.
+
+    bodies are normalised (see module doc); contexts are raw and normalised only for records
+    whose body matches another one (most records never need it, and contexts are long).
+    """
+
+    ids: Sequence[str]
+    splits: Sequence[str]
+    tasks: Sequence[str]
+    contexts: Sequence[str | None]
+    bodies: Sequence[str]
+
+
+def _nfkc(texts: pa.Array) -> pa.Array:
+    """NFKC of every element; only the (few) strings that change go through the normaliser."""
+    needs = np.array(
+        [not unicodedata.is_normalized("NFKC", t) for t in texts.to_pylist()], dtype=bool
+    )
+    if not needs.any():
+        return texts
+    fixed = pc.utf8_normalize(texts.filter(pa.array(needs)), form="NFKC")
+    return pc.replace_with_mask(texts, pa.array(needs), fixed)
+
+
+def _normalize_chunk(texts: pa.Array) -> pa.Array:
+    folded = pc.utf8_lower(_nfkc(pc.fill_null(texts, "")))
+    return pc.utf8_trim_whitespace(pc.replace_substring_regex(folded, _NOT_ALNUM, " "))
+
+
+def normalize_array(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Normalised text of every element (nulls become empty strings), chunks on all cores."""
+    texts = texts.cast(pa.large_string())
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    step = max(1, -(-len(texts) // (4 * THREADS)))
+    chunks = [texts.slice(start, step) for start in range(0, len(texts), step)] or [texts]
+    with ThreadPoolExecutor(THREADS) as pool:  # Arrow kernels release the GIL
+        parts = list(pool.map(_normalize_chunk, chunks))
+    return pa.concat_arrays(parts)
+
+
+def normalize_text(text: str | None) -> str:
+    """Normalised form of one text (same code as the columnar path)."""
+    return normalize_array(pa.array([text], type=pa.large_string()))[0].as_py()
+
+
+def bodies_from_columns(questions: pa.Array, options: pa.Array) -> list[str]:
+    """Body text per record: normalised question, then sorted normalised options, ' | '-joined."""
+    norm_q = normalize_array(questions).to_pylist()
+    options = options.combine_chunks() if isinstance(options, pa.ChunkedArray) else options
+    filled = pc.fill_null(pc.list_value_length(options), 0).to_numpy()
+    offsets = np.concatenate([[0], np.cumsum(filled)])
+    flat = normalize_array(pc.list_flatten(options).field("text")).to_pylist()
+    return [
+        " | ".join([q, *sorted(flat[offsets[i] : offsets[i + 1]])]) for i, q in enumerate(norm_q)
+    ]
+
+
+def _packed_grams(data: np.ndarray) -> np.ndarray:
+    """The 5-byte window starting at every position of a byte array, as integers (little end)."""
+    count = data.size - SHINGLE + 1
+    padded = np.zeros(data.size + 8, dtype=np.uint8)
+    padded[: data.size] = data
+    windows = np.ndarray((count,), dtype="<u8", buffer=padded, strides=(1,))  # unaligned view
+    return windows & np.uint64((1 << (8 * SHINGLE)) - 1)
+
+
+def shingles(text: str) -> np.ndarray:
+    """Sorted unique byte 5-grams of a text, each packed into an integer."""
+    data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    if data.size < SHINGLE:
+        data = np.pad(data, (0, SHINGLE - data.size))
+    return np.unique(_packed_grams(data))
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Jaccard similarity of two sorted unique shingle arrays."""
+    inter = np.intersect1d(a, b, assume_unique=True).size
+    return inter / (a.size + b.size - inter)
+
+
+def _mix(values: np.ndarray) -> np.ndarray:
+    h = values * _MIX1
+    h ^= h >> np.uint64(32)
+    h *= _GOLDEN
+    return h
+
+
+def _chunk_grams(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(record index, packed 5-gram) of every shingle position of a chunk of texts."""
+    padded = [t if len(t.encode("utf-8")) >= SHINGLE else t.ljust(SHINGLE, "\0") for t in texts]
+    array = pa.array(padded, type=pa.large_string())
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[: len(padded) + 1]
+    data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    offsets = offsets - offsets[0]
+    grams = _packed_grams(data)
+    valid = np.ones(grams.size, dtype=bool)
+    tails = (offsets[1:, None] - np.arange(1, SHINGLE, dtype=np.int64)[None, :]).ravel()
+    valid[tails[tails < grams.size]] = False  # windows that cross into the next record
+    owner = np.repeat(np.arange(len(padded), dtype=np.int64), np.diff(offsets) - (SHINGLE - 1))
+    return owner, grams[valid]
+
+
+def signatures(texts: Sequence[str]) -> np.ndarray:
+    """One-permutation MinHash signatures (len(texts) x BINS, uint32) with densification."""
+    out = np.empty((len(texts), BINS), dtype=np.uint32)
+    for start in range(0, len(texts), CHUNK_RECORDS):
+        chunk = texts[start : start + CHUNK_RECORDS]
+        owner, grams = _chunk_grams(chunk)
+        h = _mix(grams)
+        slot = owner * BINS + (h >> np.uint64(64 - 7)).astype(np.int64)
+        sig = np.full(len(chunk) * BINS, EMPTY, dtype=np.uint32)
+        np.minimum.at(sig, slot, (h & np.uint64(0xFFFFFFFE)).astype(np.uint32))
+        out[start : start + len(chunk)] = _densify(sig.reshape(len(chunk), BINS))
+    return out
+
+
+def _densify(sig: np.ndarray) -> np.ndarray:
+    """Rotation densification: an empty bin takes the next non-empty bin's value + a step."""
+    rows = np.flatnonzero((sig == EMPTY).any(axis=1))
+    if rows.size == 0:
+        return sig
+    part = sig[rows]
+    cols = np.arange(2 * BINS, dtype=np.int32)
+    filled = np.tile(part != EMPTY, 2)
+    nearest = np.where(filled, cols, 4 * BINS)
+    nearest = np.minimum.accumulate(nearest[:, ::-1], axis=1)[:, ::-1][:, :BINS]
+    distance = (nearest - cols[:BINS]).astype(np.uint32)
+    borrowed = np.take_along_axis(part, nearest % BINS, axis=1)
+    sig[rows] = borrowed + distance * _DENSIFY_STEP
+    return sig
+
+
+def band_keys(sig: np.ndarray) -> np.ndarray:
+    """64-bit key per (record, band): records sharing a key in a band are LSH candidates."""
+    bands = sig.reshape(sig.shape[0], BANDS, ROWS).astype(np.uint64)
+    return _mix((bands * _BAND_MULT).sum(axis=2, dtype=np.uint64))
+
+
+def candidate_groups(keys: np.ndarray) -> list[np.ndarray]:
+    """Groups (ascending record indexes, size >= 2) of records sharing a band key."""
+    groups = []
+    for band in range(keys.shape[1]):
+        order = np.argsort(keys[:, band], kind="stable")
+        sorted_keys = keys[order, band]
+        starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+        sizes = np.diff(np.r_[starts, sorted_keys.size])
+        for start, size in zip(starts[sizes > 1], sizes[sizes > 1], strict=True):
+            groups.append(order[start : start + size])
+    return groups
+
+
+def _reason(kind: str, split: str, matched_split: str) -> str:
+    leak = matched_split == "test" and split != "test"
+    return f"test_leak_{kind}" if leak else f"duplicate_{kind}"
+
+
+def _may_match(cols: DedupColumns, later: int, earlier: int) -> bool:
+    if cols.tasks[later] == cols.tasks[earlier]:
+        return True
+    return cols.splits[earlier] == "test" and cols.splits[later] != "test"
+
+
+def exact_removals(cols: DedupColumns) -> dict[int, int]:
+    """Removed index -> kept index it duplicates exactly (first eligible earlier kept one)."""
+    by_body: dict[str, list[int]] = defaultdict(list)
+    for i, body in enumerate(cols.bodies):
+        by_body[body].append(i)
+    removed: dict[int, int] = {}
+    contexts = ContextCache(cols)
+    for members in by_body.values():
+        if len(members) < 2:
+            continue
+        kept_by_context: dict[str, list[int]] = defaultdict(list)
+        for i in members:
+            bucket = kept_by_context[contexts.text(i)]
+            match = next((k for k in bucket if _may_match(cols, i, k)), None)
+            if match is None:
+                bucket.append(i)
+            else:
+                removed[i] = match
+    return removed
+
+
+class ContextCache:
+    """Normalised contexts and shingles, computed on first use."""
+
+    def __init__(self, cols: DedupColumns) -> None:
+        self.cols = cols
+        self.texts: dict[int, str] = {}
+        self.grams: dict[int, np.ndarray] = {}
+
+    def text(self, i: int) -> str:
+        """Normalised context of record i ('' when absent)."""
+        if i not in self.texts:
+            raw = self.cols.contexts[i]
+            self.texts[i] = normalize_text(raw) if raw else ""
+        return self.texts[i]
+
+    def shingles(self, i: int) -> np.ndarray:
+        """Shingles of the normalised context of record i."""
+        if i not in self.grams:
+            self.grams[i] = shingles(self.text(i))
+        return self.grams[i]
+
+
+def near_removals(cols: DedupColumns, alive: np.ndarray, threshold: float) -> dict[int, int]:
+    """Removed index -> earlier kept index it nearly duplicates, among the `alive` indexes."""
+    started = time.perf_counter()
+    sig = signatures([cols.bodies[i] for i in alive])
+    groups = candidate_groups(band_keys(sig))
+    LOG.info(
+        "near-dedup: %d signatures, %d candidate groups in %.1f s",
+        alive.size,
+        len(groups),
+        time.perf_counter() - started,
+    )
+    earlier: dict[int, set[int]] = defaultdict(set)
+    for group in groups:
+        members = alive[group]
+        for pos in range(1, members.size):
+            earlier[int(members[pos])].update(int(m) for m in members[:pos])
+    removed: dict[int, int] = {}
+    cache: dict[int, np.ndarray] = {}
+    contexts = ContextCache(cols)
+    for later in sorted(earlier):
+        for cand in sorted(earlier[later]):
+            if cand not in removed and _may_match(cols, later, cand):
+                if _near(cols, (later, cand), threshold, cache, contexts):
+                    removed[later] = cand
+                    break
+    return removed
+
+
+def _near(
+    cols: DedupColumns,
+    pair: tuple[int, int],
+    threshold: float,
+    cache: dict[int, np.ndarray],
+    contexts: ContextCache,
+) -> bool:
+    a, b = pair
+    for i in pair:
+        if i not in cache:
+            cache[i] = shingles(cols.bodies[i])
+    if jaccard(cache[a], cache[b]) < threshold:
+        return False
+    ca, cb = contexts.text(a), contexts.text(b)
+    if not ca and not cb:
+        return True
+    if not ca or not cb:
+        return False
+    return jaccard(contexts.shingles(a), contexts.shingles(b)) >= threshold
+
+
+def find_removals(cols: DedupColumns, threshold: float) -> list[tuple[int, int, str]]:
+    """(removed index, matched index, reason) for every duplicate or leak, sorted by index."""
+    exact = exact_removals(cols)
+    alive = np.array([i for i in range(len(cols.ids)) if i not in exact], dtype=np.int64)
+    near = near_removals(cols, alive, threshold)
+    rows = [(i, m, _reason("exact", cols.splits[i], cols.splits[m])) for i, m in exact.items()]
+    rows += [(i, m, _reason("near", cols.splits[i], cols.splits[m])) for i, m in near.items()]
+    LOG.info("dedup: %d exact and %d near removals", len(exact), len(near))
+    return sorted(rows)

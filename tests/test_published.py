@@ -1,0 +1,96 @@
+"""The released-dataset entry point (data.build: published) and the published-count table."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from medinjection.published import PUBLISHED_COUNTS, comparison_rows
+from medinjection.sources import get_adapter
+from medinjection.sources.base import Quarantined
+from medinjection.sources.released import split_options
+from tests.workflow_helpers import job_counts, make_workdir, snakemake
+
+ROOT = Path(__file__).resolve().parents[1]
+PUBLISHED = ROOT / "resources" / "demo" / "published"
+
+
+def test_released_native_fixture_maps_to_records() -> None:
+    items = list(get_adapter("released_native")(PUBLISHED / "native", "medinjection_native"))
+    assert not [i for i in items if isinstance(i, Quarantined)]
+    counts = Counter((r.split, r.task) for r in items)
+    assert counts == {
+        ("train", "mcq"): 40,
+        ("train", "mcqu"): 40,
+        ("train", "oeq"): 40,
+        ("validation", "mcqu"): 8,
+        ("validation", "oeq"): 8,
+        ("test", "mcqu"): 8,
+    }
+    first = next(r for r in items if r.id == "medinjection_native:train/mcq/mcq_train/000000")
+    assert first.options == (
+        ("A", "filtration du sang"),
+        ("B", "sécrétion d'insuline"),
+        ("C", "échanges gazeux"),
+        ("D", "pompe sanguine"),
+    )
+    assert first.answer == "A,C" and first.origin == "native" and first.language == "fr"
+    assert first.question.endswith("Choix de réponses :") and "(A)" not in first.question
+
+
+def test_released_item_with_unrecoverable_options_is_quarantined(tmp_path: Path) -> None:
+    item = {
+        "messages": [{"role": "user", "content": "Question ?\nA) un\nB) deux"}],
+        "classes": ["A", "B", "C"],
+        "answer": ["A"],
+    }
+    folder = tmp_path / "Test" / "mcqu"
+    folder.mkdir(parents=True)
+    (folder / "mcqu_test.json").write_text(json.dumps([item]))
+    (result,) = get_adapter("released_translated")(tmp_path, "medinjection_translated")
+    assert isinstance(result, Quarantined)
+    assert result.reasons == ("option lines ['A', 'B'] do not match classes ['A', 'B', 'C']",)
+    assert split_options("Q ?\n(A) x\nB. y\nC: z") == ("Q ?", (("A", "x"), ("B", "y"), ("C", "z")))
+
+
+def test_comparison_rows_put_ours_beside_the_published_counts() -> None:
+    rows = comparison_rows(
+        [["native", "mediqal", "mcqu", "train", 10], ["native", "x", "mcq", "train", 5]]
+    )
+    native_train = rows[0]
+    assert native_train[:5] == ["native", "train", 15, 57_563, 15 - 57_563]
+    native_total = rows[3]
+    assert native_total[:4] == ["native", "total", 15, 77_247]
+    assert rows[-1][:4] == ["all", "total", 15, sum(PUBLISHED_COUNTS.values())]
+    assert sum(PUBLISHED_COUNTS.values()) == 571_427  # the parts (the paper's 571,436 is 9 more)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_workdir(tmp_path_factory.mktemp("published"))
+
+
+def test_published_build_skips_translation_and_synthesis(workdir: Path) -> None:
+    config = yaml.safe_load((workdir / "config" / "demo.yaml").read_text())
+    config["data"]["build"] = "published"
+    config["evaluation"]["test_sets"] = {
+        "native-mcqu": {"origin": "native", "source": "medinjection_native", "task": "mcqu"},
+        "translated-mcqu": {
+            "origin": "translated",
+            "source": "medinjection_translated",
+            "task": "mcqu",
+        },
+    }
+    (workdir / "config" / "published.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    proc = snakemake(workdir, "-n", "--configfile", "config/published.yaml")
+    counts = job_counts(proc.stdout)
+    assert counts["stage_published"] == 3 and counts["normalize_published"] == 3
+    assert counts["build_dataset"] == 1 and counts["build_mixture"] == 7
+    # (stage/normalize_source and normalize_corpus still run in the demo: its tiny base model's
+    # tokenizer is trained on the normalized texts; a hub base model does not request them)
+    for rule in ("translate_shard", "gather_translation", "synthesize"):
+        assert rule not in counts

@@ -1,0 +1,134 @@
+"""Staging from the Hub (mocked), archives, pinned revisions, offline mode, pre-run checks."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from medinjection.sources import pins
+from medinjection.sources.stage import is_commit_sha, stage_source
+
+ROOT = Path(__file__).resolve().parents[1]
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture
+def fake_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """snapshot_download stand-in: a cache snapshot folder named by its commit, or a miss."""
+    calls: list[dict] = []
+
+    def fake_snapshot_download(**kwargs):
+        calls.append(kwargs)
+        if kwargs["local_files_only"]:
+            raise FileNotFoundError("not in cache")
+        snapshot = tmp_path / "hub" / "snapshots" / SHA
+        (snapshot / "data").mkdir(parents=True, exist_ok=True)
+        (snapshot / "data" / "train.parquet").write_bytes(b"abc")
+        with zipfile.ZipFile(snapshot / "data.zip", "w") as bundle:
+            bundle.writestr("corpus/train.json", "[]")
+        return str(snapshot)
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", fake_snapshot_download)
+    return calls
+
+
+def test_stage_hf_records_the_resolved_commit_and_extracts(tmp_path: Path, fake_hub) -> None:
+    location = {"kind": "hf", "repo": "org/ds", "revision": "main", "extract": True}
+    stage_source("ds", location, tmp_path / "raw", tmp_path / "m.json")
+    assert fake_hub == [
+        {
+            "repo_id": "org/ds",
+            "revision": "main",
+            "repo_type": "dataset",
+            "allow_patterns": None,
+            "local_files_only": False,
+        }
+    ]
+    manifest = json.loads((tmp_path / "m.json").read_text())
+    assert manifest["resolved_revision"] == SHA
+    assert manifest["extracted"] == ["data.zip"]
+    assert sorted(manifest["files"]) == ["corpus/train.json", "data.zip", "data/train.parquet"]
+    assert manifest["files"]["data/train.parquet"] == (
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # sha256("abc")
+    )
+
+
+def test_stage_hf_offline_says_what_is_missing(tmp_path: Path, fake_hub) -> None:
+    location = {"kind": "hf", "repo": "org/ds", "revision": SHA, "files": ["data/*"]}
+    with pytest.raises(RuntimeError, match=r"org/ds@0123.*offline mode: it is not in the Hugging"):
+        stage_source("ds", location, tmp_path / "raw", tmp_path / "m.json", offline=True)
+    assert fake_hub[0]["local_files_only"] is True
+
+
+def test_zip_member_outside_the_folder_is_refused(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    with zipfile.ZipFile(source / "evil.zip", "w") as bundle:
+        bundle.writestr("../escape.txt", "x")
+    location = {"kind": "local", "path": str(source), "extract": True}
+    with pytest.raises(ValueError, match="would unpack outside"):
+        stage_source("x", location, tmp_path / "raw", tmp_path / "m.json")
+
+
+def test_is_commit_sha() -> None:
+    assert is_commit_sha(SHA) and is_commit_sha(SHA.upper())
+    assert not is_commit_sha("main") and not is_commit_sha(SHA[:-1]) and not is_commit_sha("z" * 40)
+
+
+def _study() -> dict:
+    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def test_study_refuses_unpinned_revisions_unless_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = _study()
+    config["data"]["allow_unpinned"] = False
+    loose = pins.unpinned(config)
+    assert "sources.mediqal" in loose and "sources.deft2021" not in loose  # local: no revision
+    assert "sources.mmlu_pro" not in loose  # pinned to a commit in the study config
+    problems = pins.source_problems(config, {})
+    assert len(problems) == 1 and "unpinned Hub revisions: sources.diamed (main)" in problems[0]
+    assert "tools/pin_sources.py" in problems[0]
+    config["data"]["allow_unpinned"] = True
+    assert pins.source_problems(config, {}) == []
+
+
+def test_offline_lists_sources_neither_staged_nor_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(pins, "_in_hub_cache", lambda location: location["repo"] == "cais/mmlu")
+    (tmp_path / "resources/sources/mediqal").mkdir(parents=True)
+    (tmp_path / "resources/sources/mediqal/manifest.json").write_text("{}")
+    config = _study()
+    config["data"]["allow_unpinned"] = True
+    assert pins.source_problems(config, {}) == []  # online: nothing to say
+    problems = pins.source_problems(config, {"HF_HUB_OFFLINE": "1"})
+    missing = sorted(p.split(": ")[1].split(" ")[0] for p in problems)
+    assert "sources.mediqal" not in missing and "sources.mmlu" not in missing
+    assert "sources.medmcqa" in missing and "sources.deft2021" not in missing
+    config["data"]["offline"] = True
+    assert pins.source_problems(config, {}) == problems
+
+
+def test_pin_config_text_and_resolve(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (
+        "a: {kind: hf, repo: org/a, revision: main, repo_type: dataset}\n"
+        "b: {kind: hf, repo: org/ab, revision: main}\n"
+    )
+    pinned = pins.pin_config_text(text, {"org/a": SHA}, {"org/a": "main"})
+    assert pinned == text.replace("org/a, revision: main", f"org/a, revision: {SHA}")
+    with pytest.raises(ValueError, match="no `repo: org/c, revision: v1`"):
+        pins.pin_config_text(text, {"org/c": SHA}, {"org/c": "v1"})
+
+    class FakeApi:
+        def repo_info(self, repo, revision, repo_type):
+            assert (repo, revision, repo_type) == ("org/a", "main", "dataset")
+            return SimpleNamespace(sha=SHA)
+
+    monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
+    assert pins.resolve_revision("org/a", "main") == SHA
