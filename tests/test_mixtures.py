@@ -50,7 +50,15 @@ def files(root: Path, split: str) -> list[Path]:
     return [root / o / f"{split}.parquet" for o in ("native", "translated", "synthetic")]
 
 
-def run(root: Path, out: Path, name: str, shares: dict, size: int = 20, vsize: int = 6) -> dict:
+def run(
+    root: Path,
+    out: Path,
+    name: str,
+    shares: dict,
+    size: int = 20,
+    vsize: int = 6,
+    shared: list[str] | None = None,
+) -> dict:
     build_mixture(
         name,
         shares,
@@ -64,6 +72,7 @@ def run(root: Path, out: Path, name: str, shares: dict, size: int = 20, vsize: i
         out / "train.jsonl",
         out / "validation.jsonl",
         out / "manifest.json",
+        validation_origins=shared,
     )
     return json.loads((out / "manifest.json").read_text())
 
@@ -121,6 +130,30 @@ def test_pool_too_small_names_counts(dataset: Path, tmp_path: Path) -> None:
         run(dataset, tmp_path / "x", "X", {"web": 1})
 
 
+def test_shared_validation_is_one_set_and_leaves_train_pools_whole(
+    dataset: Path, tmp_path: Path
+) -> None:
+    shared = ["native", "translated"]
+    syn = run(dataset, tmp_path / "SYN", "SYN", {"synthetic": 1}, size=30, shared=shared)
+    nat = run(dataset, tmp_path / "NAT", "NAT", {"native": 1}, size=12, shared=shared)
+    # the synthetic pool (30 train-only mcqu) is used whole for training, none held out
+    assert syn["counts"] == {"synthetic": {"synthetic_src": {"mcqu": 30}}}
+    assert syn["validation_from_train"] == [] and syn["validation_shared_from"] == shared
+    # 6 validation items, 3 per origin; native's 3 over its 6 mcqu : 2 mcq pool -> 2 mcqu, 1 mcq
+    assert syn["validation_counts"] == {
+        "native": {"native_src": {"mcq": 1, "mcqu": 2}},
+        "translated": {"translated_src": {"mcqu": 3}},
+    }
+    assert syn["validation_sha256"] == nat["validation_sha256"]
+    assert (tmp_path / "SYN" / "validation.jsonl").read_bytes() == (
+        tmp_path / "NAT" / "validation.jsonl"
+    ).read_bytes()
+    with pytest.raises(
+        ValueError, match=r"shared validation, origin 'native'.*needs 9 records but the pool has 8"
+    ):
+        run(dataset, tmp_path / "big", "SYN", {"synthetic": 1}, vsize=18, shared=shared)
+
+
 def test_build_mixture_script(dataset: Path, tmp_path: Path) -> None:
     namespace: dict = {}
     script = ROOT / "workflow" / "scripts" / "build_mixture.py"
@@ -144,6 +177,7 @@ def test_build_mixture_script(dataset: Path, tmp_path: Path) -> None:
                 seed=42,
                 tasks=["mcq", "mcqu"],
                 prompt_version="v1",
+                validation_origins=[],
             ),
             log=[str(tmp_path / "log.txt")],
         )

@@ -4,8 +4,13 @@ Counts per origin follow the shares by largest remainder (they sum exactly to th
 an origin the count is spread over tasks in proportion to the task pools (largest remainder
 again), and each (origin, task) draw is without replacement with a random.Random seeded by
 sha256 of (seed, mixture, part, origin, task), so results never depend on Python's hash seed.
-An origin with no validation records at all (synthetic data is train-only by design) gets its
-validation draw from its train records not drawn for training; the manifest lists such origins.
+Validation, two modes. Own (default): drawn by the mixture's shares from its origins' validation
+splits; an origin with no validation records at all (synthetic data is train-only by design) gets
+its validation draw from its train records not drawn for training (the manifest lists such
+origins). Shared (`validation_origins` given): every mixture gets the same validation set, drawn
+with equal shares from those origins' validation splits and seeded without the mixture name, so
+validation losses compare across mixtures and a train-only origin keeps its whole pool for
+training (the study's SYN pool, 33,493 synthetic MCQs, is exactly the mixture size).
 """
 
 from __future__ import annotations
@@ -82,6 +87,24 @@ def _draw(
     return drawn
 
 
+def _shared_validation(
+    files: list[Path], origins: list[str], size: int, seed: int, tasks: list[str]
+) -> list[Record]:
+    """The validation set every mixture shares: equal shares of `origins`' validation splits."""
+    pools = _pools(files, tasks, set(origins))
+    counts = allocate(size, dict.fromkeys(sorted(origins), 1.0))
+    records: list[Record] = []
+    for origin in sorted(origins):
+        pool = pools[origin]
+        label = f"shared validation, origin {origin!r}, tasks {tasks}"
+        tasks_of = pool["task"].to_pylist()
+        rows = _draw(
+            tasks_of, list(range(pool.num_rows)), counts[origin], (seed, "shared", origin), label
+        )
+        records.extend(_records(pool, rows))
+    return records
+
+
 def _records(table: pa.Table, rows: list[int]) -> list[Record]:
     return [from_row(row) for row in table.take(pa.array(rows, type=pa.int64())).to_pylist()]
 
@@ -130,19 +153,24 @@ def build_mixture(
     out_train: Path,
     out_validation: Path,
     out_manifest: Path,
+    validation_origins: list[str] | None = None,
 ) -> None:
     """Draw a mixture's train/validation records by shares and write chats plus a manifest."""
-    unknown = sorted(set(shares) - set(ORIGINS))
+    unknown = sorted((set(shares) | set(validation_origins or ())) - set(ORIGINS))
     if unknown:
         raise ValueError(f"mixture {name!r}: unknown origins {unknown}; valid: {list(ORIGINS)}")
     origins = set(shares)
     train_pools = _pools(train_files, tasks, origins)
-    validation_pools = _pools(validation_files, tasks, origins)
     train_counts = allocate(size, {o: float(shares[o]) for o in sorted(origins)})
-    validation_counts = allocate(validation_size, {o: float(shares[o]) for o in sorted(origins)})
     train: list[Record] = []
     validation: list[Record] = []
-    from_train = []
+    from_train: list[str] = []
+    if validation_origins:
+        validation = _shared_validation(
+            validation_files, validation_origins, validation_size, seed, tasks
+        )
+    validation_pools = {} if validation_origins else _pools(validation_files, tasks, origins)
+    validation_counts = allocate(validation_size, {o: float(shares[o]) for o in sorted(origins)})
     for origin in sorted(origins):
         label = f"mixture {name!r}, origin {origin!r}, tasks {tasks}"
         pool = train_pools[origin]
@@ -155,6 +183,8 @@ def build_mixture(
             f"{label}, train",
         )
         train.extend(_records(pool, drawn))
+        if validation_origins:
+            continue
         vpool = validation_pools[origin]
         vtasks, vrows = vpool["task"].to_pylist(), list(range(vpool.num_rows))
         if not vrows and validation_counts[origin] > 0:
@@ -172,9 +202,8 @@ def build_mixture(
         )
         validation.extend(_records(vpool, vdrawn))
     train_sha = _write_jsonl(train, Path(out_train), f"{seed}:{name}:train", prompt_version)
-    val_sha = _write_jsonl(
-        validation, Path(out_validation), f"{seed}:{name}:validation", prompt_version
-    )
+    val_key = f"{seed}:shared:validation" if validation_origins else f"{seed}:{name}:validation"
+    val_sha = _write_jsonl(validation, Path(out_validation), val_key, prompt_version)
     manifest: dict[str, Any] = {
         "mixture": name,
         "size": size,
@@ -185,6 +214,7 @@ def build_mixture(
         "validation_counts": _counts(validation),
         "validation_sha256": val_sha,
         "validation_from_train": from_train,
+        "validation_shared_from": sorted(validation_origins or []),
         "seed": seed,
         "tasks": list(tasks),
         "prompt_version": prompt_version,

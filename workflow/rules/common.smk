@@ -138,7 +138,8 @@ def get_mixture_train(wildcards):
 
 
 def get_mixture_validation(wildcards):
-    origins = mixture_origins(wildcards.mixture)
+    # a shared validation set comes from the configured origins, whatever the mixture's
+    origins = config["mixtures"].get("validation_origins") or mixture_origins(wildcards.mixture)
     return expand("results/dataset/{origin}/validation.parquet", origin=origins)
 
 

@@ -19,6 +19,7 @@ rule build_mixture:
         shares=get_mixture_shares,
         size=config["mixtures"]["size"],
         validation_size=config["mixtures"]["validation_size"],
+        validation_origins=config["mixtures"].get("validation_origins", []),
         seed=config["mixtures"]["seed"],
         tasks=config["mixtures"]["tasks"],
         prompt_version=config["study"]["prompt_version"],

@@ -21,6 +21,7 @@ def main(smk) -> None:
         out_train=Path(smk.output.train),
         out_validation=Path(smk.output.validation),
         out_manifest=Path(smk.output.manifest),
+        validation_origins=list(smk.params.validation_origins) or None,
     )
 
 
