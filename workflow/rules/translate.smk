@@ -2,6 +2,17 @@
 # visible and partial reruns are cheap. Responses are cached outside the declared outputs.
 
 
+def llm_price(model):
+    prices = config["llm"]["prices"]
+    if model not in prices:
+        raise ValueError(
+            f"llm.prices has no entry for model {model!r} (priced: {sorted(prices)}); add its "
+            "USD per million input/output tokens and batch discount (0 for a self-hosted model)"
+        )
+    return dict(prices[model])
+
+
+
 rule translate_shard:
     input:
         records="results/normalized/{source}/records.parquet",
@@ -22,6 +33,9 @@ rule translate_shard:
         model=config["translation"]["model"],
         temperature=config["translation"]["temperature"],
         max_tokens=config["translation"]["max_tokens"],
+        submit=config["translation"]["submit"],
+        batch=config["llm"]["batch"],
+        price=llm_price(config["translation"]["model"]),
         mode=config["llm"]["mode"],
         replay_file=config["llm"]["replay_file"],
         cache_path=get_translation_cache,

@@ -43,8 +43,11 @@ def price_for(prices: Mapping[str, Mapping[str, Any]], model: str) -> Price:
     )
 
 
-def usage_cost(usage: Mapping[str, int], price: Price | None, submit: str) -> dict[str, Any]:
+def usage_cost(
+    usage: Mapping[str, int], price: Mapping[str, Any] | None, submit: str
+) -> dict[str, Any]:
     """Cost lines for a usage report: tokens actually sent (cache hits are free) and USD."""
+    price = None if price is None else price_for({"model": price}, "model")
     prompt, completion = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
     return {
         "submit": submit,
