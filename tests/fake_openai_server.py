@@ -265,6 +265,9 @@ def make_handler(state: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # headers and body go out in two writes: without TCP_NODELAY, Nagle + delayed ACK add
+        # ~40 ms to every keep-alive response (real servers such as uvicorn set it too)
+        disable_nagle_algorithm = True
 
         def do_POST(self) -> None:  # noqa: N802
             raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
