@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -144,7 +145,9 @@ def test_server_rate_limit_429_retry_after_is_honoured(tmp_path: Path) -> None:
     # the server allows 20 requests/s with no burst; the client does not pace (huge budget), so
     # the server answers 429 + retry-after-ms, and the SDK waits and retries until all pass
     with FakeOpenAI(rps=20, burst=0.05).serve() as state:
-        spec = endpoint(state.base_url, max_retries=8, requests_per_minute=10**6)
+        spec = endpoint(
+            state.base_url, max_retries=50, max_concurrency=2, requests_per_minute=10**6
+        )
         with open_client(spec, "live", None, tmp_path / "c.sqlite") as client:
             results = client.complete_many([ask(str(i)) for i in range(10)])
             attempts = client.usage.http_attempts
@@ -256,3 +259,32 @@ def test_store_survives_kill_9(tmp_path: Path) -> None:
     store = open_store(tmp_path / "k.sqlite")
     assert store.get("k1", "live").response == {"b": 2}
     assert store.get("k1", "replay") is None  # replay rows never answer live requests and back
+
+
+def test_sentinel_key_never_in_log_cache_or_shard_outputs(fake, tmp_path: Path) -> None:
+    from medinjection.llm.translate import translate_shard
+    from medinjection.logs import setup_logging
+    from medinjection.records import Record, write_records
+
+    state, url = fake
+    state.plan.extend(["429", "500"])  # errors are logged and must be redacted too
+    state.responder = lambda body: '{"question": "Quoi ?", "options": {"A": "oui", "B": "non"}}'
+    records = tmp_path / "en.parquet"
+    options = (("A", "yes"), ("B", "no"))
+    write_records(
+        [Record("medqa:1", "translated", "medqa", "mcqu", "train", "What?", "A", options,
+                language="en")],
+        records,
+    )  # fmt: skip
+    setup_logging(tmp_path / "job.log", level=logging.DEBUG)
+    out, usage, cache = tmp_path / "out.parquet", tmp_path / "usage.json", tmp_path / "c.sqlite"
+    translate_shard(
+        records, out, usage, 0, 1, endpoint(url), "m", 0.0, 64, "live", None, str(cache)
+    )
+    logging.getLogger().handlers.clear()
+    assert state.seen[-1]["headers"]["authorization"] == f"Bearer {SECRET}"
+    written = list(tmp_path.iterdir())
+    assert {p.name for p in written} >= {"job.log", "out.parquet", "usage.json", "c.sqlite"}
+    for path in written:
+        assert SECRET.encode() not in path.read_bytes(), path
+    assert json.loads((tmp_path / "usage.json").read_text())["counts"]["translated"] == 1

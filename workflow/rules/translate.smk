@@ -2,17 +2,6 @@
 # visible and partial reruns are cheap. Responses are cached outside the declared outputs.
 
 
-def llm_price(model):
-    prices = config["llm"]["prices"]
-    if model not in prices:
-        raise ValueError(
-            f"llm.prices has no entry for model {model!r} (priced: {sorted(prices)}); add its "
-            "USD per million input/output tokens and batch discount (0 for a self-hosted model)"
-        )
-    return dict(prices[model])
-
-
-
 rule translate_shard:
     input:
         records="results/normalized/{source}/records.parquet",

@@ -86,7 +86,13 @@ def translation_request(
     record: Record, model: str, temperature: float, max_tokens: int
 ) -> ChatRequest:
     """The chat request translating one record (also used by the demo recorder)."""
-    payload = translation_payload(record)
+    return payload_request(translation_payload(record), model, temperature, max_tokens)
+
+
+def payload_request(
+    payload: dict[str, Any], model: str, temperature: float, max_tokens: int
+) -> ChatRequest:
+    """The translation request of any {key: English text} payload (records, test segments)."""
     messages = (
         {"role": "system", "content": TRANSLATION_SYSTEM},
         {"role": "user", "content": json.dumps(payload, ensure_ascii=False)},
