@@ -6,11 +6,7 @@ import json
 import logging
 import subprocess
 import sys
-import threading
-import time
-from collections import deque
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -26,73 +22,16 @@ from medinjection.llm.client import (
 from medinjection.llm.ratelimit import RateLimiter
 from medinjection.llm.replay import completion_body, recording_entry, write_recording
 from medinjection.llm.store import export_recording, open_store
+from tests.fake_openai_server import FakeOpenAI
 
 SECRET = "sk-test-SECRET-0123456789abcdef"
 ENV = "MEDINJECTION_TEST_KEY"
 
 
-class FakeOpenAI:
-    """A tiny chat-completions server; `plan` holds per-request actions consumed in order."""
-
-    def __init__(self) -> None:
-        self.plan: deque[str | float] = deque()
-        self.seen: list[dict] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self.lock = threading.Lock()
-        self.delay = 0.0
-
-    def handle(self, handler: BaseHTTPRequestHandler) -> None:
-        body = json.loads(handler.rfile.read(int(handler.headers["Content-Length"])))
-        with self.lock:
-            self.seen.append(
-                {"headers": {k.lower(): v for k, v in handler.headers.items()}, "body": body}
-            )
-            action = self.plan.popleft() if self.plan else "ok"
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            time.sleep(action if isinstance(action, float) else self.delay)
-            self.reply(handler, action, body)
-        finally:
-            with self.lock:
-                self.in_flight -= 1
-
-    def reply(self, handler: BaseHTTPRequestHandler, action: str | float, body: dict) -> None:
-        if action in ("401", "429", "500"):
-            payload = json.dumps({"error": {"message": "try later", "type": "x"}}).encode()
-            handler.send_response(int(action))
-            handler.send_header("retry-after-ms", "10")
-        elif action == "malformed":
-            payload = b'{"id": "broken", "choices": [ {'
-            handler.send_response(200)
-        else:
-            content = "echo: " + body["messages"][-1]["content"]
-            payload = json.dumps(completion_body(body["model"], content, "fake" * 4)).encode()
-            handler.send_response(200)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(payload)))
-        handler.end_headers()
-        handler.wfile.write(payload)
-
-
 @pytest.fixture()
 def fake() -> Iterator[tuple[FakeOpenAI, str]]:
-    state = FakeOpenAI()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            state.handle(self)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state, f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with FakeOpenAI().serve() as state:
+        yield state, state.base_url
 
 
 def endpoint(base_url: str, **overrides: object) -> dict:
@@ -172,18 +111,65 @@ def test_bad_key_stops_sending_at_once(fake, tmp_path: Path) -> None:
     assert len(state.seen) <= 2  # 401 is not retried, and nothing new is sent after it
 
 
-def test_malformed_body_is_an_error_not_a_cache_entry(fake, tmp_path: Path) -> None:
+def test_malformed_body_is_retried_to_success(fake, tmp_path: Path) -> None:
     state, url = fake
-    state.plan.append("malformed")
+    state.plan.extend(["malformed", "malformed"])
     with open_client(endpoint(url), "live", None, tmp_path / "c.sqlite") as client:
-        with pytest.raises(LLMError, match="JSONDecodeError"):
+        assert client.complete(ask("x")).text == "echo: x"
+        assert (client.usage.malformed_retries, client.usage.requests_sent) == (2, 1)
+    assert open_store(tmp_path / "c.sqlite").count() == 1
+
+
+def test_always_malformed_is_an_error_not_a_cache_entry(fake, tmp_path: Path) -> None:
+    state, url = fake
+    state.plan.extend(["malformed"] * 3)  # max_retries=2 -> 3 attempts
+    with open_client(endpoint(url, max_retries=2), "live", None, tmp_path / "c.sqlite") as client:
+        with pytest.raises(LLMError, match=r"malformed response body 3 times \(JSONDecodeError"):
             client.complete(ask("x"))
-    assert open_store(tmp_path / "c.sqlite").count() == 0
+    assert len(state.seen) == 3 and open_store(tmp_path / "c.sqlite").count() == 0
+
+
+def test_refused_request_is_returned_with_its_error(fake, tmp_path: Path) -> None:
+    state, url = fake
+    state.fail_keys["too long"] = "400"
+    with open_client(endpoint(url), "live", None, tmp_path / "c.sqlite") as client:
+        results = client.complete_many([ask("fine"), ask("too long")])
+        assert client.usage.rejected == 1
+    assert results[0].text == "echo: fine" and results[0].error is None
+    assert results[1].text is None and results[1].error.startswith("BadRequestError")
+    assert len(state.seen) == 2  # a 400 is not retried
+    assert open_store(tmp_path / "c.sqlite").count() == 1  # and not cached: a rerun may retry
+
+
+def test_server_rate_limit_429_retry_after_is_honoured(tmp_path: Path) -> None:
+    # the server allows 20 requests/s with no burst; the client does not pace (huge budget), so
+    # the server answers 429 + retry-after-ms, and the SDK waits and retries until all pass
+    with FakeOpenAI(rps=20, burst=0.05).serve() as state:
+        spec = endpoint(
+            state.base_url, max_retries=50, max_concurrency=2, requests_per_minute=10**6
+        )
+        with open_client(spec, "live", None, tmp_path / "c.sqlite") as client:
+            results = client.complete_many([ask(str(i)) for i in range(10)])
+            attempts = client.usage.http_attempts
+    assert [r.text for r in results] == [f"echo: {i}" for i in range(10)]
+    stats = state.stats()
+    assert stats["statuses"]["200"] == 10 and stats["statuses"]["429"] >= 1
+    assert attempts == 10 + stats["statuses"]["429"]
+
+
+def test_client_pacing_avoids_429(tmp_path: Path) -> None:
+    # a client paced at the server's rate: no 429 at all (the server's bucket holds 2 s, the
+    # client's 1 s, so thread-scheduling jitter never finds the server bucket empty)
+    with FakeOpenAI(rps=20, burst=2.0).serve() as state:
+        spec = endpoint(state.base_url, requests_per_minute=20 * 60)
+        with open_client(spec, "live", None, tmp_path / "c.sqlite") as client:
+            client.complete_many([ask(str(i)) for i in range(30)])
+    assert state.stats()["statuses"] == {"200": 30}
 
 
 def test_concurrency_is_bounded(fake, tmp_path: Path) -> None:
     state, url = fake
-    state.delay = 0.2
+    state.latency = 0.2
     with open_client(endpoint(url, max_concurrency=3), "live", None, tmp_path / "c.sqlite") as c:
         results = c.complete_many([ask(str(i)) for i in range(9)])
     assert [r.text for r in results] == [f"echo: {i}" for i in range(9)]
@@ -241,23 +227,23 @@ def test_make_chat_fn_keeps_order(fake, tmp_path: Path) -> None:
     assert chat(convs[:1]) == ["echo: one"] and len(state.seen) == 3
 
 
-def test_rate_limiter_waits_for_the_window() -> None:
+def test_rate_limiter_paces_requests_and_tokens() -> None:
     now = [0.0]
     slept: list[float] = []
 
     def sleep(seconds: float) -> None:
         slept.append(seconds)
-        now[0] += seconds
 
-    limiter = RateLimiter(2, 100, clock=lambda: now[0], sleep=sleep)
-    assert limiter.acquire(10) == 0.0
-    now[0] = 5.0
-    assert limiter.acquire(10) == 0.0
-    # 3rd request at t=5 waits until the t=0 one leaves the 60 s window
-    assert limiter.acquire(10) == pytest.approx(55.0)
-    # at t=60 the window holds 10 (t=5) + 10 (t=60) tokens; 20 + 85 > 100 until t=65
-    assert limiter.acquire(85) == pytest.approx(5.0)
-    assert slept == pytest.approx([55.0, 5.0])
+    # 120 requests/min = 2/s (bucket of 2), 600 tokens/min = 10/s (bucket of 10)
+    limiter = RateLimiter(120, 600, clock=lambda: now[0], sleep=sleep)
+    assert [limiter.acquire(1) for _ in range(4)] == pytest.approx([0.0, 0.0, 0.5, 1.0])
+    now[0] = 10.0  # both buckets full again
+    assert limiter.acquire(10) == 0.0  # spends the whole token bucket
+    assert limiter.acquire(5) == pytest.approx(0.5)  # 5 tokens at 10/s
+    assert limiter.acquire(50) == pytest.approx(1.5)  # > capacity: waits for a full bucket only
+    # ...and its debt of 40 tokens delays the next caller by 4 s more
+    assert limiter.acquire(1) == pytest.approx(1.5 + 4.0 + 0.1)
+    assert slept == pytest.approx([0.5, 1.0, 0.5, 1.5, 5.6])
 
 
 def test_store_survives_kill_9(tmp_path: Path) -> None:
@@ -273,3 +259,32 @@ def test_store_survives_kill_9(tmp_path: Path) -> None:
     store = open_store(tmp_path / "k.sqlite")
     assert store.get("k1", "live").response == {"b": 2}
     assert store.get("k1", "replay") is None  # replay rows never answer live requests and back
+
+
+def test_sentinel_key_never_in_log_cache_or_shard_outputs(fake, tmp_path: Path) -> None:
+    from medinjection.llm.translate import translate_shard
+    from medinjection.logs import setup_logging
+    from medinjection.records import Record, write_records
+
+    state, url = fake
+    state.plan.extend(["429", "500"])  # errors are logged and must be redacted too
+    state.responder = lambda body: '{"question": "Quoi ?", "options": {"A": "oui", "B": "non"}}'
+    records = tmp_path / "en.parquet"
+    options = (("A", "yes"), ("B", "no"))
+    write_records(
+        [Record("medqa:1", "translated", "medqa", "mcqu", "train", "What?", "A", options,
+                language="en")],
+        records,
+    )  # fmt: skip
+    setup_logging(tmp_path / "job.log", level=logging.DEBUG)
+    out, usage, cache = tmp_path / "out.parquet", tmp_path / "usage.json", tmp_path / "c.sqlite"
+    translate_shard(
+        records, out, usage, 0, 1, endpoint(url), "m", 0.0, 64, "live", None, str(cache)
+    )
+    logging.getLogger().handlers.clear()
+    assert state.seen[-1]["headers"]["authorization"] == f"Bearer {SECRET}"
+    written = list(tmp_path.iterdir())
+    assert {p.name for p in written} >= {"job.log", "out.parquet", "usage.json", "c.sqlite"}
+    for path in written:
+        assert SECRET.encode() not in path.read_bytes(), path
+    assert json.loads((tmp_path / "usage.json").read_text())["counts"]["translated"] == 1

@@ -101,6 +101,9 @@ def run(tmp_path: Path):
             mcq_per_document=2,
             mode="replay",
             replay_file=str(tmp_path / "rec.jsonl"),
+            submit="direct",
+            batch={"poll_s": 1, "max_requests": 100, "max_bytes": 10**6, "rounds": 1},
+            price={"input_usd_per_mtok": 2.0, "output_usd_per_mtok": 8.0, "batch_discount": 0.5},
             cache_path=str(tmp_path / "c.sqlite"),
             seed=42,
         )

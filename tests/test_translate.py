@@ -124,6 +124,9 @@ def run_shard(fx: SimpleNamespace, shard: int, shards: int) -> tuple[list[Record
         max_tokens=256,
         mode="replay",
         replay_file=str(fx.replay),
+        submit="direct",
+        batch={"poll_s": 1, "max_requests": 100, "max_bytes": 10**6, "rounds": 1},
+        price={"input_usd_per_mtok": 2.0, "output_usd_per_mtok": 8.0, "batch_discount": 0.5},
         cache_path=str(fx.tmp / f"cache_{shard}.sqlite"),
     )
     smk = SimpleNamespace(

@@ -1,11 +1,13 @@
 """Write resources/demo/llm/recorded.jsonl: the replay answers for every LLM request of the demo.
 
-THE RESPONSES ARE AUTHORED STAND-INS, NOT REAL GPT OUTPUTS. Translation replies are assembled
-from the authored EN->FR pairs of resources/demo/llm/authored_translations.jsonl (written by
-tools/make_demo_fixtures.py); synthesis replies are composed here, deterministically, from the
-sentences of each document (questions about a sentence, answers drawn from it, MCQ distractors
-taken from other documents). Each line is marked with a "note" saying so, and each response id
-starts with "chatcmpl-authored-".
+THE RESPONSES ARE AUTHORED STAND-INS, NOT REAL GPT OUTPUTS. Translation replies are assembled from
+the authored EN->FR pairs of resources/demo/llm/authored_translations.jsonl (written by
+tools/make_demo_fixtures.py); the translation-quality segments of
+resources/demo/llm/parallel_en_fr.jsonl are answered with the hand-written, deliberately imperfect
+translations of resources/demo/llm/parallel_authored_mt.jsonl (so BLEU is not 100); synthesis
+replies are composed here, deterministically, from the sentences of each document (questions about
+a sentence, answers drawn from it, MCQ distractors taken from other documents). Each line is marked
+with a "note" saying so, and each response id starts with "chatcmpl-authored-".
 
 Request keys are computed by the very functions the workflow uses (translation_request,
 plan_jobs, request_key), so a recording can never drift from the code: when the code or the
@@ -32,9 +34,10 @@ from typing import Any
 import yaml
 
 from medinjection.llm.client import ChatRequest, request_key
+from medinjection.llm.quality import read_parallel
 from medinjection.llm.replay import completion_body, recording_entry, write_recording
 from medinjection.llm.synthesize import Job, plan_jobs
-from medinjection.llm.translate import translation_payload, translation_request
+from medinjection.llm.translate import payload_request, translation_payload, translation_request
 from medinjection.normalize import normalize_corpus, normalize_source
 from medinjection.records import Record, read_records
 from medinjection.sources.base import Document, read_documents
@@ -201,6 +204,30 @@ def prepare_inputs(config: dict[str, Any], root: Path, work: Path) -> tuple[dict
     return records, documents
 
 
+def quality_entries(config: dict[str, Any], root: Path) -> list[dict[str, Any]]:
+    """Replay entries for the translation-quality segments (authored imperfect translations)."""
+    quality = config["translation"].get("quality") or {}
+    if not quality.get("enabled"):
+        return []
+    tr = config["translation"]
+    base_url = config["llm"]["endpoints"][tr["endpoint"]]["base_url"]
+    test_file = root / quality["test_file"]
+    authored_path = test_file.with_name("parallel_authored_mt.jsonl")
+    authored = {
+        row["id"]: row["mt"]
+        for row in map(json.loads, authored_path.read_text(encoding="utf-8").splitlines())
+    }
+    entries = []
+    for segment in read_parallel(test_file):
+        if segment["id"] not in authored:
+            raise KeyError(f"{authored_path}: no authored translation for {segment['id']}")
+        request = payload_request({"text": segment["en"]}, tr["model"], tr["temperature"],
+                                  tr["max_tokens"])  # fmt: skip
+        reply = json.dumps({"text": authored[segment["id"]]}, ensure_ascii=False)
+        entries.append(entry(base_url, request, reply))
+    return entries
+
+
 def build_recording(
     config: dict[str, Any], pairs: Mapping[str, str], root: Path, work: Path
 ) -> list[dict]:
@@ -233,6 +260,7 @@ def build_recording(
             config["study"]["seed"],
         )
         entries.extend(synthesis_entries(jobs, pool, base_url))
+    entries.extend(quality_entries(config, root))
     unique = {e["key"]: e for e in entries}
     print(
         f"translation: {sum(len(r) for r in records.values())} records of {sorted(records)}; "

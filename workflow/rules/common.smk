@@ -61,6 +61,7 @@ def final_targets():
         "results/metaeval/verbosity.csv",
         *expand("results/train/{run}/loss.png", run=RUNS),
         "results/dataset/stats.csv",
+        *translation_quality_targets(),
     ]
 
 
@@ -94,6 +95,36 @@ def endpoint_params(name):
 
 def llm_cache(*parts):
     return os.path.join(config["llm"]["cache_dir"], *parts) + ".sqlite"
+
+
+# ---------------------------------------------------------------- translation and synthesis
+
+
+def llm_price(model):
+    prices = config["llm"]["prices"]
+    if model not in prices:
+        raise ValueError(
+            f"llm.prices has no entry for model {model!r} (priced: {sorted(prices)}); add its "
+            "USD per million input/output tokens and batch discount (0 for a self-hosted model)"
+        )
+    return dict(prices[model])
+
+
+QUALITY = config["translation"]["quality"]
+
+
+def translation_quality_targets():
+    return ["results/translation_quality/report.md"] if QUALITY["enabled"] else []
+
+
+def get_quality_test_file(wildcards):
+    # A missing test file is reported by the job itself (naming the config key), so dry runs work.
+    path = QUALITY["test_file"]
+    return [path] if os.path.exists(path) else []
+
+
+def get_quality_comet(wildcards):
+    return ["results/translation_quality/comet.json"] if QUALITY["comet"]["enabled"] else []
 
 
 # ---------------------------------------------------------------- dataset and mixtures

@@ -22,6 +22,9 @@ def main(smk) -> None:
         mode=smk.params.mode,
         replay_file=smk.params.replay_file,
         cache_path=str(smk.params.cache_path),
+        submit=smk.params.submit,
+        batch=dict(smk.params.batch),
+        price=dict(smk.params.price),
         seed=int(smk.params.seed),
     )
 

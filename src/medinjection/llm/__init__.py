@@ -1,17 +1,13 @@
-"""OpenAI-compatible LLM client (cache, replay, throttling) and the stages built on it."""
+"""OpenAI-compatible LLM client (cache, replay, throttling, batch) and the stages built on it.
 
-from medinjection.llm.client import (
-    ChatRequest,
-    ChatResult,
-    Endpoint,
-    LLMClient,
-    LLMError,
-    ReplayMissError,
-    Usage,
-    make_chat_fn,
-    open_client,
-    request_key,
-)
+The re-exports are lazy, so that medinjection.llm.comet can be imported in the COMET environment,
+which has no openai package.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = [
     "ChatRequest",
@@ -25,3 +21,9 @@ __all__ = [
     "open_client",
     "request_key",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        return getattr(importlib.import_module("medinjection.llm.client"), name)
+    raise AttributeError(f"module 'medinjection.llm' has no attribute {name!r}")

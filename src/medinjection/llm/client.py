@@ -2,7 +2,10 @@
 
 Live and replay modes share every step (request building, cache, the `openai` SDK with its retry
 and parsing code) and differ only in the httpx2 transport: live uses the network, replay uses an
-`httpx2.MockTransport` that answers from a recorded JSONL file.
+`httpx2.MockTransport` that answers from a recorded JSONL file. Requests not in the cache go out
+either directly (a thread pool of `max_concurrency` under the rate limiter; the SDK retries
+429/5xx/timeouts with backoff honouring Retry-After; malformed bodies are retried here) or, with
+submit='batch' in live mode, through the Batch API (medinjection.llm.batch).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
@@ -19,7 +23,11 @@ from typing import Any, Literal, get_args
 
 import httpx2
 import openai
+import pydantic
 
+from medinjection.llm.batch import BatchError, BatchRunner, BatchSettings, OpenAIBatches
+from medinjection.llm.cost import SUBMITS
+from medinjection.llm.progress import Progress
 from medinjection.llm.ratelimit import RateLimiter
 from medinjection.llm.replay import RECORD_HINT, load_recording, replay_transport
 from medinjection.llm.request import (
@@ -46,6 +54,14 @@ FATAL_ERRORS: tuple[type[BaseException], ...] = (
     openai.PermissionDeniedError,
     openai.NotFoundError,
 )
+# The API refused this one request for good (too long, content filter, invalid schema for it):
+# the item is returned with its error and quarantined by the stage, the others go on.
+REJECTED_ERRORS: tuple[type[BaseException], ...] = (
+    openai.BadRequestError,
+    openai.UnprocessableEntityError,
+)
+# A 200 reply whose body is not a chat.completion (truncated JSON, proxy page): retried here.
+MALFORMED_ERRORS: tuple[type[BaseException], ...] = (json.JSONDecodeError, pydantic.ValidationError)
 
 
 class LLMError(RuntimeError):
@@ -90,6 +106,8 @@ class Usage:
     cache_hits: int = 0
     requests_sent: int = 0
     http_attempts: int = 0
+    malformed_retries: int = 0
+    rejected: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -123,9 +141,13 @@ class LLMClient:
         recording: Mapping[str, dict[str, Any]] | None,
         attempts: AttemptCounter,
         secret: str | None = None,
+        submit: str = "direct",
+        batch: BatchSettings | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.mode = mode
+        self.submit = submit
+        self._batch = batch or BatchSettings()
         self._usage = Usage()
         self._attempts = attempts
         self._sdk = sdk
@@ -202,34 +224,64 @@ class LLMClient:
             )
 
     def _send_all(self, pending: Mapping[str, ChatRequest]) -> dict[str, ChatResult]:
+        if not pending:
+            return {}
+        if self.submit == "batch" and self.mode == "live":
+            return self._send_batches(pending)
         results: dict[str, ChatResult] = {}
         failures: list[tuple[str, str]] = []
         fatal: list[BaseException] = []
-        step = max(1, len(pending) // 10)
+        progress = Progress(f"llm {self.endpoint.base_url}", len(pending))
 
         def stop() -> bool:
             return bool(fatal) or len(failures) >= MAX_FAILURES
 
         with ThreadPoolExecutor(max_workers=self.endpoint.max_concurrency) as pool:
             for key, outcome in self._bounded(pool, pending, stop):
-                if isinstance(outcome, BaseException):
+                if isinstance(outcome, REJECTED_ERRORS):
+                    results[key] = self._rejected(key, outcome)
+                elif isinstance(outcome, BaseException):
                     failures.append((key, self._redact(f"{type(outcome).__name__}: {outcome}")))
-                    if isinstance(outcome, FATAL_ERRORS):
-                        fatal.append(outcome)
-                    continue
-                self._store.put(outcome[0])
-                results[key] = outcome[1]
-                if len(results) % step == 0:
-                    log.info("llm: %d/%d responses received", len(results), len(pending))
+                    fatal.extend([outcome] if isinstance(outcome, FATAL_ERRORS) else [])
+                else:
+                    results[key] = outcome
+                progress.update(failed=key not in results or results[key].error is not None)
         if failures:
-            key, error = failures[0]
-            skipped = len(pending) - len(results) - len(failures)
-            raise LLMError(
-                f"{len(failures)} of {len(pending)} requests to {self.endpoint.base_url} failed "
-                f"after up to {self.endpoint.max_retries} retries ({skipped} not attempted); "
-                f"first: key {key}: {error}. The {len(results)} completed responses are saved "
-                f"in {self._store.path}; fix the cause and rerun the job to resume from there."
-            )
+            self._raise_lost(len(pending), len(results), dict(failures))
+        return results
+
+    def _rejected(self, key: str, error: BaseException) -> ChatResult:
+        reason = self._redact(f"{type(error).__name__}: {error}")
+        log.warning("llm: request %s refused by the API, item quarantined: %s", key, reason)
+        with self._lock:
+            self._usage.rejected += 1
+        return ChatResult(key, None, None, False, {}, reason)
+
+    def _raise_lost(self, total: int, answered: int, failures: Mapping[str, str]) -> None:
+        key, error = next(iter(failures.items()))
+        skipped = total - answered - len(failures)
+        raise LLMError(
+            f"{len(failures)} of {total} requests to {self.endpoint.base_url} failed "
+            f"after up to {self.endpoint.max_retries} retries ({skipped} not attempted); "
+            f"first: key {key}: {error}. The {answered} completed responses are saved "
+            f"in {self._store.path}; fix the cause and rerun the job to resume from there."
+        )
+
+    def _send_batches(self, pending: Mapping[str, ChatRequest]) -> dict[str, ChatResult]:
+        backend = OpenAIBatches(self._sdk, self._batch.poll_s)
+        workdir = self._store.path.parent / (self._store.path.stem + "_batches")
+        runner = BatchRunner(backend, self._store, workdir, self._batch, self._accept)
+        try:
+            results, lost = runner.run(pending)
+        except (BatchError, openai.APIError) as err:
+            message = f"batch submission to {self.endpoint.base_url}: {err}"
+            raise LLMError(self._redact(message)) from err
+        for result in results.values():
+            if result.error is not None:
+                with self._lock:
+                    self._usage.rejected += 1
+        if lost:
+            self._raise_lost(len(pending), len(results), lost)
         return results
 
     def _bounded(
@@ -237,7 +289,7 @@ class LLMClient:
         pool: ThreadPoolExecutor,
         pending: Mapping[str, ChatRequest],
         stop: Callable[[], bool],
-    ) -> Iterator[tuple[str, tuple[StoredResponse, ChatResult] | BaseException]]:
+    ) -> Iterator[tuple[str, ChatResult | BaseException]]:
         # Keep at most 2x max_concurrency futures alive so 500K-request shards stay small in memory;
         # stop submitting once `stop()` says the endpoint is failing (bad key, outage).
         queue = iter(pending.items())
@@ -257,24 +309,50 @@ class LLMClient:
                 error = future.exception()
                 yield key, error if error is not None else future.result()
 
-    def _send(self, key: str, request: ChatRequest) -> tuple[StoredResponse, ChatResult]:
-        if self._limiter is not None:
-            self._limiter.acquire(estimated_tokens(request))
-        raw = self._sdk.chat.completions.with_raw_response.create(
-            model=request.model, messages=list(request.messages), **request.params
-        )
-        body = json.loads(raw.http_response.text)
+    def _send(self, key: str, request: ChatRequest) -> ChatResult:
+        for attempt in range(self.endpoint.max_retries + 1):
+            if self._limiter is not None:
+                self._limiter.acquire(estimated_tokens(request))
+            raw = self._sdk.chat.completions.with_raw_response.create(
+                model=request.model, messages=list(request.messages), **request.params
+            )
+            try:
+                body = json.loads(raw.http_response.text)
+                return self._accept(key, request, body)
+            except MALFORMED_ERRORS as err:
+                if attempt == self.endpoint.max_retries:
+                    raise LLMError(
+                        f"malformed response body {self.endpoint.max_retries + 1} times "
+                        f"({type(err).__name__}: {str(err)[:200]})"
+                    ) from err
+                with self._lock:
+                    self._usage.malformed_retries += 1
+                time.sleep(min(8.0, 0.5 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    def _accept(self, key: str, request: ChatRequest, body: dict[str, Any]) -> ChatResult:
+        """Parse a 200 body, store it (committed at once) and count its tokens."""
         result = result_from_body(key, body, cached=False)
+        self._store.put(StoredResponse(key, self.mode, request.model, request.body(), body))
         with self._lock:
             self._usage.requests_sent += 1
             usage = body.get("usage") or {}
             self._usage.prompt_tokens += int(usage.get("prompt_tokens") or 0)
             self._usage.completion_tokens += int(usage.get("completion_tokens") or 0)
-        stored = StoredResponse(key, self.mode, request.model, request.body(), body)
-        return stored, result
+        return result
 
     def _redact(self, text: str) -> str:
         return text.replace(self._secret, "***") if self._secret else text
+
+
+def batch_settings(values: Mapping[str, Any] | None) -> BatchSettings:
+    """BatchSettings from config llm.batch; unknown keys raise listing the valid ones."""
+    values = dict(values or {})
+    valid = list(BatchSettings.__dataclass_fields__)
+    unknown = sorted(set(values) - set(valid))
+    if unknown:
+        raise ValueError(f"llm.batch: unknown keys {unknown}; valid keys: {valid}")
+    return BatchSettings(**values)
 
 
 def open_client(
@@ -282,11 +360,20 @@ def open_client(
     mode: str,
     replay_file: str | Path | None,
     cache_path: str | Path,
+    submit: str = "direct",
+    batch: Mapping[str, Any] | None = None,
 ) -> LLMClient:
-    """Build a client: live reads the API key from the endpoint's env var, replay needs a file."""
+    """Build a client: live reads the API key from the endpoint's env var, replay needs a file.
+
+    submit='batch' sends uncached requests through the Batch API in live mode; in replay mode
+    the recording answers them as direct requests (same keys).
+    """
     config = Endpoint.from_dict(endpoint)
     if mode not in MODES:
         raise ValueError(f"unknown llm.mode {mode!r}; valid: {list(MODES)}")
+    if submit not in SUBMITS:
+        raise ValueError(f"unknown submit mode {submit!r}; valid: {list(SUBMITS)}")
+    settings = batch_settings(batch)
     recording = None
     secret = None
     if mode == "replay":
@@ -316,8 +403,9 @@ def open_client(
             transport=transport, timeout=config.timeout_s, event_hooks={"request": [attempts]}
         ),
     )
+    store = open_store(cache_path)
     return LLMClient(
-        config, mode, sdk, open_store(cache_path), limiter, recording, attempts, secret
+        config, mode, sdk, store, limiter, recording, attempts, secret, submit, settings
     )
 
 

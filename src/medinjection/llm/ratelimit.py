@@ -1,16 +1,38 @@
-"""Client-side throttle: requests and estimated tokens per sliding 60-second window."""
+"""Client-side throttle: requests and estimated tokens per minute, paced as token buckets.
+
+Each budget refills continuously at `per_minute / 60` a second and holds at most `burst_s`
+seconds of it, so requests go out evenly instead of in a burst at the start of every minute (APIs
+enforce per-minute limits at a finer grain). `acquire` reserves its slot under the lock and
+sleeps outside it: callers are served in arrival order and the pace never exceeds the budgets.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
-WINDOW_S = 60.0
+BURST_S = 1.0
+
+
+class _Bucket:
+    """One budget: level refills at `rate` a second up to `capacity`; may go negative (booked)."""
+
+    def __init__(self, rate: float, capacity: float, now: float) -> None:
+        self.rate = rate
+        self.capacity = capacity
+        self.level = capacity
+        self.stamp = now
+
+    def delay(self, amount: float, now: float) -> float:
+        """Seconds until `amount` (capped at the capacity, so huge requests still pass) is there."""
+        self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+        self.stamp = now
+        need = min(amount, self.capacity)
+        return max(0.0, (need - self.level) / self.rate)
 
 
 class RateLimiter:
@@ -22,6 +44,7 @@ class RateLimiter:
         tokens_per_minute: int,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        burst_s: float = BURST_S,
     ) -> None:
         if requests_per_minute < 1 or tokens_per_minute < 1:
             raise ValueError(
@@ -32,33 +55,20 @@ class RateLimiter:
         self.tokens_per_minute = tokens_per_minute
         self._clock = clock
         self._sleep = sleep
-        self._sent: deque[tuple[float, int]] = deque()
-        self._tokens = 0
+        now = clock()
+        rps, tps = requests_per_minute / 60.0, tokens_per_minute / 60.0
+        self._requests = _Bucket(rps, max(1.0, rps * burst_s), now)
+        self._tokens = _Bucket(tps, max(1.0, tps * burst_s), now)
         self._lock = threading.Lock()
 
     def acquire(self, tokens: int) -> float:
-        """Wait until the request fits both budgets, record it, and return the seconds waited."""
-        waited = 0.0
-        while True:
-            with self._lock:
-                delay = self._delay(tokens)
-                if delay <= 0:
-                    self._sent.append((self._clock(), tokens))
-                    self._tokens += tokens
-                    return waited
-            if waited == 0.0:
-                log.debug("rate limit: waiting %.1f s", delay)
+        """Book one request of `tokens` in both budgets, sleep until its slot, return the wait."""
+        with self._lock:
+            now = self._clock()
+            delay = max(self._requests.delay(1, now), self._tokens.delay(tokens, now))
+            self._requests.level -= 1
+            self._tokens.level -= tokens
+        if delay > 0:
+            log.debug("rate limit: waiting %.2f s", delay)
             self._sleep(delay)
-            waited += delay
-
-    def _delay(self, tokens: int) -> float:
-        now = self._clock()
-        while self._sent and now - self._sent[0][0] >= WINDOW_S:
-            self._tokens -= self._sent.popleft()[1]
-        if not self._sent:
-            return 0.0  # a request larger than the whole token budget still goes out alone
-        fits = (
-            len(self._sent) < self.requests_per_minute
-            and self._tokens + tokens <= self.tokens_per_minute
-        )
-        return 0.0 if fits else self._sent[0][0] + WINDOW_S - now
+        return delay

@@ -39,13 +39,18 @@ def request_key(base_url: str, body: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class ChatResult:
-    """The answer to one request: text of the first choice, finish reason, raw body."""
+    """The answer to one request: text of the first choice, finish reason, raw body.
+
+    `error` is set (and text None) when the API refused this very request for good (HTTP 400/422:
+    too long, content filter): the stages quarantine such items with that reason.
+    """
 
     key: str
     text: str | None
     finish_reason: str | None
     cached: bool
     body: dict[str, Any]
+    error: str | None = None
 
 
 def result_from_body(key: str, body: dict[str, Any], cached: bool) -> ChatResult:

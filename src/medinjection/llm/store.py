@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,13 @@ CREATE TABLE IF NOT EXISTS responses (
     response TEXT NOT NULL,
     created REAL NOT NULL,
     PRIMARY KEY (key, mode)
+);
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id TEXT PRIMARY KEY,
+    input_file_id TEXT NOT NULL,
+    keys TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created REAL NOT NULL
 )
 """
 
@@ -34,37 +42,45 @@ class StoredResponse:
 
 
 class ResponseStore:
-    """Cache of chat-completion bodies; rows from replay mode never answer live requests."""
+    """Cache of chat-completion bodies; rows from replay mode never answer live requests.
+
+    Thread-safe: the client's worker threads commit their responses as they arrive.
+    """
 
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._db = connection
         self.path = path
+        self._lock = threading.Lock()
 
     def get(self, key: str, mode: str) -> StoredResponse | None:
         """The stored response for `key` recorded in `mode`, or None."""
-        row = self._db.execute(
-            "SELECT key, mode, model, request, response FROM responses WHERE key = ? AND mode = ?",
-            (key, mode),
-        ).fetchone()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT key, mode, model, request, response FROM responses "
+                "WHERE key = ? AND mode = ?",
+                (key, mode),
+            ).fetchone()
         if row is None:
             return None
         return StoredResponse(row[0], row[1], row[2], json.loads(row[3]), json.loads(row[4]))
 
     def put(self, entry: StoredResponse) -> None:
         """Insert (or replace) one response and commit at once, so a killed job loses nothing."""
-        self._db.execute(
-            "INSERT OR REPLACE INTO responses (key, mode, model, request, response, created) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                entry.key,
-                entry.mode,
-                entry.model,
-                json.dumps(entry.request, ensure_ascii=False, sort_keys=True),
-                json.dumps(entry.response, ensure_ascii=False, sort_keys=True),
-                time.time(),
-            ),
+        row = (
+            entry.key,
+            entry.mode,
+            entry.model,
+            json.dumps(entry.request, ensure_ascii=False, sort_keys=True),
+            json.dumps(entry.response, ensure_ascii=False, sort_keys=True),
+            time.time(),
         )
-        self._db.commit()
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO responses (key, mode, model, request, response, created) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                row,
+            )
+            self._db.commit()
 
     def count(self, mode: str | None = None) -> int:
         """Number of stored responses (optionally of one mode)."""
@@ -83,6 +99,27 @@ class ResponseStore:
         ).fetchall()
         return [StoredResponse(r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4])) for r in rows]
 
+    def add_batch(self, batch_id: str, input_file_id: str, keys: list[str]) -> None:
+        """Persist a submitted batch at once, so a killed job resumes it instead of paying twice."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO batches (batch_id, input_file_id, keys, status, created) "
+            "VALUES (?, ?, ?, 'submitted', ?)",
+            (batch_id, input_file_id, json.dumps(keys), time.time()),
+        )
+        self._db.commit()
+
+    def open_batches(self) -> list[tuple[str, list[str]]]:
+        """(batch id, request keys) of submitted batches whose results are not imported yet."""
+        rows = self._db.execute(
+            "SELECT batch_id, keys FROM batches WHERE status = 'submitted' ORDER BY created"
+        ).fetchall()
+        return [(row[0], json.loads(row[1])) for row in rows]
+
+    def close_batch(self, batch_id: str, status: str) -> None:
+        """Mark a batch finished (its final API status) once its results are imported."""
+        self._db.execute("UPDATE batches SET status = ? WHERE batch_id = ?", (status, batch_id))
+        self._db.commit()
+
     def close(self) -> None:
         """Close the connection."""
         self._db.close()
@@ -98,10 +135,10 @@ def open_store(path: str | Path) -> ResponseStore:
     path.parent.mkdir(parents=True, exist_ok=True)
     # Several jobs may share one cache file: WAL lets readers run beside the single writer, and the
     # busy timeout makes a second writer wait instead of failing.
-    connection = sqlite3.connect(path, timeout=60.0)
+    connection = sqlite3.connect(path, timeout=60.0, check_same_thread=False)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
-    connection.execute(_SCHEMA)
+    connection.executescript(_SCHEMA)
     connection.commit()
     return ResponseStore(connection, path)
 

@@ -34,6 +34,8 @@ def strict_object(properties: Mapping[str, Any]) -> dict[str, Any]:
 
 def parse_reply(result: ChatResult) -> tuple[dict[str, Any] | None, list[str]]:
     """The reply's JSON object, or None and the reasons it is unusable."""
+    if getattr(result, "error", None):
+        return None, [f"request refused by the API: {result.error}"]
     if result.finish_reason == "length":
         return None, ["reply truncated at max_tokens (finish_reason=length)"]
     if not result.text or not result.text.strip():
@@ -52,6 +54,11 @@ def clean_text(value: Any) -> str | None:
     if not isinstance(value, str) or not value.strip():
         return None
     return unicodedata.normalize("NFC", value.strip())
+
+
+def worth_retrying(result: ChatResult) -> bool:
+    """False for requests the API refused for good: a corrective retry would be refused too."""
+    return getattr(result, "error", None) is None
 
 
 def with_feedback(request: ChatRequest, reply: str | None, reasons: Sequence[str]) -> ChatRequest:

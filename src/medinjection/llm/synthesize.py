@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from medinjection.llm.client import ChatRequest, ChatResult, LLMClient, open_client
+from medinjection.llm.cost import usage_cost
 from medinjection.llm.structured import (
     Report,
     clean_text,
@@ -28,6 +29,7 @@ from medinjection.llm.structured import (
     parse_reply,
     strict_object,
     with_feedback,
+    worth_retrying,
 )
 from medinjection.records import Record, join_letters, validation_errors, write_records
 from medinjection.sources.base import Document, read_documents
@@ -325,7 +327,9 @@ def run_jobs(
     """Send every job, retry unparsable replies once with feedback, build and dedup records."""
     results: list[ChatResult] = client.complete_many([job.request for job in jobs])
     parsed = [parse_reply(result) for result in results]
-    retry = [i for i, (reply, _) in enumerate(parsed) if reply is None]
+    retry = [
+        i for i, (reply, _) in enumerate(parsed) if reply is None and worth_retrying(results[i])
+    ]
     if retry:
         log.info("synthesize: %d replies unusable, retrying once with feedback", len(retry))
         again = client.complete_many(
@@ -364,15 +368,19 @@ def synthesize(
     replay_file: str | None,
     cache_path: str,
     seed: int,
+    submit: str = "direct",
+    batch: dict | None = None,
+    price: dict | None = None,
 ) -> None:
     """Generate synthetic QA records for one corpus; write records and a usage/quarantine report."""
     documents = read_documents(documents_path)
     jobs = plan_jobs(documents, task_types, mcq_per_document, model, temperature, max_tokens, seed)
     log.info("synthesize: %s: %d documents, %d requests", source, len(documents), len(jobs))
     report = Report(stage="synthesize", model=model, extra={"source": source, "seed": seed})
-    with open_client(endpoint, mode, replay_file, cache_path) as client:
+    with open_client(endpoint, mode, replay_file, cache_path, submit, batch) as client:
         records = run_jobs(jobs, client, source, model, report)
         report.usage = client.usage.as_dict()
+    report.extra["cost"] = usage_cost(report.usage, price, submit)
     by_task: dict[str, int] = {}
     for record in records:
         by_task[record.task] = by_task.get(record.task, 0) + 1

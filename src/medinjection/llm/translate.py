@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from medinjection.llm.client import ChatRequest, ChatResult, LLMClient, open_client
+from medinjection.llm.cost import usage_cost
 from medinjection.llm.structured import (
     Report,
     clean_text,
@@ -23,6 +24,7 @@ from medinjection.llm.structured import (
     parse_reply,
     strict_object,
     with_feedback,
+    worth_retrying,
 )
 from medinjection.records import Record, read_records, validation_errors, write_records
 
@@ -84,7 +86,13 @@ def translation_request(
     record: Record, model: str, temperature: float, max_tokens: int
 ) -> ChatRequest:
     """The chat request translating one record (also used by the demo recorder)."""
-    payload = translation_payload(record)
+    return payload_request(translation_payload(record), model, temperature, max_tokens)
+
+
+def payload_request(
+    payload: dict[str, Any], model: str, temperature: float, max_tokens: int
+) -> ChatRequest:
+    """The translation request of any {key: English text} payload (records, test segments)."""
     messages = (
         {"role": "system", "content": TRANSLATION_SYSTEM},
         {"role": "user", "content": json.dumps(payload, ensure_ascii=False)},
@@ -164,7 +172,12 @@ def translate_records(
     requests = [translation_request(r, model, temperature, max_tokens) for r in records]
     first = client.complete_many(requests)
     outcomes = [_judge(r, res, model) for r, res in zip(records, first, strict=True)]
-    retry_index = [i for i, (out, _) in enumerate(outcomes) if out is None]
+    retry_index = [
+        i for i, (out, _) in enumerate(outcomes) if out is None and worth_retrying(first[i])
+    ]
+    for i, (out, errors) in enumerate(outcomes):
+        if out is None and not worth_retrying(first[i]):
+            report.quarantine(records[i].id, errors, source=records[i].source)
     if retry_index:
         log.info("translate: %d replies unusable, retrying once with feedback", len(retry_index))
         retries = [with_feedback(requests[i], first[i].text, outcomes[i][1]) for i in retry_index]
@@ -207,6 +220,9 @@ def translate_shard(
     mode: str,
     replay_file: str | None,
     cache_path: str,
+    submit: str = "direct",
+    batch: dict | None = None,
+    price: dict | None = None,
 ) -> None:
     """Translate one shard of a normalized English source; write records and a usage report."""
     records = read_records(records_path)
@@ -215,9 +231,10 @@ def translate_shard(
         "translate: shard %d/%d holds %d of %d records", shard, shards, len(selected), len(records)
     )
     report = Report(stage="translate", model=model, extra={"shard": shard, "shards": shards})
-    with open_client(endpoint, mode, replay_file, cache_path) as client:
+    with open_client(endpoint, mode, replay_file, cache_path, submit, batch) as client:
         translated = translate_records(selected, client, model, temperature, max_tokens, report)
         report.usage = client.usage.as_dict()
+    report.extra["cost"] = usage_cost(report.usage, price, submit)
     report.counts.update(records_in=len(selected), translated=len(translated))
     write_records(translated, out_path)
     report.write(usage_path)
