@@ -407,3 +407,59 @@ def test_pubmedqa_hub_parquet_form_and_long_answer_oeq(tmp_path: Path) -> None:
     assert [(q.raw_id, q.reasons) for q in quarantined] == [
         ("7", ("no LONG_ANSWER for the open question",))
     ]
+
+
+def test_s_editions_local_export_open_and_mcq_items(tmp_path: Path) -> None:
+    lines = [
+        {"id": "se1", "question": "Quel est le traitement de première intention ?",
+         "answer": "Amoxicilline pendant 7 jours.", "specialty": "Infectiologie"},
+        {"id": "se2", "question": "Signes de l'hépatite ?", "options": {"b": "Ictère", "a": "Toux"},
+         "answer": "b", "split": "test", "context": "Patient de 45 ans, fébrile."},
+        {"id": "se3", "question": "Antibiotiques ?", "options": {"A": "Amoxicilline",
+         "B": "Paracétamol", "C": "Ceftriaxone"}, "answer": "C ; A"},
+        {"question": "sans identifiant", "answer": "x"},
+        {"id": "se5", "question": "Q ?", "options": {}, "answer": "A"},
+        {"id": "se6", "question": "Q ?", "answer": "r", "split": "dev"},
+        {"id": "se7", "question": "Q ?", "options": ["a", "b"], "answer": "A"},
+    ]  # fmt: skip
+    (tmp_path / "export.jsonl").write_text(
+        "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8"
+    )
+    records, quarantined = run_adapter("s_editions", tmp_path)
+    open_q = records["s_editions:se1"]
+    assert (open_q.task, open_q.options, open_q.split) == ("oeq", None, "train")
+    assert open_q.answer == "Amoxicilline pendant 7 jours." and open_q.specialty == "Infectiologie"
+    assert open_q.meta["split_rule"] == "hash" and open_q.origin == "native"
+    single = records["s_editions:se2"]
+    assert (single.task, single.answer, single.split) == ("mcqu", "B", "test")
+    assert (
+        single.options == (("A", "Toux"), ("B", "Ictère")) and single.meta["split_rule"] == "source"
+    )
+    assert single.context == "Patient de 45 ans, fébrile."
+    multi = records["s_editions:se3"]
+    assert (multi.task, multi.answer) == ("mcq", "A,C")
+    reasons = {q.raw_id: q.reasons for q in quarantined}
+    assert reasons["export-00004"] == ("missing id",)
+    assert "empty options" in reasons["se5"][0]
+    assert "split 'dev' not in" in reasons["se6"][0]
+    assert "neither a dict" in reasons["se7"][0]
+    assert len(records) == 3 and len(quarantined) == 4
+
+
+def test_study_run_stops_naming_the_s_editions_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    from medinjection.workflow_support import StudyConfigError, check_before_run
+
+    monkeypatch.chdir(tmp_path)  # neither resources/local/* nor staged copies exist here
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text(encoding="utf-8"))
+    config["data"]["allow_unpinned"] = True
+    with pytest.raises(StudyConfigError) as error:
+        check_before_run(config, {"OPENAI_API_KEY": "k", "GEMINI_API_KEY": "k"})
+    message = str(error.value)
+    assert (
+        "sources.s_editions.location.path: 'resources/local/s_editions' does not exist" in message
+    )
+    assert "https://s-editions.fr/" in message and "sources.deft2021.location.path" in message

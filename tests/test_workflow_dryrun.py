@@ -11,8 +11,8 @@ import yaml
 from tests.workflow_helpers import job_counts, make_workdir, snakemake
 
 STUDY_COUNTS = {
-    "stage_source": 15,
-    "normalize_source": 12,
+    "stage_source": 16,
+    "normalize_source": 13,
     "normalize_corpus": 3,
     "translate_shard": 7 * 16,
     "gather_translation": 7,

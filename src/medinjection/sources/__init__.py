@@ -18,6 +18,7 @@ from medinjection.sources.released import (
     load_released_synthetic,
     load_released_translated,
 )
+from medinjection.sources.s_editions import load_s_editions
 
 ADAPTERS: dict[str, Adapter] = {
     "mediqal": load_mediqal,
@@ -32,6 +33,7 @@ ADAPTERS: dict[str, Adapter] = {
     "medxpertqa": load_medxpertqa,
     "mmlu": load_mmlu,
     "mmlu_pro": load_mmlu_pro,
+    "s_editions": load_s_editions,
     "released_native": load_released_native,
     "released_translated": load_released_translated,
     "released_synthetic": load_released_synthetic,
