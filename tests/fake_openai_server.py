@@ -313,7 +313,10 @@ def make_handler(state: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            self.wfile.write(payload)
+            try:
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client went away (a bench kills it with SIGKILL mid-request)
 
         def log_message(self, *args: object) -> None:
             pass
