@@ -409,6 +409,28 @@ def test_pubmedqa_hub_parquet_form_and_long_answer_oeq(tmp_path: Path) -> None:
     ]
 
 
+def test_pubmedqa_artificial_is_train_validation_only(tmp_path: Path) -> None:
+    row = {
+        "pubid": 25429730,
+        "question": "Is exercise associated with lower mortality?",
+        "context": {"contexts": ["Methods.", "Results."], "labels": ["M", "R"], "meshes": ["X"]},
+        "long_answer": "Yes, it is.",
+        "final_decision": "yes",
+    }
+    rows = [row, row | {"pubid": 9, "final_decision": "no"}, row | {"pubid": 8, "context": {}}]
+    write_parquet(tmp_path / "pqa_artificial/train-00000-of-00001.parquet", rows)
+    records, quarantined = run_adapter("pubmedqa_artificial", tmp_path)
+    first = records["pubmedqa_artificial:25429730"]
+    assert (first.task, first.answer, first.options[1]) == ("mcqu", "A", ("B", "no"))
+    assert first.meta["split_rule"] == "hash_train_validation" and first.language == "en"
+    assert records["pubmedqa_artificial:9"].answer == "B"
+    assert [(q.raw_id, q.reasons) for q in quarantined] == [
+        ("8", ("CONTEXTS is not a non-empty list",))
+    ]
+    with pytest.raises(FileNotFoundError, match="pqa_artificial"):
+        list(ADAPTERS["pubmedqa_artificial"](tmp_path / "pqa_artificial" / "none", "x"))
+
+
 def test_s_editions_local_export_open_and_mcq_items(tmp_path: Path) -> None:
     lines = [
         {"id": "se1", "question": "Quel est le traitement de première intention ?",

@@ -88,7 +88,8 @@ def test_study_refuses_unpinned_revisions_unless_allowed(monkeypatch: pytest.Mon
     config = _study()
     config["data"]["allow_unpinned"] = False
     loose = pins.unpinned(config)
-    assert "sources.mediqal" in loose and "sources.deft2021" not in loose  # local: no revision
+    assert "sources.medical_cases_fr" in loose and "sources.deft2021" not in loose  # local: none
+    assert "sources.mediqal" not in loose and "published.synthetic" not in loose  # data.build
     assert "sources.mmlu_pro" not in loose  # pinned to a commit in the study config
     problems = pins.source_problems(config, {})
     assert len(problems) == 1 and "unpinned Hub revisions: sources.diamed (main)" in problems[0]

@@ -105,3 +105,19 @@ def test_estimate_from_volumes_and_from_built_records(tmp_path: Path) -> None:
     assert (tr.basis, tr.items) == ("records", 3)
     with pytest.raises(KeyError, match=r"no llm.estimate.volumes entry .*have: \['medqa'\]"):
         estimate_study(estimate_config({"medqa": {"items": 1, "chars_per_item": 1}}), tmp_path)
+
+
+def test_estimate_covers_every_source_of_the_study_config(tmp_path: Path) -> None:
+    """The study's own config estimates without any built input (every source has a volume)."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text(encoding="utf-8"))
+    rows = estimate_study(config, tmp_path)
+    translate = [s for s, spec in config["sources"].items() if spec["role"] == "translate"]
+    volumes = config["llm"]["estimate"]["volumes"]
+    translation = {row.source: row for row in rows if row.stage == "translation"}
+    assert sorted(translation) == sorted(translate)
+    assert all(translation[s].items == volumes[s]["items"] for s in translate)
+    # public split sizes + the PubMedQA open-question view
+    assert sum(row.items for row in translation.values()) == 418_656 + 1_000
+    assert all(row.basis == "volumes" and row.direct_usd > row.batch_usd > 0 for row in rows)

@@ -11,11 +11,11 @@ import yaml
 from tests.workflow_helpers import job_counts, make_workdir, snakemake
 
 STUDY_COUNTS = {
-    "stage_source": 16,
-    "normalize_source": 13,
+    "stage_source": 17,
+    "normalize_source": 14,
     "normalize_corpus": 3,
-    "translate_shard": 7 * 16,
-    "gather_translation": 7,
+    "translate_shard": 8 * 16,
+    "gather_translation": 8,
     "synthesize": 3,
     "translation_quality": 1,
     "translation_comet": 1,

@@ -12,7 +12,11 @@ from medinjection.sources.medqa import load_medqa
 from medinjection.sources.medxpertqa import load_medxpertqa
 from medinjection.sources.mlabonne import load_medical_cases_fr, load_medical_mqca_fr
 from medinjection.sources.mmlu import load_mmlu, load_mmlu_pro
-from medinjection.sources.pubmedqa import load_pubmedqa, load_pubmedqa_oeq
+from medinjection.sources.pubmedqa import (
+    load_pubmedqa,
+    load_pubmedqa_artificial,
+    load_pubmedqa_oeq,
+)
 from medinjection.sources.released import (
     load_released_native,
     load_released_synthetic,
@@ -29,6 +33,7 @@ ADAPTERS: dict[str, Adapter] = {
     "medqa": load_medqa,
     "pubmedqa": load_pubmedqa,
     "pubmedqa_oeq": load_pubmedqa_oeq,
+    "pubmedqa_artificial": load_pubmedqa_artificial,
     "medmcqa": load_medmcqa,
     "medxpertqa": load_medxpertqa,
     "mmlu": load_mmlu,

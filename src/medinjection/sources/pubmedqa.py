@@ -10,6 +10,11 @@ here, translated later with the rest of the record), the contexts joined by CONT
 context, and LONG_ANSWER kept in meta["long_answer"]; adapter `pubmedqa_oeq` turns the same
 items into open questions whose answer is the long answer (id `<source>:<pmid>`, split hashed on
 `pubmedqa:<pmid>` so both views of one abstract always share a split).
+Adapter `pubmedqa_artificial` reads the Hub's `pqa_artificial/train-*.parquet` (211,269 items
+with machine-generated yes/no labels, same columns): MCQU records hashed into train/validation
+only, since the official test items are labelled ones (the public split sizes of MedQA, MedMCQA,
+PubMedQA labelled + artificial, MedXpertQA and the MMLU subsets add up to 418,656, against the
+417,674 translated records published, so the artificial set was most likely translated too).
 Splits: the labelled set has none. When the official `test_ground_truth.json` (PMID -> decision)
 is staged next to ori_pqal.json, those PMIDs are the test split and the rest is hashed into
 train/validation; otherwise every item is hashed into train/validation/test.
@@ -65,6 +70,13 @@ def load_pubmedqa_oeq(raw_dir: Path, source: str) -> Iterator[RawResult]:
             answer=long_answer,
             meta=meta | {"final_decision": item.get("final_decision"), "split_key": _key(pmid)},
         )
+
+
+def load_pubmedqa_artificial(raw_dir: Path, source: str) -> Iterator[RawResult]:
+    """English yes/no MCQU records of PubMedQA-artificial (train/validation only)."""
+    for path in require_files(raw_dir, "**/pqa_artificial/*.parquet", source):
+        for row in read_parquet_rows(path):
+            yield _record(str(row.get("pubid")), _from_hub_row(row), source, set())
 
 
 def _key(pmid: str) -> str:
