@@ -21,9 +21,9 @@ from medinjection.evaluation.judge import (
     judge_messages,
     parse_judge_output,
     run_judge,
-    vllm_command,
-    wait_until_ready,
 )
+from medinjection.llm import vllm_server
+from medinjection.llm.vllm_server import vllm_command, wait_until_ready
 from medinjection.prompts import render_user
 from medinjection.records import Record, read_records, write_records
 
@@ -360,10 +360,10 @@ def test_serve_vllm_starts_waits_and_always_stops(tmp_path, monkeypatch):
     model.mkdir()
     log_path = tmp_path / "server.log"
     with pytest.raises(RuntimeError, match="boom"):
-        with judge_mod.serve_vllm(model, "medgemma", log_path, None, 20) as endpoint:
+        with vllm_server.serve_vllm(model, "medgemma", log_path, None, 20) as endpoint:
             url = endpoint["base_url"]
             assert url.startswith("http://127.0.0.1:") and url.endswith("/v1")
-            assert endpoint["api_key_env"] == judge_mod.VLLM_KEY_ENV
+            assert endpoint["api_key_env"] == vllm_server.KEY_ENV
             assert endpoint["max_concurrency"] == 64
             with urllib.request.urlopen(url + "/models", timeout=5) as response:
                 assert json.loads(response.read())["data"][0]["id"] == "medgemma"

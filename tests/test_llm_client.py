@@ -288,3 +288,50 @@ def test_sentinel_key_never_in_log_cache_or_shard_outputs(fake, tmp_path: Path) 
     for path in written:
         assert SECRET.encode() not in path.read_bytes(), path
     assert json.loads((tmp_path / "usage.json").read_text())["counts"]["translated"] == 1
+
+
+FAKE_VLLM = """#!{python}
+# stands in for `vllm serve <model> --served-model-name m --port P ...`: the fake OpenAI server
+import sys
+sys.path.insert(0, {root!r})
+sys.argv = ["fake", "--port", sys.argv[sys.argv.index("--port") + 1], "--latency", "0"]
+from tests.fake_openai_server import main
+main()
+"""
+
+
+def test_self_hosted_endpoint_starts_vllm_and_stops_it_on_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+    import sys
+    import urllib.request
+
+    fake_vllm = tmp_path / "bin" / "vllm"
+    fake_vllm.parent.mkdir()
+    root = str(Path(__file__).resolve().parents[1])
+    fake_vllm.write_text(FAKE_VLLM.format(python=sys.executable, root=root))
+    fake_vllm.chmod(0o755)
+    model = tmp_path / "weights"
+    model.mkdir()
+    with socket.socket() as sock:  # a free port for the configured base_url
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.delenv(ENV)  # a served endpoint needs no API key
+    serve = {"model_path": str(model), "served_model_name": "m", "executable": str(fake_vllm),
+             "extra_args": ["--tensor-parallel-size", "1"], "ready_timeout_s": 30}  # fmt: skip
+    served = endpoint(f"http://127.0.0.1:{port}/v1", serve=serve)
+    cache = tmp_path / "c.sqlite"
+    with open_client(served, "live", None, cache) as client:
+        assert client.endpoint.base_url == f"http://127.0.0.1:{port}/v1"
+        assert [r.text for r in client.complete_many([ask("bonjour")])] == ["echo: bonjour"]
+    with pytest.raises(OSError):  # stopped by close()
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2)
+    log = cache.with_suffix(".vllm.log")
+    assert log.exists()
+    # the server came up on the configured port, so the cache keys match on the next run
+    with open_client(served, "live", None, cache) as client:
+        assert client.complete(ask("bonjour")).cached
+    with pytest.raises(FileNotFoundError, match="model directory"):
+        open_client({**served, "serve": {**serve, "model_path": str(tmp_path / "none")}},
+                    "live", None, tmp_path / "d.sqlite")  # fmt: skip

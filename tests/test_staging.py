@@ -133,3 +133,28 @@ def test_pin_config_text_and_resolve(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
     assert pins.resolve_revision("org/a", "main") == SHA
+
+
+def test_self_hosted_translation_endpoint_checks() -> None:
+    from medinjection.workflow_support import (
+        StudyConfigError,
+        check_before_run,
+        check_study_config,
+    )
+
+    config = _study()
+    config["data"]["allow_unpinned"] = True
+    config["llm"]["endpoints"]["local_vllm"] = {
+        "base_url": "http://127.0.0.1:18800/v1", "api_key_env": "UNUSED_KEY",
+        "max_concurrency": 64, "requests_per_minute": 100000, "tokens_per_minute": 10**9,
+        "max_retries": 3, "timeout_s": 600,
+        "serve": {"model_path": "/models/mistral", "served_model_name": "mistral-small"},
+    }  # fmt: skip
+    config["translation"]["endpoint"] = "local_vllm"
+    with pytest.raises(StudyConfigError, match=r"translation.model 'gpt-4o-mini' differs"):
+        check_study_config(config)
+    config["translation"]["model"] = "mistral-small"
+    check_study_config(config)
+    with pytest.raises(StudyConfigError) as error:
+        check_before_run(config, {})
+    assert "OPENAI_API_KEY" in str(error.value) and "UNUSED_KEY" not in str(error.value)

@@ -82,11 +82,20 @@ def _check_endpoints(config: Mapping[str, Any]) -> list[str]:
     }
     if config["judge"]["backend"] == "openai":
         used["judge.endpoint"] = config["judge"]["endpoint"]
-    return [
+    errors = [
         f"{key}: endpoint {name!r} is not defined in llm.endpoints (defined: {sorted(endpoints)})"
         for key, name in used.items()
         if name not in endpoints
     ]
+    for stage in ("translation", "synthesis"):
+        serve = endpoints.get(config[stage]["endpoint"], {}).get("serve")
+        if serve and serve["served_model_name"] != config[stage]["model"]:
+            errors.append(
+                f"{stage}.model {config[stage]['model']!r} differs from the name its self-hosted "
+                f"endpoint serves (llm.endpoints.{config[stage]['endpoint']}.serve."
+                f"served_model_name {serve['served_model_name']!r}): make them equal"
+            )
+    return errors
 
 
 def _check_local_sources(config: Mapping[str, Any]) -> list[str]:
@@ -126,8 +135,9 @@ def _check_api_keys(config: Mapping[str, Any], environ: Mapping[str, str]) -> li
         names.add(config["judge"]["endpoint"])
     missing = []
     for name in sorted(names):
-        var = config["llm"]["endpoints"][name].get("api_key_env")
-        if var and not environ.get(var):
+        endpoint = config["llm"]["endpoints"][name]
+        var = endpoint.get("api_key_env")
+        if var and not endpoint.get("serve") and not environ.get(var):  # served: no key
             missing.append(
                 f"llm.endpoints.{name}.api_key_env: llm.mode is live, set the environment "
                 f"variable {var}"

@@ -93,6 +93,12 @@ def endpoint_params(name):
     return config["llm"]["endpoints"][name]
 
 
+def endpoint_gpus(name):
+    # a self-hosted endpoint (serve block) runs vllm serve inside the job: it needs its GPUs
+    serve = config["llm"]["endpoints"][name].get("serve")
+    return serve.get("gpus", 1) if serve else 0
+
+
 def llm_cache(*parts):
     return os.path.join(config["llm"]["cache_dir"], *parts) + ".sqlite"
 

@@ -15,6 +15,8 @@ rule synthesize:
         "benchmarks/synthesize/{source}.tsv"
     conda:
         "../../envs/workflow.yaml"
+    resources:
+        gpu=endpoint_gpus(config["synthesis"]["endpoint"]),
     params:
         source="{source}",
         endpoint=endpoint_params(config["synthesis"]["endpoint"]),

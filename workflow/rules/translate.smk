@@ -15,6 +15,8 @@ rule translate_shard:
         "benchmarks/translate_shard/{source}/{shard}.tsv"
     conda:
         "../../envs/workflow.yaml"
+    resources:
+        gpu=endpoint_gpus(config["translation"]["endpoint"]),
     params:
         shard=get_shard_index,
         shards=config["translation"]["shards"],

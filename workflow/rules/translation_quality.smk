@@ -13,6 +13,8 @@ rule translation_quality:
         "logs/translation_quality/translate.log",
     conda:
         "../../envs/workflow.yaml"
+    resources:
+        gpu=endpoint_gpus(config["translation"]["endpoint"]),
     params:
         test_file=QUALITY["test_file"],
         endpoint=endpoint_params(config["translation"]["endpoint"]),

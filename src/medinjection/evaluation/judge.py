@@ -15,17 +15,9 @@ its count is reported next to the mean.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import os
 import re
-import socket
-import subprocess
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +25,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from medinjection.llm.vllm_server import serve_vllm
 from medinjection.prompts import render_user
 from medinjection.records import read_records
 
@@ -182,112 +175,6 @@ def _openai_raw(
         temperature=0.0,
     )
     return list(chat([list(m) for m in messages]))
-
-
-VLLM_PREFERRED_PORT = 18765  # fixed when free: the client's cache key includes the base URL
-VLLM_KEY_ENV = "MEDINJECTION_VLLM_JUDGE_KEY"
-VLLM_READY_TIMEOUT_S = 1800.0  # a 27B model can take many minutes to load and compile
-VLLM_ENDPOINT_DEFAULTS: dict[str, Any] = {
-    "max_concurrency": 64,
-    "requests_per_minute": 1_000_000,
-    "tokens_per_minute": 1_000_000_000,
-    "max_retries": 3,
-    "timeout_s": 600,
-}
-
-
-def pick_port(preferred: int = VLLM_PREFERRED_PORT) -> int:
-    """`preferred` when it is free on 127.0.0.1, else any free port (logged)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        if sock.connect_ex(("127.0.0.1", preferred)) != 0:
-            return preferred
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    log.warning(
-        "port %d busy, vllm judge uses %d (cached judgments will not be reused)", preferred, port
-    )
-    return port
-
-
-def vllm_command(model_path: Path, served_name: str, port: int) -> list[str]:
-    """The `vllm serve` command line of the judge server."""
-    return [
-        "vllm", "serve", str(model_path),
-        "--served-model-name", served_name,
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--generation-config", "vllm",
-        "--max-model-len", "8192",
-    ]  # fmt: skip
-
-
-def wait_until_ready(
-    base_url: str, timeout_s: float, process: subprocess.Popen | None = None, poll_s: float = 2.0
-) -> None:
-    """Poll `<base_url>/models` until it answers 200; raise if the server dies or time runs out."""
-    deadline = time.monotonic() + timeout_s
-    url = base_url.rstrip("/") + "/models"
-    while True:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(
-                f"vllm judge server exited with code {process.returncode} "
-                "before it was ready; see its log"
-            )
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (local URL)
-                if response.status == 200 and json.loads(response.read()).get("data"):
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"vllm judge server at {url} not ready after {timeout_s:.0f} s")
-        time.sleep(poll_s)
-
-
-@contextlib.contextmanager
-def serve_vllm(
-    model_path: Path,
-    served_name: str,
-    log_path: Path,
-    base_endpoint: dict[str, Any] | None,
-    ready_timeout_s: float = VLLM_READY_TIMEOUT_S,
-) -> Iterator[dict[str, Any]]:
-    """Run `vllm serve` for the block and yield its endpoint dict; the server is always stopped."""
-    if not Path(model_path).is_dir():
-        raise FileNotFoundError(
-            f"vllm judge: model directory {model_path} does not exist; stage "
-            "the judge weights locally (the GPU nodes have no network)"
-        )
-    port = pick_port()
-    command = vllm_command(Path(model_path), served_name, port)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log.info("starting judge server: %s (log %s)", " ".join(command), log_path)
-    with open(log_path, "w", encoding="utf-8") as server_log:
-        process = subprocess.Popen(command, stdout=server_log, stderr=subprocess.STDOUT)
-        try:
-            base_url = f"http://127.0.0.1:{port}/v1"
-            wait_until_ready(base_url, ready_timeout_s, process)
-            os.environ.setdefault(VLLM_KEY_ENV, "EMPTY")  # the server was started without a key
-            extra = {
-                k: v
-                for k, v in (base_endpoint or {}).items()
-                if k not in ("base_url", "api_key_env")
-            }
-            yield {
-                **VLLM_ENDPOINT_DEFAULTS,
-                **extra,
-                "base_url": base_url,
-                "api_key_env": VLLM_KEY_ENV,
-            }
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            log.info("judge server stopped")
 
 
 def _vllm_server_raw(

@@ -10,6 +10,7 @@ submit='batch' in live mode, through the Batch API (medinjection.llm.batch).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -38,6 +39,7 @@ from medinjection.llm.request import (
     result_from_body,
 )
 from medinjection.llm.store import ResponseStore, StoredResponse, open_store
+from medinjection.llm.vllm_server import served_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +145,7 @@ class LLMClient:
         secret: str | None = None,
         submit: str = "direct",
         batch: BatchSettings | None = None,
+        server: contextlib.ExitStack | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.mode = mode
@@ -155,6 +158,7 @@ class LLMClient:
         self._limiter = limiter
         self._recording = recording
         self._secret = secret
+        self._server = server
         self._lock = threading.Lock()
 
     @property
@@ -170,9 +174,11 @@ class LLMClient:
         self.close()
 
     def close(self) -> None:
-        """Close the HTTP client and the store."""
+        """Close the HTTP client and the store, and stop the vllm server this client started."""
         self._sdk.close()
         self._store.close()
+        if self._server is not None:
+            self._server.close()
 
     def key(self, request: ChatRequest) -> str:
         """The request's cache/replay key for this endpoint."""
@@ -366,8 +372,33 @@ def open_client(
     """Build a client: live reads the API key from the endpoint's env var, replay needs a file.
 
     submit='batch' sends uncached requests through the Batch API in live mode; in replay mode
-    the recording answers them as direct requests (same keys).
+    the recording answers them as direct requests (same keys). An endpoint with a `serve` block
+    is self-hosted: in live mode `vllm serve` is started here on its base_url's port (falling back
+    to a free one) and stopped by `close()`; replay needs no server.
     """
+    server = None
+    if endpoint.get("serve") and mode == "live":
+        server = contextlib.ExitStack()
+        log_path = Path(cache_path).with_suffix(".vllm.log")
+        endpoint = server.enter_context(served_endpoint(endpoint, log_path))
+    endpoint = {k: v for k, v in endpoint.items() if k != "serve"}
+    try:
+        return _open_client(endpoint, mode, replay_file, cache_path, submit, batch, server)
+    except BaseException:
+        if server is not None:
+            server.close()
+        raise
+
+
+def _open_client(
+    endpoint: Mapping[str, Any],
+    mode: str,
+    replay_file: str | Path | None,
+    cache_path: str | Path,
+    submit: str,
+    batch: Mapping[str, Any] | None,
+    server: contextlib.ExitStack | None,
+) -> LLMClient:
     config = Endpoint.from_dict(endpoint)
     if mode not in MODES:
         raise ValueError(f"unknown llm.mode {mode!r}; valid: {list(MODES)}")
@@ -405,7 +436,7 @@ def open_client(
     )
     store = open_store(cache_path)
     return LLMClient(
-        config, mode, sdk, store, limiter, recording, attempts, secret, submit, settings
+        config, mode, sdk, store, limiter, recording, attempts, secret, submit, settings, server
     )
 
 
