@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from medinjection.evaluation.position_bias import (
+    ItemRuns,
     option_orders,
     permute_record,
     permuted_records,
@@ -78,6 +79,15 @@ def test_permuted_records_are_permutation_major_and_consistent() -> None:
     assert runs == permuted_records(records, permutations=2, seed=1)
     with pytest.raises(ValueError, match="open questions"):
         permuted_records([Record("t:o", "native", "t", "oeq", "test", "Q ?", "R")], 1, 0)
+
+
+def test_invalid_answers_are_never_consistent() -> None:
+    def runs(*answers):
+        return ItemRuns("x", "t:1", "mcqu", ("A",), answers, (0.0,) * 3, (0.0,) * 3)
+
+    assert runs(("A",), ("A",), ("A",)).consistent
+    assert not runs(None, None, None).consistent
+    assert not runs(("A",), ("B",), ("A",)).consistent
 
 
 def test_to_original_maps_letters_back() -> None:

@@ -5,7 +5,7 @@ each other while the options allow it), as the authors' ``*_swap1``/``*_swap2`` 
 §9). Letters stay in position order (A, B, C, ...): the option texts move and the gold letters are
 remapped to the positions their texts moved to. Scores: constrained EM per run (run 0 = original
 order), the micro mean over the original and every swap (MedAdapt ``bootstrap.py``), and per-item
-consistency (the same answer, in original letters, in every run).
+consistency (the same valid answer, in original letters, in every run).
 """
 
 from __future__ import annotations
@@ -114,8 +114,8 @@ class ItemRuns:
 
     @property
     def consistent(self) -> bool:
-        """The same answer (an invalid output counts as an answer) in every run."""
-        return len(set(self.answers)) == 1
+        """The same valid answer in every run (an invalid output shows no choice to keep)."""
+        return None not in self.answers and len(set(self.answers)) == 1
 
 
 def item_runs(testset: str, rows: Sequence[dict[str, Any]], runs: int) -> list[ItemRuns]:
