@@ -26,6 +26,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/judge.smk"
 include: "workflow/rules/score.smk"
+include: "workflow/rules/position_bias.smk"
 include: "workflow/rules/report.smk"
 
 

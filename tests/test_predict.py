@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import re
 import sys
 import types
@@ -12,7 +13,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import torch
+from transformers import AutoTokenizer
 
+from medinjection.evaluation.parsing import parse_letters
 from medinjection.modeling.base import prepare_base_model
 from medinjection.modeling.decoding import (
     LetterConstraint,
@@ -20,9 +23,21 @@ from medinjection.modeling.decoding import (
     letter_tokens,
     multi_answer_regex,
 )
-from medinjection.modeling.predict import max_new_tokens, predict, prompt_items
+from medinjection.modeling.predict import (
+    PositionBias,
+    max_new_tokens,
+    parsed_answer,
+    predict,
+    prompt_items,
+)
 from medinjection.modeling.transformers_backend import TransformersPredictor
-from medinjection.modeling.vllm_backend import adapter_rank, max_lora_rank
+from medinjection.modeling.vllm_backend import (
+    adapter_rank,
+    constrained_request,
+    greedy_request,
+    max_lora_rank,
+    probs_request,
+)
 from medinjection.prompts import messages_hash, prompt_messages
 from medinjection.records import Record, read_records, write_records
 from tests.tiny_spec import tiny_spec
@@ -31,11 +46,15 @@ TINY = tiny_spec(seed=3)
 COLUMNS = [
     "id",
     "task",
+    "permutation",
+    "option_order",
     "prompt_hash",
     "letters",
     "gold",
     "greedy_output",
+    "greedy_parsed",
     "constrained_output",
+    "constrained_parsed",
     "letter_probs",
 ]
 SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
@@ -89,13 +108,20 @@ def _run_script(env: dict[str, Path], out_dir: Path) -> list[Path]:
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     outs = [out_dir / f"{name}.parquet" for name in ("mcqu", "mcq", "oeq")]
+    permuted = [out_dir / "permuted" / f"{name}.parquet" for name in ("mcqu", "mcq")]
     smk = types.SimpleNamespace(  # no `adapter` input: the base model row
         input=types.SimpleNamespace(
             model=str(env["base"]), testsets=[str(env[n]) for n in ("mcqu", "mcq", "oeq")]
         ),
-        output=types.SimpleNamespace(predictions=[str(p) for p in outs]),
+        output=types.SimpleNamespace(
+            predictions=[str(p) for p in outs], permuted=[str(p) for p in permuted]
+        ),
         params=types.SimpleNamespace(
-            backend="transformers", batch_size=4, max_new_tokens_oeq=6, prompt_version="v1"
+            backend="transformers",
+            batch_size=4,
+            max_new_tokens_oeq=6,
+            prompt_version="v1",
+            position_bias={"permutations": 2, "seed": 7},
         ),
         log=[str(out_dir / "predict.log")],
     )
@@ -138,7 +164,7 @@ def test_mcqu_constrained_answer_is_one_allowed_letter(predictions) -> None:
 def test_mcq_constrained_output_uses_only_allowed_letters_once(predictions) -> None:
     for row in predictions["mcq"]:
         text = row["constrained_output"]
-        assert re.fullmatch(r"[A-E, ]*", text), text
+        assert re.fullmatch(r"[A-E,\s]*", text), text
         letters = re.findall(r"[A-E]", text)
         assert len(letters) == len(set(letters))
 
@@ -149,17 +175,110 @@ def test_predictions_are_deterministic(predictions, env) -> None:
     assert again == predictions
 
 
+def _hf_generate(predictor, item, budget: int, processor=None) -> list[int]:
+    """Reference: transformers' own greedy `generate` on one unpadded prompt."""
+    from transformers import LogitsProcessorList
+
+    ids = torch.tensor([predictor.prompt_ids([item])[0]])
+    out = predictor.model.generate(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        do_sample=False,
+        max_new_tokens=budget,
+        eos_token_id=list(predictor.stops),
+        pad_token_id=predictor.pad_id,
+        logits_processor=LogitsProcessorList([processor]) if processor else None,
+    )
+    return out[0, ids.shape[1] :].tolist()
+
+
+def _reference(predictor, item) -> tuple[str, str | None]:
+    """(greedy, constrained) of one item through transformers' generate."""
+    budget = item.max_new_tokens
+    greedy = predictor.decode(_hf_generate(predictor, item, budget), budget)
+    if item.record.task == "oeq":
+        return greedy, None
+    multi = item.record.task == "mcq"
+    constraint = LetterConstraint(
+        [letter_tokens(predictor.tokenizer, item.letters)],
+        prompt_length=len(predictor.prompt_ids([item])[0]),
+        separators=predictor.separators if multi else (),
+        stops=predictor.stops if multi else (),
+    )
+    return greedy, predictor.decode(_hf_generate(predictor, item, budget, constraint), budget)
+
+
 def test_mcqu_one_forward_pass_equals_constrained_generate(env) -> None:
     predictor = TransformersPredictor(env["base"], None, batch_size=4)
     items = prompt_items(read_records(env["mcqu"]), "v1", 6)
-    enc = predictor.encode(items)  # 9 items, 4 to 6 options: left padding is exercised
-    assert (enc["attention_mask"] == 0).any()
-    tokens = [letter_tokens(predictor.tokenizer, item.letters) for item in items]
-    by_forward = [p.constrained for p in predictor.predict_batch(items)]
-    generated = predictor.constrained_generate(enc, tokens, max_new_tokens=1, multi=False)
-    by_generate = [predictor.decode(ids, 1) for ids in generated]
-    assert by_forward == by_generate
-    assert len(set(by_forward)) >= 1 and all(a in "ABCDEF" for a in by_forward)
+    lengths = {len(ids) for ids in predictor.prompt_ids(items)}
+    assert len(lengths) > 1  # 4 to 6 options: batches are padded
+    before = predictor.timings["decode"]
+    preds = predictor.predict(items)
+    assert predictor.timings["decode"] == before  # no decode step: one forward pass per batch
+    assert [(p.greedy, p.constrained) for p in preds] == [_reference(predictor, i) for i in items]
+    assert all(p.constrained in i.letters for p, i in zip(preds, items, strict=True))
+
+
+def test_batched_engine_equals_per_item_generate(env) -> None:
+    # the engine's shared prefill + decode loop against transformers' generate, item by item
+    predictor = TransformersPredictor(env["base"], None, batch_size=3)
+    records = [*read_records(env["mcq"]), *read_records(env["oeq"]), *read_records(env["mcqu"])]
+    items = prompt_items(records, "v1", 6)
+    preds = predictor.predict(items)
+    assert [(p.greedy, p.constrained) for p in preds] == [_reference(predictor, i) for i in items]
+    greedy_only = predictor.predict(items, constrained=False)
+    assert [p.greedy for p in greedy_only] == [p.greedy for p in preds]
+    assert all(p.constrained is None for p in greedy_only)
+    assert [p.letter_probs for p in greedy_only] == [p.letter_probs for p in preds]
+
+
+def test_batches_group_one_task_longest_prompts_first(env) -> None:
+    predictor = TransformersPredictor(env["base"], None, batch_size=4)
+    records = [*read_records(env["mcqu"]), *read_records(env["mcq"])]
+    items = prompt_items(records, "v1", 6)
+    ids = predictor.prompt_ids(items)
+    batches = predictor.batches(items, ids)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(items)))
+    for batch in batches:
+        assert len(batch) <= 4 and len({items[i].record.task for i in batch}) == 1
+    mcqu = [len(ids[i]) for batch in batches for i in batch if items[i].record.task == "mcqu"]
+    assert mcqu == sorted(mcqu, reverse=True)
+
+
+def test_parsed_columns_follow_the_strict_parser(predictions) -> None:
+    for name in ("mcqu", "mcq"):
+        for row in predictions[name]:
+            letters = row["letters"].split(",")
+            for column in ("greedy", "constrained"):
+                parsed = parse_letters(row[f"{column}_output"], letters, single=name == "mcqu")
+                expected = None if parsed is None else ",".join(sorted(parsed))
+                assert row[f"{column}_parsed"] == expected
+            if name == "mcqu":  # exactly one letter by construction
+                assert row["constrained_parsed"] == row["constrained_output"]
+    assert all(r["greedy_parsed"] is r["constrained_parsed"] is None for r in predictions["oeq"])
+    assert all(r["permutation"] == 0 for rows in predictions.values() for r in rows)
+    assert predictions["mcq"][0]["option_order"] == "A,B,C,D,E"
+    assert predictions["oeq"][0]["option_order"] == ""
+
+
+@pytest.mark.parametrize(
+    ("task", "output", "expected"),
+    [
+        ("mcqu", "b", "B"),
+        ("mcqu", " (C).", "C"),
+        ("mcqu", "A, C", None),
+        ("mcqu", "E", None),  # not an option of this item
+        ("mcq", "C, A", "A,C"),
+        ("mcq", "A et C", None),
+        ("mcq", "", None),
+        ("oeq", "A", None),
+    ],
+)
+def test_parsed_answer_hand_cases(task: str, output: str, expected: str | None) -> None:
+    record = _mc(0, task, 4, "A") if task != "oeq" else _testsets()["oeq"][0]
+    item = prompt_items([record], "v1", 6)[0]
+    assert parsed_answer(output, item) == expected
 
 
 def test_letter_constraint_masks_hand_computed_logits() -> None:
@@ -224,3 +343,159 @@ def test_empty_test_set_gives_an_empty_file(env, tmp_path: Path) -> None:
     predict("transformers", env["base"], None, [tmp_path / "empty.parquet"], [out], 4, 6, "v1")
     table = pq.read_table(out)
     assert table.num_rows == 0 and table.column_names == COLUMNS
+
+
+def test_permuted_reruns_written_by_the_script(predictions, env) -> None:
+    originals = {r.id: r for r in read_records(env["mcq"])}
+    rows = pq.read_table(env["root"] / "run1" / "permuted" / "mcq.parquet").to_pylist()
+    assert pq.read_table(env["root"] / "run1" / "permuted" / "mcq.parquet").column_names == COLUMNS
+    assert [(r["permutation"], r["id"]) for r in rows] == [
+        (k, rid) for k in (1, 2) for rid in originals
+    ]
+    hashes = {r["id"]: r["prompt_hash"] for r in predictions["mcq"]}
+    for row in rows:
+        record = originals[row["id"]]
+        order = row["option_order"].split(",")
+        assert sorted(order) == list(record.option_letters()) and order != list("ABCDE")
+        gold = {order["ABCDE".index(letter)] for letter in row["gold"].split(",")}
+        assert gold == set(record.answer_letters())  # the remapped gold names the same options
+        assert row["prompt_hash"] != hashes[row["id"]]
+    assert not (env["root"] / "run1" / "permuted" / "oeq.parquet").exists()
+
+
+def test_permuted_outputs_need_a_matching_test_set(env, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no test set of the same name"):
+        predict(
+            "transformers", env["base"], None, [env["mcq"]], [tmp_path / "mcq.parquet"], 4, 6,
+            "v1", permuted_files=[tmp_path / "permuted" / "other.parquet"],
+            position_bias=PositionBias(permutations=1, seed=0),
+        )  # fmt: skip
+
+
+class _FakeCompletion:
+    def __init__(self, text: str, logprobs=None) -> None:
+        self.text, self.logprobs = text, logprobs
+
+
+class _FakeLLM:
+    """Stands in for vllm.LLM: answers each request from its SamplingParams."""
+
+    calls: list = []
+
+    def __init__(self, model: str, **engine_args) -> None:
+        self.engine_args = engine_args
+        self.tokenizer = AutoTokenizer.from_pretrained(model)
+
+    def get_tokenizer(self):
+        return self.tokenizer
+
+    def generate(self, prompts, params, lora_request=None, use_tqdm=True):
+        type(self).calls.append((list(prompts), list(params), lora_request))
+        outs = []
+        for p in params:
+            if p.kwargs.get("allowed_token_ids"):
+                ids = p.kwargs["allowed_token_ids"]
+                logprobs = [
+                    {i: types.SimpleNamespace(logprob=-float(n)) for n, i in enumerate(ids)}
+                ]
+                outs.append(_FakeCompletion("A", logprobs))
+            elif "structured_outputs" in p.kwargs:
+                constraint = p.kwargs["structured_outputs"].kwargs
+                outs.append(_FakeCompletion(" B " if "choice" in constraint else "A, B"))
+            else:
+                outs.append(_FakeCompletion(" réponse libre "))
+        return [types.SimpleNamespace(outputs=[o]) for o in outs]
+
+
+class _Recorder:
+    def __init__(self, **kwargs) -> None:
+        self.kwargs = kwargs
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    vllm = types.ModuleType("vllm")
+    vllm.LLM, vllm.SamplingParams = _FakeLLM, _Recorder
+    sampling = types.ModuleType("vllm.sampling_params")
+    sampling.StructuredOutputsParams = _Recorder
+    lora = types.ModuleType("vllm.lora")
+    request = types.ModuleType("vllm.lora.request")
+    request.LoRARequest = lambda *args: ("lora", *args)
+    for name, module in {
+        "vllm": vllm,
+        "vllm.sampling_params": sampling,
+        "vllm.lora": lora,
+        "vllm.lora.request": request,
+    }.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    _FakeLLM.calls = []
+    return _FakeLLM
+
+
+def test_vllm_requests_follow_the_protocol(env) -> None:
+    mcqu, mcq, oeq = (
+        prompt_items(read_records(env[n]), "v1", 512)[0] for n in ("mcqu", "mcq", "oeq")
+    )
+    assert greedy_request(oeq) == {"temperature": 0.0, "max_tokens": 512}
+    assert greedy_request(mcqu) == {"temperature": 0.0, "max_tokens": 1}
+    assert constrained_request(mcqu) == {
+        "temperature": 0.0,
+        "max_tokens": 1,
+        "structured_outputs": {"choice": ["A", "B", "C", "D"]},
+    }
+    regex = constrained_request(mcq)
+    assert regex["max_tokens"] == 10 and regex["temperature"] == 0.0
+    assert regex["structured_outputs"] == {"regex": multi_answer_regex(list("ABCDE"))}
+    with pytest.raises(ValueError, match="open questions"):
+        constrained_request(oeq)
+    tokens = LetterTokens(letters=("A", "B"), bare=(10, 11), variants=((10,), (11,)))
+    assert probs_request(tokens) == {
+        "temperature": 0.0,
+        "max_tokens": 1,
+        "allowed_token_ids": [10, 11],
+        "logprobs": 2,
+    }
+
+
+def test_vllm_backend_writes_the_same_schema(env, fake_vllm, tmp_path: Path) -> None:
+    names = ("mcqu", "mcq", "oeq")
+    outs = [tmp_path / f"{n}.parquet" for n in names]
+    permuted = [tmp_path / "permuted" / "mcqu.parquet"]
+    files = [env[n] for n in names]
+    predict("vllm", env["base"], None, files, outs, 4, 7, "v1", permuted, PositionBias(1, 3))
+    tables = {n: pq.read_table(p) for n, p in zip(names, outs, strict=True)}
+    assert all(t.column_names == COLUMNS for t in tables.values())
+    mcqu, mcq, oeq = (tables[n].to_pylist() for n in names)
+    assert {(r["constrained_output"], r["constrained_parsed"]) for r in mcqu} == {("B", "B")}
+    assert {(r["greedy_output"], r["greedy_parsed"]) for r in mcqu} == {("réponse libre", None)}
+    assert {(r["constrained_output"], r["constrained_parsed"]) for r in mcq} == {("A, B", "A,B")}
+    probs = json.loads(mcq[0]["letter_probs"])  # logprobs 0, -1, -2, ... renormalised
+    assert probs["A"] / probs["B"] == pytest.approx(math.e) and sum(
+        probs.values()
+    ) == pytest.approx(1)
+    assert all(r["constrained_output"] is r["letter_probs"] is None for r in oeq)
+    assert [r["greedy_output"] for r in oeq] == ["réponse libre"] * 3
+    assert pq.read_table(permuted[0]).column_names == COLUMNS
+    first_call_params = [p.kwargs for p in fake_vllm.calls[0][1]]
+    assert all(p["temperature"] == 0.0 and p["max_tokens"] >= 1 for p in first_call_params)
+    assert len(first_call_params) == 3 * 9  # greedy, constrained and letter-probability runs
+
+
+def test_shared_prefix_pass_changes_nothing(env, monkeypatch) -> None:
+    from medinjection.modeling import transformers_backend
+
+    assert transformers_backend.shared_prefix([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]]) == 2
+    assert transformers_backend.shared_prefix([[1, 2], [1, 2]]) == 1  # one own token each
+    predictor = TransformersPredictor(env["base"], None, batch_size=4)
+    records = [*read_records(env["mcq"]), *read_records(env["oeq"]), *read_records(env["mcqu"])]
+    items = prompt_items(records, "v1", 6)
+    assert transformers_backend.shared_prefix(predictor.prompt_ids(items)) >= 16
+    with_prefix = predictor.predict(items)
+    monkeypatch.setattr(transformers_backend, "MIN_SHARED_PREFIX", 10**6)
+    without = predictor.predict(items)
+    assert [(p.greedy, p.constrained) for p in with_prefix] == [
+        (p.greedy, p.constrained) for p in without
+    ]
+    for a, b in zip(with_prefix, without, strict=True):
+        if a.letter_probs is not None:
+            assert a.letter_probs == pytest.approx(b.letter_probs, abs=1e-5)

@@ -30,6 +30,8 @@ STUDY_COUNTS = {
     "predict": 8,
     "judge": 8,
     "score": 8,
+    "position_bias": 8,
+    "position_bias_table": 1,
     "stage_annotations": 1,
     "metaeval": 1,
     "table1": 1,
@@ -138,3 +140,16 @@ def test_training_seeds_multiply_the_training_chain_only(workdir: Path) -> None:
     assert "results/train/NAT/seed43/adapter" in details
     assert "results/scores/NAT/seed43.json" in details
     assert "results/checkpoints/NAT/seed43" in details
+
+
+def test_position_bias_reruns_follow_the_config(workdir: Path) -> None:
+    details = snakemake(workdir, "-n", "-p", "--configfile", "config/demo.yaml").stdout
+    assert "results/predict/base/permuted/mediqal-mcq.parquet" in details
+    assert "results/predict/base/permuted/mediqal-oeq.parquet" not in details  # MCQ/MCQU only
+    assert "results/tables/position_bias.csv" in details
+    off = _write_config(
+        workdir, "nobias.yaml", lambda c: c["evaluation"]["position_bias"].update(permutations=0)
+    )
+    counts = job_counts(snakemake(workdir, "-n", "--quiet", "rules", "--configfile", off).stdout)
+    assert counts["predict"] == 8 and "position_bias" not in counts
+    assert "position_bias_table" not in counts

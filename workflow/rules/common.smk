@@ -62,6 +62,7 @@ def final_targets():
         *expand("results/train/{run}/loss.png", run=RUNS),
         "results/dataset/stats.csv",
         *translation_quality_targets(),
+        *position_bias_targets(),
     ]
 
 
@@ -71,7 +72,30 @@ def mixture_targets(mixture):
         f"results/mixtures/{mixture}/manifest.json",
         *(f"results/train/{mixture}/seed{seed}/adapter" for seed in SEEDS),
         *(f"results/scores/{mixture}/seed{seed}.json" for seed in SEEDS),
+        *(f"results/scores/position_bias/{run}.json" for run in mixture_position_bias(mixture)),
     ]
+
+
+# ---------------------------------------------------------------- position bias
+
+POSITION_BIAS = config["evaluation"]["position_bias"]
+
+
+def position_bias_test_sets():
+    """MCQ/MCQU test sets rerun with shuffled options (none when permutations is 0)."""
+    if POSITION_BIAS["permutations"] < 1:
+        return []
+    return [name for name, spec in TEST_SETS.items() if spec["task"] != "oeq"]
+
+
+def position_bias_targets():
+    if not position_bias_test_sets():
+        return []
+    return ["results/tables/position_bias.csv"]
+
+
+def mixture_position_bias(mixture):
+    return [f"{mixture}/seed{seed}" for seed in SEEDS] if position_bias_test_sets() else []
 
 
 # ---------------------------------------------------------------- sources

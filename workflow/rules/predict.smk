@@ -1,5 +1,6 @@
 # Predictions of the base model and of every fine-tuned model on every test set: one job (one
 # engine) per model; greedy and constrained decoding for MCQ/MCQU, greedy for open questions.
+# The same job predicts the option-shuffled reruns of the MCQ/MCQU sets (position bias).
 
 
 rule predict:
@@ -7,6 +8,10 @@ rule predict:
         unpack(get_predict_inputs),
     output:
         predictions=expand("results/predict/{{model}}/{testset}.parquet", testset=TEST_SETS),
+        permuted=expand(
+            "results/predict/{{model}}/permuted/{testset}.parquet",
+            testset=position_bias_test_sets(),
+        ),
     log:
         "logs/predict/{model}.log",
     benchmark:
@@ -23,6 +28,7 @@ rule predict:
         batch_size=config["prediction"]["batch_size"],
         max_new_tokens_oeq=config["prediction"]["max_new_tokens_oeq"],
         prompt_version=config["study"]["prompt_version"],
+        position_bias=POSITION_BIAS,
         code=CODE_VERSION,
     script:
         "../scripts/predict.py"

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from medinjection.logs import setup_logging
-from medinjection.modeling.predict import predict
+from medinjection.modeling.predict import PositionBias, predict
 
 
 def main(smk) -> None:
@@ -18,6 +18,11 @@ def main(smk) -> None:
         batch_size=int(smk.params.batch_size),
         max_new_tokens_oeq=int(smk.params.max_new_tokens_oeq),
         prompt_version=smk.params.prompt_version,
+        permuted_files=smk.output.permuted,
+        position_bias=PositionBias(
+            permutations=int(smk.params.position_bias["permutations"]),
+            seed=int(smk.params.position_bias["seed"]),
+        ),
     )
 
 

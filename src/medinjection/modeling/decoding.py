@@ -9,8 +9,8 @@ from typing import Any
 
 from transformers import LogitsProcessor
 
-# Separators the official script allows between letters ("A, C", "A,C", "A C").
-SEPARATORS: tuple[str, ...] = (",", ", ", " ")
+# Separators the official script allows between letters ("A, C", "A,C", "A C", "A,\nC").
+SEPARATORS: tuple[str, ...] = (",", ", ", " ", ",\n")
 
 
 @dataclass(frozen=True)

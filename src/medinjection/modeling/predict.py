@@ -1,4 +1,9 @@
-"""Predictions of one model on the test sets: greedy, constrained, letter probabilities."""
+"""Predictions of one model on the test sets: greedy, constrained, letter probabilities.
+
+Both backends return `Prediction`s; this module turns them into the one prediction-file schema
+(raw outputs, strictly parsed answers, first-step letter probabilities), for the original option
+order (permutation 0) and for the option-shuffled reruns of the position-bias analysis.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from medinjection.evaluation.parsing import parse_letters
+from medinjection.evaluation.position_bias import permuted_records
 from medinjection.prompts import messages_hash, prompt_messages
-from medinjection.records import Record, read_records
+from medinjection.records import Record, join_letters, read_records
 
 log = logging.getLogger(__name__)
 
@@ -21,11 +28,15 @@ PREDICTION_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
         ("task", pa.string()),
+        ("permutation", pa.int32()),
+        ("option_order", pa.string()),
         ("prompt_hash", pa.string()),
         ("letters", pa.string()),
         ("gold", pa.string()),
         ("greedy_output", pa.string()),
+        ("greedy_parsed", pa.string()),
         ("constrained_output", pa.string()),
+        ("constrained_parsed", pa.string()),
         ("letter_probs", pa.string()),
     ]
 )
@@ -39,6 +50,8 @@ class PromptItem:
     messages: list[dict[str, str]]
     letters: tuple[str, ...]
     max_new_tokens: int
+    permutation: int = 0  # 0 = original option order, k >= 1 = k-th shuffled rerun
+    option_order: str = ""  # original letters in their shown positions ("C,A,B,D")
 
 
 @dataclass(frozen=True)
@@ -59,19 +72,51 @@ def max_new_tokens(record: Record, max_new_tokens_oeq: int) -> int:
     return max_new_tokens_oeq
 
 
+def prompt_item(
+    record: Record,
+    prompt_version: str,
+    max_new_tokens_oeq: int,
+    permutation: int = 0,
+    option_order: str | None = None,
+) -> PromptItem:
+    """One record's prompt messages (no assistant turn), budget and option order."""
+    return PromptItem(
+        record=record,
+        messages=prompt_messages(record, prompt_version),
+        letters=record.option_letters(),
+        max_new_tokens=max_new_tokens(record, max_new_tokens_oeq),
+        permutation=permutation,
+        option_order=",".join(record.option_letters()) if option_order is None else option_order,
+    )
+
+
 def prompt_items(
     records: Sequence[Record], prompt_version: str, max_new_tokens_oeq: int
 ) -> list[PromptItem]:
-    """Prompt messages (no assistant turn) and budgets for test records."""
+    """Prompt items of test records in their original option order."""
+    return [prompt_item(record, prompt_version, max_new_tokens_oeq) for record in records]
+
+
+def permuted_items(
+    records: Sequence[Record],
+    prompt_version: str,
+    max_new_tokens_oeq: int,
+    permutations: int,
+    seed: int,
+) -> list[PromptItem]:
+    """Prompt items of every option-shuffled rerun (permutation-major) of MCQ/MCQU records."""
     return [
-        PromptItem(
-            record=record,
-            messages=prompt_messages(record, prompt_version),
-            letters=record.option_letters(),
-            max_new_tokens=max_new_tokens(record, max_new_tokens_oeq),
-        )
-        for record in records
+        prompt_item(record, prompt_version, max_new_tokens_oeq, k, order)
+        for k, order, record in permuted_records(records, permutations, seed)
     ]
+
+
+def parsed_answer(output: str | None, item: PromptItem) -> str | None:
+    """The strict parser's letters ("A,C", sorted) of one output; None if invalid or open."""
+    if item.record.task == "oeq":
+        return None
+    letters = parse_letters(output, item.letters, single=item.record.task == "mcqu")
+    return None if letters is None else join_letters(letters)
 
 
 def prediction_rows(items: Sequence[PromptItem], preds: Sequence[Prediction]) -> list[dict]:
@@ -82,11 +127,15 @@ def prediction_rows(items: Sequence[PromptItem], preds: Sequence[Prediction]) ->
         {
             "id": item.record.id,
             "task": item.record.task,
+            "permutation": item.permutation,
+            "option_order": item.option_order,
             "prompt_hash": messages_hash(item.messages),
             "letters": ",".join(item.letters),
             "gold": item.record.answer,
             "greedy_output": pred.greedy,
+            "greedy_parsed": parsed_answer(pred.greedy, item),
             "constrained_output": pred.constrained,
+            "constrained_parsed": parsed_answer(pred.constrained, item),
             "letter_probs": (
                 json.dumps(pred.letter_probs, sort_keys=True)
                 if pred.letter_probs is not None
@@ -127,6 +176,34 @@ def _path_list(value: Sequence[str | Path] | str | Path) -> list[Path]:
     return [Path(value)] if isinstance(value, str | Path) else [Path(p) for p in value]
 
 
+@dataclass(frozen=True)
+class PositionBias:
+    """Option-shuffled reruns: `permutations` seeded orders per MCQ/MCQU item."""
+
+    permutations: int
+    seed: int
+
+
+def _permuted_jobs(
+    testset_files: list[Path], permuted_files: list[Path]
+) -> list[tuple[Path, Path]]:
+    by_name = {path.stem: path for path in testset_files}
+    missing = [path for path in permuted_files if path.stem not in by_name]
+    if missing:
+        raise ValueError(
+            f"permuted outputs {[str(p) for p in missing]} have no test set of the same name "
+            f"among {sorted(by_name)}"
+        )
+    return [(by_name[path.stem], path) for path in permuted_files]
+
+
+def _predict_file(predictor: Any, items: list[PromptItem], out: Path, label: str) -> None:
+    log.info("%s: %d items", label, len(items))
+    preds = predictor.predict(items) if items else []
+    write_predictions(prediction_rows(items, preds), out)
+    log.info("%s: wrote %d predictions", out, len(preds))
+
+
 def predict(
     backend: str,
     model_dir: Path,
@@ -136,9 +213,15 @@ def predict(
     batch_size: int,
     max_new_tokens_oeq: int,
     prompt_version: str,
+    permuted_files: list[Path] | None = None,
+    position_bias: PositionBias | None = None,
 ) -> None:
-    """Predict every test set with one model (+ optional adapter) and write one file per set."""
+    """Predict every test set with one model (+ optional adapter) and write one file per set.
+
+    `permuted_files` (named like their test sets) get the option-shuffled reruns of those sets.
+    """
     testset_files, out_files = _path_list(testset_files), _path_list(out_files)
+    permuted = _permuted_jobs(testset_files, _path_list(permuted_files or []))
     if backend not in BACKENDS:
         raise ValueError(f"unknown prediction.backend {backend!r}; valid: {sorted(BACKENDS)}")
     if len(testset_files) != len(out_files):
@@ -146,12 +229,21 @@ def predict(
             f"{len(testset_files)} test set files but {len(out_files)} output files; "
             "output.predictions must follow input.testsets one to one"
         )
+    if permuted and (position_bias is None or position_bias.permutations < 1):
+        raise ValueError("permuted outputs need evaluation.position_bias.permutations >= 1")
     predictor = BACKENDS[backend](
         Path(model_dir), Path(adapter_dir) if adapter_dir else None, batch_size
     )
     for testset, out in zip(testset_files, out_files, strict=True):
         items = prompt_items(read_records(testset), prompt_version, max_new_tokens_oeq)
-        log.info("%s: %d items with backend %s", testset, len(items), backend)
-        preds = predictor.predict(items) if items else []
-        write_predictions(prediction_rows(items, preds), out)
-        log.info("%s: wrote %d predictions", out, len(preds))
+        _predict_file(predictor, items, out, f"{testset} ({backend})")
+    for testset, out in permuted:
+        assert position_bias is not None
+        items = permuted_items(
+            read_records(testset),
+            prompt_version,
+            max_new_tokens_oeq,
+            position_bias.permutations,
+            position_bias.seed,
+        )
+        _predict_file(predictor, items, out, f"{testset} x{position_bias.permutations} orders")

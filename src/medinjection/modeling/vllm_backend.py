@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from medinjection.modeling.decoding import letter_tokens, multi_answer_regex
+from medinjection.modeling.decoding import LetterTokens, letter_tokens, multi_answer_regex
 from medinjection.modeling.predict import Prediction, PromptItem
 
 log = logging.getLogger(__name__)
@@ -53,20 +53,61 @@ def max_lora_rank(rank: int) -> int:
     )
 
 
+def greedy_request(item: PromptItem) -> dict[str, Any]:
+    """SamplingParams fields of the greedy run: explicit T=0 and budget (vLLM's default is 16)."""
+    return {"temperature": 0.0, "max_tokens": item.max_new_tokens}
+
+
+def constrained_request(item: PromptItem) -> dict[str, Any]:
+    """Structured-output run: `choice` of one letter (MCQU) or a regex of distinct letters (MCQ)."""
+    if item.record.task == "mcqu":
+        constraint: dict[str, Any] = {"choice": list(item.letters)}
+    elif item.record.task == "mcq":
+        constraint = {"regex": multi_answer_regex(item.letters)}
+    else:
+        raise ValueError(f"{item.record.id}: open questions have no constrained run")
+    return {**greedy_request(item), "structured_outputs": constraint}
+
+
+def probs_request(tokens: LetterTokens) -> dict[str, Any]:
+    """One step restricted to the bare letter tokens, with their (processed) logprobs."""
+    return {
+        "temperature": 0.0,
+        "max_tokens": 1,
+        "allowed_token_ids": list(tokens.bare),
+        "logprobs": len(tokens.bare),
+    }
+
+
+def sampling_params(request: dict[str, Any]) -> Any:
+    """vLLM SamplingParams of a request dict (StructuredOutputsParams for the constraint)."""
+    from vllm import SamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
+
+    fields = dict(request)
+    if "structured_outputs" in fields:
+        fields["structured_outputs"] = StructuredOutputsParams(**fields["structured_outputs"])
+    return SamplingParams(**fields)
+
+
 class VllmPredictor:
-    """One vLLM engine; three request kinds per multiple-choice item, one per open question."""
+    """One vLLM engine; three request kinds per multiple-choice item, one per open question.
+
+    All requests go to one `generate` call; vLLM's prefix caching shares each prompt's KV cache
+    between the greedy, constrained and letter-probability requests of an item.
+    """
 
     def __init__(self, model_dir: Path, adapter_dir: Path | None) -> None:
         vllm = _import_vllm()
         from vllm.lora.request import LoRARequest
 
+        # processed_logprobs: logprobs after allowed_token_ids masking = softmax over letters
         engine_args: dict[str, Any] = {"seed": 0, "logprobs_mode": "processed_logprobs"}
         self.lora = None
         if adapter_dir is not None:
             rank = adapter_rank(adapter_dir)
             engine_args.update(enable_lora=True, max_lora_rank=max_lora_rank(rank), max_loras=1)
             self.lora = LoRARequest("adapter", 1, str(adapter_dir))
-        # processed_logprobs: logprobs after allowed_token_ids masking = softmax over letters
         self.llm = vllm.LLM(model=str(model_dir), **engine_args)
         self.tokenizer = self.llm.get_tokenizer()
 
@@ -78,61 +119,39 @@ class VllmPredictor:
             for item in items
         ]
 
-    def _run(self, prompts: list[str], params: list[Any]) -> list[Any]:
-        outputs = self.llm.generate(prompts, params, lora_request=self.lora, use_tqdm=True)
-        return [out.outputs[0] for out in outputs]
-
     def predict(self, items: Sequence[PromptItem]) -> list[Prediction]:
         """Predictions in item order."""
-        from vllm import SamplingParams
-        from vllm.sampling_params import StructuredOutputsParams
-
         prompts = self._prompts(items)
-        greedy = self._run(
-            prompts, [SamplingParams(temperature=0.0, max_tokens=i.max_new_tokens) for i in items]
+        requests: list[tuple[str, int, dict[str, Any]]] = []
+        tokens: dict[int, LetterTokens] = {}
+        for k, item in enumerate(items):
+            requests.append(("greedy", k, greedy_request(item)))
+            if item.record.task != "oeq":
+                tokens[k] = letter_tokens(self.tokenizer, item.letters)
+                requests.append(("constrained", k, constrained_request(item)))
+                requests.append(("probs", k, probs_request(tokens[k])))
+        outputs = self.llm.generate(
+            [prompts[k] for _, k, _ in requests],
+            [sampling_params(request) for _, _, request in requests],
+            lora_request=self.lora,
+            use_tqdm=True,
         )
-        mc = [k for k, item in enumerate(items) if item.record.task != "oeq"]
-        constrained, probs = {}, {}
-        if mc:
-            params = [
-                _constrained_params(items[k], SamplingParams, StructuredOutputsParams) for k in mc
-            ]
-            outs = self._run([prompts[k] for k in mc], params)
-            constrained = {k: out.text.strip() for k, out in zip(mc, outs, strict=True)}
-            probs = self._letter_probs([items[k] for k in mc], [prompts[k] for k in mc], mc)
-        log.info("vLLM predicted %d items (%d multiple choice)", len(items), len(mc))
+        texts: dict[tuple[str, int], str] = {}
+        probs: dict[int, dict[str, float]] = {}
+        for (kind, k, _), output in zip(requests, outputs, strict=True):
+            completion = output.outputs[0]
+            if kind == "probs":
+                probs[k] = _softmax_letters(completion, tokens[k])
+            else:
+                texts[kind, k] = completion.text.strip()
+        log.info("vLLM predicted %d items (%d multiple choice)", len(items), len(tokens))
         return [
-            Prediction(out.text.strip(), constrained.get(k), probs.get(k))
-            for k, out in enumerate(greedy)
+            Prediction(texts["greedy", k], texts.get(("constrained", k)), probs.get(k))
+            for k in range(len(items))
         ]
 
-    def _letter_probs(
-        self, items: Sequence[PromptItem], prompts: list[str], keys: list[int]
-    ) -> dict[int, dict[str, float]]:
-        from vllm import SamplingParams
 
-        tokens = [letter_tokens(self.tokenizer, item.letters) for item in items]
-        params = [
-            SamplingParams(
-                temperature=0.0, max_tokens=1, allowed_token_ids=list(t.bare), logprobs=len(t.bare)
-            )
-            for t in tokens
-        ]
-        outs = self._run(prompts, params)
-        return {k: _softmax_letters(out, t) for k, out, t in zip(keys, outs, tokens, strict=True)}
-
-
-def _constrained_params(item: PromptItem, sampling_params: Any, structured: Any) -> Any:
-    if item.record.task == "mcqu":
-        constraint = structured(choice=list(item.letters))
-    else:
-        constraint = structured(regex=multi_answer_regex(item.letters))
-    return sampling_params(
-        temperature=0.0, max_tokens=item.max_new_tokens, structured_outputs=constraint
-    )
-
-
-def _softmax_letters(output: Any, tokens: Any) -> dict[str, float]:
+def _softmax_letters(output: Any, tokens: LetterTokens) -> dict[str, float]:
     first = output.logprobs[0]  # {token_id: Logprob} at the first generated step
     missing = [
         letter for letter, i in zip(tokens.letters, tokens.bare, strict=True) if i not in first

@@ -1,0 +1,17 @@
+"""Rule position_bias_table: one row per model from the position-bias score files."""
+
+from pathlib import Path
+
+from medinjection.evaluation.position_bias import position_bias_table
+from medinjection.logs import setup_logging
+
+
+def main(smk) -> None:
+    setup_logging(smk.log[0])
+    position_bias_table(
+        score_files=[Path(p) for p in smk.input.scores], out_csv=Path(smk.output.csv)
+    )
+
+
+if "snakemake" in globals():
+    main(snakemake)  # noqa: F821
