@@ -32,8 +32,11 @@ STUDY_COUNTS = {
     "score": 8,
     "stage_annotations": 1,
     "metaeval": 1,
+    "plot_judge_length": 1,
+    "significance": 1,
     "table1": 1,
     "plot_table1": 1,
+    "plot_per_dataset": 1,
     "all": 1,
 }
 
