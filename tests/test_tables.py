@@ -25,6 +25,7 @@ def _score_json(tmp_path, model, em, judge):
             "em_mcq": em - 0.01, "em_mcqu": em + 0.01, "em": em, "em_low": em - 0.05,
             "em_high": em + 0.05, "judge": judge, "judge_low": judge - 0.1,
             "judge_high": judge + 0.1, "n_mcq": 5, "n_mcqu": 10, "n_oeq": 4,
+            "em_mcq_low": em - 0.11, "em_mcq_high": em + 0.09,
         },
     }  # fmt: skip
     path = tmp_path / "scores" / f"{model.replace('/', '_')}.json"
@@ -47,6 +48,7 @@ def test_table1_order_and_format(tmp_path, score_files):
     assert list(table.columns) == [
         "model", "em", "em_low", "em_high", "judge", "judge_low", "judge_high", "em_mcq", "em_mcqu",
         "n_seeds", "em_sd", "judge_sd", "em_p_vs_base", "judge_p_vs_base",
+        "em_mcq_low", "em_mcq_high", "em_mcqu_low", "em_mcqu_high",
     ]  # fmt: skip
     assert list(table["model"]) == [
         "base",
@@ -60,7 +62,11 @@ def test_table1_order_and_format(tmp_path, score_files):
     assert base["em_mcq"] == 33.53 and base["em_mcqu"] == 35.53
     assert table.iloc[3]["em"] == 40.97 and table.iloc[3]["judge"] == 0.25
     markdown = (out / "t.md").read_text()
-    assert "| base | 34.53 | [29.53, 39.53] | 0.36 | [0.26, 0.46] | 33.53 | 35.53 | 1 |" in markdown
+    assert (
+        "| base | 34.53 | [29.53, 39.53] | 0.36 | [0.26, 0.46] | 33.53 [23.53, 43.53] | 35.53 | 1 |"
+        in markdown
+    )  # em_mcqu has no interval in these score files
+    assert table.loc[0, "em_mcq_low"] == 23.53 and pd.isna(table.loc[0, "em_mcqu_low"])
     assert "whatever base model" in markdown
     per = pd.read_csv(out / "per.csv")
     assert list(per.columns) == ["model", "testset", "task", "metric", "value"]

@@ -87,7 +87,7 @@ def plot_per_dataset(per_dataset_csv: Path, model_order: list[str], out_png: Pat
         if np.isfinite(value):
             colour = "white" if value < 60 else "black"
             ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=7, color=colour)
-    fig.colorbar(image, ax=ax, label="constrained EM (%) / judge × 100 (oeq)")
+    fig.colorbar(image, ax=ax, label="EM % / judge × 100")
     ax.set_title("Per test set: constrained EM (MCQ/MCQU) and judge score (open questions)")
     fig.tight_layout()
     Path(out_png).parent.mkdir(parents=True, exist_ok=True)

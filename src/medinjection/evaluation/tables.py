@@ -15,9 +15,13 @@ log = logging.getLogger(__name__)
 TABLE1_COLUMNS: tuple[str, ...] = (
     "model", "em", "em_low", "em_high", "judge", "judge_low", "judge_high", "em_mcq", "em_mcqu",
     "n_seeds", "em_sd", "judge_sd", "em_p_vs_base", "judge_p_vs_base",
+    "em_mcq_low", "em_mcq_high", "em_mcqu_low", "em_mcqu_high",
 )  # fmt: skip
 MARKED_METRICS: tuple[str, ...] = ("em", "judge")  # Table 1 cells marked when they differ from base
-PERCENT_COLUMNS: tuple[str, ...] = ("em", "em_low", "em_high", "em_mcq", "em_mcqu")
+PERCENT_COLUMNS: tuple[str, ...] = (
+    "em", "em_low", "em_high", "em_mcq", "em_mcqu",
+    "em_mcq_low", "em_mcq_high", "em_mcqu_low", "em_mcqu_high",
+)  # fmt: skip
 FRACTION_COLUMNS: tuple[str, ...] = ("judge", "judge_low", "judge_high")
 SKIP_KEYS: frozenset[str] = frozenset({"task", "n"})
 
@@ -127,6 +131,13 @@ def _with_sd(value: Any, sd: Any, pm: str = "±") -> str:
     return _cell(value) if sd is None or pd.isna(sd) else f"{_cell(value)} {pm} {_cell(sd)}"
 
 
+def _with_ci(value: Any, low: Any, high: Any) -> str:
+    """A value with its interval in brackets when the interval is known."""
+    if low is None or pd.isna(low):
+        return _cell(value)
+    return f"{_cell(value)} [{_cell(low)}, {_cell(high)}]"
+
+
 def _marker(p_adjusted: Any, alpha: float) -> str:
     """'*' when the adjusted p-value against base is below alpha."""
     return "*" if p_adjusted is not None and not pd.isna(p_adjusted) and p_adjusted < alpha else ""
@@ -159,7 +170,8 @@ def table1_markdown(frame: pd.DataFrame, alpha: float = 0.05, correction: str = 
             f"| [{_cell(row.em_low)}, {_cell(row.em_high)}] "
             f"| {_with_sd(row.judge, row.judge_sd)}{_marker(row.judge_p_vs_base, alpha)} "
             f"| [{_cell(row.judge_low)}, {_cell(row.judge_high)}] "
-            f"| {_cell(row.em_mcq)} | {_cell(row.em_mcqu)} | {row.n_seeds} |"
+            f"| {_with_ci(row.em_mcq, row.em_mcq_low, row.em_mcq_high)} "
+            f"| {_with_ci(row.em_mcqu, row.em_mcqu_low, row.em_mcqu_high)} | {row.n_seeds} |"
         )
     return "\n".join(lines) + "\n\n" + _note(alpha, correction) + "\n"
 
