@@ -84,6 +84,7 @@ def test_changing_one_mixture_reruns_only_its_chain(demo: Path) -> None:
         "table1": 1,
         "plot_table1": 1,
         "plot_per_dataset": 1,
+        "plot_judge_length": 1,
         "all": 1,
     }
 

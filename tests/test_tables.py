@@ -229,6 +229,36 @@ def test_heatmap_matrix_picks_em_and_judge():
     assert matrix.loc["NAT", "a-mcq"] == pytest.approx(70.0)  # seeds averaged
 
 
+def _oeq_items(path, model, judge, lengths):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from medinjection.evaluation.scoring import ITEM_METRICS, ITEM_SCHEMA
+
+    rows = []
+    for k, (score, length) in enumerate(zip(judge, lengths, strict=True)):
+        row = dict.fromkeys(ITEM_METRICS)
+        row.update(model=model, testset="c-oeq", task="oeq", id=f"c-oeq:{k}", judge=score,
+                   length_chars=length)  # fmt: skip
+        rows.append(row)
+    pq.write_table(pa.Table.from_pylist(rows, schema=ITEM_SCHEMA), path)
+    return path
+
+
+def test_model_length_summary(tmp_path):
+    from medinjection.evaluation.plots import model_length_summary
+
+    files = [
+        _oeq_items(tmp_path / "b.parquet", "base", [1.0, 1.0], [3000.0, 1000.0]),
+        _oeq_items(tmp_path / "n1.parquet", "NAT/seed42", [0.0, 1.0], [100.0, 300.0]),
+        _oeq_items(tmp_path / "n2.parquet", "NAT/seed43", [0.0, 0.0], [300.0, 100.0]),
+    ]
+    summary = model_length_summary(files, ORDER).set_index("model")
+    assert list(summary.index) == ["base", "NAT"]
+    assert summary.loc["base", "judge"] == 1.0 and summary.loc["base", "length_chars"] == 2000.0
+    assert summary.loc["NAT", "judge"] == 0.25 and summary.loc["NAT", "length_chars"] == 200.0
+
+
 def test_judge_length_plot(tmp_path):
     import json
 
@@ -240,11 +270,17 @@ def test_judge_length_plot(tmp_path):
     frame.to_csv(scores, index=False)
     selection = tmp_path / "sel.json"
     selection.write_text(json.dumps({"selected": "medgemma"}))
+    models = [
+        _oeq_items(tmp_path / "b.parquet", "base", [1.0, 1.0], [3000.0, 1000.0]),
+        _oeq_items(tmp_path / "n.parquet", "NAT/seed42", [0.0, 1.0], [100.0, 300.0]),
+    ]
     png = tmp_path / "plots" / "judge_vs_length.png"
     smk = types.SimpleNamespace(
-        input=types.SimpleNamespace(scores=str(scores), selection=str(selection)),
+        input=types.SimpleNamespace(scores=str(scores), selection=str(selection),
+                                    model_scores=[str(p) for p in models]),
         output=types.SimpleNamespace(png=str(png)),
+        params=types.SimpleNamespace(model_order=ORDER),
         log=[str(tmp_path / "p.log")],
-    )
+    )  # fmt: skip
     _load_script("plot_judge_length").main(smk)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

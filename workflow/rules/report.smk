@@ -112,6 +112,7 @@ rule plot_judge_length:
     input:
         scores="results/metaeval/item_scores.csv",
         selection="results/metaeval/judge_selection.json",
+        model_scores=expand("results/scores/{model}.items.parquet", model=MODELS),
     output:
         png=report(
             "results/plots/judge_vs_length.png",
@@ -124,6 +125,7 @@ rule plot_judge_length:
     conda:
         "../../envs/workflow.yaml"
     params:
+        model_order=["base", *MIXTURES],
         code=CODE_VERSION,
     script:
         "../scripts/plot_judge_length.py"

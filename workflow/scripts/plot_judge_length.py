@@ -1,4 +1,4 @@
-"""Rule plot_judge_length: the selected judge's verdicts against answer length (verbosity)."""
+"""Rule plot_judge_length: judge verdicts against answer length, annotated pairs and models."""
 
 from pathlib import Path
 
@@ -11,6 +11,8 @@ def main(smk) -> None:
     plot_judge_length(
         item_scores_csv=Path(smk.input.scores),
         selection_json=Path(smk.input.selection),
+        model_item_files=[Path(p) for p in smk.input.model_scores],
+        model_order=list(smk.params.model_order),
         out_png=Path(smk.output.png),
     )
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medinjection.evaluation.significance import load_items
 from medinjection.evaluation.tables import model_row, ordered_models
 
 log = logging.getLogger(__name__)
@@ -96,17 +97,21 @@ def plot_per_dataset(per_dataset_csv: Path, model_order: list[str], out_png: Pat
     log.info("wrote %s (%d models x %d test sets)", out_png, *matrix.shape)
 
 
-def plot_judge_length(item_scores_csv: Path, selection_json: Path, out_png: Path) -> None:
-    """Selected judge's verdict (jittered) vs answer length, coloured by the physician label."""
-    import json
+def model_length_summary(item_files: list[Path], model_order: list[str]) -> pd.DataFrame:
+    """Per Table 1 row: mean judge score and mean answer length over its open-question items
+    (seed-averaged), the model-level view of the verbosity the paper notes for the base model."""
+    rows = []
+    items = load_items(item_files)
+    for row in ordered_models(list(items), model_order):
+        oeq = items[row][items[row]["task"] == "oeq"]
+        if len(oeq):
+            judge, length = float(oeq["judge"].mean()), float(oeq["length_chars"].mean())
+            rows.append({"model": row, "judge": judge, "length_chars": length, "n": len(oeq)})
+    return pd.DataFrame(rows, columns=["model", "judge", "length_chars", "n"])
 
-    plt = _pyplot()
-    frame = pd.read_csv(item_scores_csv)
-    selected = json.loads(Path(selection_json).read_text(encoding="utf-8"))["selected"]
-    if "judge" not in frame or frame.empty:
-        raise ValueError(f"{item_scores_csv}: no judge column or no items; rerun metaeval")
+
+def _annotated_panel(ax: Any, frame: pd.DataFrame, selected: str) -> None:
     jitter = np.random.default_rng(0).uniform(-0.08, 0.08, len(frame))
-    fig, ax = plt.subplots(figsize=(7.0, 4.0))
     for label, colour, name in ((1.0, "tab:green", "physician: Oui"),
                                 (0.0, "tab:red", "physician: Non")):  # fmt: skip
         mask = frame["human"].to_numpy(float) == label
@@ -118,9 +123,45 @@ def plot_judge_length(item_scores_csv: Path, selection_json: Path, out_png: Path
     ax.set_xlabel("candidate answer length (characters)")
     ax.set_ylabel(f"judge {selected} verdict")
     ax.legend(loc="center right")
-    ax.set_title("Judge verdict vs answer length on the annotated pairs (verbosity)")
+    ax.set_title("Annotated pairs: verdict vs length")
+
+
+def _models_panel(ax: Any, summary: pd.DataFrame) -> None:
+    ax.scatter(summary["length_chars"], summary["judge"], color="tab:purple")
+    for row in summary.itertuples(index=False):
+        ax.annotate(row.model, (row.length_chars, row.judge), textcoords="offset points",
+                    xytext=(4, 4), fontsize=8)  # fmt: skip
+    ax.set_xlabel("mean answer length on open test questions (characters)")
+    ax.set_ylabel("mean judge score")
+    ax.set_ylim(-0.05, 1.05)
+    ax.grid(alpha=0.3)
+    ax.set_title("Models: judge score vs answer length")
+
+
+def plot_judge_length(
+    item_scores_csv: Path,
+    selection_json: Path,
+    model_item_files: list[Path],
+    model_order: list[str],
+    out_png: Path,
+) -> None:
+    """Left: the selected judge's verdicts (jittered) on the annotated pairs against answer
+    length, coloured by the physician label. Right: each model's mean judge score against its
+    mean answer length on the open-question test sets."""
+    import json
+
+    plt = _pyplot()
+    frame = pd.read_csv(item_scores_csv)
+    selected = json.loads(Path(selection_json).read_text(encoding="utf-8"))["selected"]
+    if "judge" not in frame or frame.empty:
+        raise ValueError(f"{item_scores_csv}: no judge column or no items; rerun metaeval")
+    summary = model_length_summary(model_item_files, model_order)
+    fig, axes = plt.subplots(1, 2, figsize=(12.0, 4.2))
+    _annotated_panel(axes[0], frame, selected)
+    _models_panel(axes[1], summary)
+    fig.suptitle("Verbosity: judge verdicts against answer length")
     fig.tight_layout()
     Path(out_png).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=150)
     plt.close(fig)
-    log.info("wrote %s (%d items, judge %s)", out_png, len(frame), selected)
+    log.info("wrote %s (%d annotated items, %d models)", out_png, len(frame), len(summary))
