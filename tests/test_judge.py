@@ -495,3 +495,26 @@ def test_serve_vllm_starts_waits_and_always_stops(tmp_path, monkeypatch):
             raise RuntimeError("boom")  # the server must be stopped even on failure
     with pytest.raises(OSError):
         urllib.request.urlopen(url + "/models", timeout=2)
+
+
+def test_study_config_checks_judge_selection_and_endpoints():
+    import copy
+
+    import yaml
+
+    from medinjection.workflow_support import StudyConfigError, check_study_config
+
+    config = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    check_study_config(config)  # the demo as committed is consistent
+    wrong = copy.deepcopy(config)
+    wrong["judge"]["select"] = "medgemma"
+    with pytest.raises(StudyConfigError, match=r"judge.select: 'medgemma' is neither 'auto'"):
+        check_study_config(wrong)
+    wrong = copy.deepcopy(config)
+    wrong["judge"]["candidates"]["api"] = {
+        "backend": "openai", "model": "gpt-4o", "endpoint": "nowhere", "max_tokens": 1,
+    }  # fmt: skip
+    with pytest.raises(
+        StudyConfigError, match=r"judge.candidates.api.endpoint: endpoint 'nowhere'"
+    ):
+        check_study_config(wrong)

@@ -161,6 +161,13 @@ def test_table1_significance_markers_and_latex(tmp_path, score_files):
     assert "## LLM-as-a-judge (0-1) (`judge`)" in per_md and "| NAT | 0.24 |" in per_md
 
 
+def test_tex_escape_of_model_names():
+    from medinjection.evaluation.tables import _tex_escape
+
+    assert _tex_escape("NAT_TRAD & 5% {x}") == r"NAT\_TRAD \& 5\% \{x\}"
+    assert _tex_escape("a\\b") == r"a\textbackslash{}b"
+
+
 def test_table1_latex_with_seeds(tmp_path, score_files):
     seeds = [_score_json(tmp_path, f"TRAD/seed{s}", em, j) for s, em, j in
              ((42, 0.30, 0.20), (43, 0.36, 0.30))]  # fmt: skip
