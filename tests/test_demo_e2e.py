@@ -80,8 +80,11 @@ def test_changing_one_mixture_reruns_only_its_chain(demo: Path) -> None:
         "predict": 1,
         "judge": 1,
         "score": 1,
+        "significance": 1,
         "table1": 1,
         "plot_table1": 1,
+        "plot_per_dataset": 1,
+        "plot_judge_length": 1,
         "all": 1,
     }
 

@@ -172,9 +172,10 @@ def test_judge_script_local_backend(tiny_model_dir, tmp_path):
         input=types.SimpleNamespace(predictions=[str(predictions)], testsets=[str(testset)],
                                     model=str(tiny_model_dir)),
         output=types.SimpleNamespace(judgments=[str(out)]),
-        params=types.SimpleNamespace(backend="local", judge_model="base", endpoint=None,
-                                     mode="replay", replay_file=None, max_tokens=1,
-                                     cache_path=str(tmp_path / "c"), prompt_version="v1"),
+        params=types.SimpleNamespace(
+            candidates={"tiny": {"backend": "local", "judge_model": "base", "endpoint": None,
+                                 "mode": "replay", "replay_file": None, "max_tokens": 1}},
+            select="tiny", cache_path=str(tmp_path / "c"), prompt_version="v1"),
         log=[str(tmp_path / "judge.log")],
     )  # fmt: skip
     _load_script("judge").main(smk)
@@ -183,6 +184,56 @@ def test_judge_script_local_backend(tiny_model_dir, tmp_path):
     rows = table.to_pylist()
     assert [r["id"] for r in rows] == ["mediqal:0", "mediqal:1", "mediqal:2"]
     assert all(r["score"] in (0.0, 1.0) and r["judge"] == "base" for r in rows)
+
+
+def _fake_chat(monkeypatch, replies_by_model: dict, calls: list | None = None):
+    """Replace the LLM client: each judge model answers with its own function of the prompt."""
+
+    def fake_make_chat_fn(**kwargs):
+        def chat(conversations):
+            if calls is not None:
+                calls.append(kwargs["model"])
+            return [replies_by_model[kwargs["model"]](c[1]["content"]) for c in conversations]
+
+        return chat
+
+    fake = types.ModuleType("medinjection.llm.client")
+    fake.make_chat_fn = fake_make_chat_fn
+    monkeypatch.setitem(sys.modules, "medinjection.llm.client", fake)
+
+
+def _api_judge(model: str) -> dict:
+    return {"backend": "openai", "judge_model": model, "endpoint": {"base_url": "http://x/v1"},
+            "mode": "replay", "replay_file": None, "max_tokens": 1}  # fmt: skip
+
+
+def test_judge_script_runs_the_auto_selected_candidate(tmp_path, monkeypatch):
+    from medinjection.evaluation.judge_selection import resolve_judge
+
+    predictions, testset = _write_oeq_inputs(tmp_path)
+    calls: list = []
+    _fake_chat(monkeypatch, {"good": lambda _: "1", "bad": lambda _: "0"}, calls)
+    selection = tmp_path / "judge_selection.json"
+    selection.write_text(json.dumps({"selected": "good"}))
+    out = tmp_path / "judge.parquet"
+    smk = types.SimpleNamespace(
+        input=types.SimpleNamespace(predictions=[str(predictions)], testsets=[str(testset)],
+                                    selection=str(selection)),
+        output=types.SimpleNamespace(judgments=[str(out)]),
+        params=types.SimpleNamespace(
+            candidates={"bad": _api_judge("bad"), "good": _api_judge("good")}, select="auto",
+            cache_path=str(tmp_path / "c"), prompt_version="v1"),
+        log=[str(tmp_path / "judge.log")],
+    )  # fmt: skip
+    _load_script("judge").main(smk)
+    rows = pq.read_table(out).to_pylist()
+    assert calls == ["good"] and [r["score"] for r in rows] == [1.0, 1.0, 1.0]
+    assert {r["judge"] for r in rows} == {"good"}
+    with pytest.raises(FileNotFoundError, match="judge_selection.json"):
+        resolve_judge({"good": {}}, "auto", None)
+    with pytest.raises(KeyError, match="not among the candidates"):
+        resolve_judge({"bad": {}}, "auto", selection)
+    assert resolve_judge({"bad": {"x": 1}}, "bad", None) == ("bad", {"x": 1})
 
 
 def test_openai_backend_uses_client_and_parses(tmp_path, monkeypatch):
@@ -277,45 +328,55 @@ def test_correlation_row_hand_computed_and_constant_scorer():
     assert "constant scorer output" in flat["note"]
 
 
-def test_metaeval_script_on_demo_annotations(tiny_model_dir, tmp_path):
+def _metaeval_smk(tmp_path, judges: dict, select: str, model=None) -> types.SimpleNamespace:
     annotations = ROOT / "resources" / "demo" / "metaeval" / "annotations.jsonl"
     out = tmp_path / "metaeval"
-    smk = types.SimpleNamespace(
+    names = ("correlations", "verbosity", "regression", "scores")
+    return types.SimpleNamespace(
         input=types.SimpleNamespace(annotations=str(annotations),
-                                    model=[str(tiny_model_dir)]),  # a list, as the rule gives
-        output=types.SimpleNamespace(correlations=str(out / "correlations.csv"),
-                                     verbosity=str(out / "verbosity.csv"),
-                                     scores=str(out / "scores.csv")),
+                                    model=[str(model)] if model else []),  # a list, as the rule
+        output=types.SimpleNamespace(**{n: str(out / f"{n}.csv") for n in names},
+                                     selection=str(out / "judge_selection.json")),
         params=types.SimpleNamespace(
-            candidate_field="candidate",
-            judge={"backend": "local", "judge_model": "base", "endpoint": None, "mode": "replay",
-                   "replay_file": None, "cache_path": str(tmp_path / "c"), "max_tokens": 1},
+            candidate_field="candidate", judges=judges, select=select, select_by="pearson",
             bertscore={"model": "minilm-packaged", "num_layers": 6, "lang": "fr",
                        "rescale_with_baseline": False},
             bootstrap={"samples": 50, "seed": 42},
         ),
         log=[str(tmp_path / "metaeval.log")],
     )  # fmt: skip
-    _load_script("metaeval").main(smk)
+
+
+def test_metaeval_script_on_demo_annotations(tiny_model_dir, tmp_path):
+    tiny = {"backend": "local", "judge_model": "base", "endpoint": None, "mode": "replay",
+            "replay_file": None, "cache_path": str(tmp_path / "c"), "max_tokens": 1}  # fmt: skip
+    _load_script("metaeval").main(_metaeval_smk(tmp_path, {"tiny": tiny}, "auto", tiny_model_dir))
     import numpy as np
     import pandas as pd
     from scipy import stats
 
+    out = tmp_path / "metaeval"
     scores = pd.read_csv(out / "scores.csv")
     assert len(scores) == 20 and int(scores["human"].sum()) == 11
-    assert set(scores["judge"]) <= {0.0, 1.0}
+    assert set(scores["judge:tiny"]) <= {0.0, 1.0}
+    assert scores["judge"].equals(scores["judge:tiny"])  # the selected judge's verdicts
     correlations = pd.read_csv(out / "correlations.csv").set_index("scorer")
-    assert list(correlations.index) == ["judge", "bleu", "chrf", "rougeL", "bertscore_f1"]
+    assert list(correlations.index) == [
+        "judge:tiny", "bleu", "chrf", "rouge1", "rouge2", "rougeL", "bertscore_f1",
+    ]  # fmt: skip
     assert (correlations["n"] == 20).all()
     expected = stats.pearsonr(scores["rougeL"], scores["human"])[0]
     assert correlations.loc["rougeL", "pearson"] == pytest.approx(expected)
     assert correlations.loc["rougeL", "pearson_low"] <= expected <= correlations.loc[
         "rougeL", "pearson_high"]  # fmt: skip
-    if scores["judge"].nunique() == 1:  # a random tiny judge is usually constant
-        assert np.isnan(correlations.loc["judge", "pearson"])
-        assert "constant" in correlations.loc["judge", "note"]
+    selection = json.loads((out / "judge_selection.json").read_text())
+    assert selection["selected"] == "tiny" and selection["mode"] == "auto"
+    if scores["judge:tiny"].nunique() == 1:  # a random tiny judge is usually constant
+        assert np.isnan(correlations.loc["judge:tiny", "pearson"])
+        assert "constant" in correlations.loc["judge:tiny", "note"]
+        assert "fell back to the first candidate" in selection["reason"]
     verbosity = pd.read_csv(out / "verbosity.csv")
-    assert len(verbosity) == 5 * 4
+    assert len(verbosity) == 7 * 4
     assert set(verbosity["scope"]) == {"all", "human_oui", "human_non", "partial_given_human"}
     chrf_all = verbosity[(verbosity.scorer == "chrf") & (verbosity.scope == "all")]
     assert chrf_all["spearman"].item() == pytest.approx(
@@ -329,6 +390,70 @@ def test_metaeval_script_on_demo_annotations(tiny_model_dir, tmp_path):
         stats.pearsonr(centred["rougeL"], centred["length_chars"])[0]
     )
     assert np.isnan(partial["kendall"].item())
+    regression = pd.read_csv(out / "regression.csv").set_index("scorer")
+    # OLS of chrF on [1, human, length/1000], checked against numpy's least squares
+    design = np.column_stack([np.ones(20), scores["human"], scores["length_chars"] / 1000])
+    coef = np.linalg.lstsq(design, scores["chrf"], rcond=None)[0]
+    assert regression.loc["chrf", "coef_length_per_1k_chars"] == pytest.approx(coef[2])
+    assert regression.loc["chrf", "coef_human"] == pytest.approx(coef[1])
+    assert 0.0 <= regression.loc["chrf", "p_length"] <= 1.0
+
+
+def test_metaeval_auto_selects_the_best_correlated_judge(tmp_path, monkeypatch):
+    import pandas as pd
+
+    labels = {}
+    annotations = ROOT / "resources" / "demo" / "metaeval" / "annotations.jsonl"
+    for line in annotations.read_text().splitlines():
+        item = json.loads(line)
+        labels[item["candidate"]] = item["equivalence"]
+
+    def oracle(prompt: str) -> str:  # agrees with the physician on every item
+        candidate = prompt.split("Candidate_answer: ", 1)[1].split("\nGround_truth:", 1)[0]
+        return "1" if labels[candidate] == "Oui" else "0"
+
+    def verbose(prompt: str) -> str:  # says 1 to long answers only
+        candidate = prompt.split("Candidate_answer: ", 1)[1].split("\nGround_truth:", 1)[0]
+        return "1" if len(candidate) > 60 else "0"
+
+    _fake_chat(monkeypatch, {"oracle": oracle, "verbose": verbose, "mute": lambda _: "?"})
+    judges = {name: {**_api_judge(name), "cache_path": str(tmp_path / name)}
+              for name in ("mute", "verbose", "oracle")}  # fmt: skip
+    _load_script("metaeval").main(_metaeval_smk(tmp_path, judges, "auto"))
+    out = tmp_path / "metaeval"
+    selection = json.loads((out / "judge_selection.json").read_text())
+    assert selection["selected"] == "oracle"
+    assert selection["candidates"]["oracle"]["pearson"] == pytest.approx(1.0)
+    assert selection["candidates"]["mute"]["pearson"] is None  # unparsable -> 0: constant
+    assert "highest pearson" in selection["reason"]
+    correlations = pd.read_csv(out / "correlations.csv").set_index("scorer")
+    assert "20 unparsable as 0" in correlations.loc["judge:mute", "note"]
+    regression = pd.read_csv(out / "regression.csv").set_index("scorer")
+    # the verbose judge's verdict rises with length at a fixed label; the oracle's does not
+    assert regression.loc["judge:verbose", "coef_length_per_1k_chars"] > 0
+    assert regression.loc["judge:oracle", "coef_length_per_1k_chars"] == pytest.approx(0, abs=1e-9)
+    assert "exact" in regression.loc["judge:oracle", "note"]
+    # a fixed choice wins over the correlations, and says so
+    _load_script("metaeval").main(_metaeval_smk(tmp_path, judges, "verbose"))
+    fixed = json.loads((out / "judge_selection.json").read_text())
+    assert fixed["selected"] == "verbose" and fixed["mode"] == "configured"
+
+
+def test_select_judge_ties_and_errors():
+    import pandas as pd
+
+    from medinjection.evaluation.judge_selection import select_judge
+
+    frame = pd.DataFrame(
+        [{"scorer": f"judge:{n}", "pearson": r, "pearson_low": r, "pearson_high": r,
+          "spearman": r, "kendall": r, "n": 10} for n, r in (("a", 0.5), ("b", 0.5), ("c", 0.1))]
+    )  # fmt: skip
+    assert select_judge(frame, ["a", "b", "c"], "auto", "pearson")["selected"] == "a"
+    assert select_judge(frame, ["b", "a", "c"], "auto", "pearson")["selected"] == "b"
+    with pytest.raises(KeyError, match="neither 'auto' nor a candidate"):
+        select_judge(frame, ["a"], "z", "pearson")
+    with pytest.raises(KeyError, match="select_by"):
+        select_judge(frame, ["a"], "auto", "r2")
 
 
 FAKE_VLLM = """#!{python}
@@ -370,3 +495,26 @@ def test_serve_vllm_starts_waits_and_always_stops(tmp_path, monkeypatch):
             raise RuntimeError("boom")  # the server must be stopped even on failure
     with pytest.raises(OSError):
         urllib.request.urlopen(url + "/models", timeout=2)
+
+
+def test_study_config_checks_judge_selection_and_endpoints():
+    import copy
+
+    import yaml
+
+    from medinjection.workflow_support import StudyConfigError, check_study_config
+
+    config = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    check_study_config(config)  # the demo as committed is consistent
+    wrong = copy.deepcopy(config)
+    wrong["judge"]["select"] = "medgemma"
+    with pytest.raises(StudyConfigError, match=r"judge.select: 'medgemma' is neither 'auto'"):
+        check_study_config(wrong)
+    wrong = copy.deepcopy(config)
+    wrong["judge"]["candidates"]["api"] = {
+        "backend": "openai", "model": "gpt-4o", "endpoint": "nowhere", "max_tokens": 1,
+    }  # fmt: skip
+    with pytest.raises(
+        StudyConfigError, match=r"judge.candidates.api.endpoint: endpoint 'nowhere'"
+    ):
+        check_study_config(wrong)

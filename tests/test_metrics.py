@@ -88,12 +88,59 @@ def test_bertscore_refuses_silent_unrescaled_scores(tmp_path):
     cfg = metrics.BertScoreConfig.from_dict({**MINILM, "rescale_with_baseline": True})
     with pytest.raises(FileNotFoundError, match="baseline_path"):
         metrics.bertscore_settings(cfg)
+    short = tmp_path / "short.tsv"
+    short.write_text("LAYER,P,R,F\n6,0.5,0.5,0.5\n")
+    cfg = metrics.BertScoreConfig.from_dict(
+        {**MINILM, "rescale_with_baseline": True, "baseline_path": str(short)}
+    )
+    # bert-score reads the row at position num_layers: a one-row file would break at score time
+    with pytest.raises(ValueError, match="row 6 is missing"):
+        metrics.bertscore_settings(cfg)
     baseline = tmp_path / "baseline.tsv"
-    baseline.write_text("LAYER,P,R,F\n6,0.5,0.5,0.5\n")
+    baseline.write_text("LAYER,P,R,F\n" + "".join(f"{k},0.5,0.5,0.5\n" for k in range(7)))
     cfg = metrics.BertScoreConfig.from_dict(
         {**MINILM, "rescale_with_baseline": True, "baseline_path": str(baseline)}
     )
     assert metrics.bertscore_settings(cfg)["baseline_path"] == str(baseline)
+
+
+def test_bertscore_rescaled_with_a_shipped_baseline_name(tmp_path):
+    cfg = metrics.BertScoreConfig.from_dict(
+        {**MINILM, "rescale_with_baseline": True, "baseline_path": "xlm-roberta-large"}
+    )
+    settings = metrics.bertscore_settings(cfg)
+    assert settings["baseline_path"].endswith("rescale_baseline/fr/xlm-roberta-large.tsv")
+    assert "xlm-roberta-large" in metrics.shipped_baselines("fr")
+    with pytest.raises(FileNotFoundError, match="xlm-roberta-base"):
+        metrics.resolve_baseline("roberta-huge", "fr")  # the error lists the shipped ones
+    # a hand-made baseline (b = 0.5 at layer 6) gives (s - 0.5) / 0.5: identity -> 1, others lower
+    baseline = tmp_path / "b.tsv"
+    baseline.write_text("LAYER,P,R,F\n" + "".join(f"{k},0.5,0.5,0.5\n" for k in range(7)))
+    pairs = (["La toxoplasmose.", "Le tabac."], ["La toxoplasmose.", "Une fracture du fémur."])
+    raw = metrics.bertscore_f1(*pairs, metrics.BertScoreConfig.from_dict(MINILM))
+    rescaled = metrics.bertscore_f1(
+        *pairs,
+        metrics.BertScoreConfig.from_dict(
+            {**MINILM, "rescale_with_baseline": True, "baseline_path": str(baseline)}
+        ),
+    )
+    assert rescaled[0] == pytest.approx(1.0, abs=1e-4)
+    assert rescaled[1] == pytest.approx((raw[1] - 0.5) / 0.5, abs=1e-4)
+
+
+def test_corpus_bleu_from_sufficient_statistics_and_its_interval():
+    hyps = ["le patient a une hépatite virale", "fièvre élevée", "", "adrénaline intramusculaire"]
+    refs = ["le patient a une hépatite virale b", "fièvre", "toux", "adrénaline en intramusculaire"]
+    for name, direct in (("bleu", metrics.corpus_bleu), ("chrf", metrics.corpus_chrf)):
+        stats = metrics.corpus_stats(name, hyps, refs)
+        assert stats.shape[0] == 4
+        summed = metrics.corpus_from_stats(name, stats.sum(axis=0))
+        assert summed == pytest.approx(direct(hyps, refs).value)  # same as sacrebleu's corpus
+        low, high = metrics.corpus_bootstrap_ci(name, stats, 300, seed=3)
+        assert (low, high) == metrics.corpus_bootstrap_ci(name, stats, 300, seed=3)
+        assert 0.0 <= low <= summed <= high <= 1.0
+    same = metrics.corpus_stats("bleu", ["a b c d"] * 3, ["a b c d"] * 3)
+    assert metrics.corpus_bootstrap_ci("bleu", same, 50, seed=0) == (1.0, 1.0)
 
 
 def test_bertscore_config_errors():
@@ -193,10 +240,11 @@ def test_score_model_hand_computed(tmp_path):
 
     files, judged, test_sets = _score_inputs(tmp_path)
     out = tmp_path / "scores" / "base.json"
+    items_out = tmp_path / "scores" / "base.items.parquet"
     smk = types.SimpleNamespace(
         input=types.SimpleNamespace(predictions=[str(f) for f in files],
                                     judgments=[str(j) for j in judged]),
-        output=types.SimpleNamespace(scores=str(out)),
+        output=types.SimpleNamespace(scores=str(out), item_scores=str(items_out)),
         params=types.SimpleNamespace(model="base", test_sets=test_sets, bertscore=MINILM,
                                      bootstrap={"samples": 200, "seed": 42}),
         log=[str(tmp_path / "score.log")],
@@ -224,6 +272,25 @@ def test_score_model_hand_computed(tmp_path):
     assert agg["judge"] == 0.5 and agg["n_oeq"] == 2
     assert scores["settings"]["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
     assert scores["settings"]["bertscore"]["num_layers"] == 6
+    assert scores["settings"]["bertscore_rescaled"] is False and oeq["bertscore_rescaled"] is False
+    assert oeq["bleu_low"] <= oeq["bleu"] <= oeq["bleu_high"]
+    assert oeq["chrf_low"] <= oeq["chrf"] <= oeq["chrf_high"]
+    assert oeq["judge_model"] == "j"
+    # item-level scores: one row per prediction, metrics of other tasks null
+    import pandas as pd
+
+    items = pd.read_parquet(items_out).set_index("id")
+    assert len(items) == 3 + 2 + 1 + 2 and set(items["model"]) == {"base"}
+    assert (
+        items.loc["a-mcqu:1", "em_greedy"] == 0.0 and items.loc["a-mcqu:1", "em_constrained"] == 1
+    )
+    assert pd.isna(items.loc["a-mcqu:1", "hamming_greedy"]) and pd.isna(
+        items.loc["a-mcqu:1", "judge"]
+    )
+    assert items.loc["b-mcq:1", "hamming_constrained"] == pytest.approx(2 / 3)
+    assert items.loc["c-oeq:0", "judge"] == 1.0 and items.loc["c-oeq:1", "judge"] == 0.0
+    assert items.loc["c-oeq:0", "rouge1"] == 1.0 and items.loc["c-oeq:1", "length_chars"] == 0
+    assert pd.isna(items.loc["c-oeq:0", "em_constrained"])
 
 
 def test_score_model_refuses_missing_judgments(tmp_path):

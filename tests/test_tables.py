@@ -25,6 +25,7 @@ def _score_json(tmp_path, model, em, judge):
             "em_mcq": em - 0.01, "em_mcqu": em + 0.01, "em": em, "em_low": em - 0.05,
             "em_high": em + 0.05, "judge": judge, "judge_low": judge - 0.1,
             "judge_high": judge + 0.1, "n_mcq": 5, "n_mcqu": 10, "n_oeq": 4,
+            "em_mcq_low": em - 0.11, "em_mcq_high": em + 0.09,
         },
     }  # fmt: skip
     path = tmp_path / "scores" / f"{model.replace('/', '_')}.json"
@@ -46,7 +47,8 @@ def test_table1_order_and_format(tmp_path, score_files):
     table = pd.read_csv(out / "t.csv")
     assert list(table.columns) == [
         "model", "em", "em_low", "em_high", "judge", "judge_low", "judge_high", "em_mcq", "em_mcqu",
-        "n_seeds", "em_sd", "judge_sd",
+        "n_seeds", "em_sd", "judge_sd", "em_p_vs_base", "judge_p_vs_base",
+        "em_mcq_low", "em_mcq_high", "em_mcqu_low", "em_mcqu_high",
     ]  # fmt: skip
     assert list(table["model"]) == [
         "base",
@@ -60,7 +62,11 @@ def test_table1_order_and_format(tmp_path, score_files):
     assert base["em_mcq"] == 33.53 and base["em_mcqu"] == 35.53
     assert table.iloc[3]["em"] == 40.97 and table.iloc[3]["judge"] == 0.25
     markdown = (out / "t.md").read_text()
-    assert "| base | 34.53 | [29.53, 39.53] | 0.36 | [0.26, 0.46] | 33.53 | 35.53 | 1 |" in markdown
+    assert (
+        "| base | 34.53 | [29.53, 39.53] | 0.36 | [0.26, 0.46] | 33.53 [23.53, 43.53] | 35.53 | 1 |"
+        in markdown
+    )  # em_mcqu has no interval in these score files
+    assert table.loc[0, "em_mcq_low"] == 23.53 and pd.isna(table.loc[0, "em_mcqu_low"])
     assert "whatever base model" in markdown
     per = pd.read_csv(out / "per.csv")
     assert list(per.columns) == ["model", "testset", "task", "metric", "value"]
@@ -106,16 +112,93 @@ def test_table1_rejects_a_model_twice(tmp_path, score_files):
         write_table1([*score_files, copy], ORDER, tmp_path / "a", tmp_path / "b", tmp_path / "c")
 
 
-def test_table1_and_plot_scripts(tmp_path, score_files):
+def _significance_csv(tmp_path, rows):
+    path = tmp_path / "significance.csv"
+    frame = pd.DataFrame(
+        [{"model_a": a, "model_b": "base", "comparison": "vs_base", "metric": metric,
+          "p_adjusted": p, "correction": "holm"} for a, metric, p in rows]
+    )  # fmt: skip
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _table1_smk(tmp_path, score_files, significance):
     out = tmp_path / "tables"
-    smk = types.SimpleNamespace(
-        input=types.SimpleNamespace(scores=[str(p) for p in score_files]),
-        output=types.SimpleNamespace(csv=str(out / "table1.csv"), md=str(out / "table1.md"),
-                                     per_dataset=str(out / "per_dataset.csv")),
-        params=types.SimpleNamespace(model_order=ORDER),
+    names = {"csv": "table1.csv", "md": "table1.md", "tex": "table1.tex",
+             "per_dataset": "per_dataset.csv", "per_dataset_md": "per_dataset.md"}  # fmt: skip
+    return types.SimpleNamespace(
+        input=types.SimpleNamespace(scores=[str(p) for p in score_files],
+                                    significance=str(significance)),
+        output=types.SimpleNamespace(**{k: str(out / v) for k, v in names.items()}),
+        params=types.SimpleNamespace(model_order=ORDER, alpha=0.05),
         log=[str(tmp_path / "table1.log")],
     )  # fmt: skip
-    _load_script("table1").main(smk)
+
+
+def test_table1_significance_markers_and_latex(tmp_path, score_files):
+    significance = _significance_csv(
+        tmp_path, [("NAT", "em", 0.001), ("NAT", "judge", 0.30), ("SYN", "em", 0.049),
+                   ("ALL", "em", 0.051), ("ALL", "judge", 0.01)],
+    )  # fmt: skip
+    _load_script("table1").main(_table1_smk(tmp_path, score_files, significance))
+    out = tmp_path / "tables"
+    table = pd.read_csv(out / "table1.csv").set_index("model")
+    assert table.loc["NAT", "em_p_vs_base"] == 0.001 and pd.isna(table.loc["base", "em_p_vs_base"])
+    markdown = (out / "table1.md").read_text()
+    assert "| NAT | 40.59* |" in markdown and "| 0.24 | [0.14, 0.34]" in markdown
+    assert "| SYN | 29.73* |" in markdown and "| ALL | 40.97 |" in markdown
+    assert "| 0.25* |" in markdown and "holm-adjusted p < 0.05" in markdown
+    tex = (out / "table1.tex").read_text()
+    assert tex.startswith("\\begin{table}") and "\\toprule" in tex and "\\bottomrule" in tex
+    assert "base & 34.53 {\\small [29.53, 39.53]} & 0.36 {\\small [0.26, 0.46]} \\\\" in tex
+    assert "NAT & 40.59$^{*}$ {\\small [35.59, 45.59]} & 0.24 {\\small" in tex
+    assert "EM (\\%)" in tex and "in percent" in tex and "\\label{tab:table1}" in tex
+    lines = [line for line in tex.splitlines() if line.endswith("\\\\")]
+    assert [line.split(" & ")[0] for line in lines[1:]] == ["base", "NAT", "SYN", "ALL"]
+    per_md = (out / "per_dataset.md").read_text()
+    assert "## Exact match, constrained decoding (%) (`em_constrained`)" in per_md
+    assert "| base | 34.53 |" in per_md  # no interval bounds in these score files
+    assert "## LLM-as-a-judge (0-1) (`judge`)" in per_md and "| NAT | 0.24 |" in per_md
+
+
+def test_tex_escape_of_model_names():
+    from medinjection.evaluation.tables import _tex_escape
+
+    assert _tex_escape("NAT_TRAD & 5% {x}") == r"NAT\_TRAD \& 5\% \{x\}"
+    assert _tex_escape("a\\b") == r"a\textbackslash{}b"
+
+
+def test_table1_latex_with_seeds(tmp_path, score_files):
+    seeds = [_score_json(tmp_path, f"TRAD/seed{s}", em, j) for s, em, j in
+             ((42, 0.30, 0.20), (43, 0.36, 0.30))]  # fmt: skip
+    significance = _significance_csv(tmp_path, [("TRAD", "em", 0.5)])
+    _load_script("table1").main(_table1_smk(tmp_path, [*seeds, *score_files], significance))
+    tex = (tmp_path / "tables" / "table1.tex").read_text()
+    assert "TRAD & 33.00 $\\pm$ 4.24 & 0.25 $\\pm$ 0.07 \\\\" in tex
+    per_md = (tmp_path / "tables" / "per_dataset.md").read_text()
+    assert "| TRAD | 33.00 ± 4.24 |" in per_md
+
+
+def test_per_dataset_wide_table_intervals_and_missing_cells():
+    from medinjection.evaluation.per_dataset import wide_table
+
+    long = pd.DataFrame(
+        [("base", "a-mcq", "mcq", "em_constrained", 0.5), ("base", "a-mcq", "mcq",
+          "em_constrained_low", 0.4), ("base", "a-mcq", "mcq", "em_constrained_high", 0.6),
+         ("base", "b-mcqu", "mcqu", "em_constrained", 0.25),
+         ("NAT/seed42", "a-mcq", "mcq", "em_constrained", 0.7)],
+        columns=["model", "testset", "task", "metric", "value"],
+    )  # fmt: skip
+    table = wide_table(long, "em_constrained", ORDER)
+    assert list(table.index) == ["base", "NAT"] and list(table.columns) == ["a-mcq", "b-mcqu"]
+    assert table.loc["base", "a-mcq"] == "50.00 [40.00, 60.00]"
+    assert table.loc["base", "b-mcqu"] == "25.00" and table.loc["NAT", "b-mcqu"] == "–"
+
+
+def test_plot_scripts_write_pngs(tmp_path, score_files):
+    significance = _significance_csv(tmp_path, [("NAT", "em", 0.001)])
+    _load_script("table1").main(_table1_smk(tmp_path, score_files, significance))
+    out = tmp_path / "tables"
     png = tmp_path / "plots" / "table1.png"
     smk = types.SimpleNamespace(
         input=types.SimpleNamespace(csv=str(out / "table1.csv")),
@@ -125,3 +208,86 @@ def test_table1_and_plot_scripts(tmp_path, score_files):
     _load_script("plot_table1").main(smk)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert png.stat().st_size > 10_000
+    heat = tmp_path / "plots" / "heat.png"
+    smk = types.SimpleNamespace(
+        input=types.SimpleNamespace(csv=str(out / "per_dataset.csv")),
+        output=types.SimpleNamespace(png=str(heat)),
+        params=types.SimpleNamespace(model_order=ORDER),
+        log=[str(tmp_path / "heat.log")],
+    )
+    _load_script("plot_per_dataset").main(smk)
+    assert heat.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and heat.stat().st_size > 10_000
+
+
+def test_heatmap_matrix_picks_em_and_judge():
+    from medinjection.evaluation.plots import heatmap_matrix
+
+    long = pd.DataFrame(
+        [("base", "a-mcq", "mcq", "em_constrained", 0.5),
+         ("base", "a-mcq", "mcq", "em_greedy", 0.1),
+         ("base", "c-oeq", "oeq", "judge", 0.25), ("base", "c-oeq", "oeq", "bleu", 0.9),
+         ("NAT/seed42", "a-mcq", "mcq", "em_constrained", 0.6),
+         ("NAT/seed43", "a-mcq", "mcq", "em_constrained", 0.8)],
+        columns=["model", "testset", "task", "metric", "value"],
+    )  # fmt: skip
+    matrix = heatmap_matrix(long, ORDER)
+    assert list(matrix.index) == ["base", "NAT"] and list(matrix.columns) == ["a-mcq", "c-oeq"]
+    assert matrix.loc["base", "a-mcq"] == 50.0 and matrix.loc["base", "c-oeq"] == 25.0
+    assert matrix.loc["NAT", "a-mcq"] == pytest.approx(70.0)  # seeds averaged
+
+
+def _oeq_items(path, model, judge, lengths):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from medinjection.evaluation.scoring import ITEM_METRICS, ITEM_SCHEMA
+
+    rows = []
+    for k, (score, length) in enumerate(zip(judge, lengths, strict=True)):
+        row = dict.fromkeys(ITEM_METRICS)
+        row.update(model=model, testset="c-oeq", task="oeq", id=f"c-oeq:{k}", judge=score,
+                   length_chars=length)  # fmt: skip
+        rows.append(row)
+    pq.write_table(pa.Table.from_pylist(rows, schema=ITEM_SCHEMA), path)
+    return path
+
+
+def test_model_length_summary(tmp_path):
+    from medinjection.evaluation.plots import model_length_summary
+
+    files = [
+        _oeq_items(tmp_path / "b.parquet", "base", [1.0, 1.0], [3000.0, 1000.0]),
+        _oeq_items(tmp_path / "n1.parquet", "NAT/seed42", [0.0, 1.0], [100.0, 300.0]),
+        _oeq_items(tmp_path / "n2.parquet", "NAT/seed43", [0.0, 0.0], [300.0, 100.0]),
+    ]
+    summary = model_length_summary(files, ORDER).set_index("model")
+    assert list(summary.index) == ["base", "NAT"]
+    assert summary.loc["base", "judge"] == 1.0 and summary.loc["base", "length_chars"] == 2000.0
+    assert summary.loc["NAT", "judge"] == 0.25 and summary.loc["NAT", "length_chars"] == 200.0
+
+
+def test_judge_length_plot(tmp_path):
+    import json
+
+    scores = tmp_path / "item_scores.csv"
+    frame = pd.DataFrame(
+        {"id": range(6), "human": [1, 0, 1, 0, 1, 0], "judge": [1, 1, 0, 0, 1, 0],
+         "length_chars": [10, 2000, 50, 30, 400, 5]}
+    )  # fmt: skip
+    frame.to_csv(scores, index=False)
+    selection = tmp_path / "sel.json"
+    selection.write_text(json.dumps({"selected": "medgemma"}))
+    models = [
+        _oeq_items(tmp_path / "b.parquet", "base", [1.0, 1.0], [3000.0, 1000.0]),
+        _oeq_items(tmp_path / "n.parquet", "NAT/seed42", [0.0, 1.0], [100.0, 300.0]),
+    ]
+    png = tmp_path / "plots" / "judge_vs_length.png"
+    smk = types.SimpleNamespace(
+        input=types.SimpleNamespace(scores=str(scores), selection=str(selection),
+                                    model_scores=[str(p) for p in models]),
+        output=types.SimpleNamespace(png=str(png)),
+        params=types.SimpleNamespace(model_order=ORDER),
+        log=[str(tmp_path / "p.log")],
+    )  # fmt: skip
+    _load_script("plot_judge_length").main(smk)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

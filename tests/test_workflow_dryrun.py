@@ -34,8 +34,11 @@ STUDY_COUNTS = {
     "position_bias_table": 1,
     "stage_annotations": 1,
     "metaeval": 1,
+    "plot_judge_length": 1,
+    "significance": 1,
     "table1": 1,
     "plot_table1": 1,
+    "plot_per_dataset": 1,
     "all": 1,
 }
 

@@ -11,6 +11,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 REQUIRED_FIELDS = ("id", "Question", "verite_terrain", "equivalence")
+KNOWN_FIELDS = frozenset({*REQUIRED_FIELDS, "preference"})
+AUTO_FIELD = "auto"  # metaeval.candidate_field: the one field that is not a known one
 
 
 def _read_items(raw: bytes, origin: str) -> list[dict[str, Any]]:
@@ -37,6 +39,21 @@ def _fetch(location: dict[str, Any]) -> tuple[bytes, str]:
     )
 
 
+def _candidate_field(item: dict[str, Any], configured: str, origin: str) -> str:
+    """The candidate-answer column of an item: the configured name, or with ``auto`` the only
+    field outside id/Question/verite_terrain/equivalence/preference."""
+    if configured != AUTO_FIELD:
+        return configured
+    extra = sorted(set(item) - KNOWN_FIELDS)
+    if len(extra) != 1:
+        raise ValueError(
+            f"{origin}: item {item.get('id')!r}: metaeval.candidate_field is auto but the item has "
+            f"{len(extra)} candidate column(s) {extra} besides {sorted(KNOWN_FIELDS)}; name the "
+            "column in metaeval.candidate_field"
+        )
+    return extra[0]
+
+
 def stage_annotations(location: dict[str, Any], candidate_field: str, out_path: Path) -> None:
     """Read the authors' annotation file, check it, rename the candidate column to `candidate`."""
     raw, origin = _fetch(location)
@@ -47,7 +64,8 @@ def stage_annotations(location: dict[str, Any], candidate_field: str, out_path: 
     items = _read_items(raw, origin)
     rows = []
     for item in items:
-        missing = [f for f in (*REQUIRED_FIELDS, candidate_field) if f not in item]
+        field = _candidate_field(item, candidate_field, origin)
+        missing = [f for f in (*REQUIRED_FIELDS, field) if f not in item]
         if missing:
             raise ValueError(
                 f"{origin}: item {item.get('id')!r} lacks field(s) {missing}; "
@@ -55,8 +73,9 @@ def stage_annotations(location: dict[str, Any], candidate_field: str, out_path: 
             )
         if item["equivalence"] not in ("Oui", "Non"):
             raise ValueError(f"{origin}: item {item['id']!r} equivalence must be Oui/Non")
-        row = {k: v for k, v in item.items() if k != candidate_field}
-        row["candidate"] = item[candidate_field]
+        row = {k: v for k, v in item.items() if k != field}
+        row["candidate"] = item[field]
+        row["generator"] = field  # the authors name the column after the generating model
         rows.append(row)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with out_path.open("w", encoding="utf-8") as handle:

@@ -29,7 +29,12 @@ def package_fingerprint() -> str:
 
 def check_study_config(config: Mapping[str, Any]) -> None:
     """Cross-key checks the JSON schema cannot express; raises StudyConfigError naming the key."""
-    errors = [*_check_mixtures(config), *_check_test_sets(config), *_check_endpoints(config)]
+    errors = [
+        *_check_mixtures(config),
+        *_check_test_sets(config),
+        *_check_endpoints(config),
+        *_check_judge_select(config),
+    ]
     if errors:
         raise StudyConfigError("invalid study config:\n  - " + "\n  - ".join(errors))
 
@@ -80,8 +85,9 @@ def _check_endpoints(config: Mapping[str, Any]) -> list[str]:
         "translation.endpoint": config["translation"]["endpoint"],
         "synthesis.endpoint": config["synthesis"]["endpoint"],
     }
-    if config["judge"]["backend"] == "openai":
-        used["judge.endpoint"] = config["judge"]["endpoint"]
+    for name, spec in config["judge"]["candidates"].items():
+        if spec["backend"] == "openai":
+            used[f"judge.candidates.{name}.endpoint"] = spec["endpoint"]
     errors = [
         f"{key}: endpoint {name!r} is not defined in llm.endpoints (defined: {sorted(endpoints)})"
         for key, name in used.items()
@@ -96,6 +102,16 @@ def _check_endpoints(config: Mapping[str, Any]) -> list[str]:
                 f"served_model_name {serve['served_model_name']!r}): make them equal"
             )
     return errors
+
+
+def _check_judge_select(config: Mapping[str, Any]) -> list[str]:
+    judge = config["judge"]
+    if judge["select"] == "auto" or judge["select"] in judge["candidates"]:
+        return []
+    return [
+        f"judge.select: {judge['select']!r} is neither 'auto' nor a judge.candidates name "
+        f"({sorted(judge['candidates'])})"
+    ]
 
 
 def _check_local_sources(config: Mapping[str, Any]) -> list[str]:
@@ -131,8 +147,12 @@ def _check_api_keys(config: Mapping[str, Any], environ: Mapping[str, str]) -> li
     if config["llm"]["mode"] != "live":
         return []
     names = {config["translation"]["endpoint"], config["synthesis"]["endpoint"]}
-    if config["judge"]["backend"] == "openai":
-        names.add(config["judge"]["endpoint"])
+    # the meta-evaluation runs every candidate judge, whichever one is selected
+    names |= {
+        spec["endpoint"]
+        for spec in config["judge"]["candidates"].values()
+        if spec["backend"] == "openai"
+    }
     missing = []
     for name in sorted(names):
         endpoint = config["llm"]["endpoints"][name]

@@ -57,8 +57,15 @@ def final_targets():
         "results/tables/table1.md",
         "results/tables/per_dataset.csv",
         "results/plots/table1.png",
+        "results/tables/table1.tex",
+        "results/tables/per_dataset.md",
+        "results/tables/significance.csv",
+        "results/plots/per_dataset_heatmap.png",
+        "results/plots/judge_vs_length.png",
         "results/metaeval/correlations.csv",
         "results/metaeval/verbosity.csv",
+        "results/metaeval/verbosity_regression.csv",
+        "results/metaeval/judge_selection.json",
         *expand("results/train/{run}/loss.png", run=RUNS),
         "results/dataset/stats.csv",
         *translation_quality_targets(),
@@ -248,6 +255,19 @@ def open_test_sets():
     return [name for name, spec in TEST_SETS.items() if spec["task"] == "oeq"]
 
 
+JUDGE_CANDIDATES = config["judge"]["candidates"]
+JUDGE_SELECT = config["judge"]["select"]
+
+
+def judge_candidates_in_play():
+    # auto: any candidate may be selected; otherwise only the configured one
+    return list(JUDGE_CANDIDATES) if JUDGE_SELECT == "auto" else [JUDGE_SELECT]
+
+
+def needs_local_judge(names):
+    return any(JUDGE_CANDIDATES[name]["backend"] == "local" for name in names)
+
+
 def get_judge_inputs(wildcards):
     inputs = {
         "predictions": expand(
@@ -257,28 +277,30 @@ def get_judge_inputs(wildcards):
         ),
         "testsets": expand("results/testsets/{testset}.parquet", testset=open_test_sets()),
     }
-    if config["judge"]["backend"] == "local":
+    if JUDGE_SELECT == "auto":
+        inputs["selection"] = "results/metaeval/judge_selection.json"
+    if needs_local_judge(judge_candidates_in_play()):
         inputs["model"] = "results/models/base"
     return inputs
 
 
-def judge_params():
-    judge = config["judge"]
+def judge_params(spec):
     return {
-        "backend": judge["backend"],
-        "judge_model": judge["model"],
-        "endpoint": endpoint_params(judge["endpoint"]) if judge["backend"] == "openai" else None,
+        "backend": spec["backend"],
+        "judge_model": spec["model"],
+        "endpoint": endpoint_params(spec["endpoint"]) if spec["backend"] == "openai" else None,
         "mode": config["llm"]["mode"],
         "replay_file": config["llm"]["replay_file"],
-        "max_tokens": judge["max_tokens"],
+        "max_tokens": spec["max_tokens"],
     }
 
 
-JUDGE = judge_params()
+def get_judge_candidates(wildcards):
+    return {name: judge_params(JUDGE_CANDIDATES[name]) for name in judge_candidates_in_play()}
 
 
 def get_judge_model_input(wildcards):
-    return ["results/models/base"] if config["judge"]["backend"] == "local" else []
+    return ["results/models/base"] if needs_local_judge(JUDGE_CANDIDATES) else []
 
 
 def get_source_location(wildcards):
@@ -337,8 +359,11 @@ def get_judge_runtime(wildcards, attempt):
     return int(config["compute"]["judge_runtime_min"]) * attempt
 
 
-def get_metaeval_judge(wildcards):
-    return {**judge_params(), "cache_path": llm_cache("judge", "metaeval")}
+def get_metaeval_judges(wildcards):
+    return {
+        name: {**judge_params(spec), "cache_path": llm_cache("judge", "metaeval", name)}
+        for name, spec in JUDGE_CANDIDATES.items()
+    }
 
 
 def get_mixture_targets(wildcards):

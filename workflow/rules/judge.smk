@@ -1,5 +1,6 @@
-# LLM-as-a-judge on open questions (binary equivalence, official prompt) and the judge's
-# meta-evaluation against physician annotations.
+# LLM-as-a-judge on open questions (binary equivalence, official prompt) and the meta-evaluation
+# of every candidate judge and metric against physician annotations, which also selects the judge
+# (judge.select: auto = best correlated; the judge jobs then read results/metaeval/judge_selection.json).
 
 
 rule judge:
@@ -19,12 +20,8 @@ rule judge:
         mem_mb=get_judge_mem_mb,
         runtime=get_judge_runtime,
     params:
-        backend=JUDGE["backend"],
-        judge_model=JUDGE["judge_model"],
-        endpoint=JUDGE["endpoint"],
-        mode=JUDGE["mode"],
-        replay_file=JUDGE["replay_file"],
-        max_tokens=JUDGE["max_tokens"],
+        candidates=get_judge_candidates,
+        select=JUDGE_SELECT,
         cache_path=get_judge_cache,
         prompt_version=config["study"]["prompt_version"],
         code=CODE_VERSION,
@@ -59,8 +56,22 @@ rule metaeval:
             caption="../report/metaeval.rst",
             category="Meta-evaluation",
         ),
-        verbosity="results/metaeval/verbosity.csv",
+        verbosity=report(
+            "results/metaeval/verbosity.csv",
+            caption="../report/verbosity.rst",
+            category="Meta-evaluation",
+        ),
+        regression=report(
+            "results/metaeval/verbosity_regression.csv",
+            caption="../report/verbosity_regression.rst",
+            category="Meta-evaluation",
+        ),
         scores="results/metaeval/item_scores.csv",
+        selection=report(
+            "results/metaeval/judge_selection.json",
+            caption="../report/judge_selection.rst",
+            category="Meta-evaluation",
+        ),
     log:
         "logs/metaeval/metaeval.log",
     conda:
@@ -72,7 +83,9 @@ rule metaeval:
         runtime=get_judge_runtime,
     params:
         candidate_field="candidate",
-        judge=get_metaeval_judge,
+        judges=get_metaeval_judges,
+        select=JUDGE_SELECT,
+        select_by=config["judge"]["select_by"],
         bertscore=config["evaluation"]["bertscore"],
         bootstrap=config["evaluation"]["bootstrap"],
         code=CODE_VERSION,

@@ -1,10 +1,37 @@
-# The paper's Table 1 (aggregated constrained EM and judge score per model), per-dataset tables
-# and plots; `snakemake --report` collects them with their captions.
+# The paper's Table 1 (aggregated constrained EM and judge score per model) with significance
+# markers, the significance table, per-dataset tables and plots; `snakemake --report` collects
+# them with their captions.
+
+
+rule significance:
+    input:
+        item_scores=expand("results/scores/{model}.items.parquet", model=MODELS),
+    output:
+        csv=report(
+            "results/tables/significance.csv",
+            caption="../report/significance.rst",
+            category="Results",
+        ),
+    log:
+        "logs/significance/significance.log",
+    benchmark:
+        "benchmarks/significance/significance.tsv"
+    conda:
+        "../../envs/workflow.yaml"
+    threads: 1
+    params:
+        model_order=["base", *MIXTURES],
+        significance=config["evaluation"]["significance"],
+        bootstrap=config["evaluation"]["bootstrap"],
+        code=CODE_VERSION,
+    script:
+        "../scripts/significance.py"
 
 
 rule table1:
     input:
         scores=expand("results/scores/{model}.json", model=MODELS),
+        significance="results/tables/significance.csv",
     output:
         csv=report(
             "results/tables/table1.csv",
@@ -12,9 +39,19 @@ rule table1:
             category="Results",
         ),
         md="results/tables/table1.md",
+        tex=report(
+            "results/tables/table1.tex",
+            caption="../report/table1_tex.rst",
+            category="Results",
+        ),
         per_dataset=report(
             "results/tables/per_dataset.csv",
             caption="../report/per_dataset.rst",
+            category="Results",
+        ),
+        per_dataset_md=report(
+            "results/tables/per_dataset.md",
+            caption="../report/per_dataset_md.rst",
             category="Results",
         ),
     log:
@@ -24,6 +61,7 @@ rule table1:
         "../../envs/workflow.yaml"
     params:
         model_order=["base", *MIXTURES],
+        alpha=config["evaluation"]["significance"]["alpha"],
         code=CODE_VERSION,
     script:
         "../scripts/table1.py"
@@ -47,6 +85,50 @@ rule plot_table1:
         code=CODE_VERSION,
     script:
         "../scripts/plot_table1.py"
+
+
+rule plot_per_dataset:
+    input:
+        csv="results/tables/per_dataset.csv",
+    output:
+        png=report(
+            "results/plots/per_dataset_heatmap.png",
+            caption="../report/per_dataset_heatmap.rst",
+            category="Results",
+        ),
+    log:
+        "logs/plot_per_dataset/plot_per_dataset.log",
+    localrule: True
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        model_order=["base", *MIXTURES],
+        code=CODE_VERSION,
+    script:
+        "../scripts/plot_per_dataset.py"
+
+
+rule plot_judge_length:
+    input:
+        scores="results/metaeval/item_scores.csv",
+        selection="results/metaeval/judge_selection.json",
+        model_scores=expand("results/scores/{model}.items.parquet", model=MODELS),
+    output:
+        png=report(
+            "results/plots/judge_vs_length.png",
+            caption="../report/judge_vs_length.rst",
+            category="Meta-evaluation",
+        ),
+    log:
+        "logs/plot_judge_length/plot_judge_length.log",
+    localrule: True
+    conda:
+        "../../envs/workflow.yaml"
+    params:
+        model_order=["base", *MIXTURES],
+        code=CODE_VERSION,
+    script:
+        "../scripts/plot_judge_length.py"
 
 
 rule mixture:

@@ -1,5 +1,6 @@
 # Scores of one model on every test set: EM/Hamming (greedy and constrained) for MCQ/MCQU; BLEU,
-# chrF, ROUGE, BERTScore and the judge for open questions; bootstrap confidence intervals.
+# chrF, ROUGE, BERTScore and the judge for open questions; bootstrap confidence intervals; the
+# item-level scores the significance tests pair on.
 
 
 rule score:
@@ -8,6 +9,7 @@ rule score:
         judgments=expand("results/judge/{{model}}/{testset}.parquet", testset=open_test_sets()),
     output:
         scores="results/scores/{model}.json",
+        item_scores="results/scores/{model}.items.parquet",
     log:
         "logs/score/{model}.log",
     benchmark:

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from medinjection.evaluation.judge import judge_predictions
+from medinjection.evaluation.judge_selection import judge_with_selection
 from medinjection.logs import setup_logging
 
 
@@ -11,18 +11,16 @@ def main(smk) -> None:
     model = getattr(smk.input, "model", None)  # absent, a path, or a (possibly empty) list
     if model is not None and not isinstance(model, str):
         model = next(iter(model), None)
-    judge_predictions(
-        backend=smk.params.backend,
-        judge_model=smk.params.judge_model,
+    selection = getattr(smk.input, "selection", None)  # present when judge.select is auto
+    judge_with_selection(
+        candidates={name: dict(cfg) for name, cfg in dict(smk.params.candidates).items()},
+        select=smk.params.select,
+        selection_file=Path(selection) if selection else None,
         model_dir=Path(model) if model else None,
         prediction_files=[Path(p) for p in smk.input.predictions],
         testset_files=[Path(p) for p in smk.input.testsets],
         out_files=[Path(p) for p in smk.output.judgments],
-        endpoint=dict(smk.params.endpoint) if smk.params.endpoint else None,
-        mode=smk.params.mode,
-        replay_file=smk.params.replay_file,
         cache_path=smk.params.cache_path,
-        max_tokens=int(smk.params.max_tokens),
         prompt_version=smk.params.prompt_version,
     )
 

@@ -1,4 +1,5 @@
-"""Rule metaeval: correlation of the judge and automatic metrics with physician labels."""
+"""Rule metaeval: correlation of every candidate judge and metric with physician labels; the
+judge selection."""
 
 from pathlib import Path
 
@@ -14,13 +15,16 @@ def main(smk) -> None:
     run_metaeval(
         annotations=Path(smk.input.annotations),
         candidate_field=smk.params.candidate_field,
-        judge=dict(smk.params.judge),
+        judges={name: dict(cfg) for name, cfg in dict(smk.params.judges).items()},
+        select=smk.params.select,
+        select_by=smk.params.select_by,
         model_dir=Path(model) if model else None,
         bertscore=dict(smk.params.bertscore),
         bootstrap=dict(smk.params.bootstrap),
-        out_correlations=Path(smk.output.correlations),
-        out_verbosity=Path(smk.output.verbosity),
-        out_scores=Path(smk.output.scores),
+        outputs={
+            name: Path(getattr(smk.output, name))
+            for name in ("correlations", "verbosity", "regression", "scores", "selection")
+        },
     )
 
 

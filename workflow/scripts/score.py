@@ -1,4 +1,4 @@
-"""Rule score: per-test-set metrics and Table 1 aggregates of one model."""
+"""Rule score: per-test-set metrics, Table 1 aggregates and item-level scores of one model."""
 
 from pathlib import Path
 
@@ -16,6 +16,7 @@ def main(smk) -> None:
         bertscore=dict(smk.params.bertscore),
         bootstrap=dict(smk.params.bootstrap),
         out_path=Path(smk.output.scores),
+        out_items=Path(smk.output.item_scores),
     )
 
 

@@ -1,19 +1,25 @@
-"""Rule table1: Table 1 (CSV + Markdown) and the per-dataset table from all score files."""
+"""Rule table1: Table 1 (CSV, Markdown, LaTeX) and the per-dataset tables from all score files."""
 
 from pathlib import Path
 
-from medinjection.evaluation.tables import write_table1
+from medinjection.evaluation.per_dataset import write_tables
 from medinjection.logs import setup_logging
 
 
 def main(smk) -> None:
     setup_logging(smk.log[0])
-    write_table1(
+    write_tables(
         score_files=[Path(p) for p in smk.input.scores],
+        significance_csv=Path(smk.input.significance),
         model_order=list(smk.params.model_order),
-        out_csv=Path(smk.output.csv),
-        out_md=Path(smk.output.md),
-        out_per_dataset=Path(smk.output.per_dataset),
+        alpha=float(smk.params.alpha),
+        outputs={
+            "table1_csv": Path(smk.output.csv),
+            "table1_md": Path(smk.output.md),
+            "table1_tex": Path(smk.output.tex),
+            "per_dataset_csv": Path(smk.output.per_dataset),
+            "per_dataset_md": Path(smk.output.per_dataset_md),
+        },
     )
 
 

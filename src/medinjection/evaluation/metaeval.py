@@ -1,10 +1,18 @@
-"""Meta-evaluation: how well the judge and the automatic metrics agree with physician labels.
+"""Meta-evaluation: how well candidate judges and automatic metrics agree with physician labels.
 
-Human label: ``equivalence`` "Oui" -> 1, "Non" -> 0. Scorers: the LLM judge (unparsable -> 0)
-and per-item BLEU (sentence, effective order), chrF, ROUGE-L and BERTScore F1. For each scorer:
-Pearson, Spearman and Kendall correlations with the labels, their p-values and percentile
-bootstrap 95% intervals. Verbosity: each scorer against the candidate's length in characters,
-over all items, within each human label, and as a partial correlation controlling for the label.
+Human label: ``equivalence`` "Oui" -> 1, "Non" -> 0. Scorers: every candidate LLM judge
+(``judge:<name>``, unparsable -> 0) and per-item BLEU (sentence, effective order), chrF,
+ROUGE-1/2/L and BERTScore F1. For each scorer: Pearson, Spearman and Kendall correlations with the
+labels, their p-values and percentile bootstrap 95% intervals. The judge used on the test sets is
+then chosen (``judge_selection``: fixed or ``auto`` = best correlation) and its verdicts are also
+written as column ``judge``.
+
+Verbosity: each scorer against the candidate's length in characters, over all items, within each
+human label, and as a partial correlation controlling for the label (``verbosity.csv``); and a
+linear regression score ~ 1 + human + length (per 1,000 characters) whose length coefficient is
+the verbosity effect at a fixed human verdict (``verbosity_regression.csv``: OLS estimate, t-test
+p-value, bootstrap 95% interval).
+
 A correlation with a constant side is undefined: it is written as NaN with a note, not raised.
 """
 
@@ -23,6 +31,7 @@ from scipy import stats as scipy_stats
 
 from medinjection.evaluation import metrics
 from medinjection.evaluation.judge import JudgeConfig, judge_messages, run_judge
+from medinjection.evaluation.judge_selection import judge_scorer, select_judge, write_selection
 from medinjection.evaluation.stats import bootstrap_ci
 
 log = logging.getLogger(__name__)
@@ -32,8 +41,9 @@ CORRELATIONS: dict[str, Callable[..., Any]] = {
     "spearman": scipy_stats.spearmanr,
     "kendall": scipy_stats.kendalltau,
 }
-SCORERS: tuple[str, ...] = ("judge", "bleu", "chrf", "rougeL", "bertscore_f1")
+METRIC_SCORERS: tuple[str, ...] = ("bleu", "chrf", "rouge1", "rouge2", "rougeL", "bertscore_f1")
 HUMAN_LABELS: dict[str, float] = {"Oui": 1.0, "Non": 0.0}
+LENGTH_UNIT_CHARS = 1000.0
 
 
 def load_annotations(path: Path, candidate_field: str) -> list[dict[str, Any]]:
@@ -63,31 +73,31 @@ def load_annotations(path: Path, candidate_field: str) -> list[dict[str, Any]]:
 def item_scores(
     items: list[dict[str, Any]],
     candidate_field: str,
-    judge: JudgeConfig,
+    judges: dict[str, JudgeConfig],
     model_dir: Path | None,
     bert: metrics.BertScoreConfig,
 ) -> pd.DataFrame:
-    """One row per item: id, human label, candidate length, judge verdict and metric scores."""
+    """One row per item: id, human label, candidate length, each judge's verdict, metric scores."""
     questions = [str(item["Question"]) for item in items]
     hyps = [str(item[candidate_field] or "") for item in items]
     refs = [str(item["verite_terrain"] or "") for item in items]
-    verdicts = run_judge(
-        [judge_messages(q, h, r) for q, h, r in zip(questions, hyps, refs, strict=True)],
-        judge,
-        model_dir,
-    )
+    messages = [judge_messages(q, h, r) for q, h, r in zip(questions, hyps, refs, strict=True)]
     frame = pd.DataFrame({
         "id": [str(item["id"]) for item in items],
         "human": [HUMAN_LABELS[item["equivalence"]] for item in items],
         "length_chars": [len(h) for h in hyps],
-        "judge": [0.0 if score is None else score for score, _ in verdicts],
-        "judge_parsed": [score is not None for score, _ in verdicts],
-        "judge_raw": [raw for _, raw in verdicts],
-        "bleu": metrics.sentence_bleu(hyps, refs),
-        "chrf": metrics.sentence_chrf(hyps, refs),
-        "rougeL": metrics.rouge_per_item(hyps, refs)["rougeL"],
-        "bertscore_f1": metrics.bertscore_f1(hyps, refs, bert),
     })  # fmt: skip
+    for name, cfg in judges.items():
+        verdicts = run_judge(messages, cfg, model_dir if cfg.backend == "local" else None)
+        column = judge_scorer(name)
+        frame[column] = [0.0 if score is None else score for score, _ in verdicts]
+        frame[f"{column}_parsed"] = [score is not None for score, _ in verdicts]
+        frame[f"{column}_raw"] = [raw for _, raw in verdicts]
+    frame["bleu"] = metrics.sentence_bleu(hyps, refs)
+    frame["chrf"] = metrics.sentence_chrf(hyps, refs)
+    for name, values in metrics.rouge_per_item(hyps, refs).items():
+        frame[name] = values
+    frame["bertscore_f1"] = metrics.bertscore_f1(hyps, refs, bert)
     return frame
 
 
@@ -155,12 +165,12 @@ def _partial_row(
     return row
 
 
-def verbosity_rows(frame: pd.DataFrame, boot: dict) -> list[dict[str, Any]]:
+def verbosity_rows(frame: pd.DataFrame, scorers: list[str], boot: dict) -> list[dict[str, Any]]:
     """Each scorer against candidate length: overall, per human label, and partial on the label."""
     rows: list[dict[str, Any]] = []
     length = frame["length_chars"].to_numpy(float)
     human = frame["human"].to_numpy(float)
-    for scorer in SCORERS:
+    for scorer in scorers:
         score = frame[scorer].to_numpy(float)
         scopes = {
             "all": np.ones(len(frame), bool),
@@ -185,6 +195,61 @@ def verbosity_rows(frame: pd.DataFrame, boot: dict) -> list[dict[str, Any]]:
     return rows
 
 
+def _ols(y: np.ndarray, design: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """OLS coefficients and their standard errors (None when the fit is exact or singular)."""
+    coef, _, rank, _ = np.linalg.lstsq(design, y, rcond=None)
+    dof = y.size - design.shape[1]
+    if rank < design.shape[1] or dof <= 0:
+        return coef, None
+    resid = y - design @ coef
+    sigma2 = float(resid @ resid) / dof
+    if sigma2 <= 1e-20 * max(1.0, float(y @ y) / y.size):  # exact fit up to rounding
+        return coef, None
+    return coef, np.sqrt(np.diag(sigma2 * np.linalg.inv(design.T @ design)))
+
+
+def regression_row(
+    score: np.ndarray, length: np.ndarray, human: np.ndarray, boot: dict
+) -> dict[str, Any]:
+    """score ~ 1 + human + length/1000: the length coefficient (verbosity at a fixed label)."""
+    kchars = np.asarray(length, float) / LENGTH_UNIT_CHARS
+    y = np.asarray(score, float)
+    design = np.column_stack([np.ones_like(y), np.asarray(human, float), kchars])
+    coef, se = _ols(y, design) if y.size else (np.full(3, np.nan), None)
+    row: dict[str, Any] = {
+        "coef_length_per_1k_chars": float(coef[2]), "coef_human": float(coef[1]),
+        "intercept": float(coef[0]), "n": int(y.size),
+    }  # fmt: skip
+    note = []
+    if se is None or not np.isfinite(se[2]) or se[2] == 0:
+        row["se_length"], row["p_length"] = float("nan"), float("nan")
+        note.append("exact or singular fit (constant score or collinear length): no p-value")
+    else:
+        t = coef[2] / se[2]
+        row["se_length"] = float(se[2])
+        row["p_length"] = float(2 * scipy_stats.t.sf(abs(t), y.size - 3))
+
+    def stat(idx: np.ndarray) -> float:
+        picked = idx.astype(int)
+        return float(np.linalg.lstsq(design[picked], y[picked], rcond=None)[0][2])
+
+    row["coef_length_low"], row["coef_length_high"] = bootstrap_ci(
+        np.arange(y.size), int(boot["samples"]), int(boot["seed"]), stat=stat
+    )
+    row["note"] = "; ".join(note)
+    return row
+
+
+def regression_rows(frame: pd.DataFrame, scorers: list[str], boot: dict) -> list[dict[str, Any]]:
+    """The verbosity regression of every scorer."""
+    length = frame["length_chars"].to_numpy(float)
+    human = frame["human"].to_numpy(float)
+    return [
+        {"scorer": s, **regression_row(frame[s].to_numpy(float), length, human, boot)}
+        for s in scorers
+    ]
+
+
 def _write_table(frame: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".parquet":
@@ -193,39 +258,51 @@ def _write_table(frame: pd.DataFrame, path: Path) -> None:
         frame.to_csv(path, index=False)
 
 
+def correlation_table(frame: pd.DataFrame, scorers: list[str], boot: dict) -> pd.DataFrame:
+    """Correlation of every scorer with the human labels, noting unparsable judge verdicts."""
+    human = frame["human"].to_numpy(float)
+    rows = []
+    for scorer in scorers:
+        row = {"scorer": scorer, **correlation_row(frame[scorer].to_numpy(float), human, boot)}
+        parsed = f"{scorer}_parsed"
+        if parsed in frame and (~frame[parsed]).any():
+            extra = f"{int((~frame[parsed]).sum())} unparsable as 0"
+            row["note"] = "; ".join(filter(None, [row["note"], extra]))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def run_metaeval(
     annotations: Path,
     candidate_field: str,
-    judge: dict,
+    judges: dict[str, dict],
+    select: str,
+    select_by: str,
     model_dir: Path | None,
     bertscore: dict,
     bootstrap: dict,
-    out_correlations: Path,
-    out_verbosity: Path,
-    out_scores: Path,
+    outputs: dict[str, Path],
 ) -> None:
-    """Correlate judge and metric scores with physician labels; write the three tables."""
+    """Score every candidate judge and metric against physician labels, pick the judge, and write
+    ``outputs`` correlations, verbosity, regression, scores (CSV) and selection (JSON)."""
     items = load_annotations(Path(annotations), candidate_field)
     log.info("meta-evaluation on %d annotated items (%s)", len(items), annotations)
-    frame = item_scores(
-        items,
-        candidate_field,
-        JudgeConfig.from_dict(dict(judge)),
-        model_dir,
-        metrics.BertScoreConfig.from_dict(dict(bertscore)),
+    configs = {name: JudgeConfig.from_dict(dict(cfg)) for name, cfg in judges.items()}
+    bert = metrics.BertScoreConfig.from_dict(dict(bertscore))
+    frame = item_scores(items, candidate_field, configs, model_dir, bert)
+    scorers = [judge_scorer(name) for name in judges] + list(METRIC_SCORERS)
+    correlations = correlation_table(frame, scorers, bootstrap)
+    selection = select_judge(correlations, list(judges), select, select_by)
+    frame["judge"] = frame[judge_scorer(selection["selected"])]
+    _write_table(correlations, Path(outputs["correlations"]))
+    _write_table(
+        pd.DataFrame(verbosity_rows(frame, scorers, bootstrap)), Path(outputs["verbosity"])
     )
-    human = frame["human"].to_numpy(float)
-    rows = [
-        {"scorer": s, **correlation_row(frame[s].to_numpy(float), human, bootstrap)}
-        for s in SCORERS
-    ]
-    unparsed = int((~frame["judge_parsed"]).sum())
-    if unparsed:  # rows[0] is the judge (SCORERS order)
-        rows[0]["note"] = "; ".join(filter(None, [rows[0]["note"], f"{unparsed} unparsable as 0"]))
-    correlations = pd.DataFrame(rows)
-    _write_table(correlations, Path(out_correlations))
-    _write_table(pd.DataFrame(verbosity_rows(frame, bootstrap)), Path(out_verbosity))
-    _write_table(frame, Path(out_scores))
+    _write_table(
+        pd.DataFrame(regression_rows(frame, scorers, bootstrap)), Path(outputs["regression"])
+    )
+    _write_table(frame, Path(outputs["scores"]))
+    write_selection(selection, Path(outputs["selection"]))
     log.info(
         "correlations with physicians:\n%s",
         correlations[["scorer", "pearson", "spearman", "kendall", "n", "note"]],

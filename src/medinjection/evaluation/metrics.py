@@ -15,6 +15,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 log = logging.getLogger(__name__)
 
 ROUGE_TYPES: tuple[str, ...] = ("rouge1", "rouge2", "rougeL")
@@ -67,6 +69,49 @@ def corpus_chrf(hyps: Sequence[str], refs: Sequence[str]) -> CorpusScore:
     metric = CHRF()
     score = metric.corpus_score(list(hyps), [list(refs)])
     return CorpusScore(_unit(score.score), str(metric.get_signature()))
+
+
+BLEU_METRIC = "bleu"
+CHRF_METRIC = "chrf"
+
+
+def _sacrebleu_metric(name: str) -> Any:
+    from sacrebleu.metrics import BLEU, CHRF
+
+    factories = {BLEU_METRIC: BLEU, CHRF_METRIC: CHRF}
+    if name not in factories:
+        raise KeyError(f"corpus metric {name!r} unknown; valid: {sorted(factories)}")
+    return factories[name]()
+
+
+def corpus_stats(name: str, hyps: Sequence[str], refs: Sequence[str]) -> np.ndarray:
+    """Per-item sufficient statistics of corpus BLEU/chrF (n-gram matches and totals, lengths).
+
+    Summing rows over any subset of items and calling ``corpus_from_stats`` gives that subset's
+    corpus score, which is how sacrebleu's own paired bootstrap resamples (sacrebleu 2.6 API).
+    """
+    metric = _sacrebleu_metric(name)
+    return np.asarray(metric._extract_corpus_statistics(list(hyps), [list(refs)]), dtype=float)
+
+
+def corpus_from_stats(name: str, summed: np.ndarray) -> float:
+    """Corpus score (fraction) from summed sufficient statistics."""
+    metric = _sacrebleu_metric(name)
+    return _unit(metric._compute_score_from_stats(np.asarray(summed, dtype=float).tolist()).score)
+
+
+def corpus_bootstrap_ci(
+    name: str, stats: np.ndarray, n_samples: int, seed: int
+) -> tuple[float, float]:
+    """Percentile 95% interval of a corpus score over item resamples of its statistics."""
+    rng = np.random.default_rng(seed)
+    metric = _sacrebleu_metric(name)
+    values = []
+    for _ in range(n_samples):
+        summed = stats[rng.integers(0, len(stats), size=len(stats))].sum(axis=0)
+        values.append(_unit(metric._compute_score_from_stats(summed.tolist()).score))
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def sentence_bleu(hyps: Sequence[str], refs: Sequence[str]) -> list[float]:
@@ -147,17 +192,59 @@ class BertScoreConfig:
         return cls(**values)
 
 
+def _hf_cached_dir(repo_id: str) -> Path | None:
+    """The Hugging Face cache snapshot of a hub id, without any network access (else None)."""
+    if repo_id.count("/") > 1 or repo_id.startswith((".", "/")):
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except Exception:  # noqa: BLE001 (any failure means: not in the local cache)
+        return None
+
+
 def resolve_bertscore_model(name: str) -> Path:
-    """A BERTScore backbone name (registry key or local directory) as a local model directory."""
+    """A BERTScore backbone (registry key, local directory, or hub id already in the local
+    Hugging Face cache) as a local model directory; never downloads."""
     if name in BERTSCORE_MODELS:
         return BERTSCORE_MODELS[name]()
     path = Path(name)
     if path.is_dir() and (path / "config.json").exists():
         return path
+    cached = _hf_cached_dir(name)
+    if cached is not None and (cached / "config.json").exists():
+        return cached
     raise KeyError(
         f"evaluation.bertscore.model {name!r} is neither a known backbone "
-        f"{sorted(BERTSCORE_MODELS)} nor a local model directory with config.json; "
-        "models are never downloaded at run time"
+        f"{sorted(BERTSCORE_MODELS)}, a local model directory with config.json, nor a hub id "
+        "in the local Hugging Face cache; models are never downloaded at run time (fetch it "
+        f"first on a machine with network: `hf download {name}`)"
+    )
+
+
+def shipped_baselines(lang: str) -> dict[str, Path]:
+    """Baseline files bert-score ships for a language: {model name: .tsv path}."""
+    spec = importlib.util.find_spec("bert_score")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    folder = Path(next(iter(spec.submodule_search_locations))) / "rescale_baseline" / lang
+    return {p.stem: p for p in sorted(folder.glob("*.tsv"))}
+
+
+def resolve_baseline(value: str | None, lang: str) -> Path:
+    """A baseline file path, or the name of one bert-score ships for `lang`, as an existing file."""
+    if value and Path(value).is_file():
+        return Path(value)
+    shipped = shipped_baselines(lang)
+    if value in shipped:
+        return shipped[value]
+    raise FileNotFoundError(
+        "evaluation.bertscore.rescale_with_baseline is true but baseline_path "
+        f"{value!r} is neither an existing file nor a baseline bert-score ships for "
+        f"lang {lang!r} ({sorted(shipped)}); give the .tsv of this backbone or set "
+        "rescale_with_baseline: false (a local model path without a baseline would be "
+        "silently unrescaled)"
     )
 
 
@@ -177,15 +264,22 @@ def bertscore_settings(cfg: BertScoreConfig) -> dict[str, Any]:
     if cfg.rescale_with_baseline:
         # bert-score looks baselines up by hub name; with a local path it would only warn and
         # return unrescaled scores, so a rescaled run must name its baseline file explicitly.
-        if not cfg.baseline_path or not Path(cfg.baseline_path).is_file():
-            raise FileNotFoundError(
-                "evaluation.bertscore.rescale_with_baseline is true but baseline_path "
-                f"{cfg.baseline_path!r} is not an existing file; give the baseline .tsv of this "
-                f"backbone (bert_score/rescale_baseline/{cfg.lang}/<model>.tsv) or set "
-                "rescale_with_baseline: false"
-            )
-        settings["baseline_path"] = str(cfg.baseline_path)
+        baseline = resolve_baseline(cfg.baseline_path, cfg.lang)
+        settings["baseline_path"] = str(baseline)
+        _check_baseline_layer(baseline, num_layers)
     return settings
+
+
+def _check_baseline_layer(baseline: Path, num_layers: int) -> None:
+    """bert-score takes the baseline row at *position* num_layers: it must be that layer's row."""
+    rows = [line for line in baseline.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
+    found = rows[num_layers].split(",")[0].strip() if len(rows) > num_layers else None
+    if found != str(num_layers):
+        raise ValueError(
+            f"evaluation.bertscore.baseline_path {baseline}: row {num_layers} is "
+            f"{'missing' if found is None else f'layer {found}'}; bert-score reads the baseline "
+            "of layer num_layers at that row, so the file needs one row per layer from 0"
+        )
 
 
 def bertscore_f1(hyps: Sequence[str], refs: Sequence[str], cfg: BertScoreConfig) -> list[float]:

@@ -1,12 +1,17 @@
-"""Bar chart of Table 1: EM (percent) and judge score per model, with 95% interval error bars."""
+"""Figures: Table 1 bars with 95% interval error bars, the per-dataset heat map, and the judge's
+verdicts against answer length on the physician-annotated pairs (verbosity)."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from medinjection.evaluation.significance import load_items
+from medinjection.evaluation.tables import model_row, ordered_models
 
 log = logging.getLogger(__name__)
 
@@ -19,13 +24,18 @@ def _errors(frame: pd.DataFrame, column: str) -> np.ndarray:
     return np.nan_to_num(np.vstack([value - low, high - value]), nan=0.0).clip(min=0.0)
 
 
-def plot_table1(table_csv: Path, out_png: Path) -> None:
-    """Two panels of bars (EM %, judge 0-1) in Table 1's model order, CIs as error bars."""
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot_table1(table_csv: Path, out_png: Path) -> None:
+    """Two panels of bars (EM %, judge 0-1) in Table 1's model order, CIs as error bars."""
+    plt = _pyplot()
     frame = pd.read_csv(table_csv)
     if frame.empty:
         raise ValueError(f"{table_csv}: Table 1 has no rows; nothing to plot")
@@ -48,3 +58,110 @@ def plot_table1(table_csv: Path, out_png: Path) -> None:
     fig.savefig(out_png, dpi=150)
     plt.close(fig)
     log.info("wrote %s (%d models)", out_png, len(frame))
+
+
+def heatmap_matrix(per_dataset: pd.DataFrame, model_order: list[str]) -> pd.DataFrame:
+    """Model (Table 1 row, seed mean) × test set: constrained EM (%) for MCQ/MCQU, judge × 100
+    for open questions, so one colour scale reads as "percent correct"."""
+    wanted = ((per_dataset["task"] != "oeq") & (per_dataset["metric"] == "em_constrained")) | (
+        (per_dataset["task"] == "oeq") & (per_dataset["metric"] == "judge")
+    )
+    picked = per_dataset[wanted].assign(row=per_dataset["model"].map(model_row))
+    matrix = picked.pivot_table(index="row", columns="testset", values="value", aggfunc="mean")
+    rows = ordered_models(list(matrix.index), model_order)
+    return matrix.loc[rows].sort_index(axis=1) * 100.0
+
+
+def plot_per_dataset(per_dataset_csv: Path, model_order: list[str], out_png: Path) -> None:
+    """Heat map of heatmap_matrix with each cell's value written in it."""
+    plt = _pyplot()
+    matrix = heatmap_matrix(pd.read_csv(per_dataset_csv), model_order)
+    if matrix.empty:
+        raise ValueError(f"{per_dataset_csv}: no em_constrained/judge figures to plot")
+    fig, ax = plt.subplots(
+        figsize=(max(6.0, 0.9 * matrix.shape[1] + 2), max(3.0, 0.45 * matrix.shape[0] + 1.5))
+    )
+    image = ax.imshow(matrix.to_numpy(float), cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    ax.set_xticks(np.arange(matrix.shape[1]), matrix.columns, rotation=45, ha="right")
+    ax.set_yticks(np.arange(matrix.shape[0]), matrix.index)
+    for (i, j), value in np.ndenumerate(matrix.to_numpy(float)):
+        if np.isfinite(value):
+            colour = "white" if value < 60 else "black"
+            ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=7, color=colour)
+    fig.colorbar(image, ax=ax, label="EM % / judge × 100")
+    ax.set_title("Per test set: constrained EM (MCQ/MCQU) and judge score (open questions)")
+    fig.tight_layout()
+    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=150)
+    plt.close(fig)
+    log.info("wrote %s (%d models x %d test sets)", out_png, *matrix.shape)
+
+
+def model_length_summary(item_files: list[Path], model_order: list[str]) -> pd.DataFrame:
+    """Per Table 1 row: mean judge score and mean answer length over its open-question items
+    (seed-averaged), the model-level view of the verbosity the paper notes for the base model."""
+    rows = []
+    items = load_items(item_files)
+    for row in ordered_models(list(items), model_order):
+        oeq = items[row][items[row]["task"] == "oeq"]
+        if len(oeq):
+            judge, length = float(oeq["judge"].mean()), float(oeq["length_chars"].mean())
+            rows.append({"model": row, "judge": judge, "length_chars": length, "n": len(oeq)})
+    return pd.DataFrame(rows, columns=["model", "judge", "length_chars", "n"])
+
+
+def _annotated_panel(ax: Any, frame: pd.DataFrame, selected: str) -> None:
+    jitter = np.random.default_rng(0).uniform(-0.08, 0.08, len(frame))
+    for label, colour, name in ((1.0, "tab:green", "physician: Oui"),
+                                (0.0, "tab:red", "physician: Non")):  # fmt: skip
+        mask = frame["human"].to_numpy(float) == label
+        ax.scatter(frame.loc[mask, "length_chars"], frame.loc[mask, "judge"] + jitter[mask],
+                   s=18, alpha=0.7, color=colour, label=name)  # fmt: skip
+    ax.set_xscale("symlog", linthresh=100)
+    ax.set_yticks([0, 1], ["0 (not equivalent)", "1 (equivalent)"])
+    ax.set_ylim(-0.4, 1.4)  # both verdict levels stay visible even when the judge is constant
+    ax.set_xlabel("candidate answer length (characters)")
+    ax.set_ylabel(f"judge {selected} verdict")
+    ax.legend(loc="center right")
+    ax.set_title("Annotated pairs: verdict vs length")
+
+
+def _models_panel(ax: Any, summary: pd.DataFrame) -> None:
+    ax.scatter(summary["length_chars"], summary["judge"], color="tab:purple")
+    for row in summary.itertuples(index=False):
+        ax.annotate(row.model, (row.length_chars, row.judge), textcoords="offset points",
+                    xytext=(4, 4), fontsize=8)  # fmt: skip
+    ax.set_xlabel("mean answer length on open test questions (characters)")
+    ax.set_ylabel("mean judge score")
+    ax.set_ylim(-0.05, 1.05)
+    ax.grid(alpha=0.3)
+    ax.set_title("Models: judge score vs answer length")
+
+
+def plot_judge_length(
+    item_scores_csv: Path,
+    selection_json: Path,
+    model_item_files: list[Path],
+    model_order: list[str],
+    out_png: Path,
+) -> None:
+    """Left: the selected judge's verdicts (jittered) on the annotated pairs against answer
+    length, coloured by the physician label. Right: each model's mean judge score against its
+    mean answer length on the open-question test sets."""
+    import json
+
+    plt = _pyplot()
+    frame = pd.read_csv(item_scores_csv)
+    selected = json.loads(Path(selection_json).read_text(encoding="utf-8"))["selected"]
+    if "judge" not in frame or frame.empty:
+        raise ValueError(f"{item_scores_csv}: no judge column or no items; rerun metaeval")
+    summary = model_length_summary(model_item_files, model_order)
+    fig, axes = plt.subplots(1, 2, figsize=(12.0, 4.2))
+    _annotated_panel(axes[0], frame, selected)
+    _models_panel(axes[1], summary)
+    fig.suptitle("Verbosity: judge verdicts against answer length")
+    fig.tight_layout()
+    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=150)
+    plt.close(fig)
+    log.info("wrote %s (%d annotated items, %d models)", out_png, len(frame), len(summary))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from medinjection.evaluation import metrics
@@ -26,6 +27,14 @@ from medinjection.evaluation.stats import bootstrap_ci, macro_bootstrap_ci
 log = logging.getLogger(__name__)
 
 PREDICTION_COLUMNS = ("id", "task", "letters", "gold", "greedy_output", "constrained_output")
+ITEM_METRICS: tuple[str, ...] = (
+    "em_greedy", "em_constrained", "hamming_greedy", "hamming_constrained",
+    "rouge1", "rouge2", "rougeL", "bertscore_f1", "judge", "length_chars",
+)  # fmt: skip
+ITEM_SCHEMA = pa.schema(
+    [("model", pa.string()), ("testset", pa.string()), ("task", pa.string()),
+     ("id", pa.string())] + [(name, pa.float64()) for name in ITEM_METRICS]
+)  # fmt: skip
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -39,8 +48,10 @@ def _with_ci(out: dict[str, Any], name: str, values: Sequence[float], boot: dict
     out[f"{name}_low"], out[f"{name}_high"] = (low, high) if len(values) else (None, None)
 
 
-def score_mcq(rows: list[dict[str, Any]], task: str, boot: dict) -> tuple[dict[str, Any], list]:
-    """Metrics of one MCQ/MCQU test set and its per-item constrained EM."""
+def score_mcq(
+    rows: list[dict[str, Any]], task: str, boot: dict
+) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """Metrics of one MCQ/MCQU test set and its item-level scores (ITEM_COLUMNS names)."""
     single = task == "mcqu"
     per: dict[str, list[float]] = {
         k: [] for k in ("em_g", "em_c", "ham_g", "ham_c", "bad_g", "bad_c")
@@ -63,7 +74,10 @@ def score_mcq(rows: list[dict[str, Any]], task: str, boot: dict) -> tuple[dict[s
         _with_ci(out, "hamming_constrained", per["ham_c"], boot)
     out["invalid_greedy"] = _mean(per["bad_g"])
     out["invalid_constrained"] = _mean(per["bad_c"])
-    return out, per["em_c"]
+    items = {"em_greedy": per["em_g"], "em_constrained": per["em_c"]}
+    if task == "mcq":
+        items |= {"hamming_greedy": per["ham_g"], "hamming_constrained": per["ham_c"]}
+    return out, items
 
 
 def _judge_scores(rows: list[dict[str, Any]], judge_file: Path) -> tuple[list[float], int]:
@@ -79,22 +93,43 @@ def _judge_scores(rows: list[dict[str, Any]], judge_file: Path) -> tuple[list[fl
     return [0.0 if s is None else float(s) for s in scores], sum(s is None for s in scores)
 
 
+def _corpus_with_ci(out: dict[str, Any], hyps: list[str], refs: list[str], boot: dict) -> None:
+    """Corpus BLEU and chrF with item-resampling bootstrap intervals (sufficient statistics)."""
+    for name, metric in (("bleu", metrics.BLEU_METRIC), ("chrf", metrics.CHRF_METRIC)):
+        if not hyps:
+            out[name], out[f"{name}_low"], out[f"{name}_high"] = None, None, None
+            continue
+        stats = metrics.corpus_stats(metric, hyps, refs)
+        out[name] = metrics.corpus_from_stats(metric, stats.sum(axis=0))
+        out[f"{name}_low"], out[f"{name}_high"] = metrics.corpus_bootstrap_ci(
+            metric, stats, int(boot["samples"]), int(boot["seed"])
+        )
+
+
 def score_oeq(
     rows: list[dict[str, Any]], judge_file: Path, bert: metrics.BertScoreConfig, boot: dict
-) -> tuple[dict[str, Any], list[float]]:
-    """Metrics of one open-question test set and its per-item judge scores."""
+) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """Metrics of one open-question test set and its item-level scores (ITEM_COLUMNS names)."""
     hyps = [row["greedy_output"] or "" for row in rows]
     refs = [row["gold"] or "" for row in rows]
     out: dict[str, Any] = {"task": "oeq", "n": len(rows)}
-    out["bleu"] = metrics.corpus_bleu(hyps, refs).value if rows else None
-    out["chrf"] = metrics.corpus_chrf(hyps, refs).value if rows else None
-    for name, values in metrics.rouge_per_item(hyps, refs).items():
+    _corpus_with_ci(out, hyps, refs, boot)
+    items = metrics.rouge_per_item(hyps, refs)
+    items["bertscore_f1"] = metrics.bertscore_f1(hyps, refs, bert)
+    items["judge"], unparsable = _judge_scores(rows, judge_file)
+    for name, values in items.items():
         _with_ci(out, name, values, boot)
-    _with_ci(out, "bertscore_f1", metrics.bertscore_f1(hyps, refs, bert), boot)
-    judge, unparsable = _judge_scores(rows, judge_file)
-    _with_ci(out, "judge", judge, boot)
+    out["bertscore_rescaled"] = bert.rescale_with_baseline
     out["judge_unparsable"] = unparsable
-    return out, judge
+    out["judge_model"] = _judge_models(judge_file)
+    items["length_chars"] = [float(len(h)) for h in hyps]
+    return out, items
+
+
+def _judge_models(judge_file: Path) -> str:
+    """The judge model(s) named in a judgment file (comma-joined when several)."""
+    names = pq.read_table(judge_file, columns=["judge"]).column("judge").to_pylist()
+    return ",".join(sorted({str(n) for n in names}))
 
 
 def _aggregate(pools: dict[str, list[float]], boot: dict) -> dict[str, Any]:
@@ -124,8 +159,26 @@ def _settings(bert: metrics.BertScoreConfig, boot: dict, has_oeq: bool) -> dict[
         settings["chrf_signature"] = metrics.corpus_chrf(["a"], ["a"]).signature
         settings["rouge_tokenizer"] = metrics.ROUGE_TOKENIZER_NAME
         settings["bertscore"] = metrics.bertscore_settings(bert)
+        settings["bertscore_rescaled"] = bert.rescale_with_baseline
         settings["judge_prompt_version"] = JUDGE_PROMPT_VERSION
     return settings
+
+
+def _item_rows(
+    model: str, testset: str, task: str, rows: list[dict[str, Any]], items: dict[str, list]
+) -> list[dict[str, Any]]:
+    """Item-level rows of one test set; metrics that do not apply to its task are null."""
+    return [
+        {"model": model, "testset": testset, "task": task, "id": str(row["id"]),
+         **{name: (items[name][k] if name in items else None) for name in ITEM_METRICS}}
+        for k, row in enumerate(rows)
+    ]  # fmt: skip
+
+
+def write_items(rows: list[dict[str, Any]], path: Path) -> None:
+    """Write the item-level scores parquet (ITEM_SCHEMA)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=ITEM_SCHEMA), path)
 
 
 def score_model(
@@ -136,12 +189,15 @@ def score_model(
     bertscore: dict,
     bootstrap: dict,
     out_path: Path,
+    out_items: Path | None = None,
 ) -> None:
-    """Write results/scores/{model}.json: per-test-set metrics and Table 1 aggregates."""
+    """Write results/scores/{model}.json (per-test-set metrics, Table 1 aggregates) and the
+    item-level scores the significance tests pair on (``out_items``)."""
     bert = metrics.BertScoreConfig.from_dict(dict(bertscore))
     judges = {Path(f).stem: Path(f) for f in judge_files}
     pools: dict[str, list[float]] = {"mcq": [], "mcqu": [], "oeq": []}
     results: dict[str, Any] = {}
+    item_rows: list[dict[str, Any]] = []
     for path in map(Path, prediction_files):
         name = path.stem
         if name not in test_sets:
@@ -162,7 +218,8 @@ def score_model(
             results[name], items = score_oeq(rows, judges[name], bert, bootstrap)
         else:
             results[name], items = score_mcq(rows, task, bootstrap)
-        pools[task].extend(items)
+        pools[task].extend(items["judge" if task == "oeq" else "em_constrained"])
+        item_rows.extend(_item_rows(model, name, task, rows, items))
         log.info("%s/%s: %d items scored", model, name, len(rows))
     payload = {
         "model": model,
@@ -173,6 +230,8 @@ def score_model(
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if out_items is not None:
+        write_items(item_rows, Path(out_items))
     log.info(
         "wrote %s (em=%s, judge=%s)",
         out_path,
