@@ -5,7 +5,6 @@ import re
 from snakemake.utils import validate
 
 import medinjection
-from medinjection.modeling.launch import launcher_command
 from medinjection.sources.pins import is_offline
 from medinjection.workflow_support import (
     check_before_run,
@@ -60,6 +59,7 @@ def final_targets():
         "results/metaeval/correlations.csv",
         "results/metaeval/verbosity.csv",
         *expand("results/train/{run}/loss.png", run=RUNS),
+        *expand("results/train/{mixture}/token_lengths.json", mixture=MIXTURES),
         "results/dataset/stats.csv",
         *translation_quality_targets(),
     ]
@@ -69,6 +69,7 @@ def mixture_targets(mixture):
     """Everything one mixture produces, for `snakemake mixture_NAT`-style partial runs."""
     return [
         f"results/mixtures/{mixture}/manifest.json",
+        f"results/train/{mixture}/token_lengths.json",
         *(f"results/train/{mixture}/seed{seed}/adapter" for seed in SEEDS),
         *(f"results/scores/{mixture}/seed{seed}.json" for seed in SEEDS),
     ]
@@ -191,10 +192,6 @@ def get_corpus_files(wildcards):
 def get_train_hparams(wildcards):
     hparams = {k: v for k, v in config["training"].items() if k != "seeds"}
     return {**hparams, "seed": int(wildcards.seed)}
-
-
-def get_launcher(wildcards):
-    return launcher_command(int(config["training"]["gpus"]))
 
 
 def uses_merged_models():
