@@ -24,8 +24,11 @@ def _bench() -> types.ModuleType:
 
 def test_qwen3_4b_flops_match_the_reference_figures() -> None:
     bench = _bench()
-    geometry = Geometry.from_config(Qwen3Config(**bench.QWEN3_4B_2507))
+    config = Qwen3Config(**bench.QWEN3_4B_2507)
+    geometry = Geometry.from_config(config)
     assert geometry == Geometry(2560, 36, 32, 8, 128, 9728, 151936)
+    # the 2507 release's rope theta (transformers 5 keeps it in rope_parameters), tied LM head
+    assert config.rope_parameters["rope_theta"] == 5e6 and config.tie_word_embeddings is True
     # stack.md: N = 4.02 B (tied embeddings counted once, as the LM head), r=16 LoRA 33.0 M
     assert matmul_params(geometry) == 4_022_272_000
     lora = adapter_params(geometry, 16, bench.TARGETS, dora=False)

@@ -24,7 +24,14 @@ from medinjection.modeling.base import prepare_base_model
 from medinjection.modeling.checkpoints import TrainingInterrupted, last_checkpoint
 from medinjection.modeling.kernels import apply_liger, check_attn_implementation
 from medinjection.modeling.launch import launch_argv, rendezvous_port
-from medinjection.modeling.train import build_trainer, load_rows, main, train, world_size
+from medinjection.modeling.train import (
+    build_trainer,
+    check_deepspeed,
+    load_rows,
+    main,
+    train,
+    world_size,
+)
 from medinjection.modeling.train_config import (
     HPARAM_KEYS,
     deepspeed_config,
@@ -222,6 +229,10 @@ def test_speed_options_that_cannot_run_here_are_errors(setup) -> None:
         with pytest.raises(RuntimeError, match="training.attn_implementation is flash_attention_2"):
             check_attn_implementation("flash_attention_2")
     check_attn_implementation("sdpa")
+    check_deepspeed(HPARAMS)  # ddp needs nothing more
+    if importlib.util.find_spec("deepspeed") is None or not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="training.distributed is zero3"):
+            check_deepspeed({**HPARAMS, "gpus": 2, "distributed": "zero3"})
     if not torch.cuda.is_available():
         model = AutoModelForCausalLM.from_pretrained(setup["base"])
         with pytest.raises(RuntimeError, match="training.liger_kernel is true"):

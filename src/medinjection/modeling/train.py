@@ -143,6 +143,26 @@ def world_size(hparams: Mapping[str, Any]) -> int:
     return world
 
 
+def check_deepspeed(hparams: Mapping[str, Any]) -> None:
+    """Raise when `distributed: zero2|zero3` cannot run here (no deepspeed package or GPU)."""
+    import importlib.util
+
+    import torch
+
+    if hparams["distributed"] == "ddp":
+        return
+    if importlib.util.find_spec("deepspeed") is None:
+        raise RuntimeError(
+            f"training.distributed is {hparams['distributed']} but the deepspeed package is not "
+            "installed (envs/gpu.yaml pins deepspeed==0.19.8), or set training.distributed: ddp"
+        )
+    if not torch.cuda.is_available():
+        raise RuntimeError(
+            f"training.distributed is {hparams['distributed']} (DeepSpeed) but no CUDA device "
+            "is visible; use training.distributed: ddp for a CPU run"
+        )
+
+
 def build_trainer(
     config: Mapping[str, Any],
     model_dir: Path,
@@ -158,6 +178,7 @@ def build_trainer(
     hparams = config["hparams"]
     use_bf16 = _use_bf16(hparams["bf16"])
     check_attn_implementation(hparams["attn_implementation"])
+    check_deepspeed(hparams)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     train_ds, val_ds, counts = _datasets(
         Path(train_path),
