@@ -205,6 +205,29 @@ def test_two_gpu_launch_is_a_torchrun_command_with_the_job_port() -> None:
     assert launch_argv(0, [], {})[1:] == ["-m", "medinjection.modeling.train"]
 
 
+def test_two_process_ddp_through_the_launcher_matches_one_process(setup, tmp_path: Path) -> None:
+    # the rule's command with training.gpus: 2, on CPU (gloo): 2 workers x batch 2 = batch 4
+    config = tmp_path / "ddp.json"
+    write_train_config({**HPARAMS, "gpus": 2, "per_device_batch_size": 2}, "NAT", config)
+    out = tmp_path / "run"
+    env = {**os.environ, "SLURM_JOB_ID": "777", "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [sys.executable, "-m", "medinjection.modeling.launch", "--gpus", "2", "--"]
+    proc = subprocess.run(
+        [*cmd, *_cli_args(setup, out, config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "-m torch.distributed.run --nnodes=1 --nproc-per-node=2" in proc.stderr
+    assert "--master-port=10777" in proc.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["world_size"], metrics["effective_batch_size"]) == (2, 4)
+    assert [loss for _, loss in metrics["train_loss"]] == pytest.approx(GOLDEN_LOSSES, abs=2e-3)
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+
+
 def test_launcher_runs_the_training_cli() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "medinjection.modeling.launch", "--gpus", "0", "--", "--help"],
