@@ -284,6 +284,15 @@ def get_train_runtime(wildcards, attempt):
     return int(config["training"]["runtime_min"]) * attempt
 
 
+def get_merge_mem_mb(wildcards, attempt):
+    # a 4B model in bf16 is 8 GB; loading and merging holds about two copies
+    return 32000 * attempt
+
+
+def get_merge_runtime(wildcards, attempt):
+    return 60 * attempt
+
+
 def get_predict_mem_mb(wildcards, attempt):
     return int(config["prediction"]["mem_mb"]) * attempt
 

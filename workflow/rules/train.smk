@@ -107,8 +107,8 @@ rule merge_adapter:
     conda:
         "../../envs/gpu.yaml"
     resources:
-        mem_mb=32000,
-        runtime=60,
+        mem_mb=get_merge_mem_mb,
+        runtime=get_merge_runtime,
     params:
         code=CODE_VERSION,
     script:
