@@ -76,6 +76,7 @@ def test_changing_one_mixture_reruns_only_its_chain(demo: Path) -> None:
     counts = job_counts(snakemake(demo, *changed, "-n", "--quiet", "rules").stdout)
     assert counts == {
         "build_mixture": 1,
+        "token_lengths": 1,
         "train": 1,
         "predict": 1,
         "judge": 1,

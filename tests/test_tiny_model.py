@@ -189,7 +189,7 @@ def test_hub_kind_calls_snapshot_download(monkeypatch: pytest.MonkeyPatch, tmp_p
         return str(local_dir)
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
-    hub = {"repo_id": "Qwen/Qwen3-4B-Instruct-2507", "revision": "abc123"}
+    hub = {"repo": "Qwen/Qwen3-4B-Instruct-2507", "revision": "abc123"}  # the schema's keys
     prepare_base_model("hub", tmp_path / "base", None, [], hub, None)
     assert calls == [("Qwen/Qwen3-4B-Instruct-2507", "abc123", tmp_path / "base")]
 

@@ -25,6 +25,7 @@ STUDY_COUNTS = {
     "build_mixture": 7,
     "prepare_base_model": 1,
     "render_train_config": 7,
+    "token_lengths": 7,
     "train": 7,
     "merge_adapter": 7,
     "predict": 8,
@@ -110,7 +111,8 @@ def test_slurm_profile_is_found_from_the_repo_root(workdir: Path) -> None:
     train = proc.stdout.split("\nrule train:")[1].split("\nrule ")[0]
     assert "slurm_partition=gpu" in train
     assert "gpu=2" in train and "mem_mb=128000" in train and "runtime=1440" in train
-    assert "torchrun --standalone --nnodes=1 --nproc-per-node=2" in train
+    # the launcher turns the job's 2 GPUs into torchrun with a port from SLURM_JOB_ID
+    assert "python -m medinjection.modeling.launch --gpus 2 -- --config" in train
     stage = proc.stdout.split("\nrule stage_source:")[1].split("\nrule ")[0]
     assert "slurm_partition=cpu" in stage and "gpu=" not in stage
     assert (

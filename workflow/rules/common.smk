@@ -5,7 +5,6 @@ import re
 from snakemake.utils import validate
 
 import medinjection
-from medinjection.modeling.launch import launcher_command
 from medinjection.sources.pins import is_offline
 from medinjection.workflow_support import (
     check_before_run,
@@ -67,6 +66,7 @@ def final_targets():
         "results/metaeval/verbosity_regression.csv",
         "results/metaeval/judge_selection.json",
         *expand("results/train/{run}/loss.png", run=RUNS),
+        *expand("results/train/{mixture}/token_lengths.json", mixture=MIXTURES),
         "results/dataset/stats.csv",
         *translation_quality_targets(),
         *position_bias_targets(),
@@ -77,6 +77,7 @@ def mixture_targets(mixture):
     """Everything one mixture produces, for `snakemake mixture_NAT`-style partial runs."""
     return [
         f"results/mixtures/{mixture}/manifest.json",
+        f"results/train/{mixture}/token_lengths.json",
         *(f"results/train/{mixture}/seed{seed}/adapter" for seed in SEEDS),
         *(f"results/scores/{mixture}/seed{seed}.json" for seed in SEEDS),
         *(f"results/scores/position_bias/{run}.json" for run in mixture_position_bias(mixture)),
@@ -230,10 +231,6 @@ def get_train_hparams(wildcards):
     return {**hparams, "seed": int(wildcards.seed)}
 
 
-def get_launcher(wildcards):
-    return launcher_command(int(config["training"]["gpus"]))
-
-
 def uses_merged_models():
     return config["prediction"]["backend"] == "vllm" and config["training"]["method"] == "dora"
 
@@ -337,6 +334,15 @@ def get_train_mem_mb(wildcards, attempt):
 
 def get_train_runtime(wildcards, attempt):
     return int(config["training"]["runtime_min"]) * attempt
+
+
+def get_merge_mem_mb(wildcards, attempt):
+    # a 4B model in bf16 is 8 GB; loading and merging holds about two copies
+    return 32000 * attempt
+
+
+def get_merge_runtime(wildcards, attempt):
+    return 60 * attempt
 
 
 def get_predict_mem_mb(wildcards, attempt):

@@ -1,5 +1,6 @@
-# Base model preparation (hub snapshot, local path, or the demo's tiny model) and LoRA/DoRA SFT
-# of one adapter per mixture. Checkpoints live outside the declared outputs so a retry resumes.
+# Base model preparation (hub snapshot, local path, or the demo's tiny model), the token-length
+# report of each mixture, and LoRA/DoRA SFT of one adapter per mixture and seed. Checkpoints live
+# outside the declared outputs so a retry or a requeued job resumes.
 
 
 rule prepare_base_model:
@@ -64,14 +65,35 @@ rule train:
         mem_mb=get_train_mem_mb,
         runtime=get_train_runtime,
     params:
-        launcher=get_launcher,
         checkpoints="results/checkpoints/{mixture}/seed{seed}",
         code=CODE_VERSION,
     shell:
-        "{params.launcher} -m medinjection.modeling.train --config {input.config}"
-        " --model {input.model} --train {input.train} --validation {input.validation}"
+        "python -m medinjection.modeling.launch --gpus {resources.gpu} --"
+        " --config {input.config} --model {input.model}"
+        " --train {input.train} --validation {input.validation}"
         " --adapter {output.adapter} --metrics {output.metrics}"
         " --loss-plot {output.loss_plot} --checkpoints {params.checkpoints} > {log} 2>&1"
+
+
+rule token_lengths:
+    input:
+        model="results/models/base",
+        train="results/mixtures/{mixture}/train.jsonl",
+        validation="results/mixtures/{mixture}/validation.jsonl",
+    output:
+        report="results/train/{mixture}/token_lengths.json",
+    log:
+        "logs/token_lengths/{mixture}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        max_length=config["training"]["max_length"],
+        code=CODE_VERSION,
+    script:
+        "../scripts/token_lengths.py"
 
 
 rule merge_adapter:
@@ -85,8 +107,8 @@ rule merge_adapter:
     conda:
         "../../envs/gpu.yaml"
     resources:
-        mem_mb=32000,
-        runtime=60,
+        mem_mb=get_merge_mem_mb,
+        runtime=get_merge_runtime,
     params:
         code=CODE_VERSION,
     script:

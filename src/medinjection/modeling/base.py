@@ -26,13 +26,16 @@ def _prepare_tiny(
 def _prepare_hub(out_dir: Path, hub: Mapping[str, Any] | None, **_: Any) -> None:
     from huggingface_hub import snapshot_download
 
-    if not hub or not hub.get("repo_id"):
-        raise ValueError("base_model.kind is 'hub' but base_model.hub.repo_id is not set")
+    # the config key is `repo` (workflow/schemas/config.schema.yaml, base_model.hub)
+    if not hub or not hub.get("repo"):
+        raise ValueError("base_model.kind is 'hub' but base_model.hub.repo is not set")
     revision = hub.get("revision")
-    log.info("downloading %s@%s to %s", hub["repo_id"], revision or "main", out_dir)
-    snapshot_download(repo_id=hub["repo_id"], revision=revision, local_dir=out_dir)
+    # with HF_HUB_OFFLINE=1 this copies from the local Hugging Face cache, or fails naming it;
+    # on a cluster without a cache, use base_model.kind: local (a folder of the weights)
+    log.info("snapshot of %s@%s to %s", hub["repo"], revision or "main", out_dir)
+    snapshot_download(repo_id=hub["repo"], revision=revision, local_dir=out_dir)
     if not (out_dir / "config.json").is_file():
-        raise FileNotFoundError(f"snapshot of {hub['repo_id']} in {out_dir} has no config.json")
+        raise FileNotFoundError(f"snapshot of {hub['repo']} in {out_dir} has no config.json")
 
 
 def _prepare_local(out_dir: Path, local_path: str | None, **_: Any) -> None:

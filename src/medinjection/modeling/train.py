@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import medinjection
 from medinjection.logs import setup_logging
+from medinjection.modeling.checkpoints import (
+    StopOnSignal,
+    TrainingInterrupted,
+    last_checkpoint,
+    run_fingerprint,
+)
+from medinjection.modeling.kernels import check_attn_implementation, load_model
+from medinjection.modeling.provenance import training_provenance
+from medinjection.modeling.token_lengths import count_over_length
 from medinjection.modeling.train_config import (
     lora_config,
     read_train_config,
@@ -36,8 +42,8 @@ class TrainOutcome:
     metrics: dict[str, Any]
 
 
-def load_rows(path: Path, loss: str) -> list[dict[str, Any]]:
-    """Mixture JSONL rows as TRL examples: `messages` (full loss) or prompt/completion."""
+def load_rows(path: Path, loss_on: str) -> list[dict[str, Any]]:
+    """Mixture rows as TRL examples: `messages` (conversation) or prompt/completion (answer)."""
     rows = []
     with Path(path).open(encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, start=1):
@@ -50,61 +56,25 @@ def load_rows(path: Path, loss: str) -> list[dict[str, Any]]:
                     f"{path}:{line_no} (id {item.get('id')!r}): 'messages' must end with an "
                     "assistant turn; rebuild the mixture with prompts.training_messages"
                 )
-            if loss == "completion":
+            if loss_on == "answer":
                 rows.append({"prompt": messages[:-1], "completion": messages[-1:]})
             else:
                 rows.append({"messages": messages})
     return rows
 
 
-def count_over_length(tokenizer: Any, rows: Sequence[Mapping[str, Any]], max_length: int) -> int:
-    """How many rows TRL will truncate (their templated token count exceeds max_length)."""
-    over = 0
-    for row in rows:
-        messages = row.get("messages") or [*row["prompt"], *row["completion"]]
-        ids = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
-        over += len(ids) > max_length
-    return over
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def _git_commit() -> str | None:
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(medinjection.__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip() or None
-
-
-def _load_model(model_dir: Path, use_bf16: bool) -> tuple[Any, Any]:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(
-        model_dir,
-        dtype=torch.bfloat16 if use_bf16 else torch.float32,
-        attn_implementation="sdpa",
-    )
-    return model, tokenizer
+def _conversations(rows: Sequence[Mapping[str, Any]]) -> list[list[dict[str, str]]]:
+    return [list(row.get("messages") or [*row["prompt"], *row["completion"]]) for row in rows]
 
 
 def _use_bf16(requested: bool) -> bool:
     import torch
 
     if requested and not torch.cuda.is_available():
-        log.warning("training.bf16 is true but no CUDA device is visible: training in float32")
-        return False
+        raise RuntimeError(
+            "training.bf16 is true but no CUDA device is visible: run the train rule on a GPU "
+            "node, or set training.bf16: false for a CPU run (the demo)"
+        )
     return bool(requested)
 
 
@@ -135,18 +105,20 @@ def write_loss_plot(metrics: Mapping[str, Any], path: Path, title: str) -> None:
 
 
 def _datasets(
-    train_path: Path, validation_path: Path, loss: str, tokenizer: Any, max_length: int
+    train_path: Path, validation_path: Path, loss_on: str, tokenizer: Any, max_length: int
 ) -> tuple[Any, Any, dict[str, int]]:
     from datasets import Dataset
 
-    train_rows, val_rows = load_rows(train_path, loss), load_rows(validation_path, loss)
+    train_rows, val_rows = load_rows(train_path, loss_on), load_rows(validation_path, loss_on)
     if not train_rows:
         raise ValueError(f"{train_path}: no training examples")
     counts = {
         "n_train": len(train_rows),
         "n_validation": len(val_rows),
-        "n_train_truncated": count_over_length(tokenizer, train_rows, max_length),
-        "n_validation_truncated": count_over_length(tokenizer, val_rows, max_length),
+        "n_train_truncated": count_over_length(tokenizer, _conversations(train_rows), max_length),
+        "n_validation_truncated": count_over_length(
+            tokenizer, _conversations(val_rows), max_length
+        ),
     }
     log.info(
         "%d train / %d validation examples; %d / %d longer than max_length %d (truncated by TRL)",
@@ -160,38 +132,64 @@ def _datasets(
     return Dataset.from_list(train_rows), val, counts
 
 
-def train(
-    config_path: Path,
+def world_size(hparams: Mapping[str, Any]) -> int:
+    """Processes of this run; raises when it is not the configured GPU count (wrong launcher)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if max(int(hparams["gpus"]), 1) != world:
+        raise RuntimeError(
+            f"training.gpus is {hparams['gpus']} but WORLD_SIZE is {world}: start training "
+            "through `python -m medinjection.modeling.launch --gpus N --` (the train rule does)"
+        )
+    return world
+
+
+def check_deepspeed(hparams: Mapping[str, Any]) -> None:
+    """Raise when `distributed: zero2|zero3` cannot run here (no deepspeed package or GPU)."""
+    import importlib.util
+
+    import torch
+
+    if hparams["distributed"] == "ddp":
+        return
+    if importlib.util.find_spec("deepspeed") is None:
+        raise RuntimeError(
+            f"training.distributed is {hparams['distributed']} but the deepspeed package is not "
+            "installed (envs/gpu.yaml pins deepspeed==0.19.8), or set training.distributed: ddp"
+        )
+    if not torch.cuda.is_available():
+        raise RuntimeError(
+            f"training.distributed is {hparams['distributed']} (DeepSpeed) but no CUDA device "
+            "is visible; use training.distributed: ddp for a CPU run"
+        )
+
+
+def build_trainer(
+    config: Mapping[str, Any],
     model_dir: Path,
     train_path: Path,
     validation_path: Path,
-    adapter_dir: Path,
-    metrics_path: Path,
-    loss_plot: Path,
-    checkpoints_dir: Path,
-    save_steps: int = 50,
-    logging_steps: int = 1,
+    run_dir: Path,
     callbacks: Sequence[Any] = (),
-) -> TrainOutcome:
-    """Fine-tune with TRL SFTTrainer + PEFT, resuming from `checkpoints_dir` when possible."""
+) -> tuple[Any, dict[str, int]]:
+    """The SFTTrainer of one run (model, datasets, LoRA/DoRA config) and its example counts."""
+    from transformers import AutoTokenizer
     from trl import SFTTrainer
 
-    config = read_train_config(config_path)
     hparams = config["hparams"]
     use_bf16 = _use_bf16(hparams["bf16"])
-    model, tokenizer = _load_model(Path(model_dir), use_bf16)
-    max_length = int(hparams["max_length"])
+    check_attn_implementation(hparams["attn_implementation"])
+    check_deepspeed(hparams)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
     train_ds, val_ds, counts = _datasets(
-        Path(train_path), Path(validation_path), hparams["loss"], tokenizer, max_length
+        Path(train_path),
+        Path(validation_path),
+        hparams["loss_on"],
+        tokenizer,
+        int(hparams["max_length"]),
     )
-    _check_world_size(hparams)
-    # one sub-folder per run fingerprint: a retry resumes, a changed config/data starts afresh
-    run_dir = (
-        Path(checkpoints_dir)
-        / run_fingerprint(hparams, model_dir, train_path, validation_path)[:16]
-    )
-    last = last_checkpoint(run_dir)
-    args = sft_config(hparams, run_dir, save_steps, logging_steps, use_bf16, val_ds is not None)
+    # SFTConfig before the model: under ZeRO-3 it must exist for from_pretrained to shard
+    args = sft_config(hparams, run_dir, use_bf16, val_ds is not None, config.get("deepspeed"))
+    model = load_model(Path(model_dir), hparams, use_bf16)
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -201,51 +199,61 @@ def train(
         peft_config=lora_config(hparams),
         callbacks=list(callbacks),
     )
+    return trainer, counts
+
+
+def train(
+    config_path: Path,
+    model_dir: Path,
+    train_path: Path,
+    validation_path: Path,
+    adapter_dir: Path,
+    metrics_path: Path,
+    loss_plot: Path,
+    checkpoints_dir: Path,
+    callbacks: Sequence[Any] = (),
+) -> TrainOutcome:
+    """Fine-tune with TRL SFTTrainer + PEFT, resuming from `checkpoints_dir` when possible."""
+    config = read_train_config(config_path)
+    hparams = config["hparams"]
+    world = world_size(hparams)
+    # one sub-folder per run fingerprint: a retry resumes, a changed config/data starts afresh
+    fingerprint = run_fingerprint(hparams, model_dir, train_path, validation_path)
+    run_dir = Path(checkpoints_dir) / fingerprint[:16]
+    last = last_checkpoint(run_dir)
+    trainer, counts = build_trainer(
+        config, model_dir, train_path, validation_path, run_dir, callbacks
+    )
     start = time.monotonic()
-    trainer.train(resume_from_checkpoint=True if last else None)
-    final = trainer.state.global_step
-    if val_ds is not None and not any(
-        e.get("step") == final and "eval_loss" in e for e in trainer.state.log_history
+    trainer.train(resume_from_checkpoint=last)
+    state = trainer.state
+    if state.global_step < state.max_steps:
+        raise TrainingInterrupted(
+            f"training stopped at step {state.global_step} of {state.max_steps}; the last "
+            f"checkpoint is in {run_dir}: rerun the same job to resume from it"
+        )
+    final = state.global_step
+    if trainer.eval_dataset is not None and not any(
+        e.get("step") == final and "eval_loss" in e for e in state.log_history
     ):
         trainer.evaluate()  # no validation at the last step: still report a final validation loss
     wall_s = time.monotonic() - start
-    metrics = _metrics(trainer, hparams, counts, wall_s, Path(train_path), last)
-    if trainer.is_world_process_zero():
-        _write_outputs(trainer, metrics, adapter_dir, metrics_path, loss_plot, config["mixture"])
+    metrics = {
+        **_metrics(trainer, hparams, counts, wall_s, world, last),
+        "provenance": training_provenance(
+            model_dir, train_path, validation_path, config_path, fingerprint
+        ),
+    }
+    _write_outputs(trainer, metrics, adapter_dir, metrics_path, loss_plot, config["mixture"])
     return TrainOutcome(model=trainer.model, metrics=metrics)
 
 
-def run_fingerprint(
-    hparams: Mapping[str, Any], model_dir: Path, train_path: Path, validation_path: Path
-) -> str:
-    """Hash of what shapes the run (not its resource keys); checkpoints are kept per hash."""
-    blob = json.dumps(
-        {
-            "hparams": {k: v for k, v in hparams.items() if k not in ("runtime_min", "mem_mb")},
-            "base_config": _sha256(Path(model_dir) / "config.json"),
-            "train": _sha256(Path(train_path)),
-            "validation": _sha256(Path(validation_path)),
-        },
-        sort_keys=True,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()
+def _peak_gpu_memory_gib() -> float | None:
+    import torch
 
-
-def last_checkpoint(run_dir: Path) -> str | None:
-    """Last checkpoint saved in `run_dir`, or None."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    last = get_last_checkpoint(str(run_dir))
-    if last:
-        log.info("resuming from checkpoint %s", last)
-    return last
-
-
-def _check_world_size(hparams: Mapping[str, Any]) -> None:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if max(int(hparams["gpus"]), 1) != world:
-        log.warning("training.gpus is %s but WORLD_SIZE is %d", hparams["gpus"], world)
+    if not torch.cuda.is_available():
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**30, 3)
 
 
 def _metrics(
@@ -253,24 +261,30 @@ def _metrics(
     hparams: Mapping[str, Any],
     counts: Mapping[str, int],
     wall_s: float,
-    train_path: Path,
+    world: int,
     resumed_from: str | None,
 ) -> dict[str, Any]:
     history = trainer.state.log_history
+    tokens = int(trainer.state.num_input_tokens_seen)
+    batch = int(hparams["per_device_batch_size"]) * int(hparams["gradient_accumulation_steps"])
     return {
         "train_loss": _loss_points(history, "loss"),
         "eval_loss": _loss_points(history, "eval_loss"),
         "steps": trainer.state.global_step,
-        "tokens_seen": int(trainer.state.num_input_tokens_seen),
+        "epochs": trainer.state.epoch,
+        "tokens_seen": tokens,
         "wall_s": round(wall_s, 3),
+        # this session only: a resumed run's wall time does not cover the steps before it
+        "tokens_per_s_per_gpu": round(tokens / max(wall_s, 1e-9) / world, 1)
+        if resumed_from is None
+        else None,
+        "peak_gpu_memory_gib": _peak_gpu_memory_gib(),
+        "world_size": world,
+        "effective_batch_size": batch * world,
         **counts,
         "resumed_from": Path(resumed_from).name if resumed_from else None,
+        "loss_on": hparams["loss_on"],
         "hparams": dict(hparams),
-        "provenance": {
-            "package_version": medinjection.__version__,
-            "git_commit": _git_commit(),
-            "train_sha256": _sha256(train_path),
-        },
     }
 
 
@@ -282,8 +296,10 @@ def _write_outputs(
     loss_plot: Path,
     mixture: str,
 ) -> None:
-    Path(adapter_dir).mkdir(parents=True, exist_ok=True)
-    trainer.accelerator.unwrap_model(trainer.model).save_pretrained(adapter_dir)
+    # every rank: under ZeRO-3 saving gathers the adapter shards (only rank 0 writes files)
+    trainer.save_model(str(adapter_dir))
+    if not trainer.is_world_process_zero():
+        return
     Path(metrics_path).parent.mkdir(parents=True, exist_ok=True)
     Path(metrics_path).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     write_loss_plot(metrics, Path(loss_plot), f"SFT loss: {mixture}")
@@ -297,16 +313,15 @@ def _parser() -> argparse.ArgumentParser:
     for flag in ("config", "model", "train", "validation", "adapter", "metrics", "loss-plot"):
         parser.add_argument(f"--{flag}", required=True, type=Path)
     parser.add_argument("--checkpoints", required=True, type=Path, help="kept across retries")
-    parser.add_argument("--save-steps", type=int, default=50)
-    parser.add_argument("--logging-steps", type=int, default=1)
     parser.add_argument("--log", type=Path, default=None, help="log file (default: stderr only)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """CLI entry point (run under `python` or `torchrun`, see modeling.launch)."""
+    """CLI entry point (run under `python` or torchrun, see modeling.launch)."""
     args = _parser().parse_args(argv)
     setup_logging(args.log)
+    # SLURM sends SIGTERM at the time limit and on preemption: save a checkpoint and stop
     train(
         config_path=args.config,
         model_dir=args.model,
@@ -316,8 +331,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         metrics_path=args.metrics,
         loss_plot=args.loss_plot,
         checkpoints_dir=args.checkpoints,
-        save_steps=args.save_steps,
-        logging_steps=args.logging_steps,
+        callbacks=[StopOnSignal.install()],
     )
 
 

@@ -10,11 +10,17 @@ from typing import Any, Literal
 import medinjection
 
 Method = Literal["lora", "dora"]
-Loss = Literal["full", "completion"]
-METHODS: tuple[str, ...] = ("lora", "dora")
-LOSSES: tuple[str, ...] = ("full", "completion")
+LossOn = Literal["conversation", "answer"]
+Distributed = Literal["ddp", "zero2", "zero3"]
+AttnImplementation = Literal["sdpa", "flash_attention_2", "eager"]
+CHOICES: dict[str, tuple[str, ...]] = {
+    "method": ("lora", "dora"),
+    "loss_on": ("conversation", "answer"),
+    "distributed": ("ddp", "zero2", "zero3"),
+    "attn_implementation": ("sdpa", "flash_attention_2", "eager"),
+}
 
-# Exactly the keys of the config's `training:` block.
+# Exactly the keys of the config's `training:` block (less `seeds`; `seed` is the run's own).
 HPARAM_KEYS: tuple[str, ...] = (
     "method",
     "r",
@@ -27,16 +33,27 @@ HPARAM_KEYS: tuple[str, ...] = (
     "per_device_batch_size",
     "gradient_accumulation_steps",
     "gpus",
+    "distributed",
     "max_length",
     "epochs",
     "max_steps",
     "seed",
     "bf16",
     "gradient_checkpointing",
-    "loss",
+    "loss_on",
+    "packing",
+    "group_by_length",
+    "pad_to_multiple_of",
+    "attn_implementation",
+    "liger_kernel",
+    "save_steps",
+    "logging_steps",
     "runtime_min",
     "mem_mb",
 )
+# Keys that change how a job is scheduled or logged, not what it computes: a changed value
+# still resumes the run's checkpoints.
+NON_MODEL_KEYS: tuple[str, ...] = ("runtime_min", "mem_mb", "logging_steps", "save_steps")
 
 
 def check_hparams(hparams: Mapping[str, Any]) -> None:
@@ -48,23 +65,52 @@ def check_hparams(hparams: Mapping[str, Any]) -> None:
             f"training hparams: missing keys {missing}, unknown keys {unknown}; "
             f"expected exactly {list(HPARAM_KEYS)}"
         )
-    if hparams["method"] not in METHODS:
-        raise ValueError(f"training.method {hparams['method']!r} not in {METHODS}")
-    if hparams["loss"] not in LOSSES:
-        raise ValueError(f"training.loss {hparams['loss']!r} not in {LOSSES}")
+    for key, valid in CHOICES.items():
+        if hparams[key] not in valid:
+            raise ValueError(f"training.{key} {hparams[key]!r} not in {valid}")
     if not 0 <= float(hparams["warmup_ratio"]) < 1:
         raise ValueError(f"training.warmup_ratio {hparams['warmup_ratio']} must be in [0, 1)")
     if int(hparams["max_length"]) <= 0:
         raise ValueError(f"training.max_length {hparams['max_length']} must be > 0")
+    if hparams["distributed"] != "ddp" and int(hparams["gpus"]) < 1:
+        raise ValueError(
+            f"training.distributed {hparams['distributed']!r} (DeepSpeed) needs training.gpus >= 1"
+        )
+
+
+def deepspeed_config(hparams: Mapping[str, Any]) -> dict[str, Any] | None:
+    """DeepSpeed JSON for `distributed: zero2|zero3` (None: plain DDP); 'auto' = Trainer's value."""
+    stage = {"ddp": None, "zero2": 2, "zero3": 3}[hparams["distributed"]]
+    if stage is None:
+        return None
+    zero: dict[str, Any] = {
+        "stage": stage,
+        "overlap_comm": True,
+        "contiguous_gradients": True,
+        "reduce_bucket_size": "auto",
+    }
+    if stage == 3:
+        # without it, saving under ZeRO-3 writes an empty adapter (weights stay sharded)
+        zero["stage3_gather_16bit_weights_on_model_save"] = True
+        zero["stage3_prefetch_bucket_size"] = "auto"
+        zero["stage3_param_persistence_threshold"] = "auto"
+    return {
+        "train_micro_batch_size_per_gpu": "auto",
+        "gradient_accumulation_steps": "auto",
+        "gradient_clipping": "auto",
+        "bf16": {"enabled": "auto"},
+        "zero_optimization": zero,
+    }
 
 
 def write_train_config(hparams: dict, mixture: str, path: Path) -> None:
-    """Write the rendered training config (hparams + mixture + package version) as JSON."""
+    """Write the rendered training config (hparams, DeepSpeed JSON, mixture, version) as JSON."""
     check_hparams(hparams)
     payload = {
         "mixture": mixture,
         "package_version": medinjection.__version__,
         "hparams": {key: hparams[key] for key in HPARAM_KEYS},
+        "deepspeed": deepspeed_config(hparams),
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,10 +144,9 @@ def lora_config(hparams: Mapping[str, Any]) -> Any:
 def sft_config(
     hparams: Mapping[str, Any],
     checkpoints_dir: Path,
-    save_steps: int,
-    logging_steps: int,
     use_bf16: bool,
     evaluate: bool = True,
+    deepspeed: Mapping[str, Any] | None = None,
 ) -> Any:
     """TRL SFTConfig from the hparams; checkpoints go to `checkpoints_dir` so retries resume."""
     from trl import SFTConfig
@@ -110,7 +155,16 @@ def sft_config(
     return SFTConfig(
         output_dir=str(checkpoints_dir),
         max_length=int(hparams["max_length"]),  # explicit: TRL's default 1024 truncates silently
-        packing=False,
+        packing=bool(hparams["packing"]),  # bfd packing, which TRL makes padding-free
+        # answer: prompt-completion rows, loss on the completion only; conversation: `messages`
+        # rows, loss on every token (the authors' SFT-Training.py sets no completion collator)
+        completion_only_loss=hparams["loss_on"] == "answer",
+        assistant_only_loss=False,
+        # the authors' group_by_length=True (transformers 5 renamed it); moot once rows are packed
+        train_sampling_strategy="group_by_length"
+        if hparams["group_by_length"] and not hparams["packing"]
+        else "random",
+        pad_to_multiple_of=int(hparams["pad_to_multiple_of"]) or None,
         learning_rate=float(hparams["learning_rate"]),
         lr_scheduler_type=hparams["lr_scheduler"],
         warmup_steps=float(hparams["warmup_ratio"]),  # transformers 5: a float < 1 is a ratio
@@ -123,12 +177,14 @@ def sft_config(
         bf16=use_bf16,
         gradient_checkpointing=gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False} if gradient_checkpointing else None,
+        ddp_find_unused_parameters=False,  # every adapter weight gets a gradient each step
+        deepspeed=dict(deepspeed) if deepspeed else None,
         optim="adamw_torch",
         eval_strategy="epoch" if evaluate else "no",
         save_strategy="steps",
-        save_steps=save_steps,
+        save_steps=int(hparams["save_steps"]),
         save_total_limit=2,
-        logging_steps=logging_steps,
+        logging_steps=int(hparams["logging_steps"]),
         include_num_input_tokens_seen="non_padding",
         report_to="none",
         disable_tqdm=True,

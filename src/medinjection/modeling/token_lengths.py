@@ -1,0 +1,123 @@
+"""Token-length distribution of a mixture under the model's tokenizer and chat template.
+
+TRL truncates rows longer than `max_length` silently (keep_start), so the study's choice of
+max_length is checked against the measured lengths: the rule `token_lengths` writes, per split,
+percentiles of the templated sequence length (what TRL tokenizes), of the answer part (what
+`loss_on: answer` trains on) and how many rows exceed max_length.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+PERCENTILES: tuple[int, ...] = (50, 90, 95, 99)
+
+
+def read_messages(path: Path) -> list[list[dict[str, str]]]:
+    """The `messages` of every row of a mixture JSONL file."""
+    rows = []
+    with Path(path).open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if line.strip():
+                messages = json.loads(line).get("messages")
+                if not messages:
+                    raise ValueError(f"{path}:{line_no}: row has no 'messages'")
+                rows.append(messages)
+    return rows
+
+
+def sequence_lengths(
+    tokenizer: Any, conversations: Sequence[Sequence[Mapping[str, str]]]
+) -> tuple[list[int], list[int]]:
+    """Templated token count of each conversation, and of its final (assistant) turn.
+
+    The answer part is counted as TRL's prompt-completion path does: the whole conversation
+    minus the prompt rendered with the generation prompt (so `content<|im_end|>\\n`).
+    """
+    totals, answers = [], []
+    for messages in conversations:
+        full = tokenizer.apply_chat_template(list(messages), tokenize=True, return_dict=True)
+        prompt = tokenizer.apply_chat_template(
+            list(messages[:-1]), tokenize=True, return_dict=True, add_generation_prompt=True
+        )
+        totals.append(len(full["input_ids"]))
+        answers.append(len(full["input_ids"]) - len(prompt["input_ids"]))
+    return totals, answers
+
+
+def count_over_length(
+    tokenizer: Any, conversations: Sequence[Sequence[Mapping[str, str]]], max_length: int
+) -> int:
+    """How many conversations TRL will truncate (templated token count > max_length)."""
+    totals, _ = sequence_lengths(tokenizer, conversations)
+    return sum(length > max_length for length in totals)
+
+
+def length_summary(lengths: Sequence[int], max_length: int | None = None) -> dict[str, Any]:
+    """Count, mean, min, percentiles, max, total tokens (and rows over max_length if given)."""
+    values = np.asarray(lengths, dtype=np.int64)
+    if values.size == 0:
+        return {"n": 0}
+    summary: dict[str, Any] = {
+        "n": int(values.size),
+        "tokens": int(values.sum()),
+        "mean": round(float(values.mean()), 2),
+        "min": int(values.min()),
+        **{f"p{q}": float(np.percentile(values, q)) for q in PERCENTILES},
+        "max": int(values.max()),
+    }
+    if max_length is not None:
+        over = int((values > max_length).sum())
+        summary["n_over_max_length"] = over
+        summary["share_over_max_length"] = round(over / values.size, 6)
+        summary["tokens_cut"] = int(np.clip(values - max_length, 0, None).sum())
+    return summary
+
+
+def _split_report(tokenizer: Any, path: Path, max_length: int) -> dict[str, Any]:
+    totals, answers = sequence_lengths(tokenizer, read_messages(path))
+    return {
+        "sequence": length_summary(totals, max_length),
+        "answer": length_summary(answers),
+        # token-weighted mean length (sum T^2 / sum T): the attention term of the MFU formula
+        "attention_length": round(float(np.square(totals).sum() / max(sum(totals), 1)), 2),
+    }
+
+
+def token_length_report(
+    model_dir: Path, train_path: Path, validation_path: Path, max_length: int, out_path: Path
+) -> dict[str, Any]:
+    """Write the token-length report of one mixture (train and validation) as JSON."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    template = tokenizer.chat_template or ""
+    report = {
+        "tokenizer": str(model_dir),
+        "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest(),
+        "max_length": int(max_length),
+        "train": _split_report(tokenizer, Path(train_path), int(max_length)),
+        "validation": _split_report(tokenizer, Path(validation_path), int(max_length)),
+    }
+    over = report["train"]["sequence"].get("n_over_max_length", 0)
+    log.info(
+        "%s: %d train rows, p99 %s tokens, %d longer than max_length %d",
+        train_path,
+        report["train"]["sequence"]["n"],
+        report["train"]["sequence"].get("p99"),
+        over,
+        max_length,
+    )
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return report

@@ -1,0 +1,21 @@
+"""Rule token_lengths: token-length distribution of one mixture under the base tokenizer."""
+
+from pathlib import Path
+
+from medinjection.logs import setup_logging
+from medinjection.modeling.token_lengths import token_length_report
+
+
+def main(smk) -> None:
+    setup_logging(smk.log[0])
+    token_length_report(
+        model_dir=Path(smk.input.model),
+        train_path=Path(smk.input.train),
+        validation_path=Path(smk.input.validation),
+        max_length=int(smk.params.max_length),
+        out_path=Path(smk.output.report),
+    )
+
+
+if "snakemake" in globals():
+    main(snakemake)  # noqa: F821
