@@ -81,6 +81,8 @@ def test_changing_one_mixture_reruns_only_its_chain(demo: Path) -> None:
         "predict": 1,
         "judge": 1,
         "score": 1,
+        "position_bias": 1,
+        "position_bias_table": 1,
         "significance": 1,
         "table1": 1,
         "plot_table1": 1,
