@@ -79,7 +79,8 @@ def clean(text: Any) -> str | None:
     """NFC-normalised, stripped text; None for missing or blank values."""
     if text is None:
         return None
-    value = unicodedata.normalize("NFC", str(text)).strip()
+    # normalize returns its argument unchanged when the quick check says it is NFC already
+    value = unicodedata.normalize("NFC", text if type(text) is str else str(text)).strip()
     return value or None
 
 
