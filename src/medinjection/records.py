@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -172,23 +171,6 @@ def encode_meta(meta: dict[str, Any]) -> str:
 _META_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
 
 
-def _options_array(records: Sequence[Record]) -> pa.Array:
-    """The options column from flat letter and text lists (5x faster than from dicts)."""
-    lengths = [0 if r.options is None else len(r.options) for r in records]
-    pairs = [pair for r in records if r.options is not None for pair in r.options]
-    struct_type = ARROW_SCHEMA.field("options").type.value_type
-    values = pa.StructArray.from_arrays(
-        [
-            pa.array([letter for letter, _ in pairs], type=pa.string()),
-            pa.array([text for _, text in pairs], type=pa.string()),
-        ],
-        fields=list(struct_type),
-    )
-    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int32))
-    missing = pa.array([r.options is None for r in records], type=pa.bool_())
-    return pa.ListArray.from_arrays(offsets, values, mask=missing)
-
-
 def records_table(records: Sequence[Record]) -> pa.Table:
     """Arrow table of records with the fixed schema, built column by column (fast path)."""
     columns: dict[str, list[Any]] = {
@@ -200,15 +182,17 @@ def records_table(records: Sequence[Record]) -> pa.Table:
         "specialty": [r.specialty for r in records],
         "context": [r.context for r in records],
         "question": [r.question for r in records],
+        "options": [
+            None if r.options is None else [{"letter": k, "text": t} for k, t in r.options]
+            for r in records
+        ],
         "answer": [r.answer for r in records],
         "language": [r.language for r in records],
         "meta": [_META_ENCODER.encode(r.meta) for r in records],
     }
-    arrays = [
-        _options_array(records) if f.name == "options" else pa.array(columns[f.name], type=f.type)
-        for f in ARROW_SCHEMA
-    ]
-    return pa.table(arrays, schema=ARROW_SCHEMA)
+    return pa.table(
+        [pa.array(columns[f.name], type=f.type) for f in ARROW_SCHEMA], schema=ARROW_SCHEMA
+    )
 
 
 def write_records(records: Sequence[Record], path: str | Path) -> None:
