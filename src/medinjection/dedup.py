@@ -62,15 +62,16 @@ class Removal:
 class DedupColumns:
     """The columns dedup needs, already in keep order.
 
-    bodies are normalised (see module doc); contexts are raw and normalised only for records
-    whose body matches another one (most records never need it, and contexts are long).
+    bodies are normalised (see module doc), an Arrow string array: only the few records that
+    match another one ever become Python strings. contexts are raw and normalised only for
+    records whose body matches another one (most records never need it, and contexts are long).
     """
 
     ids: Sequence[str]
     splits: Sequence[str]
     tasks: Sequence[str]
     contexts: Sequence[str | None]
-    bodies: Sequence[str]
+    bodies: pa.Array
 
 
 def _nfkc(texts: pa.Array) -> pa.Array:
@@ -126,16 +127,25 @@ def normalize_text(text: str | None) -> str:
     return normalize_array(pa.array([text], type=pa.large_string()))[0].as_py()
 
 
-def bodies_from_columns(questions: pa.Array, options: pa.Array) -> list[str]:
+def bodies_from_columns(questions: pa.Array, options: pa.Array) -> pa.Array:
     """Body text per record: normalised question, then sorted normalised options, ' | '-joined."""
-    norm_q = normalize_array(questions).to_pylist()
+    norm_q = normalize_array(questions)
     options = options.combine_chunks() if isinstance(options, pa.ChunkedArray) else options
-    filled = pc.fill_null(pc.list_value_length(options), 0).to_numpy()
-    offsets = np.concatenate([[0], np.cumsum(filled)])
-    flat = normalize_array(pc.list_flatten(options).field("text")).to_pylist()
-    return [
-        " | ".join([q, *sorted(flat[offsets[i] : offsets[i + 1]])]) for i, q in enumerate(norm_q)
-    ]
+    lengths = pc.fill_null(pc.list_value_length(options), 0).to_numpy().astype(np.int64)
+    flat = normalize_array(pc.list_flatten(options).field("text"))
+    owner = np.repeat(np.arange(len(norm_q), dtype=np.int64), lengths)
+    # UTF-8 byte order is code point order, so this sorts each record's options as sorted() does
+    by_owner = pa.table({"owner": owner, "text": flat})
+    order = pc.sort_indices(by_owner, [("owner", "ascending"), ("text", "ascending")]).to_numpy()
+    starts = np.concatenate([[0], np.cumsum(lengths + 1)])
+    is_question = np.zeros(starts[-1], dtype=bool)
+    is_question[starts[:-1]] = True
+    picks = np.empty(starts[-1], dtype=np.int64)  # into [questions..., options...]
+    picks[is_question] = np.arange(len(norm_q))
+    picks[~is_question] = len(norm_q) + order
+    values = pa.concat_arrays([norm_q, flat]).take(pa.array(picks))
+    parts = pa.LargeListArray.from_arrays(pa.array(starts), values)
+    return pc.binary_join(parts, pa.scalar(" | ", pa.large_string()))
 
 
 def _packed_grams(data: np.ndarray) -> np.ndarray:
@@ -168,26 +178,29 @@ def _mix(values: np.ndarray) -> np.ndarray:
     return h
 
 
-def _chunk_grams(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def _chunk_grams(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(record index, packed 5-gram) of every shingle position of a chunk of texts."""
-    padded = [t if len(t.encode("utf-8")) >= SHINGLE else t.ljust(SHINGLE, "\0") for t in texts]
-    array = pa.array(padded, type=pa.large_string())
-    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[: len(padded) + 1]
+    short = pc.less(pc.binary_length(texts), SHINGLE)  # padded to 5 characters, as shingles()
+    array = pc.if_else(short, pc.utf8_rpad(texts, SHINGLE, "\0"), texts).cast(pa.large_string())
+    bounds = np.frombuffer(array.buffers()[1], dtype=np.int64)
+    offsets = bounds[array.offset : array.offset + len(array) + 1]
     data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
     offsets = offsets - offsets[0]
     grams = _packed_grams(data)
     valid = np.ones(grams.size, dtype=bool)
     tails = (offsets[1:, None] - np.arange(1, SHINGLE, dtype=np.int64)[None, :]).ravel()
     valid[tails[tails < grams.size]] = False  # windows that cross into the next record
-    owner = np.repeat(np.arange(len(padded), dtype=np.int64), np.diff(offsets) - (SHINGLE - 1))
+    owner = np.repeat(np.arange(len(array), dtype=np.int64), np.diff(offsets) - (SHINGLE - 1))
     return owner, grams[valid]
 
 
-def signatures(texts: Sequence[str]) -> np.ndarray:
+def signatures(texts: pa.Array | Sequence[str]) -> np.ndarray:
     """One-permutation MinHash signatures (len(texts) x BINS, uint32) with densification."""
+    if not isinstance(texts, pa.Array):
+        texts = pa.array(list(texts), type=pa.large_string())
     out = np.empty((len(texts), BINS), dtype=np.uint32)
     for start in range(0, len(texts), CHUNK_RECORDS):
-        chunk = texts[start : start + CHUNK_RECORDS]
+        chunk = texts.slice(start, CHUNK_RECORDS)
         owner, grams = _chunk_grams(chunk)
         h = _mix(grams)
         slot = owner * BINS + (h >> np.uint64(64 - 7)).astype(np.int64)
@@ -245,14 +258,14 @@ def _may_match(cols: DedupColumns, later: int, earlier: int) -> bool:
 
 def exact_removals(cols: DedupColumns) -> dict[int, int]:
     """Removed index -> kept index it duplicates exactly (first eligible earlier kept one)."""
-    by_body: dict[str, list[int]] = defaultdict(list)
-    for i, body in enumerate(cols.bodies):
-        by_body[body].append(i)
+    codes = pc.dictionary_encode(cols.bodies).indices.to_numpy(zero_copy_only=False)
+    repeated = np.flatnonzero(np.bincount(codes, minlength=1)[codes] > 1)  # only these can match
+    by_body: dict[int, list[int]] = defaultdict(list)
+    for i, code in zip(repeated.tolist(), codes[repeated].tolist(), strict=True):
+        by_body[code].append(i)
     removed: dict[int, int] = {}
     contexts = ContextCache(cols)
     for members in by_body.values():
-        if len(members) < 2:
-            continue
         kept_by_context: dict[str, list[int]] = defaultdict(list)
         for i in members:
             bucket = kept_by_context[contexts.text(i)]
@@ -289,7 +302,7 @@ class ContextCache:
 def near_removals(cols: DedupColumns, alive: np.ndarray, threshold: float) -> dict[int, int]:
     """Removed index -> earlier kept index it nearly duplicates, among the `alive` indexes."""
     started = time.perf_counter()
-    sig = signatures([cols.bodies[i] for i in alive])
+    sig = signatures(cols.bodies.take(pa.array(alive, type=pa.int64())))
     groups = candidate_groups(band_keys(sig))
     LOG.info(
         "near-dedup: %d signatures, %d candidate groups in %.1f s",
@@ -324,7 +337,7 @@ def _near(
     a, b = pair
     for i in pair:
         if i not in cache:
-            cache[i] = shingles(cols.bodies[i])
+            cache[i] = shingles(cols.bodies[i].as_py())
     if jaccard(cache[a], cache[b]) < threshold:
         return False
     ca, cb = contexts.text(a), contexts.text(b)
