@@ -39,7 +39,7 @@ BANDS = 16
 ROWS = BINS // BANDS
 EMPTY = np.uint32(0xFFFFFFFF)
 THREADS = max(1, len(os.sched_getaffinity(0)))
-CHUNK_RECORDS = 20_000  # signatures are computed chunk by chunk to bound peak memory
+CHUNK_RECORDS = 10_000  # signatures are computed chunk by chunk (THREADS at once) to bound memory
 # every run of non-letters/digits becomes one space; the runs that are not one space already:
 _CHANGING_RUN = r"[^\p{L}\p{N}]{2,}|[^\p{L}\p{N} ]"
 NFKC_BLOCK = 1024  # strings per NFKC check (see _needs_nfkc)
@@ -190,7 +190,7 @@ def _chunk_grams(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     valid = np.ones(grams.size, dtype=bool)
     tails = (offsets[1:, None] - np.arange(1, SHINGLE, dtype=np.int64)[None, :]).ravel()
     valid[tails[tails < grams.size]] = False  # windows that cross into the next record
-    owner = np.repeat(np.arange(len(array), dtype=np.int64), np.diff(offsets) - (SHINGLE - 1))
+    owner = np.repeat(np.arange(len(array), dtype=np.int32), np.diff(offsets) - (SHINGLE - 1))
     return owner, grams[valid]
 
 
@@ -199,15 +199,22 @@ def signatures(texts: pa.Array | Sequence[str]) -> np.ndarray:
     if not isinstance(texts, pa.Array):
         texts = pa.array(list(texts), type=pa.large_string())
     out = np.empty((len(texts), BINS), dtype=np.uint32)
-    for start in range(0, len(texts), CHUNK_RECORDS):
-        chunk = texts.slice(start, CHUNK_RECORDS)
-        owner, grams = _chunk_grams(chunk)
-        h = _mix(grams)
-        slot = owner * BINS + (h >> np.uint64(64 - 7)).astype(np.int64)
-        sig = np.full(len(chunk) * BINS, EMPTY, dtype=np.uint32)
-        np.minimum.at(sig, slot, (h & np.uint64(0xFFFFFFFE)).astype(np.uint32))
-        out[start : start + len(chunk)] = _densify(sig.reshape(len(chunk), BINS))
+    starts = range(0, len(texts), CHUNK_RECORDS)
+    chunks = [texts.slice(start, CHUNK_RECORDS) for start in starts]
+    with ThreadPoolExecutor(THREADS) as pool:  # numpy releases the GIL on these array passes
+        for start, sig in zip(starts, pool.map(_chunk_signatures, chunks), strict=True):
+            out[start : start + sig.shape[0]] = sig
     return out
+
+
+def _chunk_signatures(chunk: pa.Array) -> np.ndarray:
+    """Signatures of one chunk of texts (CHUNK_RECORDS x BINS fits int32 slot numbers)."""
+    owner, grams = _chunk_grams(chunk)
+    h = _mix(grams)
+    slot = owner * np.int32(BINS) + (h >> np.uint64(64 - 7)).astype(np.int32)
+    sig = np.full(len(chunk) * BINS, EMPTY, dtype=np.uint32)
+    np.minimum.at(sig, slot, h.astype(np.uint32) & np.uint32(0xFFFFFFFE))  # the low 32 bits
+    return _densify(sig.reshape(len(chunk), BINS))
 
 
 def _densify(sig: np.ndarray) -> np.ndarray:
