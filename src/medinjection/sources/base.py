@@ -132,7 +132,13 @@ def require_files(raw_dir: Path, pattern: str, source: str) -> list[Path]:
 
 def options_from_texts(texts: Iterable[Any]) -> tuple[tuple[str, str], ...]:
     """Options lettered A, B, ... from option texts in order (blank texts kept, validated later)."""
-    return tuple((chr(ord("A") + i), clean(text) or "") for i, text in enumerate(texts))
+    cleaned = [clean(text) or "" for text in texts]
+    if len(cleaned) <= len(_OPTION_LETTERS):  # zip over a letter table: no per-option chr/ord
+        return tuple(zip(_OPTION_LETTERS, cleaned, strict=False))
+    return tuple((chr(ord("A") + i), text) for i, text in enumerate(cleaned))
+
+
+_OPTION_LETTERS = tuple(chr(ord("A") + i) for i in range(26))
 
 
 def split_of_file(path: Path, mapping: dict[str, str], source: str) -> str:
