@@ -15,6 +15,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -57,7 +58,11 @@ def keep_order(table: pa.Table) -> pa.Table:
 
 def dedupe_table(table: pa.Table, threshold: float) -> tuple[pa.Table, list[Removal]]:
     """Kept rows (sorted by id) and removals (sorted by id) of a records table."""
-    ordered = keep_order(table)
+    return dedupe_ordered(keep_order(table), threshold)
+
+
+def dedupe_ordered(ordered: pa.Table, threshold: float) -> tuple[pa.Table, list[Removal]]:
+    """dedupe_table of a table already in keep order (the caller can drop its unsorted copy)."""
     ids = ordered["id"].to_pylist()
     splits = ordered["split"].to_pylist()
     cols = DedupColumns(
@@ -68,9 +73,11 @@ def dedupe_table(table: pa.Table, threshold: float) -> tuple[pa.Table, list[Remo
         bodies=bodies_from_columns(ordered["question"], ordered["options"]),
     )
     found = find_removals(cols, threshold)
-    removed = {i for i, _, _ in found}
-    keep = pa.array([i for i in range(len(ids)) if i not in removed], type=pa.int64())
-    kept = ordered.take(keep).sort_by("id")
+    keep = np.ones(len(ids), dtype=bool)
+    keep[[i for i, _, _ in found]] = False
+    rows = pa.array(np.flatnonzero(keep))
+    by_id = pc.sort_indices(ordered["id"].take(rows))
+    kept = ordered.take(rows.take(by_id))  # one copy of the kept rows, already sorted by id
     removals = sorted((Removal(ids[i], reason, ids[m]) for i, m, reason in found), key=_by_id)
     LOG.info("dedup: %d records in, %d kept, %d removed", len(ids), kept.num_rows, len(removals))
     return kept, removals
@@ -121,7 +128,10 @@ def build_dataset(
     duplicates = _duplicate_ids(table)
     if duplicates:
         raise ValueError(f"record ids occur in several input files: {duplicates[:5]}")
-    kept, removals = dedupe_table(table, near_duplicate_threshold)
+    ordered = keep_order(table)
+    del table  # one copy of the records in memory at a time (full study: ~0.6 GB each)
+    kept, removals = dedupe_ordered(ordered, near_duplicate_threshold)
+    del ordered
     out_dir = Path(out_dir)
     _write_splits(kept, out_dir)
     counts = _counts(kept)
@@ -149,15 +159,20 @@ def _duplicate_ids(table: pa.Table) -> list[str]:
 
 def _write_splits(kept: pa.Table, out_dir: Path) -> None:
     """out_dir/{origin}/{split}.parquet and out_dir/all.parquet, written on all cores."""
-    tables, paths = [], []
-    for origin in ORIGINS:
-        for split in SPLITS:
-            mask = pc.and_(pc.equal(kept["origin"], origin), pc.equal(kept["split"], split))
-            tables.append(kept.filter(mask))
-            paths.append(out_dir / origin / f"{split}.parquet")
-    # ALL first: it is as big as the others together, so the two cores finish together
+    parts = [(origin, split) for origin in ORIGINS for split in SPLITS]
+    # ALL first: it is as big as the others together, so the two cores finish together; each
+    # part is filtered by its writer, so no more than THREADS of them are in memory at once
     with ThreadPoolExecutor(THREADS) as pool:  # the parquet writer releases the GIL
-        list(pool.map(_write_table, [kept, *tables], [out_dir / "all.parquet", *paths]))
+        done = [pool.submit(_write_table, kept, out_dir / "all.parquet")]
+        done += [pool.submit(_write_part, kept, part, out_dir) for part in parts]
+        for future in done:
+            future.result()
+
+
+def _write_part(kept: pa.Table, part: tuple[str, str], out_dir: Path) -> None:
+    origin, split = part
+    mask = pc.and_(pc.equal(kept["origin"], origin), pc.equal(kept["split"], split))
+    _write_table(kept.filter(mask), out_dir / origin / f"{split}.parquet")
 
 
 def _write_table(table: pa.Table, path: Path) -> None:
