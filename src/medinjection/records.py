@@ -111,9 +111,9 @@ def _option_errors(record: Record) -> list[str]:
     errors = []
     if len(set(letters)) != len(letters):
         errors.append("duplicate option letters")
-    if any(not text or not text.strip() for _, text in options):
+    if not all([text and text.strip() for _, text in options]):  # a list: no generator frames
         errors.append("empty option text")
-    gold = record.answer_letters()
+    gold = [part.strip() for part in record.answer.split(",") if part.strip()]  # answer_letters
     unknown = [letter for letter in gold if letter not in letters]
     if unknown:
         errors.append(f"answer letter(s) {unknown} not among options {letters}")
