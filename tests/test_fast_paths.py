@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from medinjection.dedup import NFKC_BLOCK, bodies_from_columns, normalize_array
-from medinjection.records import ARROW_SCHEMA, encode_meta
+from medinjection.records import ARROW_SCHEMA, encode_meta, meta_column
 from medinjection.sources.base import options_from_texts
 
 TRICKY = [
@@ -74,6 +74,21 @@ def test_encode_meta_is_json_dumps() -> None:
     ]
     for meta in metas:
         assert encode_meta(meta) == json.dumps(meta, ensure_ascii=False, sort_keys=True)
+
+
+def test_meta_column_is_json_dumps_per_record() -> None:
+    mixed = [
+        {"b": 'é"\n\\', "a": None},
+        {"a": "x", "b": "tab\there"},
+        {"b": None, "a": "other key order"},
+        {1: "int key"},
+        {},
+        {"n": 1, "f": float("nan"), "t": True, "l": [1, "é"], "d": {"y": None, "x": 2}},
+        {"a": 1, "b": "x"},
+    ]
+    for metas in (mixed, [mixed[0]] * 3, [{}] * 2, []):
+        expected = [json.dumps(m, ensure_ascii=False, sort_keys=True) for m in metas]
+        assert meta_column(metas).to_pylist() == expected
 
 
 def test_options_from_texts_letters_beyond_z() -> None:
