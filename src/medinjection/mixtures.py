@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from medinjection.prompts import training_messages
-from medinjection.records import ARROW_SCHEMA, ORIGINS, Record, from_row
+from medinjection.records import ARROW_SCHEMA, ORIGINS, Record, from_row, table_rows
 
 LOG = logging.getLogger(__name__)
 # What drawing and rendering a chat read: the long meta column (e.g. MedMCQA explanations) is
@@ -113,7 +113,7 @@ def _shared_validation(
 
 
 def _records(table: pa.Table, rows: list[int]) -> list[Record]:
-    return [from_row(row) for row in table.take(pa.array(rows, type=pa.int64())).to_pylist()]
+    return [from_row(row) for row in table_rows(table.take(pa.array(rows, type=pa.int64())))]
 
 
 def _counts(records: list[Record]) -> dict[str, dict[str, dict[str, int]]]:

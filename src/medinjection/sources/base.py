@@ -13,7 +13,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from medinjection.records import Record
+from medinjection.records import Record, table_rows
 
 # How normalize_source assigns a record's split, stored in record.meta["split_rule"]:
 #   "source"                 keep the split the source itself gives (record.split as yielded);
@@ -113,10 +113,7 @@ def read_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def read_parquet_rows(path: Path) -> list[dict[str, Any]]:
     """All rows of a parquet file as dicts (column-wise conversion: several times faster)."""
-    table = pq.read_table(path)
-    names = table.column_names
-    columns = [table[name].to_pylist() for name in names]
-    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+    return table_rows(pq.read_table(path))
 
 
 def require_files(raw_dir: Path, pattern: str, source: str) -> list[Path]:
