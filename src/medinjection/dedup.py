@@ -242,13 +242,14 @@ def band_keys(sig: np.ndarray) -> np.ndarray:
 def candidate_groups(keys: np.ndarray) -> list[np.ndarray]:
     """Groups (ascending record indexes, size >= 2) of records sharing a band key."""
     groups = []
-    for band in range(keys.shape[1]):
-        order = np.argsort(keys[:, band], kind="stable")
-        sorted_keys = keys[order, band]
+    for column in np.ascontiguousarray(keys.T):  # one band's keys, contiguous
+        # an unstable sort is several times faster on 64-bit keys; groups are sorted after
+        order = np.argsort(column)
+        sorted_keys = column[order]
         starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
         sizes = np.diff(np.r_[starts, sorted_keys.size])
         for start, size in zip(starts[sizes > 1], sizes[sizes > 1], strict=True):
-            groups.append(order[start : start + size])
+            groups.append(np.sort(order[start : start + size]))
     return groups
 
 
