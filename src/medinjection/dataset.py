@@ -2,9 +2,9 @@
 
 Columnar (Arrow) from end to end: the full study (~571K records) takes about 22 s of CPU and
 3.1 GB peak (bench/data_pipeline.py); the matching method is documented in medinjection.dedup.
-Keep order: test before
-validation before train, then native, translated, synthetic, then id, so decontamination always
-removes the training side (reasons test_leak_exact / test_leak_near in removed.csv).
+Keep order: test before validation before train, then native, translated, synthetic, then id,
+so decontamination always removes the training side (reasons test_leak_exact / test_leak_near
+in removed.csv).
 """
 
 from __future__ import annotations
