@@ -29,9 +29,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from medinjection.prompts import training_messages
-from medinjection.records import ARROW_SCHEMA, ORIGINS, Record, from_row
+from medinjection.records import ARROW_SCHEMA, ORIGINS, Record, from_row, table_rows
 
 LOG = logging.getLogger(__name__)
+# What drawing and rendering a chat read: the long meta column (e.g. MedMCQA explanations) is
+# left on disk, so drawn records carry meta {} and the record defaults for language/specialty.
+POOL_COLUMNS: tuple[str, ...] = (
+    "id", "origin", "source", "task", "split", "context", "question", "options", "answer",
+)  # fmt: skip
+_JSON = json.JSONEncoder(ensure_ascii=False)  # one encoder for every line (json.dumps makes one)
 
 
 def allocate(total: int, weights: dict[str, float]) -> dict[str, int]:
@@ -62,10 +68,11 @@ def _pools(files: list[Path], tasks: list[str], origins: set[str]) -> dict[str, 
         if origin not in ORIGINS:
             raise ValueError(f"{path}: parent folder {origin!r} is not an origin {ORIGINS}")
         if origin in origins:
-            table = pq.read_table(path, schema=ARROW_SCHEMA)
+            table = pq.read_table(path, columns=list(POOL_COLUMNS), schema=ARROW_SCHEMA)
             parts[origin].append(table.filter(pc.is_in(table["task"], pa.array(tasks))))
+    empty = ARROW_SCHEMA.empty_table().select(list(POOL_COLUMNS))
     return {
-        origin: (pa.concat_tables(tables) if tables else ARROW_SCHEMA.empty_table()).sort_by("id")
+        origin: (pa.concat_tables(tables) if tables else empty).sort_by("id")
         for origin, tables in parts.items()
     }
 
@@ -106,7 +113,7 @@ def _shared_validation(
 
 
 def _records(table: pa.Table, rows: list[int]) -> list[Record]:
-    return [from_row(row) for row in table.take(pa.array(rows, type=pa.int64())).to_pylist()]
+    return [from_row(row) for row in table_rows(table.take(pa.array(rows, type=pa.int64())))]
 
 
 def _counts(records: list[Record]) -> dict[str, dict[str, dict[str, int]]]:
@@ -121,15 +128,14 @@ def _counts(records: list[Record]) -> dict[str, dict[str, dict[str, int]]]:
 def _write_jsonl(records: list[Record], path: Path, order_key: str, version: str) -> str:
     ordered = sorted(records, key=lambda r: hashlib.sha256(f"{order_key}:{r.id}".encode()).digest())
     lines = [
-        json.dumps(
+        _JSON.encode(
             {
                 "id": r.id,
                 "origin": r.origin,
                 "source": r.source,
                 "task": r.task,
                 "messages": training_messages(r, version),
-            },
-            ensure_ascii=False,
+            }
         )
         + "\n"
         for r in ordered

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from medinjection.records import Record
+from medinjection.records import Record, table_rows
 
 # How normalize_source assigns a record's split, stored in record.meta["split_rule"]:
 #   "source"                 keep the split the source itself gives (record.split as yielded);
@@ -79,7 +79,8 @@ def clean(text: Any) -> str | None:
     """NFC-normalised, stripped text; None for missing or blank values."""
     if text is None:
         return None
-    value = unicodedata.normalize("NFC", str(text)).strip()
+    # normalize returns its argument unchanged when the quick check says it is NFC already
+    value = unicodedata.normalize("NFC", text if type(text) is str else str(text)).strip()
     return value or None
 
 
@@ -112,10 +113,7 @@ def read_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def read_parquet_rows(path: Path) -> list[dict[str, Any]]:
     """All rows of a parquet file as dicts (column-wise conversion: several times faster)."""
-    table = pq.read_table(path)
-    names = table.column_names
-    columns = [table[name].to_pylist() for name in names]
-    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+    return table_rows(pq.read_table(path))
 
 
 def require_files(raw_dir: Path, pattern: str, source: str) -> list[Path]:
@@ -131,7 +129,13 @@ def require_files(raw_dir: Path, pattern: str, source: str) -> list[Path]:
 
 def options_from_texts(texts: Iterable[Any]) -> tuple[tuple[str, str], ...]:
     """Options lettered A, B, ... from option texts in order (blank texts kept, validated later)."""
-    return tuple((chr(ord("A") + i), clean(text) or "") for i, text in enumerate(texts))
+    cleaned = [clean(text) or "" for text in texts]
+    if len(cleaned) <= len(_OPTION_LETTERS):  # zip over a letter table: no per-option chr/ord
+        return tuple(zip(_OPTION_LETTERS, cleaned, strict=False))
+    return tuple((chr(ord("A") + i), text) for i, text in enumerate(cleaned))
+
+
+_OPTION_LETTERS = tuple(chr(ord("A") + i) for i in range(26))
 
 
 def split_of_file(path: Path, mapping: dict[str, str], source: str) -> str:
