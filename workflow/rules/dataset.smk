@@ -68,6 +68,7 @@ rule build_dataset:
         "benchmarks/build_dataset/build_dataset.tsv"
     conda:
         "../../envs/workflow.yaml"
+    threads: 2  # signatures, normalisation and the parquet writers use every core it is given
     params:
         near_duplicate_threshold=config["dataset"]["near_duplicate_threshold"],
         code=CODE_VERSION,
