@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import itertools
 import json
+import sys
 import threading
 import time
 from collections import Counter, deque
@@ -248,7 +249,7 @@ class FakeOpenAI:
     @contextlib.contextmanager
     def serve(self, port: int = 0) -> Iterator[FakeOpenAI]:
         """Serve on 127.0.0.1:`port` (0 = a free port) in a thread for the `with` block."""
-        server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(self))
+        server = QuietServer(("127.0.0.1", port), make_handler(self))
         server.daemon_threads = True
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
@@ -313,15 +314,20 @@ def make_handler(state: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            try:
-                self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client went away (a bench kills it with SIGKILL mid-request)
+            self.wfile.write(payload)
 
         def log_message(self, *args: object) -> None:
             pass
 
     return Handler
+
+
+class QuietServer(ThreadingHTTPServer):
+    """A client that goes away mid-request (the bench SIGKILLs one) is not a server error."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # broken pipe, reset
+            super().handle_error(request, client_address)
 
 
 def main() -> None:
