@@ -4,8 +4,10 @@ Both paths run side by side in one process on the same tiny Qwen3 (the demo's ge
 config/demo.yaml `base_model.tiny`, built locally) and the same test set: a few hundred French
 items of realistic length, a mix of MCQU, MCQ and OEQ (OEQ budget capped, `--oeq-tokens`).
 
-- engine: `TransformersPredictor.predict` (items batched by task, sorted by prompt length,
-  left-padded; MCQU in one forward pass; MCQ greedy + constrained generate per batch).
+- engine: `TransformersPredictor.predict` (items batched by task, sorted by prompt length, one
+  right-padded prefill per batch after a shared prompt head, the last layer at the last
+  positions only; MCQU in that one forward pass; MCQ greedy + constrained rows decoded together
+  in a preallocated cache).
 - official-style: what the authors' Evaluate.py does (study.md §9): for each item, one `generate`
   (greedy, `output_scores=True`; letter probabilities from the first-step scores), then, for
   multiple-choice items, one constrained `generate` under a letter LogitsProcessor. It uses the

@@ -499,3 +499,48 @@ def test_shared_prefix_pass_changes_nothing(env, monkeypatch) -> None:
     for a, b in zip(with_prefix, without, strict=True):
         if a.letter_probs is not None:
             assert a.letter_probs == pytest.approx(b.letter_probs, abs=1e-5)
+
+
+def _unpruned(predictor: TransformersPredictor) -> None:
+    """Put the model's own last layer back (the engine without last-layer pruning)."""
+    predictor.model.model.layers[-1] = predictor.last_layer.layer
+    predictor.last_layer = None
+
+
+def test_last_layer_pruning_changes_nothing(env) -> None:
+    pruned = TransformersPredictor(env["base"], None, batch_size=4)
+    assert pruned.last_layer is not None  # the tiny model is a Qwen3: pruning is on
+    full = TransformersPredictor(env["base"], None, batch_size=4)
+    _unpruned(full)
+    records = [*read_records(env["mcq"]), *read_records(env["oeq"]), *read_records(env["mcqu"])]
+    items = prompt_items(records, "v1", 6)
+    by_length = {len(ids): ids for ids in pruned.prompt_ids(items)}
+    rows = list(by_length.values())[:4]
+    assert len(rows) > 1  # padded rows: each row keeps its own last position
+    for use_cache in (False, True):
+        a, b = pruned.prefill(rows, use_cache)[0], full.prefill(rows, use_cache)[0]
+        assert torch.allclose(a, b, atol=1e-5)
+        assert a.argmax(-1).tolist() == b.argmax(-1).tolist()
+    with_pruning, without = pruned.predict(items), full.predict(items)
+    assert [(p.greedy, p.constrained) for p in with_pruning] == [
+        (p.greedy, p.constrained) for p in without
+    ]
+    for a, b in zip(with_pruning, without, strict=True):
+        if a.letter_probs is not None:
+            assert a.letter_probs == pytest.approx(b.letter_probs, abs=1e-5)
+    assert pruned.last_layer.positions is None  # switched off after each prefill
+
+
+def test_preallocated_cache_layer_writes_in_place() -> None:
+    from medinjection.modeling.transformers_backend import PreallocatedLayer
+
+    keys, values = torch.randn(2, 1, 3, 4), torch.randn(2, 1, 3, 4)
+    layer = PreallocatedLayer(keys, values, extra=2)
+    step = torch.randn(2, 1, 1, 4)
+    k, v = layer.update(step, step + 1)
+    assert torch.equal(k, torch.cat([keys, step], dim=2))
+    assert torch.equal(v, torch.cat([values, step + 1], dim=2))
+    assert layer.get_seq_length() == 4
+    layer.update(step, step)
+    with pytest.raises(RuntimeError, match="cannot hold 6"):
+        layer.update(step, step)

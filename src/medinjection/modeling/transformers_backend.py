@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers.cache_utils import DynamicLayer
 
 from medinjection.modeling.decoding import (
     LetterConstraint,
@@ -55,6 +56,115 @@ def shared_prefix(rows: Sequence[Sequence[int]]) -> int:
     return shared
 
 
+class PreallocatedLayer(DynamicLayer):
+    """A KV cache layer with room for `extra` more tokens: a decode step writes its slot in place.
+
+    transformers' DynamicLayer concatenates the whole cache at every step (the largest cost of a
+    decode step with a small model); this one holds the keys/values in a buffer allocated once
+    and exposes the filled part as a view, so the attention sees the same tensors.
+    """
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, extra: int) -> None:
+        super().__init__()
+        batch, heads, length, dim = keys.shape
+        self._keys = keys.new_empty((batch, heads, length + extra, dim))
+        self._values = values.new_empty((batch, heads, length + extra, values.shape[-1]))
+        self._keys[:, :, :length] = keys
+        self._values[:, :, :length] = values
+        self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
+        self._fill(length)
+
+    def _fill(self, length: int) -> None:
+        self.length = length
+        self.keys, self.values = self._keys[:, :, :length], self._values[:, :, :length]
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write the new states after the filled part; the filled keys and values."""
+        start, end = self.length, self.length + key_states.shape[-2]
+        if end > self._keys.shape[-2]:
+            raise RuntimeError(f"KV buffer of {self._keys.shape[-2]} tokens cannot hold {end}")
+        self._keys[:, :, start:end] = key_states
+        self._values[:, :, start:end] = value_states
+        self._fill(end)
+        return self.keys, self.values
+
+
+def preallocate(cache: Any, extra: int) -> Any:
+    """The cache with each layer moved into a buffer with room for `extra` more tokens."""
+    cache.layers = [PreallocatedLayer(layer.keys, layer.values, extra) for layer in cache.layers]
+    return cache
+
+
+class LastPositionLayer(torch.nn.Module):
+    """The model's last decoder layer, computed at one position per row during a prefill.
+
+    Only the last prompt position's output reaches the first-step logits, so in the last layer
+    the other positions need their keys and values (for the cache, and for that position's
+    attention) but not their query, attention output or MLP: about half of that layer's cost.
+    `positions` (one index per row into the pass's tokens) switches this on for one forward
+    call; with it unset the wrapped layer runs unchanged (decode steps, `generate`). The layer
+    returns hidden states of shape (batch, 1, hidden). Written for Qwen3's layer (q/k norms).
+    """
+
+    def __init__(self, layer: Any) -> None:
+        super().__init__()
+        self.layer = layer
+        self.positions: torch.Tensor | None = None
+
+    @staticmethod
+    def applies_to(layer: Any) -> bool:
+        """Whether `layer` is a layer this wrapper knows how to split (Qwen3's decoder layer)."""
+        return type(layer).__name__ == "Qwen3DecoderLayer"
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
+        past_key_values: Any = None,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        """The wrapped layer's output, at `positions` only when they are set."""
+        if self.positions is None:
+            return self.layer(
+                hidden_states,
+                attention_mask=attention_mask,
+                position_embeddings=position_embeddings,
+                past_key_values=past_key_values,
+                **kwargs,
+            )
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+        from transformers.models.qwen3.modeling_qwen3 import apply_rotary_pos_emb
+
+        layer, attn = self.layer, self.layer.self_attn
+        batch, length, _ = hidden_states.shape
+        rows = torch.arange(batch, device=hidden_states.device)
+        pick = (rows, self.positions)
+        normed = layer.input_layernorm(hidden_states)
+        shape = (batch, length, -1, attn.head_dim)
+        keys = attn.k_norm(attn.k_proj(normed).view(shape)).transpose(1, 2)
+        values = attn.v_proj(normed).view(shape).transpose(1, 2)
+        query = attn.q_norm(attn.q_proj(normed[pick][:, None]).view(batch, 1, -1, attn.head_dim))
+        cos, sin = position_embeddings
+        _, keys = apply_rotary_pos_emb(keys, keys, cos, sin)
+        query, _ = apply_rotary_pos_emb(
+            query.transpose(1, 2), query.transpose(1, 2), cos[pick][:, None], sin[pick][:, None]
+        )
+        if past_key_values is not None:
+            keys, values = past_key_values.update(keys, values, attn.layer_idx)
+        # each row's query sees every key up to its own position (causal, no padding mask)
+        before = keys.shape[2] - length
+        seen = torch.arange(keys.shape[2], device=keys.device)[None, :]
+        mask = (seen <= (before + self.positions)[:, None])[:, None, None, :]
+        out, _ = sdpa_attention_forward(
+            attn, query, keys, values, mask, dropout=0.0, scaling=attn.scaling
+        )
+        hidden = hidden_states[pick][:, None] + attn.o_proj(out.reshape(batch, 1, -1))
+        return hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+
+
 class OddRows:
     """Apply a logits processor to the odd rows only (rows 2i+1 of a duplicated batch)."""
 
@@ -77,6 +187,10 @@ class TransformersPredictor:
     logits give the letter probabilities, and its KV cache feeds a greedy decode loop with a
     padding mask. MCQU needs nothing more (greedy and constrained answers are one-token argmaxes
     of those logits); MCQ decodes greedy and constrained rows together from one duplicated cache.
+    With a Qwen3 model the prefill's last layer is computed at each row's last position only
+    (`LastPositionLayer`), and decode steps write into a preallocated cache (`preallocate`)
+    under a 4D mask built once per batch: the same computation with less work, which the tests
+    check against `generate` and against the unpruned model.
     """
 
     def __init__(self, model_dir: Path, adapter_dir: Path | None, batch_size: int) -> None:
@@ -87,6 +201,12 @@ class TransformersPredictor:
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.stops[0]
         self._letters: dict[tuple[str, ...], LetterTokens] = {}
+        layers = self.model.model.layers
+        self.last_layer: LastPositionLayer | None = None
+        if LastPositionLayer.applies_to(layers[-1]):
+            self.last_layer = layers[-1] = LastPositionLayer(layers[-1])
+        else:
+            log.info("last-layer pruning not available for %s", type(layers[-1]).__name__)
         # seconds spent in the prefill pass and in the decode loops, over all batches
         self.timings: dict[str, float] = {"prefill": 0.0, "decode": 0.0}
 
@@ -128,17 +248,32 @@ class TransformersPredictor:
             cache.batch_repeat_interleave(len(rows))
         else:
             shared = 0
-        # logits only where some row ends, then each row's own last position
-        last = torch.unique(lengths - 1 - shared)
         positions = torch.arange(shared, width, device=self.device).expand(len(rows), -1)
-        out = self.model(
-            input_ids=ids[:, shared:],
-            position_ids=positions,
-            past_key_values=cache,
-            use_cache=use_cache or cache is not None,
-            logits_to_keep=last,
-        )
-        column = torch.searchsorted(last, lengths - 1 - shared)
+        # causal over the shared head and the rows' own tokens, one mask for every row; built
+        # here once rather than by transformers from the cache (no padding mask: see the class)
+        causal = None
+        if cache is not None:
+            own = width - shared
+            causal = torch.ones((own, width), dtype=torch.bool, device=self.device)
+            causal = causal.tril(shared)[None, None]
+        own_last = lengths - 1 - shared  # each row's last position in this pass
+        if self.last_layer is not None:
+            self.last_layer.positions, keep = own_last, 0
+        else:  # logits only where some row ends, then each row's own last position
+            keep = torch.unique(own_last)
+        try:
+            out = self.model(
+                input_ids=ids[:, shared:],
+                attention_mask=causal,
+                position_ids=positions,
+                past_key_values=cache,
+                use_cache=use_cache or cache is not None,
+                logits_to_keep=keep,
+            )
+        finally:
+            if self.last_layer is not None:
+                self.last_layer.positions = None
+        column = torch.searchsorted(keep, own_last) if self.last_layer is None else 0
         logits = out.logits[torch.arange(len(rows), device=self.device), column].float()
         mask = (torch.arange(width, device=self.device)[None, :] < lengths[:, None]).long()
         self.timings["prefill"] += time.perf_counter() - start
@@ -160,10 +295,15 @@ class TransformersPredictor:
         continues with the pad id, the loop stops when every row has produced a stop id.
         """
         start = time.perf_counter()
-        rows = logits.shape[0]
+        rows, width = logits.shape[0], mask.shape[1]
         new = torch.empty((rows, 0), dtype=torch.long, device=self.device)
         done = torch.zeros(rows, dtype=torch.bool, device=self.device)
         stops = torch.tensor(self.stops, device=self.device)
+        # the prompt mask then every new token, as a 4D mask sliced per step; the cache grows
+        # in place (`preallocate`)
+        full = torch.cat([mask.bool(), mask.new_ones((rows, budget), dtype=torch.bool)], dim=1)
+        full = full[:, None, None, :]
+        cache = preallocate(cache, budget) if budget > 1 else cache
         for step in range(budget):
             scores = processor(new, logits) if processor is not None else logits
             token = scores.argmax(dim=-1).masked_fill(done, self.pad_id)
@@ -171,10 +311,9 @@ class TransformersPredictor:
             done |= torch.isin(token, stops)
             if step + 1 == budget or bool(done.all()):
                 break
-            mask = torch.cat([mask, mask.new_ones((rows, 1))], dim=1)
             out = self.model(
                 input_ids=token[:, None],
-                attention_mask=mask,
+                attention_mask=full[..., : width + step + 1],
                 position_ids=(lengths + step)[:, None],
                 past_key_values=cache,
                 use_cache=True,
