@@ -220,10 +220,9 @@ def paired_corpus_bootstrap(
     rng = np.random.default_rng(seed)
     reps = []
     for index in _index_chunks(rng, len(a), n_samples):
-        rows = np.arange(len(index)).repeat(index.shape[1])
-        counts = np.zeros((len(index), len(a)))
-        np.add.at(counts, (rows, index.ravel()), 1.0)  # resample counts of each item
-        reps.append(_corpus_diffs(score, counts @ a, counts @ b))
+        flat = (index + len(a) * np.arange(len(index))[:, None]).ravel()
+        counts = np.bincount(flat, minlength=index.size).reshape(index.shape).astype(float)
+        reps.append(_corpus_diffs(score, counts @ a, counts @ b))  # counts: draws of each item
     replicates = np.concatenate(reps)
     low, high = _percentile_interval(replicates)
     extreme = np.abs(replicates - observed) >= abs(observed) - TIE
