@@ -291,6 +291,13 @@ def test_score_model_hand_computed(tmp_path):
     assert items.loc["c-oeq:0", "judge"] == 1.0 and items.loc["c-oeq:1", "judge"] == 0.0
     assert items.loc["c-oeq:0", "rouge1"] == 1.0 and items.loc["c-oeq:1", "length_chars"] == 0
     assert pd.isna(items.loc["c-oeq:0", "em_constrained"])
+    # per-item sacrebleu statistics (open questions only): their sum is the test set's corpus score
+    assert items.loc["a-mcqu:1", ["bleu_stats", "chrf_stats"]].isna().all()
+    oeq_items = items[items["task"] == "oeq"]
+    for column, name in (("bleu_stats", "bleu"), ("chrf_stats", "chrf")):
+        stats = np.stack(list(oeq_items[column]))
+        assert stats.shape[0] == 2
+        assert metrics.corpus_from_stats(name, stats.sum(axis=0)) == pytest.approx(oeq[name])
 
 
 def test_score_model_refuses_missing_judgments(tmp_path):

@@ -103,7 +103,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"root": root, "base": root / "base", **files}
 
 
-def _run_script(env: dict[str, Path], out_dir: Path) -> list[Path]:
+def _run_script(
+    env: dict[str, Path], out_dir: Path, backend: str = "transformers", max_model_len=None
+) -> list[Path]:
     spec = importlib.util.spec_from_file_location("predict_script", SCRIPTS / "predict.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
@@ -117,11 +119,12 @@ def _run_script(env: dict[str, Path], out_dir: Path) -> list[Path]:
             predictions=[str(p) for p in outs], permuted=[str(p) for p in permuted]
         ),
         params=types.SimpleNamespace(
-            backend="transformers",
+            backend=backend,
             batch_size=4,
             max_new_tokens_oeq=6,
             prompt_version="v1",
             position_bias={"permutations": 2, "seed": 7},
+            max_model_len=max_model_len,
         ),
         log=[str(out_dir / "predict.log")],
     )
@@ -381,9 +384,11 @@ class _FakeLLM:
     """Stands in for vllm.LLM: answers each request from its SamplingParams."""
 
     calls: list = []
+    engines: list = []
 
     def __init__(self, model: str, **engine_args) -> None:
         self.engine_args = engine_args
+        type(self).engines.append(self)
         self.tokenizer = AutoTokenizer.from_pretrained(model)
 
     def get_tokenizer(self):
@@ -428,7 +433,7 @@ def fake_vllm(monkeypatch):
         "vllm.lora.request": request,
     }.items():
         monkeypatch.setitem(sys.modules, name, module)
-    _FakeLLM.calls = []
+    _FakeLLM.calls, _FakeLLM.engines = [], []
     return _FakeLLM
 
 
@@ -479,6 +484,54 @@ def test_vllm_backend_writes_the_same_schema(env, fake_vllm, tmp_path: Path) -> 
     first_call_params = [p.kwargs for p in fake_vllm.calls[0][1]]
     assert all(p["temperature"] == 0.0 and p["max_tokens"] >= 1 for p in first_call_params)
     assert len(first_call_params) == 3 * 9  # greedy, constrained and letter-probability runs
+
+
+def _longest_need(env: dict[str, Path], max_new_tokens_oeq: int) -> tuple[str, int]:
+    """(id, prompt tokens + budget) of the item needing the most context, counted independently
+    of the backend: the chat template rendered as text, then tokenized as vLLM does."""
+    tokenizer = AutoTokenizer.from_pretrained(env["base"])
+    needs = []
+    for name in ("mcqu", "mcq", "oeq"):
+        for item in prompt_items(read_records(env[name]), "v1", max_new_tokens_oeq):
+            text = tokenizer.apply_chat_template(
+                item.messages, tokenize=False, add_generation_prompt=True
+            )
+            needs.append((item.record.id, len(tokenizer.encode(text)) + item.max_new_tokens))
+    return max(needs, key=lambda need: need[1])
+
+
+def test_vllm_engine_gets_max_model_len_from_the_rule(env, fake_vllm, tmp_path: Path) -> None:
+    _, need = _longest_need(env, 6)
+    outs = _run_script(env, tmp_path / "run", backend="vllm", max_model_len=need)  # exactly fits
+    assert [engine.engine_args["max_model_len"] for engine in fake_vllm.engines] == [need]
+    sizes = [len(read_records(env[n])) for n in ("mcqu", "mcq", "oeq")]
+    assert [pq.read_table(out).num_rows for out in outs] == sizes
+    _run_script(env, tmp_path / "default", backend="vllm", max_model_len=None)
+    assert "max_model_len" not in fake_vllm.engines[-1].engine_args  # vLLM's own default
+
+
+def test_vllm_refuses_an_item_over_max_model_len_before_generating(
+    env, fake_vllm, tmp_path: Path
+) -> None:
+    item_id, need = _longest_need(env, 7)
+    names = ("mcqu", "mcq", "oeq")
+    outs = [tmp_path / f"{n}.parquet" for n in names]
+    with pytest.raises(ValueError, match="prediction.max_model_len") as error:
+        predict(
+            "vllm", env["base"], None, [env[n] for n in names], outs, 4, 7, "v1",
+            max_model_len=need - 1,
+        )  # fmt: skip
+    assert f"item {item_id!r} needs" in str(error.value)
+    assert f"= {need} > prediction.max_model_len {need - 1}" in str(error.value)
+    assert fake_vllm.calls == [] and not any(out.exists() for out in outs)  # nothing generated
+
+
+def test_transformers_backend_refuses_max_model_len(env, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="max_model_len is 4096 .* set it to null"):
+        predict(
+            "transformers", env["base"], None, [env["mcq"]], [tmp_path / "mcq.parquet"], 4, 6,
+            "v1", max_model_len=4096,
+        )  # fmt: skip
 
 
 def test_shared_prefix_pass_changes_nothing(env, monkeypatch) -> None:

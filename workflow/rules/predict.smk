@@ -27,6 +27,7 @@ rule predict:
         backend=config["prediction"]["backend"],
         batch_size=config["prediction"]["batch_size"],
         max_new_tokens_oeq=config["prediction"]["max_new_tokens_oeq"],
+        max_model_len=config["prediction"]["max_model_len"],
         prompt_version=config["study"]["prompt_version"],
         position_bias=POSITION_BIAS,
         code=CODE_VERSION,

@@ -23,6 +23,7 @@ def main(smk) -> None:
             permutations=int(smk.params.position_bias["permutations"]),
             seed=int(smk.params.position_bias["seed"]),
         ),
+        max_model_len=smk.params.max_model_len,
     )
 
 

@@ -1,8 +1,8 @@
-"""Rule significance: paired bootstrap tests between models on their item-level scores."""
+"""Rule significance: paired bootstrap or permutation tests between models on item-level scores."""
 
 from pathlib import Path
 
-from medinjection.evaluation.significance import write_significance
+from medinjection.evaluation.significance import DEFAULT_METHOD, write_significance
 from medinjection.logs import setup_logging
 
 
@@ -16,6 +16,7 @@ def main(smk) -> None:
         alpha=float(smk.params.significance["alpha"]),
         bootstrap=dict(smk.params.bootstrap),
         out_csv=Path(smk.output.csv),
+        method=smk.params.significance.get("method", DEFAULT_METHOD),
     )
 
 

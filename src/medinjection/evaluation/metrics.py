@@ -96,8 +96,19 @@ def corpus_stats(name: str, hyps: Sequence[str], refs: Sequence[str]) -> np.ndar
 
 def corpus_from_stats(name: str, summed: np.ndarray) -> float:
     """Corpus score (fraction) from summed sufficient statistics."""
+    return corpus_scorer(name)(summed)
+
+
+def corpus_scorer(name: str) -> Callable[[np.ndarray], float]:
+    """Summed sufficient statistics -> corpus score (fraction), one sacrebleu object reused
+    (the resampling tests call it once per replicate)."""
     metric = _sacrebleu_metric(name)
-    return _unit(metric._compute_score_from_stats(np.asarray(summed, dtype=float).tolist()).score)
+
+    def score(summed: np.ndarray) -> float:
+        stats = np.asarray(summed, dtype=float).tolist()
+        return _unit(metric._compute_score_from_stats(stats).score)
+
+    return score
 
 
 def corpus_bootstrap_ci(

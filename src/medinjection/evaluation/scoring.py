@@ -31,9 +31,13 @@ ITEM_METRICS: tuple[str, ...] = (
     "em_greedy", "em_constrained", "hamming_greedy", "hamming_constrained",
     "rouge1", "rouge2", "rougeL", "bertscore_f1", "judge", "length_chars",
 )  # fmt: skip
+# Per-item sacrebleu sufficient statistics of corpus BLEU/chrF (open questions; null otherwise):
+# summed over any set of items they give that set's corpus score (the significance tests).
+ITEM_STATS: dict[str, str] = {"bleu_stats": metrics.BLEU_METRIC, "chrf_stats": metrics.CHRF_METRIC}
 ITEM_SCHEMA = pa.schema(
     [("model", pa.string()), ("testset", pa.string()), ("task", pa.string()),
      ("id", pa.string())] + [(name, pa.float64()) for name in ITEM_METRICS]
+    + [(name, pa.list_(pa.float64())) for name in ITEM_STATS]
 )  # fmt: skip
 
 
@@ -93,17 +97,25 @@ def _judge_scores(rows: list[dict[str, Any]], judge_file: Path) -> tuple[list[fl
     return [0.0 if s is None else float(s) for s in scores], sum(s is None for s in scores)
 
 
-def _corpus_with_ci(out: dict[str, Any], hyps: list[str], refs: list[str], boot: dict) -> None:
-    """Corpus BLEU and chrF with item-resampling bootstrap intervals (sufficient statistics)."""
-    for name, metric in (("bleu", metrics.BLEU_METRIC), ("chrf", metrics.CHRF_METRIC)):
+def _corpus_with_ci(
+    out: dict[str, Any], hyps: list[str], refs: list[str], boot: dict
+) -> dict[str, list[list[float]]]:
+    """Corpus BLEU and chrF with item-resampling bootstrap intervals; returns the per-item
+    sufficient statistics (ITEM_STATS names) the significance tests resample."""
+    item_stats: dict[str, list[list[float]]] = {}
+    for column, metric in ITEM_STATS.items():
+        name = metric  # "bleu" / "chrf": the score-file keys
         if not hyps:
             out[name], out[f"{name}_low"], out[f"{name}_high"] = None, None, None
+            item_stats[column] = []
             continue
         stats = metrics.corpus_stats(metric, hyps, refs)
         out[name] = metrics.corpus_from_stats(metric, stats.sum(axis=0))
         out[f"{name}_low"], out[f"{name}_high"] = metrics.corpus_bootstrap_ci(
             metric, stats, int(boot["samples"]), int(boot["seed"])
         )
+        item_stats[column] = stats.tolist()
+    return item_stats
 
 
 def score_oeq(
@@ -113,7 +125,7 @@ def score_oeq(
     hyps = [row["greedy_output"] or "" for row in rows]
     refs = [row["gold"] or "" for row in rows]
     out: dict[str, Any] = {"task": "oeq", "n": len(rows)}
-    _corpus_with_ci(out, hyps, refs, boot)
+    item_stats = _corpus_with_ci(out, hyps, refs, boot)
     items = metrics.rouge_per_item(hyps, refs)
     items["bertscore_f1"] = metrics.bertscore_f1(hyps, refs, bert)
     items["judge"], unparsable = _judge_scores(rows, judge_file)
@@ -123,7 +135,7 @@ def score_oeq(
     out["judge_unparsable"] = unparsable
     out["judge_model"] = _judge_models(judge_file)
     items["length_chars"] = [float(len(h)) for h in hyps]
-    return out, items
+    return out, items | item_stats
 
 
 def _judge_models(judge_file: Path) -> str:
@@ -170,7 +182,8 @@ def _item_rows(
     """Item-level rows of one test set; metrics that do not apply to its task are null."""
     return [
         {"model": model, "testset": testset, "task": task, "id": str(row["id"]),
-         **{name: (items[name][k] if name in items else None) for name in ITEM_METRICS}}
+         **{name: (items[name][k] if name in items else None)
+            for name in (*ITEM_METRICS, *ITEM_STATS)}}
         for k, row in enumerate(rows)
     ]  # fmt: skip
 

@@ -2,13 +2,28 @@
 
 Comparisons: every mixture against the base model, and every pair of mixtures (paper order).
 Unit of resampling: the test item. Both models of a comparison must have been scored on exactly
-the same items (same test sets, same ids); the test is a paired, stratified bootstrap
-(``stats.paired_bootstrap``): for ``em`` (Table 1's aggregated EM) the MCQ and MCQU pools are
-resampled separately and the statistic is the mean of the two task differences, the same
-definition as the table cell.
+the same items (same test sets, same ids). ``evaluation.significance.method`` picks the p-value:
+
+- ``bootstrap`` (default): paired, stratified bootstrap (``stats.paired_bootstrap``): items are
+  resampled jointly for both models; for ``em`` (Table 1's aggregated EM) the MCQ and MCQU pools
+  are resampled separately and the statistic is the mean of the two task differences, the same
+  definition as the table cell.
+- ``permutation``: paired sign-flip test (``stats.paired_permutation_pvalue``): each resample
+  swaps every item's two scores with probability 1/2, within its task, same statistic. It tests
+  exchangeability of the two models rather than relying on the bootstrap's approximation of the
+  sampling distribution. ``diff_low``/``diff_high`` still come from the paired bootstrap (a
+  permutation test gives no interval), so they are the same under both methods.
+
+Corpus metrics (``bleu``, ``chrf``): the item file holds each item's sacrebleu sufficient
+statistics; the corpus is every open-question item (all OEQ test sets pooled, like ``judge``), a
+resample sums the statistics per model and rescores each corpus, and the statistic is
+corpus(a) - corpus(b) (bootstrap: same item indices for both; permutation: items' statistics
+swapped between the models).
 
 Several training seeds per mixture: a mixture's item score is the mean of its seeds' item scores
-(the seed-averaged model is the system compared); the spread across seeds is Table 1's sd.
+(the seed-averaged model is the system compared); the spread across seeds is Table 1's sd. For
+corpus metrics the seeds' statistics are summed per item: the corpus score of all the seeds'
+outputs pooled (one seed: exactly the model's corpus score).
 
 Multiple comparisons: p-values are adjusted within each metric over all its comparisons (7
 mixtures vs base + 21 mixture pairs in the study). Holm (default) controls the family-wise error
@@ -24,9 +39,21 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from medinjection.evaluation.stats import CORRECTIONS, paired_bootstrap
+from medinjection.evaluation import metrics as corpus_metrics
+from medinjection.evaluation.scoring import ITEM_STATS
+from medinjection.evaluation.stats import (
+    CORRECTIONS,
+    METHODS,
+    Method,
+    PairedComparison,
+    paired_bootstrap,
+    paired_corpus_bootstrap,
+    paired_corpus_permutation_pvalue,
+    paired_permutation_pvalue,
+)
 from medinjection.evaluation.tables import model_row
 
 log = logging.getLogger(__name__)
@@ -36,12 +63,15 @@ log = logging.getLogger(__name__)
 class SignificanceMetric:
     """A metric tested for significance: an item column, pooled over the items of some tasks.
 
-    With ``macro`` each task is a stratum and the statistic is the mean of the task means.
+    With ``macro`` each task is a stratum and the statistic is the mean of the task means. With
+    ``corpus`` (a sacrebleu metric name) the column holds per-item sufficient statistics and the
+    statistic is the corpus score of their sum.
     """
 
     column: str
     tasks: tuple[str, ...]
     macro: bool = False
+    corpus: str | None = None
 
 
 SIGNIFICANCE_METRICS: dict[str, SignificanceMetric] = {
@@ -53,25 +83,34 @@ SIGNIFICANCE_METRICS: dict[str, SignificanceMetric] = {
     "judge": SignificanceMetric("judge", ("oeq",)),
     "rougeL": SignificanceMetric("rougeL", ("oeq",)),
     "bertscore_f1": SignificanceMetric("bertscore_f1", ("oeq",)),
+    "bleu": SignificanceMetric("bleu_stats", ("oeq",), corpus=corpus_metrics.BLEU_METRIC),
+    "chrf": SignificanceMetric("chrf_stats", ("oeq",), corpus=corpus_metrics.CHRF_METRIC),
 }
+DEFAULT_METHOD: Method = "bootstrap"
 SIGNIFICANCE_COLUMNS: tuple[str, ...] = (
     "model_a", "model_b", "comparison", "metric", "value_a", "value_b", "diff", "diff_low",
-    "diff_high", "p", "p_adjusted", "significant", "correction", "n_items", "seeds_a", "seeds_b",
+    "diff_high", "p", "p_adjusted", "significant", "correction", "method",
+    "n_items", "seeds_a", "seeds_b",
 )  # fmt: skip
 
 
+ITEM_KEYS = ["testset", "task", "id"]
+
+
 def load_items(item_files: list[Path]) -> dict[str, pd.DataFrame]:
-    """Item scores per Table 1 row (base or mixture), averaged over the row's training seeds."""
+    """Item scores per Table 1 row (base or mixture), averaged over the row's training seeds
+    (corpus sufficient statistics: summed over them)."""
     frames = [pd.read_parquet(path) for path in map(Path, item_files)]
     if not frames:
         raise ValueError("significance: no item-score files given")
     items = pd.concat(frames, ignore_index=True)
     items["row"] = items["model"].map(model_row)
+    stats_columns = [c for c in ITEM_STATS if c in items.columns]
     out: dict[str, pd.DataFrame] = {}
     for row, group in items.groupby("row", sort=False):
         seeds = group["model"].nunique()
-        numeric = group.drop(columns=["model", "row"])
-        mean = numeric.groupby(["testset", "task", "id"], sort=True).mean().reset_index()
+        numeric = group.drop(columns=["model", "row", *stats_columns])
+        mean = numeric.groupby(ITEM_KEYS, sort=True).mean().reset_index()
         counts = group.groupby(["testset", "id"]).size()
         if (counts != seeds).any():
             bad = counts[counts != seeds].index[0]
@@ -79,9 +118,23 @@ def load_items(item_files: list[Path]) -> dict[str, pd.DataFrame]:
                 f"significance: item {bad} of {row!r} is scored by {counts[bad]} of its {seeds} "
                 "training runs; rescore the runs so they cover the same test items"
             )
+        for column in stats_columns:
+            mean[column] = _summed_stats(group, column, seeds, mean)
         mean.attrs["seeds"] = seeds
         out[str(row)] = mean
     return out
+
+
+def _summed_stats(group: pd.DataFrame, column: str, seeds: int, mean: pd.DataFrame) -> list:
+    """Per-item sum over seeds of a statistics column, aligned with `mean`'s rows; None where
+    a seed's file lacks the statistics (``compare`` then refuses the corpus metric)."""
+    present = group[group[column].notna()]
+    sums = {
+        key: np.sum(np.stack(list(values)), axis=0)
+        for key, values in present.groupby(ITEM_KEYS, sort=False)[column]
+        if len(values) == seeds
+    }
+    return [sums.get(key) for key in mean[ITEM_KEYS].itertuples(index=False, name=None)]
 
 
 def comparison_pairs(rows: list[str], base: str = "base") -> list[tuple[str, str, str]]:
@@ -101,30 +154,89 @@ def _strata(frame: pd.DataFrame, metric: SignificanceMetric) -> list[pd.Series]:
     return out
 
 
+def _check_same_items(index_a: pd.Index, index_b: pd.Index, column: str, names: tuple) -> None:
+    if not index_a.equals(index_b):
+        raise ValueError(
+            f"significance: {names[0]!r} and {names[1]!r} are scored on different items "
+            f"for {column} ({len(index_a)} vs {len(index_b)}); both must cover the same test sets"
+        )
+
+
 def compare(
-    a: pd.DataFrame, b: pd.DataFrame, metric: SignificanceMetric, boot: dict, names: tuple
+    a: pd.DataFrame,
+    b: pd.DataFrame,
+    metric: SignificanceMetric,
+    boot: dict,
+    names: tuple,
+    method: Method = DEFAULT_METHOD,
 ) -> dict[str, Any]:
-    """Paired bootstrap of one metric between two models (values as fractions)."""
+    """Paired test of one metric between two models (values as fractions): the difference and
+    its bootstrap interval, and the p-value of `method`."""
+    if metric.corpus is not None:
+        return _compare_corpus(a, b, metric, boot, names, method)
     groups_a, groups_b = _strata(a, metric), _strata(b, metric)
     for sa, sb in zip(groups_a, groups_b, strict=True):
-        if not sa.index.equals(sb.index):
-            raise ValueError(
-                f"significance: {names[0]!r} and {names[1]!r} are scored on different items "
-                f"for {metric.column} ({len(sa)} vs {len(sb)}); both must cover the same test sets"
-            )
+        _check_same_items(sa.index, sb.index, metric.column, names)
     present = [k for k, s in enumerate(groups_a) if len(s)]
-    result = paired_bootstrap(
-        [groups_a[k].to_numpy() for k in present],
-        [groups_b[k].to_numpy() for k in present],
-        int(boot["samples"]),
-        int(boot["seed"]),
-    )
+    arrays_a = [groups_a[k].to_numpy() for k in present]
+    arrays_b = [groups_b[k].to_numpy() for k in present]
+    samples, seed = int(boot["samples"]), int(boot["seed"])
+    result = paired_bootstrap(arrays_a, arrays_b, samples, seed)
+    if method == "permutation":
+        p = paired_permutation_pvalue(arrays_a, arrays_b, samples, seed)
+        result = PairedComparison(result.diff, result.low, result.high, p, result.n)
     value_a = sum(groups_a[k].mean() for k in present) / len(present) if present else None
     value_b = sum(groups_b[k].mean() for k in present) / len(present) if present else None
+    return _row(value_a, value_b, result)
+
+
+def _row(value_a: float | None, value_b: float | None, result: PairedComparison) -> dict:
     return {
         "value_a": value_a, "value_b": value_b, "diff": result.diff, "diff_low": result.low,
         "diff_high": result.high, "p": result.p, "n_items": result.n,
     }  # fmt: skip
+
+
+def _corpus_stats(frame: pd.DataFrame, metric: SignificanceMetric, name: str) -> pd.Series:
+    """Per-item sufficient statistics of a corpus metric, indexed by (testset, id)."""
+    picked = frame[frame["task"].isin(metric.tasks)].set_index(["testset", "id"]).sort_index()
+    if metric.column not in picked.columns:
+        values = pd.Series([None] * len(picked), index=picked.index, dtype=object)
+    else:
+        values = picked[metric.column]
+    missing = [key for key, value in values.items() if not isinstance(value, np.ndarray)]
+    if missing:
+        raise ValueError(
+            f"significance: item {missing[0]} of {name!r} has no {metric.column} (sacrebleu "
+            f"sufficient statistics) in its item-score file(s), {len(missing)} item(s) in all; "
+            "rerun the score rule for it (files written before corpus statistics were recorded)"
+        )
+    return values
+
+
+def _compare_corpus(
+    a: pd.DataFrame,
+    b: pd.DataFrame,
+    metric: SignificanceMetric,
+    boot: dict,
+    names: tuple,
+    method: Method,
+) -> dict[str, Any]:
+    """Paired test of corpus(a) - corpus(b) on summed per-item sufficient statistics."""
+    assert metric.corpus is not None
+    series_a, series_b = _corpus_stats(a, metric, names[0]), _corpus_stats(b, metric, names[1])
+    _check_same_items(series_a.index, series_b.index, metric.column, names)
+    if not len(series_a):
+        nan = float("nan")
+        return _row(None, None, PairedComparison(nan, nan, nan, nan, 0))
+    stats_a, stats_b = np.stack(list(series_a)), np.stack(list(series_b))
+    score = corpus_metrics.corpus_scorer(metric.corpus)
+    samples, seed = int(boot["samples"]), int(boot["seed"])
+    result = paired_corpus_bootstrap(stats_a, stats_b, score, samples, seed)
+    if method == "permutation":
+        p = paired_corpus_permutation_pvalue(stats_a, stats_b, score, samples, seed)
+        result = PairedComparison(result.diff, result.low, result.high, p, result.n)
+    return _row(score(stats_a.sum(axis=0)), score(stats_b.sum(axis=0)), result)
 
 
 def significance_frame(
@@ -134,14 +246,15 @@ def significance_frame(
     correction: str,
     alpha: float,
     boot: dict,
+    method: Method = DEFAULT_METHOD,
 ) -> pd.DataFrame:
     """One row per (comparison, metric), with Holm/BH-adjusted p-values within each metric."""
     unknown = [m for m in metric_names if m not in SIGNIFICANCE_METRICS]
-    if unknown or correction not in CORRECTIONS:
+    if unknown or correction not in CORRECTIONS or method not in METHODS:
         raise KeyError(
             f"evaluation.significance: unknown metric(s) {unknown} (valid: "
-            f"{sorted(SIGNIFICANCE_METRICS)}) or correction {correction!r} "
-            f"(valid: {sorted(CORRECTIONS)})"
+            f"{sorted(SIGNIFICANCE_METRICS)}), correction {correction!r} "
+            f"(valid: {sorted(CORRECTIONS)}) or method {method!r} (valid: {list(METHODS)})"
         )
     rows_present = [r for r in model_order if r in items] + sorted(set(items) - set(model_order))
     records = []
@@ -149,7 +262,7 @@ def significance_frame(
         metric = SIGNIFICANCE_METRICS[name]
         block = []
         for a, b, kind in comparison_pairs(rows_present):
-            row = compare(items[a], items[b], metric, boot, (a, b))
+            row = compare(items[a], items[b], metric, boot, (a, b), method)
             if row["n_items"] == 0:
                 continue  # no test set of this metric's tasks
             seeds = {"seeds_a": items[a].attrs["seeds"], "seeds_b": items[b].attrs["seeds"]}
@@ -158,7 +271,10 @@ def significance_frame(
             )
         adjusted = CORRECTIONS[correction]([r["p"] for r in block])
         for row, p_adj in zip(block, adjusted, strict=True):
-            row.update(p_adjusted=p_adj, significant=bool(p_adj < alpha), correction=correction)
+            row.update(
+                p_adjusted=p_adj, significant=bool(p_adj < alpha), correction=correction,
+                method=method,
+            )  # fmt: skip
         records.extend(block)
     return pd.DataFrame(records, columns=list(SIGNIFICANCE_COLUMNS))
 
@@ -171,15 +287,16 @@ def write_significance(
     alpha: float,
     bootstrap: dict,
     out_csv: Path,
+    method: Method = DEFAULT_METHOD,
 ) -> None:
     """Write results/tables/significance.csv from the item-level score files of every model."""
     frame = significance_frame(
-        load_items(item_files), model_order, list(metrics), correction, alpha, bootstrap
+        load_items(item_files), model_order, list(metrics), correction, alpha, bootstrap, method
     )
     Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out_csv, index=False)
     significant = int(frame["significant"].sum()) if len(frame) else 0
     log.info(
-        "significance: %d comparisons, %d significant at %.2f after %s -> %s",
-        len(frame), significant, alpha, correction, out_csv,
+        "significance (%s): %d comparisons, %d significant at %.2f after %s -> %s",
+        method, len(frame), significant, alpha, correction, out_csv,
     )  # fmt: skip

@@ -1,15 +1,21 @@
-"""Bootstrap statistics: percentile confidence intervals, paired significance tests, and
-multiple-comparison corrections (Holm, Benjamini-Hochberg)."""
+"""Bootstrap statistics: percentile confidence intervals, paired significance tests (bootstrap
+and sign-flip permutation, on item means or on corpus scores from summed sufficient statistics),
+and multiple-comparison corrections (Holm, Benjamini-Hochberg)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 Stat = Callable[[np.ndarray], float]
+CorpusScore = Callable[[np.ndarray], float]  # summed sufficient statistics -> corpus score
+Method = Literal["bootstrap", "permutation"]
+METHODS: tuple[Method, ...] = ("bootstrap", "permutation")
 CI_LEVEL = 0.95
+TIE = 1e-12  # replicates within this of the observed |difference| count as extreme
 
 
 def _percentile_interval(replicates: np.ndarray) -> tuple[float, float]:
@@ -81,7 +87,7 @@ def paired_bootstrap_pvalue(
     diff = x - y
     observed = float(diff.mean())
     reps = bootstrap_replicates(diff, n_samples, seed)
-    extreme = np.abs(reps - observed) >= abs(observed) - 1e-12
+    extreme = np.abs(reps - observed) >= abs(observed) - TIE
     return float((extreme.sum() + 1) / (n_samples + 1))
 
 
@@ -129,9 +135,120 @@ def paired_bootstrap(
         axis=0,
     )
     low, high = _percentile_interval(reps)
-    extreme = np.abs(reps - observed) >= abs(observed) - 1e-12
+    extreme = np.abs(reps - observed) >= abs(observed) - TIE
     p = float((extreme.sum() + 1) / (n_samples + 1))
     return PairedComparison(observed, low, high, p, int(sum(d.size for d in diffs)))
+
+
+def _swap_chunks(rng: np.random.Generator, size: int, n_samples: int) -> Iterator[np.ndarray]:
+    """Boolean swap matrices (True = exchange the item's two scores, probability 1/2)."""
+    rows = max(1, CHUNK_CELLS // max(size, 1))
+    for start in range(0, n_samples, rows):
+        yield rng.random((min(rows, n_samples - start), size)) < 0.5
+
+
+def _permutation_p(observed: float, reps: np.ndarray) -> float:
+    """Two-sided Monte Carlo p-value, +1 corrected: (extreme + 1) / (resamples + 1)."""
+    extreme = np.abs(reps) >= abs(observed) - TIE
+    return float((extreme.sum() + 1) / (reps.size + 1))
+
+
+def paired_permutation_pvalue(
+    groups_a: Sequence[Sequence[float]],
+    groups_b: Sequence[Sequence[float]],
+    n_samples: int,
+    seed: int,
+) -> float:
+    """Two-sided paired sign-flip (swap) test of the statistic of ``paired_bootstrap``.
+
+    Under the null hypothesis the two systems are exchangeable on each item, so each resample
+    swaps every item's pair of scores with probability 1/2 (within its group: swapping never
+    moves an item to another task) and recomputes the mean over groups of the mean difference;
+    a swap flips the sign of that item's difference. ``(count + 1) / (n_samples + 1)``, where
+    count is the resamples at least as far from zero as the observed difference: identical
+    systems give p = 1. Group k draws from ``default_rng(seed + k)``.
+    """
+    diffs = []
+    for k, (a, b) in enumerate(zip(groups_a, groups_b, strict=True)):
+        x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+        if x.shape != y.shape:
+            raise ValueError(
+                f"permutation test group {k}: {x.size} and {y.size} items; both systems must "
+                "be scored on the same items"
+            )
+        if x.size:
+            diffs.append(x - y)
+    if not diffs:
+        return float("nan")
+    observed = float(np.mean([d.mean() for d in diffs]))
+    reps = np.zeros(n_samples)
+    for k, d in enumerate(diffs):
+        rng = np.random.default_rng(seed + k)
+        chunks = _swap_chunks(rng, d.size, n_samples)
+        reps += np.concatenate([np.where(swap, -d, d).mean(axis=1) for swap in chunks]) / len(diffs)
+    return _permutation_p(observed, reps)
+
+
+def _corpus_pair(stats_a: np.ndarray, stats_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(stats_a, dtype=float), np.asarray(stats_b, dtype=float)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(
+            f"paired corpus test needs two (items x statistics) matrices of one shape, got "
+            f"{a.shape} and {b.shape}; both systems must be scored on the same items"
+        )
+    return a, b
+
+
+def _corpus_diffs(score: CorpusScore, summed_a: np.ndarray, summed_b: np.ndarray) -> np.ndarray:
+    return np.array([score(x) - score(y) for x, y in zip(summed_a, summed_b, strict=True)])
+
+
+def paired_corpus_bootstrap(
+    stats_a: np.ndarray, stats_b: np.ndarray, score: CorpusScore, n_samples: int, seed: int
+) -> PairedComparison:
+    """Paired bootstrap of score(a) - score(b) for a corpus metric (BLEU, chrF).
+
+    ``stats_*`` hold one row of sufficient statistics per item, rows aligned between systems;
+    each resample draws the same item indices for both systems, sums their rows and rescores
+    each corpus. Interval and p-value as in ``paired_bootstrap`` (replicates centred on zero).
+    """
+    a, b = _corpus_pair(stats_a, stats_b)
+    if len(a) == 0:
+        nan = float("nan")
+        return PairedComparison(nan, nan, nan, nan, 0)
+    observed = score(a.sum(axis=0)) - score(b.sum(axis=0))
+    rng = np.random.default_rng(seed)
+    reps = []
+    for index in _index_chunks(rng, len(a), n_samples):
+        flat = (index + len(a) * np.arange(len(index))[:, None]).ravel()
+        counts = np.bincount(flat, minlength=index.size).reshape(index.shape).astype(float)
+        reps.append(_corpus_diffs(score, counts @ a, counts @ b))  # counts: draws of each item
+    replicates = np.concatenate(reps)
+    low, high = _percentile_interval(replicates)
+    extreme = np.abs(replicates - observed) >= abs(observed) - TIE
+    p = float((extreme.sum() + 1) / (n_samples + 1))
+    return PairedComparison(float(observed), low, high, p, len(a))
+
+
+def paired_corpus_permutation_pvalue(
+    stats_a: np.ndarray, stats_b: np.ndarray, score: CorpusScore, n_samples: int, seed: int
+) -> float:
+    """Two-sided swap test of score(a) - score(b) for a corpus metric (approximate randomisation).
+
+    Each resample exchanges every item's statistics rows between the two systems with
+    probability 1/2 and rescores both corpora; p-value as in ``paired_permutation_pvalue``.
+    """
+    a, b = _corpus_pair(stats_a, stats_b)
+    if len(a) == 0:
+        return float("nan")
+    total_a, total_b, delta = a.sum(axis=0), b.sum(axis=0), b - a
+    observed = score(total_a) - score(total_b)
+    rng = np.random.default_rng(seed)
+    reps = []
+    for swap in _swap_chunks(rng, len(a), n_samples):
+        moved = swap.astype(float) @ delta  # what a gains (and b loses) from the swapped items
+        reps.append(_corpus_diffs(score, total_a + moved, total_b - moved))
+    return _permutation_p(observed, np.concatenate(reps))
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:

@@ -153,22 +153,54 @@ def write_predictions(rows: Sequence[dict], path: Path) -> None:
     pq.write_table(pa.Table.from_pylist(list(rows), schema=PREDICTION_SCHEMA), path)
 
 
-def _transformers_backend(model_dir: Path, adapter_dir: Path | None, batch_size: int) -> Any:
+def _transformers_backend(
+    model_dir: Path, adapter_dir: Path | None, batch_size: int, max_model_len: int | None
+) -> Any:
     from medinjection.modeling.transformers_backend import TransformersPredictor
 
+    if max_model_len is not None:
+        # transformers allocates no context up front; a limit it did not enforce would be a lie
+        raise ValueError(
+            f"prediction.max_model_len is {max_model_len} but prediction.backend is "
+            "'transformers': the key sizes the vLLM engine only; set it to null"
+        )
     return TransformersPredictor(model_dir, adapter_dir, batch_size)
 
 
-def _vllm_backend(model_dir: Path, adapter_dir: Path | None, batch_size: int) -> Any:
+def _vllm_backend(
+    model_dir: Path, adapter_dir: Path | None, batch_size: int, max_model_len: int | None
+) -> Any:
     from medinjection.modeling.vllm_backend import VllmPredictor
 
-    return VllmPredictor(model_dir, adapter_dir)
+    return VllmPredictor(model_dir, adapter_dir, max_model_len)
 
 
-BACKENDS: dict[str, Callable[[Path, Path | None, int], Any]] = {
+BACKENDS: dict[str, Callable[[Path, Path | None, int, int | None], Any]] = {
     "transformers": _transformers_backend,
     "vllm": _vllm_backend,
 }
+
+
+def check_context(
+    items: Sequence[PromptItem], prompt_lengths: Sequence[int], max_model_len: int, source: str
+) -> None:
+    """Refuse, before any generation, a prompt whose tokens plus its generation budget exceed
+    prediction.max_model_len (vLLM would cut the answer short or reject the request)."""
+    over = [
+        (item, n)
+        for item, n in zip(items, prompt_lengths, strict=True)
+        if n + item.max_new_tokens > max_model_len
+    ]
+    if not over:
+        return
+    item, n = max(over, key=lambda pair: pair[1] + pair[0].max_new_tokens)
+    shown = f" (option order {item.permutation})" if item.permutation else ""
+    raise ValueError(
+        f"{source}: item {item.record.id!r}{shown} needs {n} prompt tokens + "
+        f"{item.max_new_tokens} new tokens = {n + item.max_new_tokens} > prediction.max_model_len "
+        f"{max_model_len} ({len(over)} item(s) of this file over the limit, this is the longest); "
+        "raise prediction.max_model_len (at most the model's context length) or shorten the item"
+    )
 
 
 def _path_list(value: Sequence[str | Path] | str | Path) -> list[Path]:
@@ -215,10 +247,13 @@ def predict(
     prompt_version: str,
     permuted_files: list[Path] | None = None,
     position_bias: PositionBias | None = None,
+    max_model_len: int | None = None,
 ) -> None:
     """Predict every test set with one model (+ optional adapter) and write one file per set.
 
     `permuted_files` (named like their test sets) get the option-shuffled reruns of those sets.
+    With `max_model_len` (vLLM only) every prompt of every file is checked against it before
+    the first generation.
     """
     testset_files, out_files = _path_list(testset_files), _path_list(out_files)
     permuted = _permuted_jobs(testset_files, _path_list(permuted_files or []))
@@ -232,11 +267,13 @@ def predict(
     if permuted and (position_bias is None or position_bias.permutations < 1):
         raise ValueError("permuted outputs need evaluation.position_bias.permutations >= 1")
     predictor = BACKENDS[backend](
-        Path(model_dir), Path(adapter_dir) if adapter_dir else None, batch_size
+        Path(model_dir), Path(adapter_dir) if adapter_dir else None, batch_size, max_model_len
     )
-    for testset, out in zip(testset_files, out_files, strict=True):
-        items = prompt_items(read_records(testset), prompt_version, max_new_tokens_oeq)
-        _predict_file(predictor, items, out, f"{testset} ({backend})")
+    jobs = [
+        (prompt_items(read_records(testset), prompt_version, max_new_tokens_oeq), out,
+         testset, f"{testset} ({backend})")
+        for testset, out in zip(testset_files, out_files, strict=True)
+    ]  # fmt: skip
     for testset, out in permuted:
         assert position_bias is not None
         items = permuted_items(
@@ -246,4 +283,10 @@ def predict(
             position_bias.permutations,
             position_bias.seed,
         )
-        _predict_file(predictor, items, out, f"{testset} x{position_bias.permutations} orders")
+        label = f"{testset} x{position_bias.permutations} orders"
+        jobs.append((items, out, testset, label))
+    if max_model_len is not None:
+        for items, _, testset, _ in jobs:
+            check_context(items, predictor.prompt_lengths(items), max_model_len, str(testset))
+    for items, out, _, label in jobs:
+        _predict_file(predictor, items, out, label)

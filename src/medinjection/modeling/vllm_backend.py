@@ -97,12 +97,17 @@ class VllmPredictor:
     between the greedy, constrained and letter-probability requests of an item.
     """
 
-    def __init__(self, model_dir: Path, adapter_dir: Path | None) -> None:
+    def __init__(
+        self, model_dir: Path, adapter_dir: Path | None, max_model_len: int | None = None
+    ) -> None:
         vllm = _import_vllm()
         from vllm.lora.request import LoRARequest
 
         # processed_logprobs: logprobs after allowed_token_ids masking = softmax over letters
         engine_args: dict[str, Any] = {"seed": 0, "logprobs_mode": "processed_logprobs"}
+        if max_model_len is not None:
+            # without it vLLM sizes the engine for the model's full context (262k for Qwen3)
+            engine_args["max_model_len"] = max_model_len
         self.lora = None
         if adapter_dir is not None:
             rank = adapter_rank(adapter_dir)
@@ -118,6 +123,10 @@ class VllmPredictor:
             )
             for item in items
         ]
+
+    def prompt_lengths(self, items: Sequence[PromptItem]) -> list[int]:
+        """Prompt tokens of each item, as vLLM tokenizes the rendered chat prompt."""
+        return [len(self.tokenizer.encode(prompt)) for prompt in self._prompts(items)]
 
     def predict(self, items: Sequence[PromptItem]) -> list[Prediction]:
         """Predictions in item order."""
