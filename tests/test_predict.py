@@ -484,11 +484,18 @@ def test_vllm_backend_writes_the_same_schema(env, fake_vllm, tmp_path: Path) -> 
     first_call_params = [p.kwargs for p in fake_vllm.calls[0][1]]
     assert all(p["temperature"] == 0.0 and p["max_tokens"] >= 1 for p in first_call_params)
     assert len(first_call_params) == 3 * 9  # greedy, constrained and letter-probability runs
+    # token-id prompts, the ids the transformers engine builds (no special token added twice)
+    engine_ids = TransformersPredictor(env["base"], None, 4).prompt_ids(
+        prompt_items(read_records(env["mcqu"]), "v1", 7)
+    )
+    sent = fake_vllm.calls[0][0]
+    assert all(set(prompt) == {"prompt_token_ids"} for prompt in sent)
+    assert [p["prompt_token_ids"] for p in sent[::3][: len(engine_ids)]] == engine_ids
 
 
 def _longest_need(env: dict[str, Path], max_new_tokens_oeq: int) -> tuple[str, int]:
     """(id, prompt tokens + budget) of the item needing the most context, counted independently
-    of the backend: the chat template rendered as text, then tokenized as vLLM does."""
+    of the backend: the chat template rendered as text, tokenized without added special tokens."""
     tokenizer = AutoTokenizer.from_pretrained(env["base"])
     needs = []
     for name in ("mcqu", "mcq", "oeq"):
@@ -496,7 +503,8 @@ def _longest_need(env: dict[str, Path], max_new_tokens_oeq: int) -> tuple[str, i
             text = tokenizer.apply_chat_template(
                 item.messages, tokenize=False, add_generation_prompt=True
             )
-            needs.append((item.record.id, len(tokenizer.encode(text)) + item.max_new_tokens))
+            ids = tokenizer.encode(text, add_special_tokens=False)
+            needs.append((item.record.id, len(ids) + item.max_new_tokens))
     return max(needs, key=lambda need: need[1])
 
 

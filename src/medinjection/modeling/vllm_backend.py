@@ -116,21 +116,28 @@ class VllmPredictor:
         self.llm = vllm.LLM(model=str(model_dir), **engine_args)
         self.tokenizer = self.llm.get_tokenizer()
 
-    def _prompts(self, items: Sequence[PromptItem]) -> list[str]:
-        return [
+    def prompt_ids(self, items: Sequence[PromptItem]) -> list[list[int]]:
+        """Token ids of the chat-templated prompts, as the transformers engine builds them.
+
+        The rendered template already holds any special token the model needs, so the text is
+        tokenized without adding special tokens; vLLM gets these ids (a text prompt would be
+        tokenized again with them: a second BOS for templates that start with one).
+        """
+        texts = [
             self.tokenizer.apply_chat_template(
                 item.messages, tokenize=False, add_generation_prompt=True
             )
             for item in items
         ]
+        return [self.tokenizer.encode(text, add_special_tokens=False) for text in texts]
 
     def prompt_lengths(self, items: Sequence[PromptItem]) -> list[int]:
-        """Prompt tokens of each item, as vLLM tokenizes the rendered chat prompt."""
-        return [len(self.tokenizer.encode(prompt)) for prompt in self._prompts(items)]
+        """Prompt tokens of each item, as sent to the engine."""
+        return [len(ids) for ids in self.prompt_ids(items)]
 
     def predict(self, items: Sequence[PromptItem]) -> list[Prediction]:
         """Predictions in item order."""
-        prompts = self._prompts(items)
+        prompts = [{"prompt_token_ids": ids} for ids in self.prompt_ids(items)]
         requests: list[tuple[str, int, dict[str, Any]]] = []
         tokens: dict[int, LetterTokens] = {}
         for k, item in enumerate(items):
