@@ -534,12 +534,16 @@ def test_vllm_refuses_an_item_over_max_model_len_before_generating(
     assert fake_vllm.calls == [] and not any(out.exists() for out in outs)  # nothing generated
 
 
-def test_transformers_backend_refuses_max_model_len(env, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="max_model_len is 4096 .* set it to null"):
-        predict(
-            "transformers", env["base"], None, [env["mcq"]], [tmp_path / "mcq.parquet"], 4, 6,
-            "v1", max_model_len=4096,
-        )  # fmt: skip
+def test_transformers_backend_is_held_to_max_model_len(env, tmp_path: Path) -> None:
+    # the same check as vLLM's: the same items pass or fail on both backends
+    item_id, need = _longest_need(env, 6)
+    names = ("mcqu", "mcq", "oeq")
+    files, outs = [env[n] for n in names], [tmp_path / f"{n}.parquet" for n in names]
+    with pytest.raises(ValueError, match=f"item {item_id!r} needs .* > prediction.max_model_len"):
+        predict("transformers", env["base"], None, files, outs, 4, 6, "v1", max_model_len=need - 1)
+    assert not any(out.exists() for out in outs)
+    predict("transformers", env["base"], None, files, outs, 4, 6, "v1", max_model_len=need)
+    assert all(out.exists() for out in outs)
 
 
 def test_shared_prefix_pass_changes_nothing(env, monkeypatch) -> None:

@@ -158,12 +158,6 @@ def _transformers_backend(
 ) -> Any:
     from medinjection.modeling.transformers_backend import TransformersPredictor
 
-    if max_model_len is not None:
-        # transformers allocates no context up front; a limit it did not enforce would be a lie
-        raise ValueError(
-            f"prediction.max_model_len is {max_model_len} but prediction.backend is "
-            "'transformers': the key sizes the vLLM engine only; set it to null"
-        )
     return TransformersPredictor(model_dir, adapter_dir, batch_size)
 
 
@@ -252,8 +246,9 @@ def predict(
     """Predict every test set with one model (+ optional adapter) and write one file per set.
 
     `permuted_files` (named like their test sets) get the option-shuffled reruns of those sets.
-    With `max_model_len` (vLLM only) every prompt of every file is checked against it before
-    the first generation.
+    With `max_model_len` every prompt of every file is checked against it before the first
+    generation (vLLM also sizes its engine with it; transformers has no such limit of its own,
+    so the check is what enforces it there: both backends refuse the same items).
     """
     testset_files, out_files = _path_list(testset_files), _path_list(out_files)
     permuted = _permuted_jobs(testset_files, _path_list(permuted_files or []))

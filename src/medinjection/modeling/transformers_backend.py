@@ -220,6 +220,10 @@ class TransformersPredictor:
         ]
         return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
+    def prompt_lengths(self, items: Sequence[PromptItem]) -> list[int]:
+        """Prompt tokens of each item, as prefilled."""
+        return [len(ids) for ids in self.prompt_ids(items)]
+
     def letter_tokens(self, letters: tuple[str, ...]) -> LetterTokens:
         """Letter token ids of one option set (cached: test sets reuse a few sets)."""
         if letters not in self._letters:
