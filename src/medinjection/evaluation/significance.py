@@ -34,7 +34,7 @@ and items; Benjamini-Hochberg (``bh``) controls the false discovery rate instead
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -184,7 +184,7 @@ def compare(
     result = paired_bootstrap(arrays_a, arrays_b, samples, seed)
     if method == "permutation":
         p = paired_permutation_pvalue(arrays_a, arrays_b, samples, seed)
-        result = PairedComparison(result.diff, result.low, result.high, p, result.n)
+        result = replace(result, p=p)
     value_a = sum(groups_a[k].mean() for k in present) / len(present) if present else None
     value_b = sum(groups_b[k].mean() for k in present) / len(present) if present else None
     return _row(value_a, value_b, result)
@@ -235,7 +235,7 @@ def _compare_corpus(
     result = paired_corpus_bootstrap(stats_a, stats_b, score, samples, seed)
     if method == "permutation":
         p = paired_corpus_permutation_pvalue(stats_a, stats_b, score, samples, seed)
-        result = PairedComparison(result.diff, result.low, result.high, p, result.n)
+        result = replace(result, p=p)
     return _row(score(stats_a.sum(axis=0)), score(stats_b.sum(axis=0)), result)
 
 

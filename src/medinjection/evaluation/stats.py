@@ -71,6 +71,30 @@ def macro_bootstrap_ci(
     return _percentile_interval(np.mean(np.vstack(reps), axis=0))
 
 
+def _two_sided_p(observed: float, null_reps: np.ndarray) -> float:
+    """Two-sided Monte Carlo p-value of replicates drawn under the null hypothesis (centred on
+    zero): the share at least as far from zero as the observed value, +1 corrected."""
+    extreme = np.abs(null_reps) >= abs(observed) - TIE
+    return float((extreme.sum() + 1) / (null_reps.size + 1))
+
+
+def _paired_diffs(
+    groups_a: Sequence[Sequence[float]], groups_b: Sequence[Sequence[float]], test: str
+) -> list[np.ndarray]:
+    """Per group, the item differences a - b (empty groups dropped); unequal groups raise."""
+    diffs = []
+    for k, (a, b) in enumerate(zip(groups_a, groups_b, strict=True)):
+        x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+        if x.shape != y.shape:
+            raise ValueError(
+                f"{test} group {k}: {x.size} and {y.size} items; both systems must be scored "
+                "on the same items"
+            )
+        if x.size:
+            diffs.append(x - y)
+    return diffs
+
+
 def paired_bootstrap_pvalue(
     a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, n_samples: int, seed: int
 ) -> float:
@@ -86,9 +110,7 @@ def paired_bootstrap_pvalue(
         return float("nan")
     diff = x - y
     observed = float(diff.mean())
-    reps = bootstrap_replicates(diff, n_samples, seed)
-    extreme = np.abs(reps - observed) >= abs(observed) - TIE
-    return float((extreme.sum() + 1) / (n_samples + 1))
+    return _two_sided_p(observed, bootstrap_replicates(diff, n_samples, seed) - observed)
 
 
 @dataclass(frozen=True)
@@ -116,16 +138,7 @@ def paired_bootstrap(
     replicates centred on zero, compared with the observed difference in absolute value, +1
     corrected, so identical systems give p = 1.
     """
-    diffs = []
-    for k, (a, b) in enumerate(zip(groups_a, groups_b, strict=True)):
-        x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-        if x.shape != y.shape:
-            raise ValueError(
-                f"paired bootstrap group {k}: {x.size} and {y.size} items; both systems must "
-                "be scored on the same items"
-            )
-        if x.size:
-            diffs.append(x - y)
+    diffs = _paired_diffs(groups_a, groups_b, "paired bootstrap")
     if not diffs:
         nan = float("nan")
         return PairedComparison(nan, nan, nan, nan, 0)
@@ -135,8 +148,7 @@ def paired_bootstrap(
         axis=0,
     )
     low, high = _percentile_interval(reps)
-    extreme = np.abs(reps - observed) >= abs(observed) - TIE
-    p = float((extreme.sum() + 1) / (n_samples + 1))
+    p = _two_sided_p(observed, reps - observed)
     return PairedComparison(observed, low, high, p, int(sum(d.size for d in diffs)))
 
 
@@ -145,12 +157,6 @@ def _swap_chunks(rng: np.random.Generator, size: int, n_samples: int) -> Iterato
     rows = max(1, CHUNK_CELLS // max(size, 1))
     for start in range(0, n_samples, rows):
         yield rng.random((min(rows, n_samples - start), size)) < 0.5
-
-
-def _permutation_p(observed: float, reps: np.ndarray) -> float:
-    """Two-sided Monte Carlo p-value, +1 corrected: (extreme + 1) / (resamples + 1)."""
-    extreme = np.abs(reps) >= abs(observed) - TIE
-    return float((extreme.sum() + 1) / (reps.size + 1))
 
 
 def paired_permutation_pvalue(
@@ -168,16 +174,7 @@ def paired_permutation_pvalue(
     count is the resamples at least as far from zero as the observed difference: identical
     systems give p = 1. Group k draws from ``default_rng(seed + k)``.
     """
-    diffs = []
-    for k, (a, b) in enumerate(zip(groups_a, groups_b, strict=True)):
-        x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-        if x.shape != y.shape:
-            raise ValueError(
-                f"permutation test group {k}: {x.size} and {y.size} items; both systems must "
-                "be scored on the same items"
-            )
-        if x.size:
-            diffs.append(x - y)
+    diffs = _paired_diffs(groups_a, groups_b, "permutation test")
     if not diffs:
         return float("nan")
     observed = float(np.mean([d.mean() for d in diffs]))
@@ -186,7 +183,7 @@ def paired_permutation_pvalue(
         rng = np.random.default_rng(seed + k)
         chunks = _swap_chunks(rng, d.size, n_samples)
         reps += np.concatenate([np.where(swap, -d, d).mean(axis=1) for swap in chunks]) / len(diffs)
-    return _permutation_p(observed, reps)
+    return _two_sided_p(observed, reps)
 
 
 def _corpus_pair(stats_a: np.ndarray, stats_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -225,8 +222,7 @@ def paired_corpus_bootstrap(
         reps.append(_corpus_diffs(score, counts @ a, counts @ b))  # counts: draws of each item
     replicates = np.concatenate(reps)
     low, high = _percentile_interval(replicates)
-    extreme = np.abs(replicates - observed) >= abs(observed) - TIE
-    p = float((extreme.sum() + 1) / (n_samples + 1))
+    p = _two_sided_p(observed, replicates - observed)
     return PairedComparison(float(observed), low, high, p, len(a))
 
 
@@ -248,7 +244,7 @@ def paired_corpus_permutation_pvalue(
     for swap in _swap_chunks(rng, len(a), n_samples):
         moved = swap.astype(float) @ delta  # what a gains (and b loses) from the swapped items
         reps.append(_corpus_diffs(score, total_a + moved, total_b - moved))
-    return _permutation_p(observed, np.concatenate(reps))
+    return _two_sided_p(observed, np.concatenate(reps))
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:

@@ -75,14 +75,14 @@ class PreallocatedLayer(DynamicLayer):
         self._fill(length)
 
     def _fill(self, length: int) -> None:
-        self.length = length
         self.keys, self.values = self._keys[:, :, :length], self._values[:, :, :length]
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Write the new states after the filled part; the filled keys and values."""
-        start, end = self.length, self.length + key_states.shape[-2]
+        start = self.keys.shape[-2]
+        end = start + key_states.shape[-2]
         if end > self._keys.shape[-2]:
             raise RuntimeError(f"KV buffer of {self._keys.shape[-2]} tokens cannot hold {end}")
         self._keys[:, :, start:end] = key_states
@@ -136,7 +136,12 @@ class LastPositionLayer(torch.nn.Module):
                 **kwargs,
             )
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
-        from transformers.models.qwen3.modeling_qwen3 import apply_rotary_pos_emb
+        from transformers.models.qwen3.modeling_qwen3 import rotate_half
+
+        def rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+            # Qwen3's apply_rotary_pos_emb for one tensor (queries and keys sit at different
+            # positions here); cos/sin are (batch, tokens, head_dim)
+            return x * cos[:, None] + rotate_half(x) * sin[:, None]
 
         layer, attn = self.layer, self.layer.self_attn
         batch, length, _ = hidden_states.shape
@@ -148,10 +153,8 @@ class LastPositionLayer(torch.nn.Module):
         values = attn.v_proj(normed).view(shape).transpose(1, 2)
         query = attn.q_norm(attn.q_proj(normed[pick][:, None]).view(batch, 1, -1, attn.head_dim))
         cos, sin = position_embeddings
-        _, keys = apply_rotary_pos_emb(keys, keys, cos, sin)
-        query, _ = apply_rotary_pos_emb(
-            query.transpose(1, 2), query.transpose(1, 2), cos[pick][:, None], sin[pick][:, None]
-        )
+        keys = rotary(keys, cos, sin)
+        query = rotary(query.transpose(1, 2), cos[pick][:, None], sin[pick][:, None])
         if past_key_values is not None:
             keys, values = past_key_values.update(keys, values, attn.layer_idx)
         # each row's query sees every key up to its own position (causal, no padding mask)
