@@ -423,7 +423,7 @@ class _Recorder:
 @pytest.fixture
 def fake_vllm(monkeypatch):
     vllm = types.ModuleType("vllm")
-    vllm.LLM, vllm.SamplingParams = _FakeLLM, _Recorder
+    vllm.LLM, vllm.SamplingParams, vllm.__version__ = _FakeLLM, _Recorder, "fake"
     sampling = types.ModuleType("vllm.sampling_params")
     sampling.StructuredOutputsParams = _Recorder
     lora = types.ModuleType("vllm.lora")

