@@ -169,7 +169,7 @@ def sharpen_base(model_dir: Path) -> None:
     model.save_pretrained(model_dir)
 
 
-def build_workspace(root: Path, lora_steps: int = 40, dora_steps: int = 10) -> dict[str, Path]:
+def build_workspace(root: Path, lora_steps: int = 40, dora_steps: int = 40) -> dict[str, Path]:
     """Test sets, base model, LoRA and DoRA adapters, the merged DoRA model."""
     sets = vllm_records()
     out: dict[str, Path] = {"root": root}
