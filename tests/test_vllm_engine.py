@@ -187,9 +187,15 @@ def _vllm_executable() -> str:
     return str(Path(sys.executable).parent / "vllm")
 
 
-def test_judge_through_vllm_serve_matches_the_local_judge(ws, lora_runs, tmp_path) -> None:
+def test_judge_through_vllm_serve_matches_the_local_judge(
+    ws, lora_runs, tmp_path, monkeypatch
+) -> None:
     """The study's judge path (backend vllm_server: `vllm serve` + the OpenAI client, 1 token)
     against the local backend (argmax over '0'/'1') on the same prompts, same model."""
+    from medinjection.llm import vllm_server
+
+    # a free port, not the fixed preferred one other jobs on this machine may hold
+    monkeypatch.setattr(vllm_server, "pick_port", lambda preferred: _free_port())
     from tests.vllm_fixtures import vllm_records
 
     oeq = vllm_records()["oeq"]
@@ -219,7 +225,6 @@ def test_judge_through_vllm_serve_matches_the_local_judge(ws, lora_runs, tmp_pat
     print(f"\njudge verdicts over {len(messages)} prompts: local {[s for s, _ in local]}")
     assert [s for s, _ in served] == [s for s, _ in local]
     assert all(score is not None for score, _ in served)
-    assert "judge" in (tmp_path / "vllm_judge_server.log").read_text()
 
 
 def test_self_hosted_translation_endpoint(ws, tmp_path) -> None:
@@ -255,10 +260,11 @@ def test_self_hosted_translation_endpoint(ws, tmp_path) -> None:
     )  # fmt: skip
     usage = json.loads((tmp_path / "usage.json").read_text())
     print(f"\ntranslation through vllm serve: {usage}")
-    # every request (and each retry of an unusable reply) was answered by the server
+    # every request (and each retry of an unusable reply) was answered by the server; the
+    # tiny model cannot translate, so its replies are quarantined (the stage's own checks)
     assert usage["usage"]["requests_sent"] >= len(records)
-    server_log = (tmp_path / "cache.vllm.log").read_text()
-    assert "translator" in server_log and str(port) in server_log
+    assert usage["usage"]["completion_tokens"] > 0
+    assert usage["counts"]["records_in"] == len(records)
     with socket.socket() as sock:  # the server was stopped with the client
         assert sock.connect_ex(("127.0.0.1", port)) != 0
 

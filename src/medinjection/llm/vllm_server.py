@@ -78,9 +78,18 @@ def vllm_command(
 
 
 def wait_until_ready(
-    base_url: str, timeout_s: float, process: subprocess.Popen | None = None, poll_s: float = 2.0
+    base_url: str,
+    timeout_s: float,
+    process: subprocess.Popen | None = None,
+    poll_s: float = 2.0,
+    served_name: str | None = None,
 ) -> None:
-    """Poll `<base_url>/models` until it answers 200; raise if the server dies or time runs out."""
+    """Poll `<base_url>/models` until it answers 200 (listing `served_name` when given); raise if
+    the server dies or time runs out.
+
+    The name check matters when another job's server holds the port: ours then dies on bind
+    (and this raises) instead of this job talking to the other model.
+    """
     deadline = time.monotonic() + timeout_s
     url = base_url.rstrip("/") + "/models"
     while True:
@@ -91,7 +100,8 @@ def wait_until_ready(
             )
         try:
             with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (local URL)
-                if response.status == 200 and json.loads(response.read()).get("data"):
+                served = [m.get("id") for m in json.loads(response.read()).get("data") or []]
+                if response.status == 200 and served and served_name in (None, *served):
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
             pass
@@ -128,7 +138,7 @@ def serve_vllm(
         process = subprocess.Popen(command, stdout=server_log, stderr=subprocess.STDOUT)
         try:
             base_url = f"http://127.0.0.1:{port}/v1"
-            wait_until_ready(base_url, ready_timeout_s, process)
+            wait_until_ready(base_url, ready_timeout_s, process, served_name=served_name)
             os.environ.setdefault(KEY_ENV, "EMPTY")
             extra = {
                 k: v

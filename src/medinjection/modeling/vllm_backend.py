@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,10 @@ VLLM_LORA_RANKS: tuple[int, ...] = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 
 def _import_vllm() -> Any:
+    # vLLM's logging set-up (logging.config.dictConfig) closes every existing handler, the
+    # rule's log file among them (opened with mode "w", it is then never reopened: the job's
+    # log stopped at the engine start); without it vLLM's records go to the job's handlers
+    os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")
     try:
         import vllm
     except ImportError as err:
