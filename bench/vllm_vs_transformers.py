@@ -31,7 +31,7 @@ def _timed_predictors(model: Path, batch_size: int) -> dict[str, tuple[object, f
     out = {}
     for name, build in (
         ("transformers", lambda: TransformersPredictor(model, None, batch_size)),
-        ("vllm", lambda: VllmPredictor(model, None, 512)),
+        ("vllm", lambda: VllmPredictor(model, None, 1024)),
     ):
         start = time.perf_counter()
         predictor = build()
@@ -44,6 +44,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="copies of each test set")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--in-process", action="store_true")
+    parser.add_argument(
+        "--workspace", type=Path, default=None, help="a built workspace (reuse its lora_merged)"
+    )
     args = parser.parse_args()
     if args.in_process:
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
@@ -52,8 +55,8 @@ def main() -> None:
     from medinjection.modeling.predict import prompt_items
 
     with tempfile.TemporaryDirectory() as tmp:
-        ws = build_workspace(Path(tmp), dora_steps=1)
-        predictors = _timed_predictors(ws["lora_merged"], args.batch_size)
+        model = (args.workspace or build_workspace(Path(tmp), dora_steps=1)["root"]) / "lora_merged"
+        predictors = _timed_predictors(model, args.batch_size)
         report: dict[str, dict] = {
             name: {"engine_start_s": round(t, 2)} for name, (_, t) in predictors.items()
         }
