@@ -297,6 +297,11 @@ def test_wait_until_ready_against_fake_server():
     thread.start()
     try:
         wait_until_ready(f"http://127.0.0.1:{server.server_port}/v1", timeout_s=5, poll_s=0.1)
+        # another job's server on the port (serving another model) is not ours
+        with pytest.raises(TimeoutError):
+            wait_until_ready(
+                f"http://127.0.0.1:{server.server_port}/v1", 0.3, poll_s=0.1, served_name="x"
+            )
     finally:
         server.shutdown()
     with pytest.raises(TimeoutError):

@@ -376,8 +376,8 @@ def test_permuted_outputs_need_a_matching_test_set(env, tmp_path: Path) -> None:
 
 
 class _FakeCompletion:
-    def __init__(self, text: str, logprobs=None) -> None:
-        self.text, self.logprobs = text, logprobs
+    def __init__(self, text: str, logprobs=None, token_ids=()) -> None:
+        self.text, self.logprobs, self.token_ids = text, logprobs, list(token_ids)
 
 
 class _FakeLLM:
@@ -398,12 +398,15 @@ class _FakeLLM:
         type(self).calls.append((list(prompts), list(params), lora_request))
         outs = []
         for p in params:
-            if p.kwargs.get("allowed_token_ids"):
+            if p.kwargs.get("allowed_token_ids") and p.kwargs.get("logprobs"):
                 ids = p.kwargs["allowed_token_ids"]
                 logprobs = [
                     {i: types.SimpleNamespace(logprob=-float(n)) for n, i in enumerate(ids)}
                 ]
-                outs.append(_FakeCompletion("A", logprobs))
+                outs.append(_FakeCompletion("A", logprobs, ids[:1]))
+            elif p.kwargs.get("allowed_token_ids"):  # the MCQU constraint: picks " A"
+                ids = p.kwargs["allowed_token_ids"]
+                outs.append(_FakeCompletion(" A", None, ids[1:2]))
             elif "structured_outputs" in p.kwargs:
                 constraint = p.kwargs["structured_outputs"].kwargs
                 outs.append(_FakeCompletion(" B " if "choice" in constraint else "A, B"))
@@ -420,7 +423,7 @@ class _Recorder:
 @pytest.fixture
 def fake_vllm(monkeypatch):
     vllm = types.ModuleType("vllm")
-    vllm.LLM, vllm.SamplingParams = _FakeLLM, _Recorder
+    vllm.LLM, vllm.SamplingParams, vllm.__version__ = _FakeLLM, _Recorder, "fake"
     sampling = types.ModuleType("vllm.sampling_params")
     sampling.StructuredOutputsParams = _Recorder
     lora = types.ModuleType("vllm.lora")
@@ -443,16 +446,22 @@ def test_vllm_requests_follow_the_protocol(env) -> None:
     )
     assert greedy_request(oeq) == {"temperature": 0.0, "max_tokens": 512}
     assert greedy_request(mcqu) == {"temperature": 0.0, "max_tokens": 1}
-    assert constrained_request(mcqu) == {
+    tokens = LetterTokens(
+        letters=("A", "B", "C", "D"),
+        bare=(10, 11, 12, 13),
+        variants=((10, 20), (11, 21), (12,), (13, 23)),
+    )
+    # MCQU: one step over every token spelling a letter, bare or spaced (argmax_letter)
+    assert constrained_request(mcqu, tokens) == {
         "temperature": 0.0,
         "max_tokens": 1,
-        "structured_outputs": {"choice": ["A", "B", "C", "D"]},
+        "allowed_token_ids": [10, 20, 11, 21, 12, 13, 23],
     }
-    regex = constrained_request(mcq)
+    regex = constrained_request(mcq, tokens)
     assert regex["max_tokens"] == 10 and regex["temperature"] == 0.0
     assert regex["structured_outputs"] == {"regex": multi_answer_regex(list("ABCDE"))}
     with pytest.raises(ValueError, match="open questions"):
-        constrained_request(oeq)
+        constrained_request(oeq, tokens)
     tokens = LetterTokens(letters=("A", "B"), bare=(10, 11), variants=((10,), (11,)))
     assert probs_request(tokens) == {
         "temperature": 0.0,
@@ -471,7 +480,8 @@ def test_vllm_backend_writes_the_same_schema(env, fake_vllm, tmp_path: Path) -> 
     tables = {n: pq.read_table(p) for n, p in zip(names, outs, strict=True)}
     assert all(t.column_names == COLUMNS for t in tables.values())
     mcqu, mcq, oeq = (tables[n].to_pylist() for n in names)
-    assert {(r["constrained_output"], r["constrained_parsed"]) for r in mcqu} == {("B", "B")}
+    # the fake engine picks the second allowed id, " A": read back as the letter A
+    assert {(r["constrained_output"], r["constrained_parsed"]) for r in mcqu} == {("A", "A")}
     assert {(r["greedy_output"], r["greedy_parsed"]) for r in mcqu} == {("réponse libre", None)}
     assert {(r["constrained_output"], r["constrained_parsed"]) for r in mcq} == {("A, B", "A,B")}
     probs = json.loads(mcq[0]["letter_probs"])  # logprobs 0, -1, -2, ... renormalised

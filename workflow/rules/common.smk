@@ -265,7 +265,15 @@ def judge_candidates_in_play():
 
 
 def needs_local_judge(names):
-    return any(JUDGE_CANDIDATES[name]["backend"] == "local" for name in names)
+    # local judges, and vllm_server judges of model `base`, run results/models/base
+    return any(
+        JUDGE_CANDIDATES[name]["backend"] == "local"
+        or (
+            JUDGE_CANDIDATES[name]["backend"] == "vllm_server"
+            and JUDGE_CANDIDATES[name]["model"] == "base"
+        )
+        for name in names
+    )
 
 
 def get_judge_inputs(wildcards):
@@ -292,6 +300,7 @@ def judge_params(spec):
         "mode": config["llm"]["mode"],
         "replay_file": config["llm"]["replay_file"],
         "max_tokens": spec["max_tokens"],
+        "serve": spec.get("serve"),
     }
 
 

@@ -30,6 +30,7 @@ rule predict:
         max_model_len=config["prediction"]["max_model_len"],
         prompt_version=config["study"]["prompt_version"],
         position_bias=POSITION_BIAS,
+        python=config["prediction"].get("python"),
         code=CODE_VERSION,
     script:
         "../scripts/predict.py"

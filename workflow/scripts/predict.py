@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from medinjection.interpreter import needs_rerun, rerun_script
 from medinjection.logs import setup_logging
 from medinjection.modeling.predict import PositionBias, predict
 
@@ -27,5 +28,12 @@ def main(smk) -> None:
     )
 
 
-if "snakemake" in globals():
-    main(snakemake)  # noqa: F821
+# vLLM starts its workers with `spawn`, which imports this file again in each child: only the
+# process Snakemake started may run the job. With prediction.python (the vLLM venv) that process
+# runs this job's script file again under that interpreter.
+if __name__ == "__main__" and "snakemake" in globals():
+    python = getattr(snakemake.params, "python", None)  # noqa: F821
+    if needs_rerun(python):
+        rerun_script(python, __real_file__, "prediction.python")  # noqa: F821
+    else:
+        main(snakemake)  # noqa: F821

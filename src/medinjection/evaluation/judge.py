@@ -25,7 +25,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from medinjection.llm.vllm_server import serve_vllm
+from medinjection.llm.vllm_server import serve_options, serve_vllm
 from medinjection.prompts import render_user
 from medinjection.records import read_records
 
@@ -80,6 +80,7 @@ class JudgeConfig:
     replay_file: str | None = None
     cache_path: str = "results/llm_cache/judge.sqlite"
     max_tokens: int = 1
+    serve: dict[str, Any] | None = None  # vllm_server: executable, max_model_len, extra_args...
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> JudgeConfig:
@@ -89,6 +90,14 @@ class JudgeConfig:
         if unknown:
             raise KeyError(f"judge config: unknown key(s) {unknown}; valid: {sorted(valid)}")
         return cls(**values)
+
+
+BASE_MODEL = "base"  # judge model name that means results/models/base (the rule's model input)
+
+
+def uses_base_model(backend: str, judge_model: str) -> bool:
+    """Whether a judge runs the workflow's base model directory (rule input `model`)."""
+    return backend == "local" or (backend == "vllm_server" and judge_model == BASE_MODEL)
 
 
 def _digit_token_ids(tokenizer: Any, model_dir: Path) -> tuple[int, int]:
@@ -191,7 +200,8 @@ def _vllm_server_raw(
         )
     model_path = Path(model_dir) if model_dir is not None else Path(cfg.judge_model)
     log_path = Path(cfg.cache_path).parent / "vllm_judge_server.log"
-    with serve_vllm(model_path, cfg.judge_model, log_path, cfg.endpoint) as endpoint:
+    options = serve_options(cfg.serve)
+    with serve_vllm(model_path, cfg.judge_model, log_path, cfg.endpoint, **options) as endpoint:
         served = JudgeConfig(**{**cfg.__dict__, "endpoint": endpoint, "mode": "live"})
         return _openai_raw(messages, served, model_dir)
 
@@ -259,6 +269,7 @@ def judge_predictions(
     cache_path: str,
     max_tokens: int,
     prompt_version: str,
+    serve: dict[str, Any] | None = None,
 ) -> None:
     """Judge one model's open-answer predictions; one parquet (id, score, raw, judge) per set."""
     if not len(prediction_files) == len(testset_files) == len(out_files):
@@ -274,6 +285,7 @@ def judge_predictions(
         replay_file=replay_file,
         cache_path=cache_path,
         max_tokens=max_tokens,
+        serve=serve,
     )
     per_file = [
         _file_messages(Path(p), Path(t), prompt_version)

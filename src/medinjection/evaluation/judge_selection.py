@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from medinjection.evaluation.judge import judge_predictions
+from medinjection.evaluation.judge import judge_predictions, uses_base_model
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def judge_with_selection(
     judge_predictions(
         backend=cfg["backend"],
         judge_model=cfg["judge_model"],
-        model_dir=model_dir if cfg["backend"] == "local" else None,
+        model_dir=model_dir if uses_base_model(cfg["backend"], cfg["judge_model"]) else None,
         prediction_files=prediction_files,
         testset_files=testset_files,
         out_files=out_files,
@@ -127,4 +127,5 @@ def judge_with_selection(
         cache_path=cache_path,
         max_tokens=int(cfg["max_tokens"]),
         prompt_version=prompt_version,
+        serve=cfg.get("serve"),
     )

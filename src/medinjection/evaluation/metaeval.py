@@ -30,7 +30,12 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from medinjection.evaluation import metrics
-from medinjection.evaluation.judge import JudgeConfig, judge_messages, run_judge
+from medinjection.evaluation.judge import (
+    JudgeConfig,
+    judge_messages,
+    run_judge,
+    uses_base_model,
+)
 from medinjection.evaluation.judge_selection import judge_scorer, select_judge, write_selection
 from medinjection.evaluation.stats import bootstrap_ci
 
@@ -88,7 +93,8 @@ def item_scores(
         "length_chars": [len(h) for h in hyps],
     })  # fmt: skip
     for name, cfg in judges.items():
-        verdicts = run_judge(messages, cfg, model_dir if cfg.backend == "local" else None)
+        own_dir = model_dir if uses_base_model(cfg.backend, cfg.judge_model) else None
+        verdicts = run_judge(messages, cfg, own_dir)
         column = judge_scorer(name)
         frame[column] = [0.0 if score is None else score for score, _ in verdicts]
         frame[f"{column}_parsed"] = [score is not None for score, _ in verdicts]

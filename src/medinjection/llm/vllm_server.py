@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 PREFERRED_PORT = 18765  # fixed when free: the client's cache key includes the base URL
 KEY_ENV = "MEDINJECTION_VLLM_KEY"  # the servers are started without --api-key
 READY_TIMEOUT_S = 1800.0  # a 27B model can take many minutes to load and compile
+# context the server is sized for unless the serve block says otherwise: a judge or translation
+# prompt fits, and the model's own (128k+) context would only reserve KV-cache memory; a model
+# whose max_position_embeddings is smaller needs its own value (vLLM refuses a larger one)
+MAX_MODEL_LEN = 8192
 ENDPOINT_DEFAULTS: dict[str, Any] = {
     "max_concurrency": 64,
     "requests_per_minute": 1_000_000,
@@ -59,6 +63,7 @@ def vllm_command(
     port: int,
     extra_args: Sequence[str] = (),
     executable: str = "vllm",
+    max_model_len: int = MAX_MODEL_LEN,
 ) -> list[str]:
     """The `vllm serve` command line (extra_args appended, e.g. --tensor-parallel-size 2)."""
     return [
@@ -67,15 +72,24 @@ def vllm_command(
         "--host", "127.0.0.1",
         "--port", str(port),
         "--generation-config", "vllm",
-        "--max-model-len", "8192",
+        "--max-model-len", str(max_model_len),
         *extra_args,
     ]  # fmt: skip
 
 
 def wait_until_ready(
-    base_url: str, timeout_s: float, process: subprocess.Popen | None = None, poll_s: float = 2.0
+    base_url: str,
+    timeout_s: float,
+    process: subprocess.Popen | None = None,
+    poll_s: float = 2.0,
+    served_name: str | None = None,
 ) -> None:
-    """Poll `<base_url>/models` until it answers 200; raise if the server dies or time runs out."""
+    """Poll `<base_url>/models` until it answers 200 (listing `served_name` when given); raise if
+    the server dies or time runs out.
+
+    The name check matters when another job's server holds the port: ours then dies on bind
+    (and this raises) instead of this job talking to the other model.
+    """
     deadline = time.monotonic() + timeout_s
     url = base_url.rstrip("/") + "/models"
     while True:
@@ -86,7 +100,8 @@ def wait_until_ready(
             )
         try:
             with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (local URL)
-                if response.status == 200 and json.loads(response.read()).get("data"):
+                served = [m.get("id") for m in json.loads(response.read()).get("data") or []]
+                if response.status == 200 and served and served_name in (None, *served):
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
             pass
@@ -105,6 +120,7 @@ def serve_vllm(
     preferred_port: int = PREFERRED_PORT,
     extra_args: Sequence[str] = (),
     executable: str = "vllm",
+    max_model_len: int = MAX_MODEL_LEN,
 ) -> Iterator[dict[str, Any]]:
     """Run `vllm serve` for the block and yield its endpoint dict; the server is always stopped."""
     if not Path(model_path).is_dir():
@@ -113,14 +129,16 @@ def serve_vllm(
             "locally (the GPU nodes have no network)"
         )
     port = pick_port(preferred_port)
-    command = vllm_command(Path(model_path), served_name, port, extra_args, executable)
+    command = vllm_command(
+        Path(model_path), served_name, port, extra_args, executable, max_model_len
+    )
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log.info("starting vllm server: %s (log %s)", " ".join(command), log_path)
     with open(log_path, "w", encoding="utf-8") as server_log:
         process = subprocess.Popen(command, stdout=server_log, stderr=subprocess.STDOUT)
         try:
             base_url = f"http://127.0.0.1:{port}/v1"
-            wait_until_ready(base_url, ready_timeout_s, process)
+            wait_until_ready(base_url, ready_timeout_s, process, served_name=served_name)
             os.environ.setdefault(KEY_ENV, "EMPTY")
             extra = {
                 k: v
@@ -152,4 +170,24 @@ def served_endpoint(
         port_of(endpoint["base_url"]),
         tuple(serve.get("extra_args", ())),
         serve.get("executable", "vllm"),
+        int(serve.get("max_model_len", MAX_MODEL_LEN)),
     )
+
+
+def serve_options(serve: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`serve_vllm` keyword arguments of a judge candidate's `serve` block (all optional)."""
+    serve = dict(serve or {})
+    valid = ("executable", "extra_args", "max_model_len", "ready_timeout_s")
+    unknown = sorted(set(serve) - set(valid))
+    if unknown:
+        raise ValueError(f"judge serve block: unknown key(s) {unknown}; valid: {list(valid)}")
+    options: dict[str, Any] = {}
+    if "executable" in serve:
+        options["executable"] = str(serve["executable"])
+    if "extra_args" in serve:
+        options["extra_args"] = tuple(serve["extra_args"])
+    if "max_model_len" in serve:
+        options["max_model_len"] = int(serve["max_model_len"])
+    if "ready_timeout_s" in serve:
+        options["ready_timeout_s"] = float(serve["ready_timeout_s"])
+    return options

