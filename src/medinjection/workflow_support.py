@@ -34,6 +34,7 @@ def check_study_config(config: Mapping[str, Any]) -> None:
         *_check_test_sets(config),
         *_check_endpoints(config),
         *_check_judge_select(config),
+        *_check_split_fractions(config),
     ]
     if errors:
         raise StudyConfigError("invalid study config:\n  - " + "\n  - ".join(errors))
@@ -102,6 +103,19 @@ def _check_endpoints(config: Mapping[str, Any]) -> list[str]:
                 f"served_model_name {serve['served_model_name']!r}): make them equal"
             )
     return errors
+
+
+def _check_split_fractions(config: Mapping[str, Any]) -> list[str]:
+    dataset = config["dataset"]
+    validation, test = dataset["validation_fraction"], dataset["test_fraction"]
+    if validation + test < 1:
+        return []
+    # a hash split cuts one uniform number at test, then test + validation: at >= 1 no record
+    # is left for train
+    return [
+        f"dataset.validation_fraction ({validation}) + dataset.test_fraction ({test}) = "
+        f"{validation + test:g} leaves no training records in a hash split; make the sum < 1"
+    ]
 
 
 def _check_judge_select(config: Mapping[str, Any]) -> list[str]:

@@ -16,6 +16,7 @@ from medinjection.logs import setup_logging
 from medinjection.modeling.checkpoints import (
     StopOnSignal,
     TrainingInterrupted,
+    finished_steps,
     last_checkpoint,
     run_fingerprint,
 )
@@ -225,7 +226,10 @@ def train(
         config, model_dir, train_path, validation_path, run_dir, callbacks
     )
     start = time.monotonic()
-    trainer.train(resume_from_checkpoint=last)
+    if finished_steps(last) is not None:
+        _reload_finished(trainer, hparams, last, run_dir)
+    else:
+        trainer.train(resume_from_checkpoint=last)
     state = trainer.state
     if state.global_step < state.max_steps:
         raise TrainingInterrupted(
@@ -246,6 +250,21 @@ def train(
     }
     _write_outputs(trainer, metrics, adapter_dir, metrics_path, loss_plot, config["mixture"])
     return TrainOutcome(model=trainer.model, metrics=metrics)
+
+
+def _reload_finished(trainer: Any, hparams: Mapping[str, Any], last: str, run_dir: Path) -> None:
+    """Load a run's final checkpoint without training: a rerun of a finished run adds no step."""
+    from transformers.trainer_callback import TrainerState
+
+    if hparams["distributed"] == "zero3":
+        raise RuntimeError(
+            f"the run in {run_dir} already ended at {Path(last).name}; reloading a finished "
+            "ZeRO-3 run is not supported (its adapter is in that checkpoint's "
+            "adapter_model.safetensors): copy it, or delete the folder to train again"
+        )
+    log.info("%s already ends the run: outputs rebuilt from it, no step taken", last)
+    trainer._load_from_checkpoint(last)
+    trainer.state = TrainerState.load_from_json(str(Path(last) / "trainer_state.json"))
 
 
 def _peak_gpu_memory_gib() -> float | None:

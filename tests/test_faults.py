@@ -1,0 +1,263 @@
+"""Fault injection: each case of docs/reliability.md, with its exact outcome asserted.
+
+Every test injects one fault (an endpoint sending unusable replies, a swapped base model, a cut
+mixture, a bad source row, a refused judge request, an over-long prompt, ...) and checks what the
+workflow promises: rows kept, rows quarantined with their reason, the run stopped with which
+message, nothing lost, nothing stale, nothing paid twice (requests counted on the fake server).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from medinjection.llm.structured import QuarantineRateError
+from medinjection.records import Record, read_records, write_records
+from tests.fake_openai_server import FakeOpenAI
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = "MEDINJECTION_FAULT_KEY"
+SECRET = "sk-fault-0123456789"
+
+
+@pytest.fixture()
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
+    monkeypatch.setenv(ENV, SECRET)
+    with FakeOpenAI().serve() as state:
+        yield state
+
+
+def endpoint(base_url: str) -> dict:
+    return {
+        "base_url": base_url,
+        "api_key_env": ENV,
+        "max_concurrency": 2,
+        "requests_per_minute": 10_000,
+        "tokens_per_minute": 10_000_000,
+        "max_retries": 0,
+        "timeout_s": 5,
+    }
+
+
+def rejected_rows(cache: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(cache) as db:
+        return db.execute("SELECT key, reasons FROM rejected").fetchall()
+
+
+def cached_rows(cache: Path) -> int:
+    with sqlite3.connect(cache) as db:
+        return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+
+# ---------------------------------------------------------------- 1. LLM replies checked first
+
+
+def english(n: int) -> list[Record]:
+    options = (("A", "Aspirin"), ("B", "Heparin"), ("C", "Warfarin"))
+    return [
+        Record(f"medqa:{i}", "translated", "medqa", "mcqu", "train", f"Which drug {i}?", "B",
+               options, language="en")
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def good_translation(body: dict) -> str:
+    payload = json.loads(body["messages"][1]["content"])
+    return json.dumps({"question": "Quel médicament ?", "options": dict(payload["options"])})
+
+
+def run_translation(fake: FakeOpenAI, tmp: Path, max_rate: float) -> tuple[list[Record], dict]:
+    from medinjection.llm.translate import translate_shard
+
+    records = tmp / "en.parquet"
+    write_records(english(4), records)
+    out, usage = tmp / "shard_0.parquet", tmp / "shard_0.usage.json"
+    translate_shard(
+        records, out, usage, 0, 1, endpoint(fake.base_url), "m", 0.0, 256, "live", None,
+        str(tmp / "cache.sqlite"),
+        max_quarantine_rate=max_rate, quarantine_path=tmp / "logs" / "0.quarantine.jsonl",
+    )  # fmt: skip
+    return read_records(out), json.loads(usage.read_text())
+
+
+def test_unusable_translations_stop_the_run_are_not_cached_and_are_asked_again(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    fake.responder = lambda body: '{"question": "Quel ?"}'  # drops the options every time
+    with pytest.raises(QuarantineRateError) as stopped:
+        run_translation(fake, tmp_path, max_rate=0.25)
+    kept = tmp_path / "logs" / "0.quarantine.jsonl"
+    assert str(kept) in str(stopped.value) and "translation.max_quarantine_rate" in str(
+        stopped.value
+    )
+    assert "4 of 4 items lost (100.0% > translation.max_quarantine_rate 25.0%)" in str(
+        stopped.value
+    )
+    lines = [json.loads(line) for line in kept.read_text().splitlines()]
+    assert sorted(q["id"] for q in lines) == [f"medqa:{i}" for i in range(4)]
+    assert lines[0]["reasons"][0].startswith("attempt 1: keys differ from the source")
+    cache = tmp_path / "cache.sqlite"
+    assert cached_rows(cache) == 0 and len(rejected_rows(cache)) == 8  # 4 first + 4 retries
+    assert fake.stats()["total"] == 8
+
+    fake.responder = good_translation  # the endpoint is fixed: the rerun asks again
+    records, report = run_translation(fake, tmp_path, max_rate=0.25)
+    assert [r.id for r in records] == [f"medqa:{i}" for i in range(4)]
+    assert report["usage"]["cache_hits"] == 0 and report["usage"]["requests_sent"] == 4
+    assert fake.stats()["total"] == 12 and cached_rows(cache) == 4
+
+    records, report = run_translation(fake, tmp_path, max_rate=0.25)  # nothing paid twice
+    assert len(records) == 4 and report["usage"]["cache_hits"] == 4
+    assert fake.stats()["total"] == 12
+
+
+def test_an_invalid_reply_cached_by_an_older_version_is_asked_again(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    from medinjection.llm.client import open_client
+    from medinjection.llm.translate import translation_request
+
+    [record] = english(1)
+    request = translation_request(record, "m", 0.0, 256)
+    fake.responder = lambda body: '{"question": "Quel ?"}'
+    cache = tmp_path / "cache.sqlite"
+    with open_client(endpoint(fake.base_url), "live", None, cache) as client:
+        client.complete(request)  # no check: cached as the old client did
+    assert cached_rows(cache) == 1
+    fake.responder = good_translation
+    records, report = run_translation(fake, tmp_path, max_rate=1.0)
+    assert "medqa:0" in {r.id for r in records}
+    assert report["usage"]["cache_hits"] == 0
+    [(key, reasons)] = [row for row in rejected_rows(cache)]
+    assert key == client.key(request) and "keys differ" in reasons
+
+
+def test_synthesis_with_only_unusable_replies_stops_naming_the_kept_file(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    from medinjection.llm.synthesize import synthesize
+    from medinjection.sources.base import Document, write_documents
+
+    docs = tmp_path / "documents.parquet"
+    write_documents([Document("deft:c1", "deft", "clinical_case", None, "Un cas.")], docs)
+    fake.responder = lambda body: '{"items": [{"question": "Q ?", "answer": " "}]}'
+    quarantine = tmp_path / "logs" / "deft.quarantine.jsonl"
+
+    def go() -> None:
+        synthesize(
+            docs, tmp_path / "r.parquet", tmp_path / "u.json", "deft", endpoint(fake.base_url),
+            "m", 0.0, 256, {"factual_qa": 2}, 0, "live", None, str(tmp_path / "c.sqlite"), 1,
+            max_quarantine_rate=0.5, quarantine_path=quarantine,
+        )  # fmt: skip
+
+    with pytest.raises(QuarantineRateError, match="2 of 2 items lost") as stopped:
+        go()
+    assert str(quarantine) in str(stopped.value)
+    assert [json.loads(x)["reasons"] for x in quarantine.read_text().splitlines()] == [
+        ["empty answer"],
+        ["reply holds 1 of 2 items"],
+    ]
+    assert cached_rows(tmp_path / "c.sqlite") == 0
+    fake.responder = lambda body: (
+        '{"items": [{"question": "Q1 ?", "answer": "R1."}, {"question": "Q2 ?", "answer": "R2."}]}'
+    )
+    go()
+    assert [r.id for r in read_records(tmp_path / "r.parquet")] == [
+        "deft:c1:factual_qa:0",
+        "deft:c1:factual_qa:1",
+    ]
+    assert fake.stats()["total"] == 2  # one unusable reply, one good one: none answered twice
+
+
+# ---------------------------------------------------------------- 2. checkpoints
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from medinjection.modeling.base import prepare_base_model
+    from medinjection.modeling.train import write_train_config
+    from tests.test_train import HPARAMS, TINY, _record, _write_jsonl
+
+    root = tmp_path_factory.mktemp("faults_train")
+    records = [_record(i, "train") for i in range(8)]
+    write_records(records, root / "corpus.parquet")
+    prepare_base_model("tiny", root / "base", TINY, [root / "corpus.parquet"], None, None)
+    _write_jsonl(root / "train.jsonl", records)
+    _write_jsonl(root / "validation.jsonl", [_record(i, "validation") for i in range(2)])
+    write_train_config({**HPARAMS, "max_steps": 2}, "NAT", root / "config.json")
+    return {"root": root, "base": root / "base"}
+
+
+def train_once(run: dict[str, Path], out: Path, base: Path | None = None):
+    from medinjection.modeling.train import train
+
+    root = run["root"]
+    return train(
+        config_path=root / "config.json",
+        model_dir=base or run["base"],
+        train_path=root / "train.jsonl",
+        validation_path=root / "validation.jsonl",
+        adapter_dir=out / "adapter",
+        metrics_path=out / "metrics.json",
+        loss_plot=out / "loss.png",
+        checkpoints_dir=root / "checkpoints",
+    )
+
+
+def test_rerun_of_a_finished_run_takes_no_step(tiny_run: dict[str, Path], tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    first = train_once(tiny_run, tmp_path / "a")
+    again = train_once(tiny_run, tmp_path / "b")
+    third = train_once(tiny_run, tmp_path / "c")
+    assert (first.metrics["steps"], again.metrics["steps"], third.metrics["steps"]) == (2, 2, 2)
+    assert again.metrics["resumed_from"] == "checkpoint-2"
+    assert again.metrics["train_loss"] == first.metrics["train_loss"]
+    a = load_file(tmp_path / "a" / "adapter" / "adapter_model.safetensors")
+    c = load_file(tmp_path / "c" / "adapter" / "adapter_model.safetensors")
+    assert a.keys() == c.keys() and all((a[k] == c[k]).all() for k in a)
+
+
+def test_a_different_base_with_the_same_config_does_not_resume(
+    tiny_run: dict[str, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    train_once(tiny_run, tmp_path / "a")
+    other = tmp_path / "other_base"
+    shutil.copytree(tiny_run["base"], other)
+    weights = other / "model.safetensors"
+    tensors = load_file(weights)
+    name = sorted(tensors)[0]
+    tensors[name] = tensors[name] + 0.01  # same architecture, same config.json, other weights
+    save_file(tensors, weights, metadata={"format": "pt"})
+    assert (other / "config.json").read_bytes() == (tiny_run["base"] / "config.json").read_bytes()
+    outcome = train_once(tiny_run, tmp_path / "b", base=other)
+    assert outcome.metrics["resumed_from"] is None and outcome.metrics["steps"] == 2
+    # the tokenizer is part of the fingerprint too
+    from medinjection.modeling.checkpoints import model_dir_sha256
+
+    before = model_dir_sha256(other)
+    tokenizer = other / "tokenizer.json"
+    tokenizer.write_text(tokenizer.read_text() + " ")
+    assert model_dir_sha256(other) != before
+
+
+# ---------------------------------------------------------------- 3. changed or damaged inputs
+
+
+def test_fractions_leaving_no_training_split_are_refused() -> None:
+    import yaml
+
+    from medinjection.workflow_support import StudyConfigError, check_study_config
+
+    config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    config["dataset"].update(validation_fraction=0.6, test_fraction=0.5)
+    with pytest.raises(StudyConfigError, match=r"dataset.validation_fraction \(0.6\) \+ "):
+        check_study_config(config)
