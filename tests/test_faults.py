@@ -261,3 +261,82 @@ def test_fractions_leaving_no_training_split_are_refused() -> None:
     config["dataset"].update(validation_fraction=0.6, test_fraction=0.5)
     with pytest.raises(StudyConfigError, match=r"dataset.validation_fraction \(0.6\) \+ "):
         check_study_config(config)
+
+
+def test_unknown_adapter_is_refused_naming_the_key_and_the_valid_ones() -> None:
+    import yaml
+
+    from medinjection.workflow_support import StudyConfigError, check_study_config
+
+    config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    config["sources"]["frbmedqa"]["adapter"] = "frbmedqa_v2"
+    with pytest.raises(StudyConfigError) as refused:
+        check_study_config(config)
+    message = str(refused.value)
+    assert "sources.frbmedqa.adapter: unknown QA adapter 'frbmedqa_v2'" in message
+    assert "'frenchmedmcqa'" in message and "'mediqal'" in message
+
+
+def mixture_files(tmp: Path, rows: int) -> tuple[Path, Path, Path]:
+    import hashlib
+
+    train, validation, manifest = tmp / "train.jsonl", tmp / "validation.jsonl", tmp / "m.json"
+    line = '{"id": "t:%d", "messages": [{"role": "user", "content": "q"}, '
+    line += '{"role": "assistant", "content": "A"}]}\n'
+    train.write_text("".join(line % i for i in range(rows)))
+    validation.write_text(line % 99)
+    digest = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (train, validation)}
+    manifest.write_text(
+        json.dumps(
+            {
+                "size": rows,
+                "counts": {"native": {"t": {"mcqu": rows}}},
+                "train_sha256": digest[train],
+                "validation_size": 1,
+                "validation_counts": {"native": {"t": {"mcqu": 1}}},
+                "validation_sha256": digest[validation],
+            }
+        )
+    )
+    return train, validation, manifest
+
+
+def test_a_mixture_cut_at_a_line_boundary_is_refused_before_training(tmp_path: Path) -> None:
+    from medinjection.modeling.train import check_mixture_files, train
+
+    train_path, validation, manifest = mixture_files(tmp_path, 10)
+    check_mixture_files(manifest, train_path, validation)  # intact: accepted
+    lines = train_path.read_text().splitlines(keepends=True)
+    train_path.write_text("".join(lines[:5]))  # a copy that stopped half way, still valid JSONL
+    with pytest.raises(ValueError, match=r"train.jsonl: 5 rows.*records 10 rows") as refused:
+        train(
+            config_path=tmp_path / "absent.json", model_dir=tmp_path, train_path=train_path,
+            validation_path=validation, adapter_dir=tmp_path / "a", metrics_path=tmp_path / "m",
+            loss_plot=tmp_path / "l.png", checkpoints_dir=tmp_path / "c", manifest_path=manifest,
+        )  # fmt: skip
+    assert "--forcerun build_mixture" in str(refused.value)
+    assert not (tmp_path / "c").exists()  # stopped before anything else
+    # same row count, one answer changed: the hash catches it
+    _, _, manifest = mixture_files(tmp_path, 10)
+    train_path.write_text(train_path.read_text().replace('"A"}', '"B"}', 1))
+    with pytest.raises(ValueError, match="10 rows, sha256"):
+        check_mixture_files(manifest, train_path, validation)
+
+
+def test_an_in_place_edit_in_a_local_source_folder_restages_it(tmp_path: Path) -> None:
+    from tests.workflow_helpers import make_workdir, snakemake
+
+    work = make_workdir(tmp_path / "w")
+    target = "resources/sources/frbmedqa/manifest.json"
+    snakemake(work, "--configfile", "config/demo.yaml", "--cores", "1", target)
+    dry = snakemake(work, "--configfile", "config/demo.yaml", "-n", target)
+    assert "Nothing to be done" in dry.stdout
+    raw = work / "resources/demo/sources/frbmedqa/train.jsonl"
+    folder_mtime = raw.parent.stat().st_mtime_ns
+    with raw.open("r+", encoding="utf-8") as handle:  # in place: the folder's mtime stays
+        first = handle.readline()
+        handle.seek(0)
+        handle.write(first.replace("a", "b", 1))
+    assert raw.parent.stat().st_mtime_ns == folder_mtime
+    dry = snakemake(work, "--configfile", "config/demo.yaml", "-n", target)
+    assert "stage_source" in dry.stdout and "Nothing to be done" not in dry.stdout

@@ -35,6 +35,7 @@ def check_study_config(config: Mapping[str, Any]) -> None:
         *_check_endpoints(config),
         *_check_judge_select(config),
         *_check_split_fractions(config),
+        *_check_adapters(config),
     ]
     if errors:
         raise StudyConfigError("invalid study config:\n  - " + "\n  - ".join(errors))
@@ -103,6 +104,32 @@ def _check_endpoints(config: Mapping[str, Any]) -> list[str]:
                 f"served_model_name {serve['served_model_name']!r}): make them equal"
             )
     return errors
+
+
+def _check_adapters(config: Mapping[str, Any]) -> list[str]:
+    from medinjection.sources import ADAPTERS, CORPUS_ADAPTERS
+
+    errors = []
+    for name, spec in config["sources"].items():
+        corpus = spec["role"] == "synthesize"
+        valid = CORPUS_ADAPTERS if corpus else ADAPTERS
+        if spec["adapter"] not in valid:
+            kind = "corpus adapter (role synthesize)" if corpus else "QA adapter"
+            errors.append(
+                f"sources.{name}.adapter: unknown {kind} {spec['adapter']!r}; "
+                f"valid: {sorted(valid)}"
+            )
+    return errors
+
+
+def local_source_inputs(path: str | Path) -> list[str]:
+    """A local source's files as rule inputs (a folder: every file in it, sorted)."""
+    # a folder's own mtime does not change when a file in it is edited in place: listing the
+    # files makes such an edit re-stage the source
+    root = Path(path)
+    if not root.is_dir():
+        return [str(root)]
+    return sorted(str(p) for p in root.rglob("*") if p.is_file())
 
 
 def _check_split_fractions(config: Mapping[str, Any]) -> list[str]:
