@@ -340,3 +340,142 @@ def test_an_in_place_edit_in_a_local_source_folder_restages_it(tmp_path: Path) -
     assert raw.parent.stat().st_mtime_ns == folder_mtime
     dry = snakemake(work, "--configfile", "config/demo.yaml", "-n", target)
     assert "stage_source" in dry.stdout and "Nothing to be done" not in dry.stdout
+
+
+# ---------------------------------------------------------------- 5. refused judge requests
+
+
+def test_refused_judge_requests_are_stored_counted_apart_and_scored_as_configured(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    from medinjection.evaluation import judge as judge_mod
+    from medinjection.evaluation.scoring import _judge_scores
+    from tests.test_judge import _write_oeq_inputs
+
+    predictions, testset = _write_oeq_inputs(tmp_path)
+    _, messages = judge_mod._file_messages(predictions, testset, "v1")
+    fake.responder = lambda body: "1"
+    fake.fail_keys[messages[1][-1]["content"]] = "400"  # a content filter refuses item 1
+    out = tmp_path / "judge.parquet"
+    judge_mod.judge_predictions(
+        "openai", "j", None, [predictions], [testset], [out], endpoint(fake.base_url), "live",
+        None, str(tmp_path / "judge.sqlite"), 1, "v1",
+    )  # fmt: skip
+    rows = pq.read_table(out).to_pylist()
+    assert [(r["score"], r["error"] is not None) for r in rows] == [
+        (1.0, False),
+        (None, True),
+        (1.0, False),
+    ]
+    assert "BadRequestError" in rows[1]["error"] and "fake 400" in rows[1]["error"]
+    assert fake.stats()["total"] == 3  # the refusal is not retried
+    preds = pq.read_table(predictions).to_pylist()
+    scores, unparsable, refused = _judge_scores(preds, out, "zero")
+    assert (scores, unparsable, refused) == ([1.0, 0.0, 1.0], 0, 1)
+    with pytest.raises(ValueError, match=r"refused 1 of 3 requests \(first 'mediqal:1'"):
+        _judge_scores(preds, out, "fail")
+
+
+# ---------------------------------------------------------------- 4. bad rows
+
+
+def medqa_line(n: int, **changes: object) -> str:
+    item = {
+        "question": f"Which drug is given in case {n}?",
+        "answer": "Heparin",
+        "options": {"A": "Aspirin", "B": "Heparin", "C": "Warfarin", "D": "Insulin"},
+        "answer_idx": "B",
+        "meta_info": "step1",
+    }
+    item.update(changes)
+    return json.dumps(item, ensure_ascii=False)
+
+
+BAD_ROWS: dict[str, tuple[dict, str]] = {  # line content -> the reason it is quarantined for
+    "duplicate options": (
+        {"options": {"A": "Heparin", "B": "Heparin ", "C": "Warfarin", "D": "Insulin"}},
+        "options A and B have the same text 'Heparin'",
+    ),
+    "NUL": ({"question": "Which\x00 drug?"}, "control or bidi character U+0000 in question"),
+    "ESC": (
+        {"options": {"A": "Asp\x1b[31mirin", "B": "Heparin", "C": "W", "D": "I"}},
+        "control or bidi character U+001B in option A",
+    ),
+    "RLO": ({"question": "Which drug \u202eB si?"}, "control or bidi character U+202E in question"),
+    "markup": (
+        {"question": "Which <script>alert(1)</script> drug?"},
+        "markup '<script>' in question",
+    ),
+    "1 MB": ({"question": "Which drug? " + "x" * 1_000_000}, "question has 1000012 characters"),
+    "zero-width": ({"question": "\u200b\u200b\u200b"}, "empty question"),
+    "letters 1/2/3": (
+        {"options": {"1": "Aspirin", "2": "Heparin", "3": "Warfarin"}, "answer_idx": "2"},
+        "option letter(s) ['1', '2', '3'] are not among",
+    ),
+}
+
+
+def test_bad_rows_are_quarantined_with_their_reason_file_and_line(tmp_path: Path) -> None:
+    from medinjection.normalize import normalize_source
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    lines = [medqa_line(n) for n in range(40)]
+    bad_at = {}
+    for name, (changes, _) in BAD_ROWS.items():
+        bad_at[name] = len(lines) + 1
+        lines.append(medqa_line(len(lines), **changes))
+    text = "\n".join(lines) + "\n"
+    text += '{"question": "cut here", "options": {"A": \n'  # a malformed JSON line (line 49)
+    (raw / "train.jsonl").write_bytes(
+        text.encode() + "é latin-1\n".encode("latin-1") + (medqa_line(99) + "\n").encode()
+    )
+    records, quarantine = tmp_path / "r.parquet", tmp_path / "q.jsonl"
+    normalize_source(
+        "medqa", "medqa", "translate", raw, records, quarantine, tmp_path / "s.json", 1, 0.1,
+        0.1, max_quarantine_rate=0.25,
+    )  # fmt: skip
+    kept = read_records(records)
+    assert len(kept) == 41  # the 40 good rows and the good row after the two broken lines
+    rows = {q["raw_id"]: q for q in map(json.loads, quarantine.read_text().splitlines())}
+    assert len(rows) == len(BAD_ROWS) + 2
+    for name, (_, reason) in BAD_ROWS.items():
+        row = rows[f"train-{bad_at[name]:05d}"]
+        assert any(r.startswith(reason) for r in row["reasons"]), (name, row["reasons"])
+    broken = rows["train.jsonl:49"]
+    assert broken["reasons"] == [f"{raw / 'train.jsonl'}:49: malformed JSON "
+                                 "(Expecting value at column 44)"]  # fmt: skip
+    latin = rows["train.jsonl:50"]
+    assert latin["reasons"][0].startswith(f"{raw / 'train.jsonl'}:50: not UTF-8 (byte 0xe9")
+    assert latin["raw"]["line"] == 50
+
+
+def test_a_latin1_file_stops_the_source_naming_file_and_line(tmp_path: Path) -> None:
+    from medinjection.normalize import normalize_source
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    lines = [medqa_line(n, question=f"Quel médicament {n} ?") for n in range(5)]
+    (raw / "train.jsonl").write_bytes("\n".join(lines).encode("latin-1"))
+    with pytest.raises(ValueError) as stopped:
+        normalize_source(
+            "medqa", "medqa", "translate", raw, tmp_path / "r.parquet", tmp_path / "q.jsonl",
+            tmp_path / "s.json", 1, 0.1, 0.1, max_quarantine_rate=0.25,
+        )  # fmt: skip
+    message = str(stopped.value)
+    assert "5 of 5 raw items quarantined" in message
+    assert f"{raw / 'train.jsonl'}:1: not UTF-8 (byte 0xe9" in message
+
+
+def test_a_malformed_json_file_names_file_and_line(tmp_path: Path) -> None:
+    from medinjection.sources.base import load_json_file
+
+    path = tmp_path / "train.json"
+    path.write_text('[\n  {"id": 1},\n  {"id": 2,,}\n]\n')
+    with pytest.raises(ValueError, match=r"train.json:3: malformed JSON \(Expecting"):
+        load_json_file(path)
+    path.write_bytes('[{"q": "é"}]'.encode("latin-1"))
+    with pytest.raises(ValueError, match=r"train.json:1: not UTF-8 \(byte 0xe9\)"):
+        load_json_file(path)

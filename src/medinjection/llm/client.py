@@ -487,6 +487,17 @@ def _open_client(
     )
 
 
+class Refused(str):
+    """The empty reply text of a request the API refused for good; `.error` says why."""
+
+    error: str
+
+    def __new__(cls, error: str) -> Refused:
+        text = super().__new__(cls, "")
+        text.error = error
+        return text
+
+
 class ChatFn:
     """Callable: a list of conversations -> the response texts in order (usage kept on `.usage`)."""
 
@@ -508,16 +519,17 @@ class ChatFn:
         self.usage = Usage()
 
     def __call__(self, conversations: list[list[dict[str, str]]]) -> list[str]:
-        """Answer every conversation; an empty answer (refusal, no choice) is logged and ''."""
+        """Answer every conversation; an empty answer (no choice) is logged and '', a request
+        the API refused is a `Refused` ('' carrying the error) so callers count it apart."""
         requests = [ChatRequest(self.model, tuple(conv), self.params) for conv in conversations]
         with open_client(self.endpoint, self.mode, self.replay_file, self.cache_path) as client:
             results = client.complete_many(requests)
             for name, value in client.usage.as_dict().items():
                 setattr(self.usage, name, getattr(self.usage, name) + value)
-        empty = [r.key for r in results if not r.text]
+        empty = [r.key for r in results if not r.text and r.error is None]
         if empty:
             log.warning("llm: %d empty responses, first key %s", len(empty), empty[0])
-        return [r.text or "" for r in results]
+        return [Refused(r.error) if r.error is not None else r.text or "" for r in results]
 
 
 def make_chat_fn(

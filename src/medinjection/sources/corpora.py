@@ -13,13 +13,18 @@ Documents with an empty text are skipped with a warning naming them.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from medinjection.sources.base import Document, clean, read_json_lines, require_files
+from medinjection.sources.base import (
+    Document,
+    clean,
+    load_json_file,
+    read_json_lines,
+    require_files,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -45,7 +50,7 @@ def _diamed_rows(raw_dir: Path, source: str) -> Iterator[dict[str, Any]]:
         if path.suffix == ".jsonl":
             yield from (row for _, row in read_json_lines(path))
         elif path.suffix == ".json":
-            yield from json.loads(path.read_text(encoding="utf-8"))
+            yield from load_json_file(path)
 
 
 def load_morfitt(raw_dir: Path, source: str) -> Iterator[Document]:

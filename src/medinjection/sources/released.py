@@ -12,14 +12,13 @@ An item whose options cannot be recovered that way is quarantined with the reaso
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from medinjection.records import Origin, Record, join_letters
-from medinjection.sources.base import Quarantined, RawResult, clean, require_files
+from medinjection.sources.base import Quarantined, RawResult, clean, load_json_file, require_files
 
 SPLIT_FOLDERS: dict[str, str] = {"train": "train", "validation": "validation", "test": "test"}
 TASK_FOLDERS: dict[str, str] = {"mcq": "mcq", "mcqu": "mcqu", "oeq": "oeq"}
@@ -35,7 +34,7 @@ def load_released(raw_dir: Path, source: str, origin: Origin) -> Iterator[RawRes
             raise ValueError(
                 f"source {source!r}: {path} is not under <Train|Validation|Test>/<mcq|mcqu|oeq>/"
             )
-        items = json.loads(path.read_text(encoding="utf-8"))
+        items = load_json_file(path)
         for n, item in enumerate(items):
             raw_id = f"{split}/{task}/{path.stem}/{n:06d}"
             yield _record(item, raw_id, source, origin, split, task)
