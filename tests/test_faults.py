@@ -479,3 +479,23 @@ def test_a_malformed_json_file_names_file_and_line(tmp_path: Path) -> None:
     path.write_bytes('[{"q": "é"}]'.encode("latin-1"))
     with pytest.raises(ValueError, match=r"train.json:1: not UTF-8 \(byte 0xe9\)"):
         load_json_file(path)
+
+
+# ---------------------------------------------------------------- 6. prompts over the context
+
+
+def test_a_prompt_longer_than_the_model_context_is_refused_without_max_model_len(
+    tiny_run: dict[str, Path], tmp_path: Path
+) -> None:
+    from medinjection.modeling.predict import predict
+
+    long = Record("t:long", "native", "t", "oeq", "test", "Pourquoi ? " * 400, "Parce que.")
+    short = Record("t:short", "native", "t", "oeq", "test", "Pourquoi ?", "Parce que.")
+    testset, out = tmp_path / "oeq.parquet", tmp_path / "pred" / "oeq.parquet"
+    write_records([short, long], testset)
+    with pytest.raises(ValueError) as refused:
+        predict("transformers", tiny_run["base"], None, [testset], [out], 2, 4, "v1")
+    message = str(refused.value)
+    assert "item 't:long' needs" in message and "> the model's context" in message
+    assert "max_position_embeddings; prediction.max_model_len null) 512" in message
+    assert not out.exists()  # refused before any generation
