@@ -499,3 +499,69 @@ def test_a_prompt_longer_than_the_model_context_is_refused_without_max_model_len
     assert "item 't:long' needs" in message and "> the model's context" in message
     assert "max_position_embeddings; prediction.max_model_len null) 512" in message
     assert not out.exists()  # refused before any generation
+
+
+# ---------------------------------------------------------------- loud, and clear
+
+
+@pytest.mark.parametrize("secret", [SECRET + "\r", SECRET + "\n", " " + SECRET])
+def test_a_key_with_a_stray_line_end_gives_one_clear_message_and_no_request(
+    fake: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret: str
+) -> None:
+    from medinjection.llm.client import LLMError, open_client
+    from medinjection.workflow_support import check_before_run
+
+    monkeypatch.setenv(ENV, secret)
+    with pytest.raises(LLMError, match=f"{ENV}: the API key has leading or trailing whitespace"):
+        open_client(endpoint(fake.base_url), "live", None, tmp_path / "c.sqlite")
+    assert fake.stats()["total"] == 0
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    config["llm"]["mode"] = "live"
+    config["sources"] = {}  # only the key check
+    env_var = config["llm"]["endpoints"][config["translation"]["endpoint"]]["api_key_env"]
+    with pytest.raises(ValueError, match=f"{env_var}: the API key has leading") as stopped:
+        check_before_run(config, {env_var: secret})
+    assert SECRET not in str(stopped.value)
+
+
+def test_a_failed_job_traceback_is_in_its_log_file(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    log = tmp_path / "logs" / "rule.log"
+    code = (
+        "from medinjection.logs import setup_logging\n"
+        f"setup_logging({str(log)!r})\n"
+        "def deep():\n    raise KeyError('sources.x.adapter')\n"
+        "deep()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 1
+    text = log.read_text()
+    assert "CRITICAL medinjection: job failed: KeyError: 'sources.x.adapter'" in text
+    assert "Traceback (most recent call last)" in text and "in deep" in text
+
+
+def test_the_quarantine_a_normalize_rate_error_names_outlives_the_job(tmp_path: Path) -> None:
+    from medinjection.normalize import normalize_source
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    lines = [medqa_line(n) for n in range(3)] + [medqa_line(9, question="")] * 2
+    (raw / "train.jsonl").write_text("\n".join(lines) + "\n")
+    outputs = tmp_path / "results"
+    kept = tmp_path / "logs" / "normalize_source" / "medqa.quarantine.jsonl"
+    with pytest.raises(ValueError) as stopped:
+        normalize_source(
+            "medqa", "medqa", "translate", raw, outputs / "r.parquet", outputs / "q.jsonl",
+            outputs / "s.json", 1, 0.1, 0.1, max_quarantine_rate=0.25,
+            kept_quarantine_path=kept,
+        )  # fmt: skip
+    assert f"see {kept}" in str(stopped.value)
+    import shutil
+
+    shutil.rmtree(outputs)  # what Snakemake does with a failed job's outputs
+    reasons = [json.loads(line)["reasons"] for line in kept.read_text().splitlines()]
+    assert reasons == [["empty question"], ["empty question"]]

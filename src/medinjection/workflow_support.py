@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import medinjection
+from medinjection.api_keys import api_key_problem
 from medinjection.sources.pins import source_problems
 
 ROLE_ORIGIN = {"native": "native", "translate": "translated", "synthesize": "synthetic"}
@@ -198,9 +199,13 @@ def _check_api_keys(config: Mapping[str, Any], environ: Mapping[str, str]) -> li
     for name in sorted(names):
         endpoint = config["llm"]["endpoints"][name]
         var = endpoint.get("api_key_env")
-        if var and not endpoint.get("serve") and not environ.get(var):  # served: no key
+        if not var or endpoint.get("serve"):  # served: no key
+            continue
+        if not environ.get(var):
             missing.append(
                 f"llm.endpoints.{name}.api_key_env: llm.mode is live, set the environment "
                 f"variable {var}"
             )
+        elif problem := api_key_problem(environ[var]):
+            missing.append(f"llm.endpoints.{name}.api_key_env: {var}: {problem}")
     return missing

@@ -26,6 +26,7 @@ import httpx2
 import openai
 import pydantic
 
+from medinjection.api_keys import api_key_problem
 from medinjection.llm.batch import BatchError, BatchRunner, BatchSettings, OpenAIBatches
 from medinjection.llm.cost import SUBMITS
 from medinjection.llm.progress import Progress
@@ -468,6 +469,9 @@ def _open_client(
                 f"llm.mode is 'live' but environment variable {config.api_key_env} is empty; "
                 "export the API key there (it is never written to config, logs or cache)"
             )
+        problem = api_key_problem(secret)
+        if problem:
+            raise LLMError(f"environment variable {config.api_key_env}: {problem}")
         api_key = secret
         transport = None  # the SDK's default pool (1000 connections / 100 keep-alive)
         limiter = RateLimiter(config.requests_per_minute, config.tokens_per_minute)
