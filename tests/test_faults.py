@@ -565,3 +565,36 @@ def test_the_quarantine_a_normalize_rate_error_names_outlives_the_job(tmp_path: 
     shutil.rmtree(outputs)  # what Snakemake does with a failed job's outputs
     reasons = [json.loads(line)["reasons"] for line in kept.read_text().splitlines()]
     assert reasons == [["empty question"], ["empty question"]]
+
+
+# ---------------------------------------------------------------- services a test starts
+
+
+def test_slurm_stop_ends_the_recorded_pids_only_never_by_name(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    fake = tmp_path / "slurmd"  # a process whose name is slurmd, as a real daemon's would be
+    shutil.copy(shutil.which("sleep"), fake)
+    ours = subprocess.Popen([str(fake), "300"])
+    theirs = subprocess.Popen([str(fake), "300"])  # same name, not started by the script
+    try:
+        state = tmp_path / "state"
+        state.mkdir()
+        (state / "started.pids").write_text(f"slurmd {ours.pid}\nslurmctld 999999999\n")
+        proc = subprocess.run(
+            ["bash", str(REPO / "tools/slurm_local.sh"), "stop"],
+            env={"PATH": "/usr/bin:/bin", "SLURM_LOCAL_STATE": str(state)},
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert f"stopped slurmd (pid {ours.pid})" in proc.stdout
+        assert "slurmctld (pid 999999999) is no longer running" in proc.stdout
+        assert ours.wait(timeout=10) == -15  # SIGTERM
+        assert theirs.poll() is None  # same name, never recorded: untouched
+        assert not (state / "started.pids").exists()
+    finally:
+        for process in (ours, theirs):
+            process.kill()
+            process.wait()
+    assert "pkill" not in (REPO / "tools/slurm_local.sh").read_text()
