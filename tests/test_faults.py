@@ -598,3 +598,22 @@ def test_slurm_stop_ends_the_recorded_pids_only_never_by_name(tmp_path: Path) ->
             process.kill()
             process.wait()
     assert "pkill" not in (REPO / "tools/slurm_local.sh").read_text()
+
+
+def test_a_staged_file_damaged_after_staging_stops_normalize(tmp_path: Path) -> None:
+    from medinjection.normalize import normalize_source
+    from medinjection.sources.stage import stage_source
+
+    source_dir = tmp_path / "medqa"
+    source_dir.mkdir()
+    (source_dir / "train.jsonl").write_text("\n".join(medqa_line(n) for n in range(4)) + "\n")
+    raw, manifest = tmp_path / "staged" / "raw", tmp_path / "staged" / "manifest.json"
+    stage_source("medqa", {"kind": "local", "path": str(source_dir)}, raw, manifest)
+    staged = raw / "train.jsonl"
+    staged.write_text("\n".join(staged.read_text().splitlines()[:2]) + "\n")  # truncated
+    with pytest.raises(ValueError, match=r"differs from its manifest .*changed \['train.jsonl'\]"):
+        normalize_source(
+            "medqa", "medqa", "translate", raw, tmp_path / "r.parquet", tmp_path / "q.jsonl",
+            tmp_path / "s.json", 1, 0.1, 0.1, max_quarantine_rate=0.25, manifest_path=manifest,
+        )  # fmt: skip
+    assert not (tmp_path / "r.parquet").exists()

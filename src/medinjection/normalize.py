@@ -15,6 +15,7 @@ from typing import Any, Literal
 from medinjection.records import Record, validation_errors, write_records
 from medinjection.sources import get_adapter, get_corpus_adapter
 from medinjection.sources.base import Quarantined, hash_split, write_documents
+from medinjection.sources.stage import check_staged
 
 LOG = logging.getLogger(__name__)
 Role = Literal["native", "translate", "published"]
@@ -34,13 +35,17 @@ def normalize_source(
     test_fraction: float,
     max_quarantine_rate: float,
     kept_quarantine_path: Path | None = None,
+    manifest_path: Path | None = None,
 ) -> None:
     """Run a QA adapter, assign splits, validate, quarantine failures, write records and stats.
 
     When the quarantined share exceeds `max_quarantine_rate` the quarantine is copied to
     `kept_quarantine_path` (outside the job's outputs, which a failed job loses) and the error
-    names that copy.
+    names that copy. With `manifest_path` (the rule always gives it) the staged files are first
+    checked against the hashes it records.
     """
+    if manifest_path is not None:
+        check_staged(source, Path(raw_dir), Path(manifest_path))
     if role not in ROLE_LANGUAGE:
         raise ValueError(
             f"source {source!r}: role {role!r} cannot be normalized into records; valid: "
@@ -187,8 +192,16 @@ def _check_rate(
         )
 
 
-def normalize_corpus(source: str, adapter: str, raw_dir: Path, documents_path: Path) -> None:
+def normalize_corpus(
+    source: str,
+    adapter: str,
+    raw_dir: Path,
+    documents_path: Path,
+    manifest_path: Path | None = None,
+) -> None:
     """Run a corpus adapter and write its documents (sorted by id; duplicate ids are an error)."""
+    if manifest_path is not None:
+        check_staged(source, Path(raw_dir), Path(manifest_path))
     documents = sorted(get_corpus_adapter(adapter)(Path(raw_dir), source), key=lambda d: d.id)
     duplicates = sorted(i for i, n in Counter(d.id for d in documents).items() if n > 1)
     if duplicates:

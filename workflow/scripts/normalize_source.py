@@ -22,6 +22,7 @@ def main(smk) -> None:
         max_quarantine_rate=float(smk.params.max_quarantine_rate),
         # beside the log, not an output: the copy the rate error names survives the failed job
         kept_quarantine_path=Path(smk.log[0]).with_suffix(".quarantine.jsonl"),
+        manifest_path=Path(smk.input.manifest),
     )
 
 

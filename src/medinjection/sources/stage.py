@@ -133,6 +133,20 @@ def file_hashes(root: Path) -> dict[str, str]:
     return hashes
 
 
+def check_staged(source: str, raw_dir: Path, manifest_path: Path) -> None:
+    """Raise unless raw_dir holds exactly the files, with the hashes, its manifest records."""
+    recorded = json.loads(Path(manifest_path).read_text(encoding="utf-8"))["files"]
+    found = file_hashes(Path(raw_dir))
+    changed = sorted(name for name in set(recorded) & set(found) if recorded[name] != found[name])
+    missing, extra = sorted(set(recorded) - set(found)), sorted(set(found) - set(recorded))
+    if changed or missing or extra:
+        raise ValueError(
+            f"source {source!r}: {raw_dir} differs from its manifest {manifest_path} (changed "
+            f"{changed[:3]}, missing {missing[:3]}, unexpected {extra[:3]}): the staged files were "
+            f"edited or damaged after staging; stage again (snakemake --forcerun stage_source)"
+        )
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
