@@ -180,7 +180,7 @@ def test_judge_script_local_backend(tiny_model_dir, tmp_path):
     )  # fmt: skip
     _load_script("judge").main(smk)
     table = pq.read_table(out)
-    assert table.schema.names == ["id", "score", "raw", "judge"]
+    assert table.schema.names == ["id", "score", "raw", "judge", "error"]
     rows = table.to_pylist()
     assert [r["id"] for r in rows] == ["mediqal:0", "mediqal:1", "mediqal:2"]
     assert all(r["score"] in (0.0, 1.0) and r["judge"] == "base" for r in rows)

@@ -279,8 +279,9 @@ def test_sentinel_key_never_in_log_cache_or_shard_outputs(fake, tmp_path: Path) 
     setup_logging(tmp_path / "job.log", level=logging.DEBUG)
     out, usage, cache = tmp_path / "out.parquet", tmp_path / "usage.json", tmp_path / "c.sqlite"
     translate_shard(
-        records, out, usage, 0, 1, endpoint(url), "m", 0.0, 64, "live", None, str(cache)
-    )
+        records, out, usage, 0, 1, endpoint(url), "m", 0.0, 64, "live", None, str(cache),
+        max_quarantine_rate=0.0, quarantine_path=tmp_path / "job.quarantine.jsonl",
+    )  # fmt: skip
     logging.getLogger().handlers.clear()
     assert state.seen[-1]["headers"]["authorization"] == f"Bearer {SECRET}"
     written = list(tmp_path.iterdir())

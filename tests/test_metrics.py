@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from medinjection.evaluation import metrics
+from medinjection.evaluation.judge import JUDGMENT_SCHEMA
 from medinjection.evaluation.stats import (
     bootstrap_ci,
     macro_bootstrap_ci,
@@ -222,9 +223,9 @@ def _score_inputs(tmp_path):
     ]  # fmt: skip
     judged = tmp_path / "judge" / "base" / "c-oeq.parquet"
     judged.parent.mkdir(parents=True)
-    rows = [{"id": "c-oeq:0", "score": 1.0, "raw": "1", "judge": "j"},
-            {"id": "c-oeq:1", "score": None, "raw": "?", "judge": "j"}]  # fmt: skip
-    pq.write_table(pa.Table.from_pylist(rows), judged)
+    rows = [{"id": "c-oeq:0", "score": 1.0, "raw": "1", "judge": "j", "error": None},
+            {"id": "c-oeq:1", "score": None, "raw": "?", "judge": "j", "error": None}]  # fmt: skip
+    pq.write_table(pa.Table.from_pylist(rows, schema=JUDGMENT_SCHEMA), judged)
     test_sets = {
         "a-mcqu": {"task": "mcqu"}, "b-mcq": {"task": "mcq"}, "d-mcqu": {"task": "mcqu"},
         "c-oeq": {"task": "oeq"},
@@ -246,7 +247,8 @@ def test_score_model_hand_computed(tmp_path):
                                     judgments=[str(j) for j in judged]),
         output=types.SimpleNamespace(scores=str(out), item_scores=str(items_out)),
         params=types.SimpleNamespace(model="base", test_sets=test_sets, bertscore=MINILM,
-                                     bootstrap={"samples": 200, "seed": 42}),
+                                     bootstrap={"samples": 200, "seed": 42},
+                                     judge_refused="zero"),
         log=[str(tmp_path / "score.log")],
     )  # fmt: skip
     _load_script("score").main(smk)
@@ -260,7 +262,7 @@ def test_score_model_hand_computed(tmp_path):
     assert mcq["hamming_greedy"] == pytest.approx(0.75)
     assert mcq["hamming_constrained"] == pytest.approx(5 / 6)
     assert mcq["em_constrained_low"] <= 0.5 <= mcq["em_constrained_high"]
-    assert oeq["judge"] == 0.5 and oeq["judge_unparsable"] == 1
+    assert oeq["judge"] == 0.5 and oeq["judge_unparsable"] == 1 and oeq["judge_refused"] == 0
     assert oeq["rouge1"] == pytest.approx(0.5)  # 1.0 (accents kept) and 0.0 (empty answer)
     assert 0.0 <= oeq["bleu"] <= 1.0 and 0.0 <= oeq["chrf"] <= 1.0
     assert oeq["bertscore_f1"] == pytest.approx(0.5, abs=1e-3)  # exact match (1.0) + empty (0)

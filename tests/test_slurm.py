@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
 
 @pytest.fixture(scope="module")
-def cluster() -> None:
+def cluster() -> Iterator[None]:
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         pytest.skip("the local SLURM cluster needs root and apt-get (Debian)")
-    subprocess.run(["bash", str(REPO / "tools/slurm_local.sh"), "start"], check=True, timeout=600)
+    script = str(REPO / "tools/slurm_local.sh")
+    try:
+        subprocess.run(["bash", script, "start"], check=True, timeout=600)
+        yield
+    finally:
+        # the daemons this test started, by the PIDs `start` recorded (never by name)
+        subprocess.run(["bash", script, "stop"], check=True, timeout=60)
 
 
 def _slurmctld_job_ids() -> set[str]:

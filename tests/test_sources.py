@@ -375,9 +375,14 @@ def test_scripts_stage_and_normalize(tmp_path: Path) -> None:
         )
     )
     assert json.loads(Path(out.stats).read_text())["kept"] == 36
+    from medinjection.sources.stage import stage_source
+
+    corpus_raw, corpus_manifest = tmp_path / "morfitt" / "raw", tmp_path / "morfitt" / "m.json"
+    stage_source("morfitt", {"kind": "local", "path": str(DEMO / "morfitt")}, corpus_raw,
+                 corpus_manifest)  # fmt: skip
     _script("normalize_corpus.py")(
         SimpleNamespace(
-            input=SimpleNamespace(raw=str(DEMO / "morfitt")),
+            input=SimpleNamespace(raw=str(corpus_raw), manifest=str(corpus_manifest)),
             output=SimpleNamespace(documents=str(tmp_path / "d.parquet")),
             params=SimpleNamespace(source="morfitt", adapter="morfitt"),
             log=log,

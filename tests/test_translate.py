@@ -128,6 +128,7 @@ def run_shard(fx: SimpleNamespace, shard: int, shards: int) -> tuple[list[Record
         batch={"poll_s": 1, "max_requests": 100, "max_bytes": 10**6, "rounds": 1},
         price={"input_usd_per_mtok": 2.0, "output_usd_per_mtok": 8.0, "batch_discount": 0.5},
         cache_path=str(fx.tmp / f"cache_{shard}.sqlite"),
+        max_quarantine_rate=0.5,
     )
     smk = SimpleNamespace(
         input=SimpleNamespace(records=str(fx.records), replay=[str(fx.replay)]),
@@ -170,7 +171,8 @@ def test_second_run_is_served_from_cache(fixture) -> None:
     run_shard(fixture, 0, 1)
     records, report = run_shard(fixture, 0, 1)
     assert len(records) == 3
-    assert (report["usage"]["requests_sent"], report["usage"]["cache_hits"]) == (0, 6)
+    # the 3 valid replies answer from the cache; the 3 unusable ones were never cached: asked again
+    assert (report["usage"]["requests_sent"], report["usage"]["cache_hits"]) == (3, 3)
 
 
 def test_letters_and_gold_are_never_sent() -> None:
@@ -253,6 +255,8 @@ def test_recorder_translation_reply_round_trip(tmp_path: Path) -> None:
         "replay",
         str(tmp_path / "rec.jsonl"),
         str(tmp_path / "c.sqlite"),
+        max_quarantine_rate=0.0,
+        quarantine_path=tmp_path / "q.jsonl",
     )
     [fr] = read_records(tmp_path / "fr.parquet")
     assert (fr.question, fr.answer, fr.meta["long_answer"]) == (

@@ -3,6 +3,7 @@
 # munged + slurmctld + slurmd, partitions `cpu` (default) and `gpu` (same node, no GPUs), no
 # accounting database (use --slurm-status-command squeue). Needs root and Debian packages.
 #   tools/slurm_local.sh start | stop | status
+# `stop` ends only the daemons this script's `start` launched, by the PIDs it recorded.
 set -euo pipefail
 ACTION=${1:-start}
 STATE=${SLURM_LOCAL_STATE:-/var/lib/medinjection-slurm}
@@ -51,6 +52,44 @@ PartitionName=gpu Nodes=${host} Default=NO MaxTime=INFINITE State=UP
 CONF
 }
 
+# PIDs of the daemons this script started, one "name pid" a line: `stop` ends those and only
+# those (a daemon that was already running, or one of another user, is never touched).
+STARTED=${STATE}/started.pids
+MUNGE_PIDFILE=/run/munge/munged.pid
+
+# alive PIDFILE NAME: the PID in PIDFILE is a running process named NAME
+alive() {
+  local pid
+  [ -s "$1" ] || return 1
+  pid=$(cat "$1")
+  [ -r "/proc/${pid}/comm" ] && [ "$(cat "/proc/${pid}/comm")" = "$2" ]
+}
+
+# running PID: the process exists and has not exited (a zombie has)
+running() {
+  [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"
+}
+
+# launch NAME PIDFILE COMMAND...: start a daemon unless its pid file names a live one; record it
+launch() {
+  local name=$1 pidfile=$2
+  shift 2
+  if alive "$pidfile" "$name"; then
+    echo "$name already running (pid $(cat "$pidfile")): left alone, and not stopped by stop"
+    return 0
+  fi
+  "$@"
+  for _ in $(seq 1 50); do
+    if alive "$pidfile" "$name"; then
+      echo "$name $(cat "$pidfile")" >>"$STARTED"
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "$name did not write its pid file $pidfile" >&2
+  return 1
+}
+
 start() {
   install_packages
   write_config
@@ -60,9 +99,10 @@ start() {
   chown munge:munge /etc/munge/munge.key 2>/dev/null || true
   chmod 400 /etc/munge/munge.key
   mkdir -p /run/munge && chown munge:munge /run/munge 2>/dev/null || true
-  pgrep -x munged >/dev/null || su -s /bin/sh munge -c /usr/sbin/munged 2>/dev/null || /usr/sbin/munged --force
-  pgrep -x slurmctld >/dev/null || slurmctld
-  pgrep -x slurmd >/dev/null || slurmd
+  launch munged "$MUNGE_PIDFILE" sh -c \
+    'su -s /bin/sh munge -c /usr/sbin/munged 2>/dev/null || /usr/sbin/munged --force'
+  launch slurmctld "${STATE}/slurmctld.pid" slurmctld
+  launch slurmd "${STATE}/slurmd.pid" slurmd
   for _ in $(seq 1 30); do
     if sinfo -h -o "%t" 2>/dev/null | grep -qE "idle|mix|alloc"; then
       sinfo
@@ -75,9 +115,26 @@ start() {
   return 1
 }
 
+# Ends the daemons `start` recorded, by PID (checking the PID still names that daemon), slurmd
+# first; never by process name, which on a shared or cluster node would hit daemons it never
+# started.
 stop() {
-  pkill -x slurmd || true
-  pkill -x slurmctld || true
+  local name pid
+  [ -s "$STARTED" ] || { echo "no daemon started by $0 is recorded in $STARTED"; return 0; }
+  tac "$STARTED" | while read -r name pid; do
+    if [ -r "/proc/${pid}/comm" ] && [ "$(cat "/proc/${pid}/comm")" = "$name" ]; then
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 1 100); do
+        running "$pid" || break
+        sleep 0.1
+      done
+      if running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+      echo "stopped $name (pid $pid)"
+    else
+      echo "$name (pid $pid) is no longer running"
+    fi
+  done
+  rm -f "$STARTED"
 }
 
 case "$ACTION" in

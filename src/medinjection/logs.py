@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def setup_logging(path: str | Path | None = None, level: int = logging.INFO) -> logging.Logger:
@@ -19,4 +20,15 @@ def setup_logging(path: str | Path | None = None, level: int = logging.INFO) -> 
         handlers=handlers,
         force=True,
     )
+    sys.excepthook = _log_uncaught
     return logging.getLogger("medinjection")
+
+
+def _log_uncaught(kind: type[BaseException], error: BaseException, trace: Any) -> None:
+    """Write an uncaught exception's traceback to the log handlers (the rule's log file too)."""
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, error, trace)
+        return
+    logging.getLogger("medinjection").critical(
+        "job failed: %s: %s", kind.__name__, error, exc_info=(kind, error, trace)
+    )

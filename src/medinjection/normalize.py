@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import shutil
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from typing import Any, Literal
 from medinjection.records import Record, validation_errors, write_records
 from medinjection.sources import get_adapter, get_corpus_adapter
 from medinjection.sources.base import Quarantined, hash_split, write_documents
+from medinjection.sources.stage import check_staged
 
 LOG = logging.getLogger(__name__)
 Role = Literal["native", "translate", "published"]
@@ -32,8 +34,18 @@ def normalize_source(
     validation_fraction: float,
     test_fraction: float,
     max_quarantine_rate: float,
+    kept_quarantine_path: Path | None = None,
+    manifest_path: Path | None = None,
 ) -> None:
-    """Run a QA adapter, assign splits, validate, quarantine failures, write records and stats."""
+    """Run a QA adapter, assign splits, validate, quarantine failures, write records and stats.
+
+    When the quarantined share exceeds `max_quarantine_rate` the quarantine is copied to
+    `kept_quarantine_path` (outside the job's outputs, which a failed job loses) and the error
+    names that copy. With `manifest_path` (the rule always gives it) the staged files are first
+    checked against the hashes it records.
+    """
+    if manifest_path is not None:
+        check_staged(source, Path(raw_dir), Path(manifest_path))
     if role not in ROLE_LANGUAGE:
         raise ValueError(
             f"source {source!r}: role {role!r} cannot be normalized into records; valid: "
@@ -51,7 +63,9 @@ def normalize_source(
     stats = _stats(source, kept, quarantined)
     Path(stats_path).write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n", "utf-8")
     LOG.info("%s: kept %d, quarantined %d", source, len(kept), len(quarantined))
-    _check_rate(source, len(kept), quarantined, max_quarantine_rate, quarantine_path)
+    _check_rate(
+        source, len(kept), quarantined, max_quarantine_rate, quarantine_path, kept_quarantine_path
+    )
 
 
 @contextmanager
@@ -154,13 +168,22 @@ def _stats(source: str, kept: list[Record], quarantined: list[Quarantined]) -> d
 
 
 def _check_rate(
-    source: str, kept: int, quarantined: list[Quarantined], max_rate: float, path: Path
+    source: str,
+    kept: int,
+    quarantined: list[Quarantined],
+    max_rate: float,
+    path: Path,
+    kept_path: Path | None,
 ) -> None:
     total = kept + len(quarantined)
     if total == 0:
         raise ValueError(f"source {source!r}: the adapter yielded no raw item at all")
     rate = len(quarantined) / total
     if rate > max_rate:
+        if kept_path is not None:
+            Path(kept_path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, kept_path)
+            path = Path(kept_path)
         examples = "; ".join(f"{q.raw_id}: {', '.join(q.reasons)}" for q in quarantined[:3])
         raise ValueError(
             f"source {source!r}: {len(quarantined)} of {total} raw items quarantined "
@@ -169,8 +192,16 @@ def _check_rate(
         )
 
 
-def normalize_corpus(source: str, adapter: str, raw_dir: Path, documents_path: Path) -> None:
+def normalize_corpus(
+    source: str,
+    adapter: str,
+    raw_dir: Path,
+    documents_path: Path,
+    manifest_path: Path | None = None,
+) -> None:
     """Run a corpus adapter and write its documents (sorted by id; duplicate ids are an error)."""
+    if manifest_path is not None:
+        check_staged(source, Path(raw_dir), Path(manifest_path))
     documents = sorted(get_corpus_adapter(adapter)(Path(raw_dir), source), key=lambda d: d.id)
     duplicates = sorted(i for i, n in Counter(d.id for d in documents).items() if n > 1)
     if duplicates:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import string
 import unicodedata
 from collections import defaultdict
@@ -72,6 +73,49 @@ class Record:
         return tuple(letter for letter, _ in self.options or ())
 
 
+# Longest text a field may hold: a 1 MB "question" is a broken row, and it would be sent on to the
+# LLM (translation) and to every model's prompt.
+MAX_FIELD_CHARS = 100_000
+# C0 controls but tab/newline/CR, DEL, C1 controls, and the bidi embeddings/overrides/isolates
+# (an RLO reverses what a reader sees: "A" shown where "B" is stored).
+_HIDDEN_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# A character a reader sees: not whitespace and not zero-width (a question made of zero-width
+# characters only is empty to a reader).
+_VISIBLE = re.compile("[^\\s\u200b\u200c\u200d\u2060\ufeff]")
+# HTML/XML markup left by a scraper or an editor ("<p>", "<br/>", "</b>", "<script ...>").
+_MARKUP = re.compile(
+    r"</?(?:a|b|i|u|p|br|hr|em|strong|span|div|font|sup|sub|img|table|tr|td|th|li|ul|ol|h[1-6]|"
+    r"script|style|iframe|html|body|head)(?:\s[^<>]*)?/?>",
+    re.IGNORECASE,
+)
+
+
+def _blank(text: str | None) -> bool:
+    """True for None, whitespace, or zero-width characters only."""
+    if not text:
+        return True
+    if text.isprintable():  # C-fast: no control, format (zero-width, bidi) or line-end character
+        return not text.strip()
+    return _VISIBLE.search(text) is None
+
+
+def text_errors(name: str, value: str | None) -> list[str]:
+    """Why one text field cannot be kept: size, hidden control or bidi characters, markup."""
+    if not value:
+        return []
+    errors = []
+    if len(value) > MAX_FIELD_CHARS:
+        errors.append(f"{name} has {len(value)} characters (more than {MAX_FIELD_CHARS})")
+    # the quick C-level tests first: most fields are printable and hold no '<'
+    hidden = None if value.isprintable() else _HIDDEN_CONTROLS.search(value)
+    if hidden:
+        errors.append(f"control or bidi character U+{ord(hidden.group()):04X} in {name}")
+    markup = _MARKUP.search(value) if "<" in value else None
+    if markup:
+        errors.append(f"markup {markup.group()[:40]!r} in {name}")
+    return errors
+
+
 def join_letters(letters: Iterable[str]) -> str:
     """Canonical answer string for a set of letters: upper-case, unique, sorted, comma-joined."""
     return ",".join(sorted({letter.strip().upper() for letter in letters if letter.strip()}))
@@ -88,9 +132,9 @@ def validation_errors(record: Record) -> list[str]:
         errors.append(f"task {record.task!r} not in {TASKS}")
     if record.split not in SPLITS:
         errors.append(f"split {record.split!r} not in {SPLITS}")
-    if not record.question or not record.question.strip():
+    if _blank(record.question):
         errors.append("empty question")
-    if not record.answer or not record.answer.strip():
+    if _blank(record.answer):
         errors.append("empty answer")
     for name, value in (
         ("question", record.question),
@@ -100,7 +144,40 @@ def validation_errors(record: Record) -> list[str]:
         # is_normalized answers from a quick check without building the normal form
         if value and ("\ufffd" in value or not unicodedata.is_normalized("NFC", value)):
             errors.append(f"broken or non-NFC encoding in {name}")
+    errors.extend(_text_field_errors(record))
     errors.extend(_option_errors(record))
+    return errors
+
+
+def _text_field_errors(record: Record) -> list[str]:
+    fields = [("question", record.question), ("answer", record.answer), ("context", record.context)]
+    fields += [(f"option {letter}", text) for letter, text in record.options or ()]
+    # one C-level pass over all the texts at once; field by field only when it finds something
+    if not _suspect("".join([value for _, value in fields if value])):
+        return []
+    errors = []
+    for name, value in fields:
+        if value and _suspect(value):
+            errors.extend(text_errors(name, value))
+    return errors
+
+
+def _suspect(text: str) -> bool:
+    """Quick C-level pre-test of text_errors: most fields are short, printable and hold no '<'."""
+    return len(text) > MAX_FIELD_CHARS or not text.isprintable() or "<" in text
+
+
+_LETTER_SET = frozenset(LETTERS)
+
+
+def _same_texts(options: tuple[tuple[str, str], ...]) -> list[str]:
+    """Options whose texts are equal but for case."""
+    errors, seen = [], {}
+    for letter, text in options:
+        key = (text or "").lower()
+        if key and key in seen:
+            errors.append(f"options {seen[key]} and {letter} have the same text {text[:40]!r}")
+        seen.setdefault(key, letter)
     return errors
 
 
@@ -114,8 +191,15 @@ def _option_errors(record: Record) -> list[str]:
     errors = []
     if len(set(letters)) != len(letters):
         errors.append("duplicate option letters")
-    if not all([text and text.strip() for _, text in options]):  # a list: no generator frames
+    if not all([not _blank(text) for _, text in options]):  # a list: no generator frames
         errors.append("empty option text")
+    if not _LETTER_SET.issuperset(letters):
+        not_letters = [letter for letter in letters if letter not in _LETTER_SET]
+        errors.append(f"option letter(s) {not_letters} are not among {list(LETTERS)}")
+    # lower(), not casefold(): four times faster on accented text, and the same for these texts
+    lowered = [(text or "").lower() for _, text in options]
+    if len(set(lowered)) != len(lowered):
+        errors.extend(_same_texts(options))
     gold = [part.strip() for part in record.answer.split(",") if part.strip()]  # answer_letters
     unknown = [letter for letter in gold if letter not in letters]
     if unknown:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import medinjection
+from medinjection.api_keys import api_key_problem
 from medinjection.sources.pins import source_problems
 
 ROLE_ORIGIN = {"native": "native", "translate": "translated", "synthesize": "synthetic"}
@@ -34,6 +35,8 @@ def check_study_config(config: Mapping[str, Any]) -> None:
         *_check_test_sets(config),
         *_check_endpoints(config),
         *_check_judge_select(config),
+        *_check_split_fractions(config),
+        *_check_adapters(config),
     ]
     if errors and config.get("data", {}).get("build") == "published":
         errors.append(
@@ -109,6 +112,45 @@ def _check_endpoints(config: Mapping[str, Any]) -> list[str]:
     return errors
 
 
+def _check_adapters(config: Mapping[str, Any]) -> list[str]:
+    from medinjection.sources import ADAPTERS, CORPUS_ADAPTERS
+
+    errors = []
+    for name, spec in config["sources"].items():
+        corpus = spec["role"] == "synthesize"
+        valid = CORPUS_ADAPTERS if corpus else ADAPTERS
+        if spec["adapter"] not in valid:
+            kind = "corpus adapter (role synthesize)" if corpus else "QA adapter"
+            errors.append(
+                f"sources.{name}.adapter: unknown {kind} {spec['adapter']!r}; "
+                f"valid: {sorted(valid)}"
+            )
+    return errors
+
+
+def local_source_inputs(path: str | Path) -> list[str]:
+    """A local source's files as rule inputs (a folder: every file in it, sorted)."""
+    # a folder's own mtime does not change when a file in it is edited in place: listing the
+    # files makes such an edit re-stage the source
+    root = Path(path)
+    if not root.is_dir():
+        return [str(root)]
+    return sorted(str(p) for p in root.rglob("*") if p.is_file())
+
+
+def _check_split_fractions(config: Mapping[str, Any]) -> list[str]:
+    dataset = config["dataset"]
+    validation, test = dataset["validation_fraction"], dataset["test_fraction"]
+    if validation + test < 1:
+        return []
+    # a hash split cuts one uniform number at test, then test + validation: at >= 1 no record
+    # is left for train
+    return [
+        f"dataset.validation_fraction ({validation}) + dataset.test_fraction ({test}) = "
+        f"{validation + test:g} leaves no training records in a hash split; make the sum < 1"
+    ]
+
+
 def _check_judge_select(config: Mapping[str, Any]) -> list[str]:
     judge = config["judge"]
     if judge["select"] == "auto" or judge["select"] in judge["candidates"]:
@@ -162,9 +204,13 @@ def _check_api_keys(config: Mapping[str, Any], environ: Mapping[str, str]) -> li
     for name in sorted(names):
         endpoint = config["llm"]["endpoints"][name]
         var = endpoint.get("api_key_env")
-        if var and not endpoint.get("serve") and not environ.get(var):  # served: no key
+        if not var or endpoint.get("serve"):  # served: no key
+            continue
+        if not environ.get(var):
             missing.append(
                 f"llm.endpoints.{name}.api_key_env: llm.mode is live, set the environment "
                 f"variable {var}"
             )
+        elif problem := api_key_problem(environ[var]):
+            missing.append(f"llm.endpoints.{name}.api_key_env: {var}: {problem}")
     return missing

@@ -10,6 +10,7 @@ from medinjection.sources.pins import is_offline
 from medinjection.workflow_support import (
     check_before_run,
     check_study_config,
+    local_source_inputs,
     package_fingerprint,
 )
 
@@ -116,7 +117,7 @@ def get_stage_input(wildcards):
     # A missing local file is reported by check_before_run (onstart), so dry runs still work.
     location = SOURCES[wildcards.source]["location"]
     if location["kind"] == "local" and os.path.exists(location["path"]):
-        return [location["path"]]
+        return local_source_inputs(location["path"])
     return []
 
 

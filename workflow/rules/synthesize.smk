@@ -26,6 +26,7 @@ rule synthesize:
         task_types=config["synthesis"]["task_types"],
         mcq_per_document=config["synthesis"]["mcq_per_document"],
         submit=config["synthesis"]["submit"],
+        max_quarantine_rate=config["synthesis"]["max_quarantine_rate"],
         batch=config["llm"]["batch"],
         price=llm_price(config["synthesis"]["model"]),
         mode=config["llm"]["mode"],

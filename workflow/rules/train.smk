@@ -44,6 +44,7 @@ rule train:
         model="results/models/base",
         train="results/mixtures/{mixture}/train.jsonl",
         validation="results/mixtures/{mixture}/validation.jsonl",
+        manifest="results/mixtures/{mixture}/manifest.json",
     output:
         adapter=directory("results/train/{mixture}/seed{seed}/adapter"),
         metrics="results/train/{mixture}/seed{seed}/metrics.json",
@@ -70,7 +71,7 @@ rule train:
     shell:
         "python -m medinjection.modeling.launch --gpus {resources.gpu} --"
         " --config {input.config} --model {input.model}"
-        " --train {input.train} --validation {input.validation}"
+        " --train {input.train} --validation {input.validation} --manifest {input.manifest}"
         " --adapter {output.adapter} --metrics {output.metrics}"
         " --loss-plot {output.loss_plot} --checkpoints {params.checkpoints} > {log} 2>&1"
 

@@ -25,6 +25,7 @@ rule translate_shard:
         temperature=config["translation"]["temperature"],
         max_tokens=config["translation"]["max_tokens"],
         submit=config["translation"]["submit"],
+        max_quarantine_rate=config["translation"]["max_quarantine_rate"],
         batch=config["llm"]["batch"],
         price=llm_price(config["translation"]["model"]),
         mode=config["llm"]["mode"],

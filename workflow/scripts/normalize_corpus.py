@@ -13,6 +13,7 @@ def main(smk) -> None:
         adapter=smk.params.adapter,
         raw_dir=Path(smk.input.raw),
         documents_path=Path(smk.output.documents),
+        manifest_path=Path(smk.input.manifest),
     )
 
 

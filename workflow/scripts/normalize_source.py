@@ -20,6 +20,9 @@ def main(smk) -> None:
         validation_fraction=float(smk.params.validation_fraction),
         test_fraction=float(smk.params.test_fraction),
         max_quarantine_rate=float(smk.params.max_quarantine_rate),
+        # beside the log, not an output: the copy the rate error names survives the failed job
+        kept_quarantine_path=Path(smk.log[0]).with_suffix(".quarantine.jsonl"),
+        manifest_path=Path(smk.input.manifest),
     )
 
 

@@ -26,6 +26,9 @@ def main(smk) -> None:
         batch=dict(smk.params.batch),
         price=dict(smk.params.price),
         seed=int(smk.params.seed),
+        max_quarantine_rate=float(smk.params.max_quarantine_rate),
+        # beside the log, not an output: it survives the failed job the rate error stops
+        quarantine_path=Path(smk.log[0]).with_suffix(".quarantine.jsonl"),
     )
 
 

@@ -24,6 +24,9 @@ def main(smk) -> None:
         submit=smk.params.submit,
         batch=dict(smk.params.batch),
         price=dict(smk.params.price),
+        max_quarantine_rate=float(smk.params.max_quarantine_rate),
+        # beside the log, not an output: it survives the failed job the rate error stops
+        quarantine_path=Path(smk.log[0]).with_suffix(".quarantine.jsonl"),
     )
 
 

@@ -10,7 +10,9 @@ Backends (``JUDGE_BACKENDS``):
 
 Scores: first match of ``\\b[01]\\b`` in the raw reply, else of ``[01]``; a reply without either
 scores None ("unparsable"): it is kept as null in the judgment files, counted as 0 in means, and
-its count is reported next to the mean.
+its count is reported next to the mean. A request the API refused (HTTP 400/422: content filter,
+too long) also scores None, with the API's message in the `error` column: scoring counts such
+items apart and treats them as `judge.refused` says (0, or stop the run).
 """
 
 from __future__ import annotations
@@ -50,7 +52,13 @@ JUDGE_SYSTEM_PROMPT = (
     "Reply with the single digit 0 or 1."
 )
 JUDGMENT_SCHEMA = pa.schema(
-    [("id", pa.string()), ("score", pa.float64()), ("raw", pa.string()), ("judge", pa.string())]
+    [
+        ("id", pa.string()),
+        ("score", pa.float64()),
+        ("raw", pa.string()),
+        ("judge", pa.string()),
+        ("error", pa.string()),  # the API's refusal message; null when the judge answered
+    ]
 )
 LOCAL_BATCH_SIZE = 4  # the authors' judge batch size
 
@@ -233,11 +241,26 @@ def run_judge(
         raise RuntimeError(
             f"judge backend {cfg.backend} returned {len(raws)} replies for {len(messages)} prompts"
         )
-    results = [(parse_judge_output(raw), raw or "") for raw in raws]
-    bad = sum(score is None for score, _ in results)
+    # a Refused reply is kept as is (falsy, but it carries the API's error)
+    results = [(parse_judge_output(raw), raw if raw is not None else "") for raw in raws]
+    refused = [raw.error for raw in raws if getattr(raw, "error", None) is not None]
+    bad = sum(score is None for score, _ in results) - len(refused)
     if bad:
         log.warning("judge: %d of %d replies unparsable (scored null, 0 in means)", bad, len(raws))
+    if refused:
+        log.warning(
+            "judge: %d of %d requests refused by the API (error kept; scored as judge.refused "
+            "says), first: %s",
+            len(refused),
+            len(raws),
+            refused[0],
+        )
     return results
+
+
+def _error(raw: str) -> str | None:
+    """The API's refusal message of a reply (medinjection.llm.client.Refused), else None."""
+    return getattr(raw, "error", None)
 
 
 def _file_messages(prediction_file: Path, testset_file: Path, prompt_version: str):
@@ -298,7 +321,7 @@ def judge_predictions(
         chunk = results[offset : offset + len(ids)]
         offset += len(ids)
         rows = [
-            {"id": i, "score": s, "raw": r, "judge": judge_model}
+            {"id": i, "score": s, "raw": r, "judge": judge_model, "error": _error(r)}
             for i, (s, r) in zip(ids, chunk, strict=True)
         ]
         Path(out).parent.mkdir(parents=True, exist_ok=True)

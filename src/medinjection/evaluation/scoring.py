@@ -84,17 +84,37 @@ def score_mcq(
     return out, items
 
 
-def _judge_scores(rows: list[dict[str, Any]], judge_file: Path) -> tuple[list[float], int]:
-    """Judge scores aligned with prediction rows (null -> 0) and the number of nulls."""
-    judged = {r["id"]: r["score"] for r in pq.read_table(judge_file).to_pylist()}
+# How items whose judge request the API refused (content filter, too long) are scored: `zero`
+# counts them as not equivalent (and reports their number apart), `fail` stops the score job.
+REFUSED_POLICIES: tuple[str, ...] = ("zero", "fail")
+
+
+def _judge_scores(
+    rows: list[dict[str, Any]], judge_file: Path, refused_policy: str
+) -> tuple[list[float], int, int]:
+    """Judge scores aligned with prediction rows (null -> 0), the unparsable and refused counts."""
+    if refused_policy not in REFUSED_POLICIES:
+        raise ValueError(f"judge.refused {refused_policy!r}; valid: {list(REFUSED_POLICIES)}")
+    table = pq.read_table(judge_file, columns=["id", "score", "error"]).to_pylist()
+    judged = {r["id"]: r for r in table}
     missing = [row["id"] for row in rows if row["id"] not in judged]
     if missing:
         raise KeyError(
             f"{judge_file}: no judgment for {len(missing)} prediction(s), first "
             f"{missing[0]!r}; rerun the judge rule for this model"
         )
-    scores = [judged[row["id"]] for row in rows]
-    return [0.0 if s is None else float(s) for s in scores], sum(s is None for s in scores)
+    found = [judged[row["id"]] for row in rows]
+    refused = [r for r in found if r["error"] is not None]
+    if refused and refused_policy == "fail":
+        raise ValueError(
+            f"{judge_file}: the judge's API refused {len(refused)} of {len(found)} requests "
+            f"(first {refused[0]['id']!r}: {refused[0]['error']}) and judge.refused is 'fail'; "
+            "fix the cause (e.g. content filter, context length) and rerun the judge, or set "
+            "judge.refused: zero to count them as not equivalent (reported as judge_refused)"
+        )
+    scores = [r["score"] for r in found]
+    unparsable = sum(r["score"] is None and r["error"] is None for r in found)
+    return [0.0 if s is None else float(s) for s in scores], unparsable, len(refused)
 
 
 def _corpus_with_ci(
@@ -119,7 +139,11 @@ def _corpus_with_ci(
 
 
 def score_oeq(
-    rows: list[dict[str, Any]], judge_file: Path, bert: metrics.BertScoreConfig, boot: dict
+    rows: list[dict[str, Any]],
+    judge_file: Path,
+    bert: metrics.BertScoreConfig,
+    boot: dict,
+    refused_policy: str = "zero",
 ) -> tuple[dict[str, Any], dict[str, list[float]]]:
     """Metrics of one open-question test set and its item-level scores (ITEM_COLUMNS names)."""
     hyps = [row["greedy_output"] or "" for row in rows]
@@ -128,11 +152,12 @@ def score_oeq(
     item_stats = _corpus_with_ci(out, hyps, refs, boot)
     items = metrics.rouge_per_item(hyps, refs)
     items["bertscore_f1"] = metrics.bertscore_f1(hyps, refs, bert)
-    items["judge"], unparsable = _judge_scores(rows, judge_file)
+    items["judge"], unparsable, refused = _judge_scores(rows, judge_file, refused_policy)
     for name, values in items.items():
         _with_ci(out, name, values, boot)
     out["bertscore_rescaled"] = bert.rescale_with_baseline
     out["judge_unparsable"] = unparsable
+    out["judge_refused"] = refused
     out["judge_model"] = _judge_models(judge_file)
     items["length_chars"] = [float(len(h)) for h in hyps]
     return out, items | item_stats
@@ -203,6 +228,7 @@ def score_model(
     bootstrap: dict,
     out_path: Path,
     out_items: Path | None = None,
+    judge_refused: str = "zero",
 ) -> None:
     """Write results/scores/{model}.json (per-test-set metrics, Table 1 aggregates) and the
     item-level scores the significance tests pair on (``out_items``)."""
@@ -228,7 +254,7 @@ def score_model(
                     f"{path}: no judgment file {name}.parquet among "
                     f"{sorted(judges)}; the judge rule must run first"
                 )
-            results[name], items = score_oeq(rows, judges[name], bert, bootstrap)
+            results[name], items = score_oeq(rows, judges[name], bert, bootstrap, judge_refused)
         else:
             results[name], items = score_mcq(rows, task, bootstrap)
         pools[task].extend(items["judge" if task == "oeq" else "em_constrained"])

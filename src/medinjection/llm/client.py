@@ -26,6 +26,7 @@ import httpx2
 import openai
 import pydantic
 
+from medinjection.api_keys import api_key_problem
 from medinjection.llm.batch import BatchError, BatchRunner, BatchSettings, OpenAIBatches
 from medinjection.llm.cost import SUBMITS
 from medinjection.llm.progress import Progress
@@ -64,6 +65,11 @@ REJECTED_ERRORS: tuple[type[BaseException], ...] = (
 )
 # A 200 reply whose body is not a chat.completion (truncated JSON, proxy page): retried here.
 MALFORMED_ERRORS: tuple[type[BaseException], ...] = (json.JSONDecodeError, pydantic.ValidationError)
+
+
+# A stage's check of one reply: the reasons it is unusable (empty: usable). Only replies that pass
+# are cached; the others are kept apart in the store's `rejected` table and asked again next time.
+Check = Callable[[ChatResult], Sequence[str]]
 
 
 class LLMError(RuntimeError):
@@ -184,13 +190,24 @@ class LLMClient:
         """The request's cache/replay key for this endpoint."""
         return request_key(self.endpoint.base_url, request.body())
 
-    def complete(self, request: ChatRequest) -> ChatResult:
+    def complete(self, request: ChatRequest, check: Check | None = None) -> ChatResult:
         """Answer one request."""
-        return self.complete_many([request])[0]
+        return self.complete_many([request], None if check is None else [check])[0]
 
-    def complete_many(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        """Answer requests in order: cache hits first, the rest sent concurrently and committed."""
+    def complete_many(
+        self, requests: Sequence[ChatRequest], checks: Sequence[Check | None] | None = None
+    ) -> list[ChatResult]:
+        """Answer requests in order: cache hits first, the rest sent concurrently and committed.
+
+        `checks[i]` (optional) validates the reply to `requests[i]`: a reply it rejects is
+        returned but not cached (kept apart with its reasons), and a cached reply it rejects (an
+        older cache) is moved apart and asked again.
+        """
         keys = [self.key(request) for request in requests]
+        by_key: dict[str, Check] = {}
+        for key, check in zip(keys, checks or [None] * len(keys), strict=True):
+            if check is not None:
+                by_key.setdefault(key, check)
         results: dict[str, ChatResult] = {}
         pending: dict[str, ChatRequest] = {}
         hits = 0
@@ -199,8 +216,9 @@ class LLMClient:
             if key in results or key in pending:
                 continue
             stored = self._store.get(key, self.mode)
-            if stored is not None:
-                results[key] = result_from_body(key, stored.response, cached=True)
+            result = None if stored is None else self._cached(stored, by_key.get(key))
+            if result is not None:
+                results[key] = result
                 hits += 1
             else:
                 pending[key] = request
@@ -214,8 +232,18 @@ class LLMClient:
             self.endpoint.base_url,
             self.mode,
         )
-        results.update(self._send_all(pending))
+        results.update(self._send_all(pending, by_key))
         return [results[key] for key in keys]
+
+    def _cached(self, stored: StoredResponse, check: Check | None) -> ChatResult | None:
+        """The cached result, or None when its check now rejects it (then moved apart)."""
+        result = result_from_body(stored.key, stored.response, cached=True)
+        reasons = list(check(result)) if check is not None else []
+        if not reasons:
+            return result
+        log.warning("llm: cached reply %s fails its check, asking again: %s", stored.key, reasons)
+        self._store.reject(stored, reasons)
+        return None
 
     def _check_replay(self, pending: Mapping[str, ChatRequest]) -> None:
         if self.mode != "replay" or self._recording is None:
@@ -229,11 +257,13 @@ class LLMClient:
                 f"{first.messages[-1].get('content', '')[:80]!r}...); {RECORD_HINT}"
             )
 
-    def _send_all(self, pending: Mapping[str, ChatRequest]) -> dict[str, ChatResult]:
+    def _send_all(
+        self, pending: Mapping[str, ChatRequest], checks: Mapping[str, Check]
+    ) -> dict[str, ChatResult]:
         if not pending:
             return {}
         if self.submit == "batch" and self.mode == "live":
-            return self._send_batches(pending)
+            return self._send_batches(pending, checks)
         results: dict[str, ChatResult] = {}
         failures: list[tuple[str, str]] = []
         fatal: list[BaseException] = []
@@ -243,7 +273,7 @@ class LLMClient:
             return bool(fatal) or len(failures) >= MAX_FAILURES
 
         with ThreadPoolExecutor(max_workers=self.endpoint.max_concurrency) as pool:
-            for key, outcome in self._bounded(pool, pending, stop):
+            for key, outcome in self._bounded(pool, pending, checks, stop):
                 if isinstance(outcome, REJECTED_ERRORS):
                     results[key] = self._rejected(key, outcome)
                 elif isinstance(outcome, BaseException):
@@ -273,10 +303,16 @@ class LLMClient:
             f"in {self._store.path}; fix the cause and rerun the job to resume from there."
         )
 
-    def _send_batches(self, pending: Mapping[str, ChatRequest]) -> dict[str, ChatResult]:
+    def _send_batches(
+        self, pending: Mapping[str, ChatRequest], checks: Mapping[str, Check]
+    ) -> dict[str, ChatResult]:
         backend = OpenAIBatches(self._sdk, self._batch.poll_s)
         workdir = self._store.path.parent / (self._store.path.stem + "_batches")
-        runner = BatchRunner(backend, self._store, workdir, self._batch, self._accept)
+
+        def accept(key: str, request: ChatRequest, body: dict[str, Any]) -> ChatResult:
+            return self._accept(key, request, body, checks.get(key))
+
+        runner = BatchRunner(backend, self._store, workdir, self._batch, accept)
         try:
             results, lost = runner.run(pending)
         except (BatchError, openai.APIError) as err:
@@ -294,6 +330,7 @@ class LLMClient:
         self,
         pool: ThreadPoolExecutor,
         pending: Mapping[str, ChatRequest],
+        checks: Mapping[str, Check],
         stop: Callable[[], bool],
     ) -> Iterator[tuple[str, ChatResult | BaseException]]:
         # Keep at most 2x max_concurrency futures alive so 500K-request shards stay small in memory;
@@ -306,7 +343,8 @@ class LLMClient:
                 item = next(queue, None)
                 if item is None:
                     break
-                running[pool.submit(self._send, item[0], item[1])] = item[0]
+                key, request = item
+                running[pool.submit(self._send, key, request, checks.get(key))] = key
             if not running:
                 return
             done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -315,7 +353,7 @@ class LLMClient:
                 error = future.exception()
                 yield key, error if error is not None else future.result()
 
-    def _send(self, key: str, request: ChatRequest) -> ChatResult:
+    def _send(self, key: str, request: ChatRequest, check: Check | None) -> ChatResult:
         for attempt in range(self.endpoint.max_retries + 1):
             if self._limiter is not None:
                 self._limiter.acquire(estimated_tokens(request))
@@ -324,7 +362,7 @@ class LLMClient:
             )
             try:
                 body = json.loads(raw.http_response.text)
-                return self._accept(key, request, body)
+                return self._accept(key, request, body, check)
             except MALFORMED_ERRORS as err:
                 if attempt == self.endpoint.max_retries:
                     raise LLMError(
@@ -336,10 +374,20 @@ class LLMClient:
                 time.sleep(min(8.0, 0.5 * 2**attempt))
         raise AssertionError("unreachable")
 
-    def _accept(self, key: str, request: ChatRequest, body: dict[str, Any]) -> ChatResult:
-        """Parse a 200 body, store it (committed at once) and count its tokens."""
+    def _accept(
+        self, key: str, request: ChatRequest, body: dict[str, Any], check: Check | None = None
+    ) -> ChatResult:
+        """Parse a 200 body, store it (committed at once) and count its tokens.
+
+        A reply its check rejects is kept apart (store table `rejected`), never in the cache.
+        """
         result = result_from_body(key, body, cached=False)
-        self._store.put(StoredResponse(key, self.mode, request.model, request.body(), body))
+        entry = StoredResponse(key, self.mode, request.model, request.body(), body)
+        reasons = list(check(result)) if check is not None else []
+        if reasons:
+            self._store.reject(entry, reasons)
+        else:
+            self._store.put(entry)
         with self._lock:
             self._usage.requests_sent += 1
             usage = body.get("usage") or {}
@@ -421,6 +469,9 @@ def _open_client(
                 f"llm.mode is 'live' but environment variable {config.api_key_env} is empty; "
                 "export the API key there (it is never written to config, logs or cache)"
             )
+        problem = api_key_problem(secret)
+        if problem:
+            raise LLMError(f"environment variable {config.api_key_env}: {problem}")
         api_key = secret
         transport = None  # the SDK's default pool (1000 connections / 100 keep-alive)
         limiter = RateLimiter(config.requests_per_minute, config.tokens_per_minute)
@@ -438,6 +489,17 @@ def _open_client(
     return LLMClient(
         config, mode, sdk, store, limiter, recording, attempts, secret, submit, settings, server
     )
+
+
+class Refused(str):
+    """The empty reply text of a request the API refused for good; `.error` says why."""
+
+    error: str
+
+    def __new__(cls, error: str) -> Refused:
+        text = super().__new__(cls, "")
+        text.error = error
+        return text
 
 
 class ChatFn:
@@ -461,16 +523,17 @@ class ChatFn:
         self.usage = Usage()
 
     def __call__(self, conversations: list[list[dict[str, str]]]) -> list[str]:
-        """Answer every conversation; an empty answer (refusal, no choice) is logged and ''."""
+        """Answer every conversation; an empty answer (no choice) is logged and '', a request
+        the API refused is a `Refused` ('' carrying the error) so callers count it apart."""
         requests = [ChatRequest(self.model, tuple(conv), self.params) for conv in conversations]
         with open_client(self.endpoint, self.mode, self.replay_file, self.cache_path) as client:
             results = client.complete_many(requests)
             for name, value in client.usage.as_dict().items():
                 setattr(self.usage, name, getattr(self.usage, name) + value)
-        empty = [r.key for r in results if not r.text]
+        empty = [r.key for r in results if not r.text and r.error is None]
         if empty:
             log.warning("llm: %d empty responses, first key %s", len(empty), empty[0])
-        return [r.text or "" for r in results]
+        return [Refused(r.error) if r.error is not None else r.text or "" for r in results]
 
 
 def make_chat_fn(

@@ -20,6 +20,15 @@ CREATE TABLE IF NOT EXISTS responses (
     created REAL NOT NULL,
     PRIMARY KEY (key, mode)
 );
+CREATE TABLE IF NOT EXISTS rejected (
+    key TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    model TEXT NOT NULL,
+    request TEXT NOT NULL,
+    response TEXT NOT NULL,
+    reasons TEXT NOT NULL,
+    created REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS batches (
     batch_id TEXT PRIMARY KEY,
     input_file_id TEXT NOT NULL,
@@ -43,6 +52,10 @@ class StoredResponse:
 
 class ResponseStore:
     """Cache of chat-completion bodies; rows from replay mode never answer live requests.
+
+    Only replies that passed their stage's check answer a later request (table `responses`);
+    replies that failed it are kept apart in table `rejected` with the reasons, for inspection,
+    and never answer anything: a rerun asks again.
 
     Thread-safe: the client's worker threads commit their responses as they arrive.
     """
@@ -81,6 +94,36 @@ class ResponseStore:
                 row,
             )
             self._db.commit()
+
+    def reject(self, entry: StoredResponse, reasons: list[str]) -> None:
+        """Keep a reply that failed its check apart (with why) and drop it from the cache."""
+        row = (
+            entry.key,
+            entry.mode,
+            entry.model,
+            json.dumps(entry.request, ensure_ascii=False, sort_keys=True),
+            json.dumps(entry.response, ensure_ascii=False, sort_keys=True),
+            json.dumps(list(reasons), ensure_ascii=False),
+            time.time(),
+        )
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO rejected (key, mode, model, request, response, reasons, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+            self._db.execute(
+                "DELETE FROM responses WHERE key = ? AND mode = ?", (entry.key, entry.mode)
+            )
+            self._db.commit()
+
+    def rejected(self, mode: str) -> list[tuple[str, list[str]]]:
+        """(key, reasons) of every reply kept apart as failing its check, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, reasons FROM rejected WHERE mode = ? ORDER BY created", (mode,)
+            ).fetchall()
+        return [(row[0], json.loads(row[1])) for row in rows]
 
     def count(self, mode: str | None = None) -> int:
         """Number of stored responses (optionally of one mode)."""

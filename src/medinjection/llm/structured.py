@@ -86,6 +86,14 @@ class Report:
         """Record one rejected item with its reasons (never dropped silently)."""
         self.quarantined.append({"id": item_id, "reasons": list(reasons), **details})
 
+    def write_quarantine(self, path: str | Path) -> None:
+        """Write the quarantined items as JSON lines (one item with its reasons a line)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as handle:
+            for item in self.quarantined:
+                handle.write(json.dumps(item, ensure_ascii=False, sort_keys=True) + "\n")
+
     def write(self, path: str | Path) -> None:
         """Write the report as indented JSON."""
         path = Path(path)
@@ -99,3 +107,22 @@ class Report:
             "quarantined": self.quarantined,
         }
         path.write_text(json.dumps(payload, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+class QuarantineRateError(RuntimeError):
+    """An LLM stage lost more of its items than its config allows (the run stops)."""
+
+
+def check_loss_rate(
+    what: str, lost: int, total: int, max_rate: float, config_key: str, report_path: Path
+) -> None:
+    """Raise when `lost / total` exceeds `max_rate`, naming the kept file that lists the reasons."""
+    rate = lost / total if total else 0.0
+    if rate <= max_rate:
+        return
+    raise QuarantineRateError(
+        f"{what}: {lost} of {total} items lost ({rate:.1%} > {config_key} {max_rate:.1%}); read "
+        f"{report_path} for each item's reasons. Replies that failed the checks were not cached "
+        "(they are kept apart in the cache's `rejected` table): fix the endpoint, model or "
+        f"prompt, or raise {config_key}, and rerun."
+    )

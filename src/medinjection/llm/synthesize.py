@@ -17,6 +17,7 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from medinjection.llm.client import ChatRequest, ChatResult, LLMClient, open_cli
 from medinjection.llm.cost import usage_cost
 from medinjection.llm.structured import (
     Report,
+    check_loss_rate,
     clean_text,
     json_schema_format,
     parse_reply,
@@ -321,11 +323,28 @@ def deduplicate(records: Sequence[Record], report: Report) -> list[Record]:
     return kept
 
 
+def reply_check(job: Job, source: str, model: str, result: ChatResult) -> list[str]:
+    """Why a reply is unusable: unparsable, or none of its items makes a valid record.
+
+    The client caches only replies with no reason; a reply with some valid items is usable (its
+    invalid items are quarantined one by one).
+    """
+    reply, errors = parse_reply(result)
+    if reply is None:
+        return errors
+    scratch = Report(stage="check", model=model)
+    if job_records(job, reply, source, model, scratch):
+        return []
+    reasons = sorted({reason for item in scratch.quarantined for reason in item["reasons"]})
+    return [f"no valid item in the reply: {'; '.join(reasons)}"]
+
+
 def run_jobs(
     jobs: Sequence[Job], client: LLMClient, source: str, model: str, report: Report
 ) -> list[Record]:
     """Send every job, retry unparsable replies once with feedback, build and dedup records."""
-    results: list[ChatResult] = client.complete_many([job.request for job in jobs])
+    checks = [partial(reply_check, job, source, model) for job in jobs]
+    results: list[ChatResult] = client.complete_many([job.request for job in jobs], checks)
     parsed = [parse_reply(result) for result in results]
     retry = [
         i for i, (reply, _) in enumerate(parsed) if reply is None and worth_retrying(results[i])
@@ -333,7 +352,8 @@ def run_jobs(
     if retry:
         log.info("synthesize: %d replies unusable, retrying once with feedback", len(retry))
         again = client.complete_many(
-            [with_feedback(jobs[i].request, results[i].text, parsed[i][1]) for i in retry]
+            [with_feedback(jobs[i].request, results[i].text, parsed[i][1]) for i in retry],
+            [checks[i] for i in retry],
         )
         for i, result in zip(retry, again, strict=True):
             reply, errors = parse_reply(result)
@@ -371,8 +391,16 @@ def synthesize(
     submit: str = "direct",
     batch: dict | None = None,
     price: dict | None = None,
+    *,
+    max_quarantine_rate: float,
+    quarantine_path: Path,
 ) -> None:
-    """Generate synthetic QA records for one corpus; write records and a usage/quarantine report."""
+    """Generate synthetic QA records for one corpus; write records and a usage/quarantine report.
+
+    The quarantined items are also written to `quarantine_path` (beside the job's log, outside
+    its outputs, so they survive a failed job); losing more than `max_quarantine_rate` of the
+    planned items stops the job.
+    """
     documents = read_documents(documents_path)
     jobs = plan_jobs(documents, task_types, mcq_per_document, model, temperature, max_tokens, seed)
     log.info("synthesize: %s: %d documents, %d requests", source, len(documents), len(jobs))
@@ -389,10 +417,20 @@ def synthesize(
     )
     write_records(records, out_path)
     report.write(usage_path)
+    report.write_quarantine(quarantine_path)
     log.info(
         "synthesize: %s wrote %d records (%s), quarantined %d",
         source,
         len(records),
         by_task,
         len(report.quarantined),
+    )
+    planned = sum(job.count for job in jobs)
+    check_loss_rate(
+        f"synthesis of {source}",
+        planned - len(records),
+        planned,
+        max_quarantine_rate,
+        "synthesis.max_quarantine_rate",
+        Path(quarantine_path),
     )

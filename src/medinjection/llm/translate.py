@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from medinjection.llm.client import ChatRequest, ChatResult, LLMClient, open_cli
 from medinjection.llm.cost import usage_cost
 from medinjection.llm.structured import (
     Report,
+    check_loss_rate,
     clean_text,
     json_schema_format,
     parse_reply,
@@ -160,6 +162,11 @@ def _judge(record: Record, result: ChatResult, model: str) -> tuple[Record | Non
     return apply_translation(record, reply, model)
 
 
+def _check(record: Record, model: str, result: ChatResult) -> list[str]:
+    """Why a reply cannot translate `record` (the client caches only replies with no reason)."""
+    return _judge(record, result, model)[1]
+
+
 def translate_records(
     records: Sequence[Record],
     client: LLMClient,
@@ -170,7 +177,8 @@ def translate_records(
 ) -> list[Record]:
     """Translate records (one retry with feedback for unusable replies, then quarantine)."""
     requests = [translation_request(r, model, temperature, max_tokens) for r in records]
-    first = client.complete_many(requests)
+    checks = [partial(_check, record, model) for record in records]
+    first = client.complete_many(requests, checks)
     outcomes = [_judge(r, res, model) for r, res in zip(records, first, strict=True)]
     retry_index = [
         i for i, (out, _) in enumerate(outcomes) if out is None and worth_retrying(first[i])
@@ -181,7 +189,7 @@ def translate_records(
     if retry_index:
         log.info("translate: %d replies unusable, retrying once with feedback", len(retry_index))
         retries = [with_feedback(requests[i], first[i].text, outcomes[i][1]) for i in retry_index]
-        second = client.complete_many(retries)
+        second = client.complete_many(retries, [checks[i] for i in retry_index])
         for i, res in zip(retry_index, second, strict=True):
             out, errors = _judge(records[i], res, model)
             if out is None:
@@ -223,8 +231,15 @@ def translate_shard(
     submit: str = "direct",
     batch: dict | None = None,
     price: dict | None = None,
+    *,
+    max_quarantine_rate: float,
+    quarantine_path: Path,
 ) -> None:
-    """Translate one shard of a normalized English source; write records and a usage report."""
+    """Translate one shard of a normalized English source; write records and a usage report.
+
+    The quarantined records are also written to `quarantine_path` (beside the job's log, outside
+    its outputs, so they survive a failed job); more than `max_quarantine_rate` of them stops it.
+    """
     records = read_records(records_path)
     selected = select_shard(records, shard, shards)
     log.info(
@@ -238,6 +253,7 @@ def translate_shard(
     report.counts.update(records_in=len(selected), translated=len(translated))
     write_records(translated, out_path)
     report.write(usage_path)
+    report.write_quarantine(quarantine_path)
     log.info(
         "translate: shard %d wrote %d records to %s, quarantined %d (usage %s)",
         shard,
@@ -245,6 +261,14 @@ def translate_shard(
         out_path,
         len(report.quarantined),
         report.usage,
+    )
+    check_loss_rate(
+        f"translation of {records_path} shard {shard}/{shards}",
+        len(selected) - len(translated),
+        len(selected),
+        max_quarantine_rate,
+        "translation.max_quarantine_rate",
+        Path(quarantine_path),
     )
 
 

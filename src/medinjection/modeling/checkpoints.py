@@ -31,23 +31,80 @@ class TrainingInterrupted(RuntimeError):
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# The modules whose code decides what a checkpoint holds (model loading, data rows, the TRL/PEFT
+# configs, resuming): an edit to them starts a fresh run instead of resuming an old one.
+TRAINING_CODE: tuple[str, ...] = ("train.py", "train_config.py", "kernels.py", "checkpoints.py")
+# Libraries whose version changes what the same code computes or how it saves.
+TRAINING_LIBRARIES: tuple[str, ...] = ("torch", "transformers", "trl", "peft")
+
+
+def model_dir_sha256(model_dir: Path) -> str:
+    """Hash of every file of the base model folder: weights, tokenizer, config, chat template.
+
+    A different base with the same architecture (config.json alike) or a retokenized one gives a
+    different hash. Hidden entries (a Hub download's `.cache`) are skipped.
+    """
+    root = Path(model_dir)
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if path.is_file() and not any(part.startswith(".") for part in rel.parts):
+            digest.update(f"{rel.as_posix()}\0{_sha256(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def training_code_sha256() -> str:
+    """Hash of the training modules' source (TRAINING_CODE) and library versions."""
+    from importlib import metadata
+
+    here = Path(__file__).parent
+    digest = hashlib.sha256()
+    for name in TRAINING_CODE:
+        digest.update(name.encode() + b"\0" + (here / name).read_bytes())
+    for library in TRAINING_LIBRARIES:
+        try:
+            digest.update(f"{library}=={metadata.version(library)}".encode())
+        except metadata.PackageNotFoundError:
+            digest.update(f"{library} absent".encode())
+    return digest.hexdigest()
 
 
 def run_fingerprint(
     hparams: Mapping[str, Any], model_dir: Path, train_path: Path, validation_path: Path
 ) -> str:
-    """Hash of what shapes the run (not its scheduling keys); checkpoints are kept per hash."""
+    """Hash of everything that shapes the run; checkpoints are kept per hash.
+
+    It covers the hyper-parameters (less the scheduling keys), every file of the base model
+    (weights, tokenizer), the train and validation data, and the training code and library
+    versions: a checkpoint is resumed only by the very run that wrote it.
+    """
     blob = json.dumps(
         {
             "hparams": {k: v for k, v in hparams.items() if k not in NON_MODEL_KEYS},
-            "base_config": _sha256(Path(model_dir) / "config.json"),
+            "base_model": model_dir_sha256(Path(model_dir)),
             "train": _sha256(Path(train_path)),
             "validation": _sha256(Path(validation_path)),
+            "code": training_code_sha256(),
         },
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def finished_steps(checkpoint: str | Path | None) -> int | None:
+    """The step of a checkpoint that ends its run (global_step >= max_steps), else None."""
+    if checkpoint is None:
+        return None
+    state = json.loads((Path(checkpoint) / STATE_FILE).read_text(encoding="utf-8"))
+    step, total = int(state.get("global_step") or 0), int(state.get("max_steps") or 0)
+    return step if total > 0 and step >= total else None
 
 
 def _step(path: Path) -> int:

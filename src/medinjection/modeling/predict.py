@@ -175,11 +175,29 @@ BACKENDS: dict[str, Callable[[Path, Path | None, int, int | None], Any]] = {
 }
 
 
+def model_context_length(model_dir: Path) -> int:
+    """The base model's context length: max_position_embeddings of its config.json."""
+    path = Path(model_dir) / "config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    for block in (config, config.get("text_config") or {}):
+        if isinstance(block.get("max_position_embeddings"), int):
+            return int(block["max_position_embeddings"])
+    raise ValueError(
+        f"{path} has no max_position_embeddings: the prompts cannot be checked against the "
+        "model's context; set prediction.max_model_len"
+    )
+
+
 def check_context(
-    items: Sequence[PromptItem], prompt_lengths: Sequence[int], max_model_len: int, source: str
+    items: Sequence[PromptItem],
+    prompt_lengths: Sequence[int],
+    max_model_len: int,
+    source: str,
+    limit_name: str = "prediction.max_model_len",
 ) -> None:
     """Refuse, before any generation, a prompt whose tokens plus its generation budget exceed
-    prediction.max_model_len (vLLM would cut the answer short or reject the request)."""
+    the context limit (vLLM would reject it; transformers would run past the positions the
+    model was trained on and answer silently wrong)."""
     over = [
         (item, n)
         for item, n in zip(items, prompt_lengths, strict=True)
@@ -191,7 +209,7 @@ def check_context(
     shown = f" (option order {item.permutation})" if item.permutation else ""
     raise ValueError(
         f"{source}: item {item.record.id!r}{shown} needs {n} prompt tokens + "
-        f"{item.max_new_tokens} new tokens = {n + item.max_new_tokens} > prediction.max_model_len "
+        f"{item.max_new_tokens} new tokens = {n + item.max_new_tokens} > {limit_name} "
         f"{max_model_len} ({len(over)} item(s) of this file over the limit, this is the longest); "
         "raise prediction.max_model_len (at most the model's context length) or shorten the item"
     )
@@ -246,9 +264,10 @@ def predict(
     """Predict every test set with one model (+ optional adapter) and write one file per set.
 
     `permuted_files` (named like their test sets) get the option-shuffled reruns of those sets.
-    With `max_model_len` every prompt of every file is checked against it before the first
-    generation (vLLM also sizes its engine with it; transformers has no such limit of its own,
-    so the check is what enforces it there: both backends refuse the same items).
+    Every prompt of every file is checked before the first generation against `max_model_len`
+    (vLLM also sizes its engine with it; transformers has no such limit of its own, so the check
+    is what enforces it there: both backends refuse the same items), or, when it is None, against
+    the model's own context (max_position_embeddings).
     """
     testset_files, out_files = _path_list(testset_files), _path_list(out_files)
     permuted = _permuted_jobs(testset_files, _path_list(permuted_files or []))
@@ -280,8 +299,12 @@ def predict(
         )
         label = f"{testset} x{position_bias.permutations} orders"
         jobs.append((items, out, testset, label))
-    if max_model_len is not None:
-        for items, _, testset, _ in jobs:
-            check_context(items, predictor.prompt_lengths(items), max_model_len, str(testset))
+    limit, limit_name = max_model_len, "prediction.max_model_len"
+    if limit is None:  # no configured limit: the model's own context still holds
+        limit = model_context_length(Path(model_dir))
+        limit_name = "the model's context (max_position_embeddings; prediction.max_model_len null)"
+    for items, _, testset, _ in jobs:
+        if items:
+            check_context(items, predictor.prompt_lengths(items), limit, str(testset), limit_name)
     for items, out, _, label in jobs:
         _predict_file(predictor, items, out, label)

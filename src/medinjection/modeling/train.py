@@ -16,6 +16,7 @@ from medinjection.logs import setup_logging
 from medinjection.modeling.checkpoints import (
     StopOnSignal,
     TrainingInterrupted,
+    finished_steps,
     last_checkpoint,
     run_fingerprint,
 )
@@ -61,6 +62,33 @@ def load_rows(path: Path, loss_on: str) -> list[dict[str, Any]]:
             else:
                 rows.append({"messages": messages})
     return rows
+
+
+def _total(counts: Mapping[str, Any] | int) -> int:
+    """Sum of a manifest's nested {origin: {source: {task: n}}} counts."""
+    return counts if isinstance(counts, int) else sum(_total(v) for v in counts.values())
+
+
+def check_mixture_files(manifest_path: Path, train_path: Path, validation_path: Path) -> None:
+    """Raise unless the mixture files have the rows and sha256 their manifest records."""
+    from medinjection.modeling.provenance import sha256_file
+
+    manifest = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
+    for part, path, size_key in (
+        ("train", train_path, "size"),
+        ("validation", validation_path, "validation_size"),
+    ):
+        expected_rows = _total(manifest["validation_counts" if part == "validation" else "counts"])
+        with Path(path).open("rb") as handle:
+            rows = sum(1 for line in handle if line.strip())
+        sha = sha256_file(Path(path))
+        if rows != expected_rows or sha != manifest[f"{part}_sha256"]:
+            raise ValueError(
+                f"{path}: {rows} rows, sha256 {sha[:12]}…, but its manifest {manifest_path} "
+                f"records {expected_rows} rows ({size_key} {manifest.get(size_key)}), sha256 "
+                f"{manifest[f'{part}_sha256'][:12]}…: the file was cut or changed after it was "
+                "built. Rebuild the mixture (snakemake --forcerun build_mixture) before training"
+            )
 
 
 def _conversations(rows: Sequence[Mapping[str, Any]]) -> list[list[dict[str, str]]]:
@@ -212,8 +240,15 @@ def train(
     loss_plot: Path,
     checkpoints_dir: Path,
     callbacks: Sequence[Any] = (),
+    manifest_path: Path | None = None,
 ) -> TrainOutcome:
-    """Fine-tune with TRL SFTTrainer + PEFT, resuming from `checkpoints_dir` when possible."""
+    """Fine-tune with TRL SFTTrainer + PEFT, resuming from `checkpoints_dir` when possible.
+
+    With `manifest_path` (the mixture's manifest; the train rule always gives it) the mixture
+    files are first checked against it: row counts and sha256.
+    """
+    if manifest_path is not None:
+        check_mixture_files(Path(manifest_path), Path(train_path), Path(validation_path))
     config = read_train_config(config_path)
     hparams = config["hparams"]
     world = world_size(hparams)
@@ -225,7 +260,10 @@ def train(
         config, model_dir, train_path, validation_path, run_dir, callbacks
     )
     start = time.monotonic()
-    trainer.train(resume_from_checkpoint=last)
+    if finished_steps(last) is not None:
+        _reload_finished(trainer, hparams, last, run_dir)
+    else:
+        trainer.train(resume_from_checkpoint=last)
     state = trainer.state
     if state.global_step < state.max_steps:
         raise TrainingInterrupted(
@@ -246,6 +284,21 @@ def train(
     }
     _write_outputs(trainer, metrics, adapter_dir, metrics_path, loss_plot, config["mixture"])
     return TrainOutcome(model=trainer.model, metrics=metrics)
+
+
+def _reload_finished(trainer: Any, hparams: Mapping[str, Any], last: str, run_dir: Path) -> None:
+    """Load a run's final checkpoint without training: a rerun of a finished run adds no step."""
+    from transformers.trainer_callback import TrainerState
+
+    if hparams["distributed"] == "zero3":
+        raise RuntimeError(
+            f"the run in {run_dir} already ended at {Path(last).name}; reloading a finished "
+            "ZeRO-3 run is not supported (its adapter is in that checkpoint's "
+            "adapter_model.safetensors): copy it, or delete the folder to train again"
+        )
+    log.info("%s already ends the run: outputs rebuilt from it, no step taken", last)
+    trainer._load_from_checkpoint(last)
+    trainer.state = TrainerState.load_from_json(str(Path(last) / "trainer_state.json"))
 
 
 def _peak_gpu_memory_gib() -> float | None:
@@ -313,6 +366,9 @@ def _parser() -> argparse.ArgumentParser:
     for flag in ("config", "model", "train", "validation", "adapter", "metrics", "loss-plot"):
         parser.add_argument(f"--{flag}", required=True, type=Path)
     parser.add_argument("--checkpoints", required=True, type=Path, help="kept across retries")
+    parser.add_argument(
+        "--manifest", type=Path, default=None, help="the mixture's manifest (rows, sha256)"
+    )
     parser.add_argument("--log", type=Path, default=None, help="log file (default: stderr only)")
     return parser
 
@@ -332,6 +388,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         loss_plot=args.loss_plot,
         checkpoints_dir=args.checkpoints,
         callbacks=[StopOnSignal.install()],
+        manifest_path=args.manifest,
     )
 
 

@@ -103,12 +103,67 @@ def hash_split(
     raise ValueError(f"hash_split has no meaning for split rule {rule!r}")
 
 
+def json_line_items(path: Path) -> Iterator[tuple[int, dict[str, Any] | Quarantined]]:
+    """(line number, object) for each non-blank line of a JSON Lines file.
+
+    A line that is not valid UTF-8 or not one JSON object comes as a Quarantined item naming the
+    file and line (raw id '<file name>:<line>'), so one bad line costs one row, not the source.
+    """
+    with Path(path).open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                value = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as err:
+                byte = f"{raw[err.start]:#04x} at column {err.start + 1}"
+                reason = f"{where}: not UTF-8 (byte {byte}); re-encode the file as UTF-8"
+                yield number, _bad_line(path, number, reason, raw)
+                continue
+            except json.JSONDecodeError as err:
+                reason = f"{where}: malformed JSON ({err.msg} at column {err.pos + 1})"
+                yield number, _bad_line(path, number, reason, raw)
+                continue
+            if not isinstance(value, dict):
+                reason = f"{where}: a JSON {type(value).__name__}, not an object"
+                yield number, _bad_line(path, number, reason, raw)
+                continue
+            yield number, value
+
+
+def _bad_line(path: Path, number: int, reason: str, raw: bytes) -> Quarantined:
+    text = raw.decode("utf-8", errors="backslashreplace")[:500]
+    raw_view = {"file": str(path), "line": number, "text": text}
+    return Quarantined(f"{Path(path).name}:{number}", (reason,), raw_view)
+
+
 def read_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each non-blank line of a JSON Lines file."""
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                yield number, json.loads(line)
+    """(line number, object) of each line; a bad line raises naming the file and line."""
+    for number, item in json_line_items(path):
+        if isinstance(item, Quarantined):
+            raise ValueError(f"{item.reasons[0]}; fix or remove that line")
+        yield number, item
+
+
+def load_json_file(path: Path) -> Any:
+    """A whole JSON file; invalid UTF-8 or JSON raises naming the file, line and column."""
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path}:{line}: not UTF-8 (byte {data[err.start]:#04x}); re-encode the file as UTF-8 "
+            "(e.g. iconv -f latin1 -t utf-8) and stage the source again"
+        ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"{path}:{err.lineno}: malformed JSON ({err.msg} at column {err.colno}); fix the "
+            "file and stage the source again"
+        ) from None
 
 
 def read_parquet_rows(path: Path) -> list[dict[str, Any]]:

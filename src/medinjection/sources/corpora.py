@@ -17,13 +17,18 @@ Documents with an empty text are skipped with a warning naming them.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from medinjection.sources.base import Document, clean, read_json_lines, require_files
+from medinjection.sources.base import (
+    Document,
+    clean,
+    load_json_file,
+    read_json_lines,
+    require_files,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -52,7 +57,7 @@ def _diamed_rows(raw_dir: Path, source: str) -> Iterator[dict[str, Any]]:
         if path.suffix == ".jsonl":
             rows: Iterable[dict[str, Any]] = (row for _, row in read_json_lines(path))
         elif path.suffix == ".json":
-            rows = json.loads(path.read_text(encoding="utf-8"))
+            rows = load_json_file(path)
         else:
             continue
         for row in rows:

@@ -20,8 +20,8 @@ from medinjection.sources.base import (
     Quarantined,
     RawResult,
     clean,
+    json_line_items,
     options_from_texts,
-    read_json_lines,
     require_files,
     split_of_file,
 )
@@ -35,7 +35,10 @@ def load_frbmedqa(raw_dir: Path, source: str) -> Iterator[RawResult]:
     """MCQU records from FrBMedQA cloze items, keeping the source's splits."""
     for path in require_files(raw_dir, "*.jsonl", source):
         split = split_of_file(path, SPLITS, source)
-        for number, item in read_json_lines(path):
+        for number, item in json_line_items(path):
+            if isinstance(item, Quarantined):
+                yield item
+                continue
             yield _record(item, split, source, f"{path.name}:{number}")
 
 

@@ -9,13 +9,19 @@ upper-cased. dev is our validation split.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from medinjection.records import Record, join_letters
-from medinjection.sources.base import Quarantined, RawResult, clean, require_files, split_of_file
+from medinjection.sources.base import (
+    Quarantined,
+    RawResult,
+    clean,
+    load_json_file,
+    require_files,
+    split_of_file,
+)
 
 SPLITS: dict[str, str] = {"train": "train", "dev": "validation", "test": "test"}
 
@@ -24,7 +30,7 @@ def load_frenchmedmcqa(raw_dir: Path, source: str) -> Iterator[RawResult]:
     """Records of the three FrenchMedMCQA JSON arrays, keeping the source's splits."""
     for path in require_files(raw_dir, "*.json", source):
         split = split_of_file(path, SPLITS, source)
-        items = json.loads(path.read_text(encoding="utf-8"))
+        items = load_json_file(path)
         if not isinstance(items, list):
             raise ValueError(f"source {source!r}: {path} must hold a JSON array of questions")
         for item in items:

@@ -18,7 +18,7 @@ from medinjection.sources.base import (
     Quarantined,
     RawResult,
     clean,
-    read_json_lines,
+    json_line_items,
     require_files,
     split_of_file,
 )
@@ -31,7 +31,10 @@ def load_medqa(raw_dir: Path, source: str) -> Iterator[RawResult]:
     for path in require_files(raw_dir, "**/*.jsonl", source):
         split = split_of_file(path, SPLITS, source)
         prefix = path.name.split(".")[0]
-        for number, item in read_json_lines(path):
+        for number, item in json_line_items(path):
+            if isinstance(item, Quarantined):
+                yield item
+                continue
             yield _record(item, split, source, f"{prefix}-{number:05d}")
 
 

@@ -19,7 +19,7 @@ from medinjection.sources.base import (
     Quarantined,
     RawResult,
     clean,
-    read_json_lines,
+    json_line_items,
     require_files,
     split_of_file,
 )
@@ -37,7 +37,10 @@ def load_medxpertqa(raw_dir: Path, source: str) -> Iterator[RawResult]:
     """English MCQU records of MedXpertQA Text (dev -> train, test -> test)."""
     for path in require_files(raw_dir, "Text/*.jsonl", source):
         split = split_of_file(path, SPLITS, source)
-        for number, item in read_json_lines(path):
+        for number, item in json_line_items(path):
+            if isinstance(item, Quarantined):
+                yield item
+                continue
             yield _record(item, split, source, f"{path.name}:{number}")
 
 

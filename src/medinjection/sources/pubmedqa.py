@@ -22,7 +22,6 @@ train/validation; otherwise every item is hashed into train/validation/test.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -33,6 +32,7 @@ from medinjection.sources.base import (
     Quarantined,
     RawResult,
     clean,
+    load_json_file,
     read_parquet_rows,
     require_files,
 )
@@ -89,7 +89,7 @@ def _items(raw_dir: Path, source: str) -> tuple[list[tuple[str, dict[str, Any]]]
     if len(paths) > 1:
         raise ValueError(f"source {source!r}: several ori_pqal.json files staged: {paths}")
     if paths:
-        items = json.loads(paths[0].read_text(encoding="utf-8"))
+        items = load_json_file(paths[0])
         return [(str(k), v) for k, v in items.items()], _official_test_ids(paths[0].parent)
     rows = [r for p in require_files(raw_dir, "**/pqa_labeled/*.parquet", source)
             for r in read_parquet_rows(p)]  # fmt: skip
@@ -110,7 +110,7 @@ def _from_hub_row(row: dict[str, Any]) -> dict[str, Any]:
 
 def _official_test_ids(folder: Path) -> set[str] | None:
     path = folder / TEST_IDS_FILE
-    return set(json.loads(path.read_text(encoding="utf-8"))) if path.exists() else None
+    return set(load_json_file(path)) if path.exists() else None
 
 
 def _record(pmid: str, item: dict[str, Any], source: str, test_ids: set[str] | None) -> RawResult:

@@ -18,14 +18,13 @@ JSON list of objects, or whose items all lack `messages` (any task) or `classes`
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from medinjection.records import Origin, Record, join_letters
-from medinjection.sources.base import Quarantined, RawResult, clean, require_files
+from medinjection.sources.base import Quarantined, RawResult, clean, load_json_file, require_files
 
 SPLIT_FOLDERS: dict[str, str] = {"train": "train", "validation": "validation", "test": "test"}
 TASK_FOLDERS: dict[str, str] = {"mcq": "mcq", "mcqu": "mcqu", "oeq": "oeq"}
@@ -57,8 +56,8 @@ class ReleasedFormatError(ValueError):
 def read_released_file(path: Path, source: str, task: str) -> list[dict[str, Any]]:
     """The items of one released JSON file; ReleasedFormatError when not of the inferred shape."""
     try:
-        items = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
+        items = load_json_file(path)
+    except ValueError as error:
         raise ReleasedFormatError(
             f"source {source!r}: {path} is not one JSON document ({error}); expected a JSON list "
             f"of items ({INFERRED}). If the release changed format, adapt "

@@ -19,13 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from medinjection.records import SPLITS, Record, join_letters
-from medinjection.sources.base import Quarantined, RawResult, clean, read_json_lines, require_files
+from medinjection.sources.base import Quarantined, RawResult, clean, json_line_items, require_files
 
 
 def load_s_editions(raw_dir: Path, source: str) -> Iterator[RawResult]:
     """French QA items of a local S-Editions export (open questions and MCQs)."""
     for path in require_files(raw_dir, "**/*.jsonl", source):
-        for number, item in read_json_lines(path):
+        for number, item in json_line_items(path):
+            if isinstance(item, Quarantined):
+                yield item
+                continue
             yield _record(item, source, f"{path.stem}-{number:05d}")
 
 

@@ -13,6 +13,7 @@ from typing import Any
 LOG = logging.getLogger(__name__)
 LOCATION_KINDS: tuple[str, ...] = ("local", "hf")
 HF_CACHE_DIR = ".cache"  # huggingface_hub's local_dir metadata folder, not part of the source
+SNAKEMAKE_STAMP = ".snakemake_timestamp"
 
 
 def stage_source(
@@ -131,6 +132,21 @@ def file_hashes(root: Path) -> dict[str, str]:
         if path.is_file() and rel.parts[0] != HF_CACHE_DIR:
             hashes[rel.as_posix()] = _sha256(path)
     return hashes
+
+
+def check_staged(source: str, raw_dir: Path, manifest_path: Path) -> None:
+    """Raise unless raw_dir holds exactly the files, with the hashes, its manifest records."""
+    recorded = json.loads(Path(manifest_path).read_text(encoding="utf-8"))["files"]
+    # Snakemake marks a finished directory output with this file of its own
+    found = {k: v for k, v in file_hashes(Path(raw_dir)).items() if k != SNAKEMAKE_STAMP}
+    changed = sorted(name for name in set(recorded) & set(found) if recorded[name] != found[name])
+    missing, extra = sorted(set(recorded) - set(found)), sorted(set(found) - set(recorded))
+    if changed or missing or extra:
+        raise ValueError(
+            f"source {source!r}: {raw_dir} differs from its manifest {manifest_path} (changed "
+            f"{changed[:3]}, missing {missing[:3]}, unexpected {extra[:3]}): the staged files were "
+            f"edited or damaged after staging; stage again (snakemake --forcerun stage_source)"
+        )
 
 
 def _sha256(path: Path) -> str:
