@@ -273,6 +273,7 @@ def get_judge_inputs(wildcards):
             testset=open_test_sets(),
         ),
         "testsets": expand("results/testsets/{testset}.parquet", testset=open_test_sets()),
+        "prompt": config["judge"]["prompt_file"],
     }
     if JUDGE_SELECT == "auto":
         inputs["selection"] = "results/metaeval/judge_selection.json"

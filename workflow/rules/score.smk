@@ -22,6 +22,7 @@ rule score:
         test_sets=TEST_SETS,
         bertscore=config["evaluation"]["bertscore"],
         bootstrap=config["evaluation"]["bootstrap"],
+        judge_prompt=config["judge"]["prompt_file"],
         code=CODE_VERSION,
     script:
         "../scripts/score.py"

@@ -17,6 +17,7 @@ def main(smk) -> None:
         bootstrap=dict(smk.params.bootstrap),
         out_path=Path(smk.output.scores),
         out_items=Path(smk.output.item_scores),
+        judge_prompt=Path(smk.params.judge_prompt),
     )
 
 

@@ -1,4 +1,4 @@
-"""Prediction with vLLM (GPU): greedy, structured-output constrained, and letter probabilities.
+"""Prediction with vLLM (GPU): greedy, constrained (`evaluation.protocol`), letter probabilities.
 
 DoRA adapters are refused by vLLM; the workflow serves a merged model for them (adapter None).
 """
@@ -12,7 +12,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from medinjection.modeling.decoding import LetterTokens, letter_tokens, multi_answer_regex
+from medinjection.modeling.decoding import (
+    LetterTokens,
+    Protocol,
+    check_protocol,
+    letter_ids,
+    letter_tokens,
+    merge_letter_probs,
+    multi_answer_regex,
+    official_allowed_ids,
+)
 from medinjection.modeling.predict import Prediction, PromptItem
 
 log = logging.getLogger(__name__)
@@ -58,25 +67,36 @@ def greedy_request(item: PromptItem) -> dict[str, Any]:
     return {"temperature": 0.0, "max_tokens": item.max_new_tokens}
 
 
-def constrained_request(item: PromptItem) -> dict[str, Any]:
-    """Structured-output run: `choice` of one letter (MCQU) or a regex of distinct letters (MCQ)."""
-    if item.record.task == "mcqu":
-        constraint: dict[str, Any] = {"choice": list(item.letters)}
-    elif item.record.task == "mcq":
-        constraint = {"regex": multi_answer_regex(item.letters)}
-    else:
+def constrained_request(
+    item: PromptItem, tokens: LetterTokens, protocol: Protocol, allowed: Sequence[int] = ()
+) -> dict[str, Any]:
+    """The constrained run of one item under `evaluation.protocol`.
+
+    ``official``: the static `allowed` set (letters, separators, stops) at every step, for the
+    item's budget (1 for MCQU, 2 x options for MCQ). ``letters``: MCQU one step over the letter
+    tokens; MCQ a regex of distinct letters in option order joined by ", ".
+    """
+    if item.record.task not in ("mcqu", "mcq"):
         raise ValueError(f"{item.record.id}: open questions have no constrained run")
+    if protocol == "official":
+        if not allowed:
+            raise ValueError(f"{item.record.id}: the official protocol needs its allowed ids")
+        return {**greedy_request(item), "allowed_token_ids": list(allowed)}
+    if item.record.task == "mcqu":
+        return {**greedy_request(item), "allowed_token_ids": list(letter_ids(tokens))}
+    constraint = {"regex": multi_answer_regex(item.letters)}
     return {**greedy_request(item), "structured_outputs": constraint}
 
 
-def probs_request(tokens: LetterTokens) -> dict[str, Any]:
-    """One step restricted to the bare letter tokens, with their (processed) logprobs."""
-    return {
-        "temperature": 0.0,
-        "max_tokens": 1,
-        "allowed_token_ids": list(tokens.bare),
-        "logprobs": len(tokens.bare),
-    }
+def probs_ids(tokens: LetterTokens, protocol: Protocol) -> list[int]:
+    """Token ids whose first-step probabilities give the letter probabilities."""
+    return list(tokens.bare) if protocol == "letters" else list(letter_ids(tokens))
+
+
+def probs_request(tokens: LetterTokens, protocol: Protocol = "letters") -> dict[str, Any]:
+    """One step restricted to the letter tokens, with their (processed) logprobs."""
+    ids = probs_ids(tokens, protocol)
+    return {"temperature": 0.0, "max_tokens": 1, "allowed_token_ids": ids, "logprobs": len(ids)}
 
 
 def sampling_params(request: dict[str, Any]) -> Any:
@@ -98,8 +118,13 @@ class VllmPredictor:
     """
 
     def __init__(
-        self, model_dir: Path, adapter_dir: Path | None, max_model_len: int | None = None
+        self,
+        model_dir: Path,
+        adapter_dir: Path | None,
+        max_model_len: int | None = None,
+        protocol: Protocol = "official",
     ) -> None:
+        self.protocol = check_protocol(protocol)
         vllm = _import_vllm()
         from vllm.lora.request import LoRARequest
 
@@ -115,6 +140,13 @@ class VllmPredictor:
             self.lora = LoRARequest("adapter", 1, str(adapter_dir))
         self.llm = vllm.LLM(model=str(model_dir), **engine_args)
         self.tokenizer = self.llm.get_tokenizer()
+        self._allowed: dict[tuple[str, ...], tuple[int, ...]] = {}
+
+    def allowed_ids(self, tokens: LetterTokens) -> tuple[int, ...]:
+        """The official protocol's static allowed set of one option set (cached)."""
+        if tokens.letters not in self._allowed:
+            self._allowed[tokens.letters] = official_allowed_ids(self.tokenizer, tokens)
+        return self._allowed[tokens.letters]
 
     def prompt_ids(self, items: Sequence[PromptItem]) -> list[list[int]]:
         """Token ids of the chat-templated prompts, as the transformers engine builds them.
@@ -144,8 +176,10 @@ class VllmPredictor:
             requests.append(("greedy", k, greedy_request(item)))
             if item.record.task != "oeq":
                 tokens[k] = letter_tokens(self.tokenizer, item.letters)
-                requests.append(("constrained", k, constrained_request(item)))
-                requests.append(("probs", k, probs_request(tokens[k])))
+                allowed = self.allowed_ids(tokens[k]) if self.protocol == "official" else ()
+                request = constrained_request(item, tokens[k], self.protocol, allowed)
+                requests.append(("constrained", k, request))
+                requests.append(("probs", k, probs_request(tokens[k], self.protocol)))
         outputs = self.llm.generate(
             [prompts[k] for _, k, _ in requests],
             [sampling_params(request) for _, _, request in requests],
@@ -157,7 +191,7 @@ class VllmPredictor:
         for (kind, k, _), output in zip(requests, outputs, strict=True):
             completion = output.outputs[0]
             if kind == "probs":
-                probs[k] = _softmax_letters(completion, tokens[k])
+                probs[k] = _softmax_letters(completion, tokens[k], self.protocol)
             else:
                 texts[kind, k] = completion.text.strip()
         log.info("vLLM predicted %d items (%d multiple choice)", len(items), len(tokens))
@@ -167,16 +201,16 @@ class VllmPredictor:
         ]
 
 
-def _softmax_letters(output: Any, tokens: LetterTokens) -> dict[str, float]:
+def _softmax_letters(output: Any, tokens: LetterTokens, protocol: Protocol) -> dict[str, float]:
     first = output.logprobs[0]  # {token_id: Logprob} at the first generated step
-    missing = [
-        letter for letter, i in zip(tokens.letters, tokens.bare, strict=True) if i not in first
-    ]
+    ids = probs_ids(tokens, protocol)
+    missing = [i for i in ids if i not in first]
     if missing:
         raise RuntimeError(
-            f"vLLM returned no logprob for letters {missing}; the engine needs "
-            "logprobs_mode='processed_logprobs' and max_logprobs >= the number of options"
+            f"vLLM returned no logprob for letter token ids {missing} (letters "
+            f"{[tokens.letter_of(i) for i in missing]}); the engine needs "
+            "logprobs_mode='processed_logprobs' and max_logprobs >= the number of letter tokens"
         )
-    weights = [math.exp(first[i].logprob) for i in tokens.bare]
+    weights = [math.exp(first[i].logprob) for i in ids]
     total = sum(weights)
-    return {letter: w / total for letter, w in zip(tokens.letters, weights, strict=True)}
+    return merge_letter_probs(ids, [w / total for w in weights], tokens)
