@@ -215,3 +215,27 @@ def test_backends_agree_item_by_item(env, vllm_kind, protocol) -> None:
         assert any(
             len(text) > len(set(text.replace(" ", "").replace(",", ""))) for text in constrained
         )
+
+
+def test_official_prompt_is_the_authors_published_form() -> None:
+    from medinjection.prompts import prompt_messages, training_messages
+    from medinjection.records import Record
+
+    record = Record(
+        id="t:1", origin="native", source="t", task="mcqu", split="test",
+        question="  Quel est l'effet indésirable le plus probable ? ", answer="B",
+        options=(("A", "Uropathie"), ("B", "Suppression médullaire ")),
+    )  # fmt: skip
+    user = "Quel est l'effet indésirable le plus probable ?\nChoix de réponses :\n(A) Uropathie\n(B) Suppression médullaire"  # noqa: E501
+    assert prompt_messages(record, "official") == [{"role": "user", "content": user}]
+    assert training_messages(record, "official")[-1] == {"role": "assistant", "content": "B"}
+    with_context = Record(**{**record.__dict__, "context": "Un homme de 54 ans.", "task": "oeq",
+                             "options": (), "answer": "La ribavirine."})  # fmt: skip
+    assert prompt_messages(with_context, "official") == [
+        {
+            "role": "user",
+            "content": "Un homme de 54 ans.\nQuel est l'effet indésirable le plus probable ?",
+        }  # noqa: E501
+    ]
+    v1 = prompt_messages(record, "v1")  # the instructed variant keeps its system turn
+    assert [m["role"] for m in v1] == ["system", "user"] and v1[1]["content"].startswith("Répondez")
