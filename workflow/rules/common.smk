@@ -10,6 +10,7 @@ from medinjection.workflow_support import (
     check_before_run,
     check_study_config,
     package_fingerprint,
+    translation_route,
 )
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -315,6 +316,26 @@ def get_source_role(wildcards):
 
 def get_shard_index(wildcards):
     return int(wildcards.shard)
+
+
+def translation_route_of(source):
+    return translation_route(config["translation"], source)
+
+
+def get_translation_endpoint(wildcards):
+    return endpoint_params(translation_route_of(wildcards.source)[0])
+
+
+def get_translation_model(wildcards):
+    return translation_route_of(wildcards.source)[1]
+
+
+def get_translation_price(wildcards):
+    return llm_price(translation_route_of(wildcards.source)[1])
+
+
+def get_translation_gpus(wildcards):
+    return endpoint_gpus(translation_route_of(wildcards.source)[0])
 
 
 def get_translation_cache(wildcards):
