@@ -263,8 +263,9 @@ class TransformersPredictor:
     def prefill(self, rows: Sequence[Sequence[int]], use_cache: bool) -> tuple[Any, ...]:
         """(first-step logits, KV cache or None, prompt mask, lengths) of right-padded prompts.
 
-        The prompt head every row shares (system turn and instruction: a third of a typical
-        MCQ prompt) is computed once and its KV cache broadcast to the batch, as vLLM's prefix
+        The prompt head every row shares (with `v1` prompts the system turn and instruction, a
+        third of a typical MCQ prompt; `official` prompts share little beyond the template's
+        opening) is computed once and its KV cache broadcast to the batch, as vLLM's prefix
         caching does; then the rows' own tokens in one pass.
         """
         start = time.perf_counter()
