@@ -46,7 +46,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, list[d
     out: dict[str, dict[str, list[dict]]] = {}
     for backend in ("vllm", "transformers"):
         outs = [root / backend / f"{name}.parquet" for name in NAMES]
-        predict(backend, root / "base", None, files, outs, 4, 8, "v1", max_model_len=1024)
+        predict(
+            backend, root / "base", None, files, outs, 4, 8, "v1", max_model_len=1024,
+            protocol="letters",  # the official protocol's agreement: tests/test_protocol.py
+        )  # fmt: skip
         out[backend] = {n: pq.read_table(p).to_pylist() for n, p in zip(NAMES, outs, strict=True)}
     return out
 
