@@ -7,8 +7,9 @@ ship here; `JUDGE_SYSTEM_PROMPT` is the same text, the default when no file is g
 
 Backends (``JUDGE_BACKENDS``):
 - ``local``: a transformers causal LM directory; one forward pass per left-padded batch, the
-  verdict is the argmax over the two tokens "0" and "1" (equivalent to the authors' greedy
-  ``max_new_tokens=1`` decoding restricted to valid answers, so it is always parsable).
+  verdict is the argmax over the two tokens "0" and "1" (the authors decode one token greedily
+  over the whole vocabulary; restricting it to the two digits makes every verdict parsable, a
+  difference listed in docs/deviations.md).
 - ``openai``: any OpenAI-compatible server through ``medinjection.llm.client.make_chat_fn``.
 - ``vllm_server``: starts ``vllm serve`` on a free local port, runs the openai backend against it,
   and always stops it.
