@@ -239,3 +239,21 @@ def test_official_prompt_is_the_authors_published_form() -> None:
     ]
     v1 = prompt_messages(record, "v1")  # the instructed variant keeps its system turn
     assert [m["role"] for m in v1] == ["system", "user"] and v1[1]["content"].startswith("Répondez")
+
+
+def test_scoring_the_official_outputs() -> None:
+    from medinjection.evaluation.scoring import score_mcq
+
+    boot = {"samples": 20, "seed": 0}
+
+    def row(output: str, gold: str) -> dict:
+        return {"letters": "A,B,C", "gold": gold, "greedy_output": output,
+                "constrained_output": output}  # fmt: skip
+
+    # MCQU: the official step's empty and "," answers are invalid and score 0
+    mcqu, _ = score_mcq([row("", "A"), row(",", "A"), row("A", "A"), row("B", "A")], "mcqu", boot)
+    assert mcqu["em_constrained"] == 0.25 and mcqu["invalid_constrained"] == 0.5
+    # MCQ: repeats collapse ("A, A" = {A}), an early stop keeps what came before
+    mcq, _ = score_mcq([row("A, A", "A"), row("A,", "A,B"), row("B A B", "A,B")], "mcq", boot)
+    assert mcq["em_constrained"] == pytest.approx(2 / 3)
+    assert mcq["hamming_constrained"] == pytest.approx((1 + 0.5 + 1) / 3)
