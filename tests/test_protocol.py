@@ -205,6 +205,19 @@ def test_backends_agree_item_by_item(env, vllm_kind, protocol) -> None:
         assert (a.greedy, a.constrained) == (b.greedy, b.constrained), item.record.id
         if a.letter_probs is not None:
             assert b.letter_probs == pytest.approx(a.letter_probs, abs=1e-4), item.record.id
+    if vllm_kind == "emulated":  # the exact SamplingParams fields sent for the first MCQU item
+        tokens = letter_tokens(served.tokenizer, items[0].letters)
+        sent = [fields for _, fields in vllm_emulator.EmulatedLLM.sent[:3]]
+        allowed = list(official_allowed_ids(served.tokenizer, tokens))
+        letters = sorted({i for variant in tokens.variants for i in variant})
+        assert sent == [
+            {"temperature": 0.0, "max_tokens": 1},
+            {"temperature": 0.0, "max_tokens": 1,
+             "allowed_token_ids": allowed if protocol == "official" else letters},
+            {"temperature": 0.0, "max_tokens": 1,
+             "allowed_token_ids": letters if protocol == "official" else list(tokens.bare),
+             "logprobs": len(letters) if protocol == "official" else len(tokens.bare)},
+        ]  # fmt: skip
     constrained = [p.constrained for p in ours if p.constrained is not None]
     assert len(constrained) == len([i for i in items if i.record.task != "oeq"])
     mcqu = [p.constrained for p, i in zip(ours, items, strict=True) if i.record.task == "mcqu"]

@@ -30,7 +30,10 @@ class SamplingParams:
 
 
 class EmulatedLLM:
-    """vllm.LLM on transformers: one unpadded `generate` per request."""
+    """vllm.LLM on transformers: one unpadded `generate` per request (`sent`: every
+    (prompt, SamplingParams fields) pair received)."""
+
+    sent: list[tuple[dict, dict]] = []
 
     def __init__(self, model: str, **engine_args: Any) -> None:
         self.engine_args = engine_args
@@ -80,6 +83,7 @@ class EmulatedLLM:
         return types.SimpleNamespace(outputs=[types.SimpleNamespace(text=text, logprobs=logprobs)])
 
     def generate(self, prompts, params, lora_request=None, use_tqdm=True) -> list[Any]:
+        type(self).sent.extend((p, s.kwargs) for p, s in zip(prompts, params, strict=True))
         return [self._one(p, s.kwargs) for p, s in zip(prompts, params, strict=True)]
 
 
@@ -101,3 +105,4 @@ def install(monkeypatch: Any) -> None:
     }
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
+    EmulatedLLM.sent = []
