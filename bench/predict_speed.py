@@ -10,9 +10,10 @@ items of realistic length, a mix of MCQU, MCQ and OEQ (OEQ budget capped, `--oeq
   in a preallocated cache).
 - official-style: what the authors' Evaluate.py does (study.md §9): for each item, one `generate`
   (greedy, `output_scores=True`; letter probabilities from the first-step scores), then, for
-  multiple-choice items, one constrained `generate` under a letter LogitsProcessor. It uses the
-  project's constraint semantics (MCQU: exactly one letter; MCQ: unused letters, separators, stop
-  ids) so that both paths must give identical predictions; the bench fails if they do not.
+  multiple-choice items, one constrained `generate` under the engine's `evaluation.protocol`
+  (default `official`: Evaluate.py's static allowed set; `letters`: exactly one letter for MCQU,
+  unused letters, separators and stop ids for MCQ), so that both paths must give identical
+  predictions; the bench fails if they do not.
 
 Prints items/s per path (overall and per task), the speed ratio (target >= 10x on CPU), and the
 cost of the constrained pass (constrained time / greedy time) on each path.
@@ -175,9 +176,11 @@ class OfficialLoop:
     def predict_one(self, item: Any) -> Any:
         """Greedy text, constrained text and first-step letter probabilities of one item."""
         from medinjection.modeling.decoding import (
+            AllowedTokens,
             LetterConstraint,
             letter_probabilities,
             letter_tokens,
+            official_allowed_ids,
         )
         from medinjection.modeling.predict import Prediction
 
@@ -193,16 +196,18 @@ class OfficialLoop:
             self.timings["greedy"] += time.perf_counter() - start
             return Prediction(greedy, None, None)
         tokens = letter_tokens(self.tokenizer, item.letters)
-        probs = letter_probabilities(out.scores[0][0], tokens)
+        probs = letter_probabilities(out.scores[0][0], tokens, self.engine.protocol)
         middle = time.perf_counter()
         self.timings["greedy"] += middle - start
         multi = item.record.task == "mcq"
-        processor = LetterConstraint(
+        processor: Any = LetterConstraint(
             [tokens],
             prompt_length=width,
             separators=self.engine.separators if multi else (),
             stops=self.engine.stops if multi else (),
         )
+        if self.engine.protocol == "official":
+            processor = AllowedTokens([official_allowed_ids(self.tokenizer, tokens)])
         out = self._generate(dict(enc), item.max_new_tokens, processor)
         constrained = self.engine.decode(out.sequences[0, width:].tolist(), item.max_new_tokens)
         self.timings["constrained"] += time.perf_counter() - middle

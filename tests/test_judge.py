@@ -17,8 +17,10 @@ import pytest
 
 from medinjection.evaluation import judge as judge_mod
 from medinjection.evaluation.judge import (
+    JUDGE_SYSTEM_PROMPT,
     JudgeConfig,
     judge_messages,
+    load_judge_prompt,
     parse_judge_output,
     run_judge,
 )
@@ -28,6 +30,7 @@ from medinjection.prompts import render_user
 from medinjection.records import Record, read_records, write_records
 
 ROOT = Path(__file__).resolve().parents[1]
+PARAPHRASE = ROOT / "config" / "prompts" / "judge_equivalence_paraphrase.txt"
 CHATML = (
     "{%- for message in messages %}"
     "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
@@ -73,6 +76,23 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     Qwen3ForCausalLM(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def test_shipped_prompt_file_is_the_paraphrase_and_says_so():
+    # the default judge.prompt_file holds the package's paraphrase byte for byte (the judge
+    # requests, hence the LLM cache keys, are those of the earlier built-in prompt)
+    assert load_judge_prompt(PARAPHRASE) == JUDGE_SYSTEM_PROMPT == load_judge_prompt(None)
+    readme = (PARAPHRASE.parent / "README.md").read_text(encoding="utf-8")
+    assert "It is a paraphrase written for this project" in readme
+    assert "official prompt" not in (ROOT / "config" / "README.md").read_text(encoding="utf-8")
+
+
+def test_prompt_file_errors_name_the_key(tmp_path):
+    with pytest.raises(FileNotFoundError, match="judge.prompt_file .* does not exist"):
+        load_judge_prompt(tmp_path / "missing.txt")
+    (tmp_path / "empty.txt").write_text("\n")
+    with pytest.raises(ValueError, match="judge.prompt_file .* is empty"):
+        load_judge_prompt(tmp_path / "empty.txt")
 
 
 def test_judge_messages_format():
@@ -170,7 +190,7 @@ def test_judge_script_local_backend(tiny_model_dir, tmp_path):
     out = tmp_path / "judge" / "base" / "mediqal-oeq.parquet"
     smk = types.SimpleNamespace(
         input=types.SimpleNamespace(predictions=[str(predictions)], testsets=[str(testset)],
-                                    model=str(tiny_model_dir)),
+                                    model=str(tiny_model_dir), prompt=str(PARAPHRASE)),
         output=types.SimpleNamespace(judgments=[str(out)]),
         params=types.SimpleNamespace(
             candidates={"tiny": {"backend": "local", "judge_model": "base", "endpoint": None,
@@ -186,11 +206,15 @@ def test_judge_script_local_backend(tiny_model_dir, tmp_path):
     assert all(r["score"] in (0.0, 1.0) and r["judge"] == "base" for r in rows)
 
 
-def _fake_chat(monkeypatch, replies_by_model: dict, calls: list | None = None):
+def _fake_chat(
+    monkeypatch, replies_by_model: dict, calls: list | None = None, sent: list | None = None
+):
     """Replace the LLM client: each judge model answers with its own function of the prompt."""
 
     def fake_make_chat_fn(**kwargs):
         def chat(conversations):
+            if sent is not None:
+                sent.extend(conversations)
             if calls is not None:
                 calls.append(kwargs["model"])
             return [replies_by_model[kwargs["model"]](c[1]["content"]) for c in conversations]
@@ -212,13 +236,17 @@ def test_judge_script_runs_the_auto_selected_candidate(tmp_path, monkeypatch):
 
     predictions, testset = _write_oeq_inputs(tmp_path)
     calls: list = []
-    _fake_chat(monkeypatch, {"good": lambda _: "1", "bad": lambda _: "0"}, calls)
+    sent: list = []
+    _fake_chat(monkeypatch, {"good": lambda _: "1", "bad": lambda _: "0"}, calls, sent)
     selection = tmp_path / "judge_selection.json"
     selection.write_text(json.dumps({"selected": "good"}))
+    # judge.prompt_file: a user's own prompt text, sent verbatim (only the final newline goes)
+    prompt = tmp_path / "their_prompt.txt"
+    prompt.write_text("  Exact wording, kept as is.\n\nSecond line: 0 or 1 \n", encoding="utf-8")
     out = tmp_path / "judge.parquet"
     smk = types.SimpleNamespace(
         input=types.SimpleNamespace(predictions=[str(predictions)], testsets=[str(testset)],
-                                    selection=str(selection)),
+                                    selection=str(selection), prompt=str(prompt)),
         output=types.SimpleNamespace(judgments=[str(out)]),
         params=types.SimpleNamespace(
             candidates={"bad": _api_judge("bad"), "good": _api_judge("good")}, select="auto",
@@ -228,6 +256,8 @@ def test_judge_script_runs_the_auto_selected_candidate(tmp_path, monkeypatch):
     _load_script("judge").main(smk)
     rows = pq.read_table(out).to_pylist()
     assert calls == ["good"] and [r["score"] for r in rows] == [1.0, 1.0, 1.0]
+    systems = {conversation[0]["content"] for conversation in sent}
+    assert systems == {"  Exact wording, kept as is.\n\nSecond line: 0 or 1 "}
     assert {r["judge"] for r in rows} == {"good"}
     with pytest.raises(FileNotFoundError, match="judge_selection.json"):
         resolve_judge({"good": {}}, "auto", None)
@@ -338,7 +368,7 @@ def _metaeval_smk(tmp_path, judges: dict, select: str, model=None) -> types.Simp
     out = tmp_path / "metaeval"
     names = ("correlations", "verbosity", "regression", "scores")
     return types.SimpleNamespace(
-        input=types.SimpleNamespace(annotations=str(annotations),
+        input=types.SimpleNamespace(annotations=str(annotations), prompt=str(PARAPHRASE),
                                     model=[str(model)] if model else []),  # a list, as the rule
         output=types.SimpleNamespace(**{n: str(out / f"{n}.csv") for n in names},
                                      selection=str(out / "judge_selection.json")),

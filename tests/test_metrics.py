@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from medinjection.evaluation import metrics
-from medinjection.evaluation.judge import JUDGMENT_SCHEMA
+from medinjection.evaluation.judge import JUDGE_SYSTEM_PROMPT, JUDGMENT_SCHEMA
 from medinjection.evaluation.stats import (
     bootstrap_ci,
     macro_bootstrap_ci,
@@ -14,6 +17,7 @@ from medinjection.evaluation.stats import (
 )
 
 MINILM = {"model": "minilm-packaged", "lang": "fr"}
+PARAPHRASE = Path(__file__).resolve().parents[1] / "config/prompts/judge_equivalence_paraphrase.txt"
 
 
 @pytest.mark.parametrize(
@@ -248,7 +252,8 @@ def test_score_model_hand_computed(tmp_path):
         output=types.SimpleNamespace(scores=str(out), item_scores=str(items_out)),
         params=types.SimpleNamespace(model="base", test_sets=test_sets, bertscore=MINILM,
                                      bootstrap={"samples": 200, "seed": 42},
-                                     judge_refused="zero"),
+                                     judge_refused="zero",
+                                     judge_prompt=str(PARAPHRASE)),
         log=[str(tmp_path / "score.log")],
     )  # fmt: skip
     _load_script("score").main(smk)
@@ -275,6 +280,8 @@ def test_score_model_hand_computed(tmp_path):
     assert scores["settings"]["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
     assert scores["settings"]["bertscore"]["num_layers"] == 6
     assert scores["settings"]["bertscore_rescaled"] is False and oeq["bertscore_rescaled"] is False
+    digest = hashlib.sha256(JUDGE_SYSTEM_PROMPT.encode()).hexdigest()  # the shipped paraphrase
+    assert scores["settings"]["judge_prompt_sha256"] == digest
     assert oeq["bleu_low"] <= oeq["bleu"] <= oeq["bleu_high"]
     assert oeq["chrf_low"] <= oeq["chrf"] <= oeq["chrf_high"]
     assert oeq["judge_model"] == "j"

@@ -125,6 +125,7 @@ def _run_script(
             prompt_version="v1",
             position_bias={"permutations": 2, "seed": 7},
             max_model_len=max_model_len,
+            protocol="letters",  # these tests hold the letters protocol (test_protocol.py: both)
         ),
         log=[str(out_dir / "predict.log")],
     )
@@ -212,7 +213,7 @@ def _reference(predictor, item) -> tuple[str, str | None]:
 
 
 def test_mcqu_one_forward_pass_equals_constrained_generate(env) -> None:
-    predictor = TransformersPredictor(env["base"], None, batch_size=4)
+    predictor = TransformersPredictor(env["base"], None, batch_size=4, protocol="letters")
     items = prompt_items(read_records(env["mcqu"]), "v1", 6)
     lengths = {len(ids) for ids in predictor.prompt_ids(items)}
     assert len(lengths) > 1  # 4 to 6 options: batches are padded
@@ -225,7 +226,7 @@ def test_mcqu_one_forward_pass_equals_constrained_generate(env) -> None:
 
 def test_batched_engine_equals_per_item_generate(env) -> None:
     # the engine's shared prefill + decode loop against transformers' generate, item by item
-    predictor = TransformersPredictor(env["base"], None, batch_size=3)
+    predictor = TransformersPredictor(env["base"], None, batch_size=3, protocol="letters")
     records = [*read_records(env["mcq"]), *read_records(env["oeq"]), *read_records(env["mcqu"])]
     items = prompt_items(records, "v1", 6)
     preds = predictor.predict(items)
@@ -237,7 +238,7 @@ def test_batched_engine_equals_per_item_generate(env) -> None:
 
 
 def test_batches_group_one_task_longest_prompts_first(env) -> None:
-    predictor = TransformersPredictor(env["base"], None, batch_size=4)
+    predictor = TransformersPredictor(env["base"], None, batch_size=4, protocol="letters")
     records = [*read_records(env["mcqu"]), *read_records(env["mcq"])]
     items = prompt_items(records, "v1", 6)
     ids = predictor.prompt_ids(items)
@@ -334,7 +335,10 @@ def test_adapter_changes_the_predictions(env, predictions, tmp_path: Path) -> No
     config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     get_peft_model(base, config).save_pretrained(tmp_path / "adapter")
     out = tmp_path / "mcqu.parquet"
-    predict("transformers", env["base"], tmp_path / "adapter", [env["mcqu"]], [out], 4, 6, "v1")
+    predict(
+        "transformers", env["base"], tmp_path / "adapter", [env["mcqu"]], [out], 4, 6, "v1",
+        protocol="letters",
+    )  # fmt: skip
     rows = pq.read_table(out).to_pylist()
     assert [r["id"] for r in rows] == [r["id"] for r in predictions["mcqu"]]
     assert [r["letter_probs"] for r in rows] != [r["letter_probs"] for r in predictions["mcqu"]]
@@ -398,18 +402,14 @@ class _FakeLLM:
         type(self).calls.append((list(prompts), list(params), lora_request))
         outs = []
         for p in params:
-            if p.kwargs.get("allowed_token_ids") and p.kwargs.get("logprobs"):
+            if p.kwargs.get("logprobs"):  # the letter-probability step
                 ids = p.kwargs["allowed_token_ids"]
                 logprobs = [
                     {i: types.SimpleNamespace(logprob=-float(n)) for n, i in enumerate(ids)}
                 ]
-                outs.append(_FakeCompletion("A", logprobs, ids[:1]))
-            elif p.kwargs.get("allowed_token_ids"):  # the MCQU constraint: picks " A"
-                ids = p.kwargs["allowed_token_ids"]
-                outs.append(_FakeCompletion(" A", None, ids[1:2]))
-            elif "structured_outputs" in p.kwargs:
-                constraint = p.kwargs["structured_outputs"].kwargs
-                outs.append(_FakeCompletion(" B " if "choice" in constraint else "A, B"))
+                outs.append(_FakeCompletion("A", logprobs))
+            elif "allowed_token_ids" in p.kwargs or "structured_outputs" in p.kwargs:
+                outs.append(_FakeCompletion(" B " if p.kwargs["max_tokens"] == 1 else "A, B"))
             else:
                 outs.append(_FakeCompletion(" réponse libre "))
         return [types.SimpleNamespace(outputs=[o]) for o in outs]
@@ -444,30 +444,46 @@ def test_vllm_requests_follow_the_protocol(env) -> None:
     mcqu, mcq, oeq = (
         prompt_items(read_records(env[n]), "v1", 512)[0] for n in ("mcqu", "mcq", "oeq")
     )
+    tokens = LetterTokens(letters=("A", "B"), bare=(10, 11), variants=((10, 20), (11, 21)))
     assert greedy_request(oeq) == {"temperature": 0.0, "max_tokens": 512}
     assert greedy_request(mcqu) == {"temperature": 0.0, "max_tokens": 1}
-    tokens = LetterTokens(
-        letters=("A", "B", "C", "D"),
-        bare=(10, 11, 12, 13),
-        variants=((10, 20), (11, 21), (12,), (13, 23)),
-    )
-    # MCQU: one step over every token spelling a letter, bare or spaced (argmax_letter)
-    assert constrained_request(mcqu, tokens) == {
+    # official: one static allowed set, 1 step (MCQU) or 2 x options steps (MCQ)
+    allowed = (2, 5, 10, 11, 20, 21)
+    assert constrained_request(mcqu, tokens, "official", allowed) == {
         "temperature": 0.0,
         "max_tokens": 1,
-        "allowed_token_ids": [10, 20, 11, 21, 12, 13, 23],
+        "allowed_token_ids": [2, 5, 10, 11, 20, 21],
     }
-    regex = constrained_request(mcq, tokens)
+    assert constrained_request(mcq, tokens, "official", allowed) == {
+        "temperature": 0.0,
+        "max_tokens": 10,
+        "allowed_token_ids": [2, 5, 10, 11, 20, 21],
+    }
+    with pytest.raises(ValueError, match="allowed ids"):
+        constrained_request(mcqu, tokens, "official")
+    # letters: one step over the letter tokens (MCQU), a regex of distinct letters (MCQ)
+    assert constrained_request(mcqu, tokens, "letters") == {
+        "temperature": 0.0,
+        "max_tokens": 1,
+        "allowed_token_ids": [10, 11, 20, 21],
+    }
+    regex = constrained_request(mcq, tokens, "letters")
     assert regex["max_tokens"] == 10 and regex["temperature"] == 0.0
     assert regex["structured_outputs"] == {"regex": multi_answer_regex(list("ABCDE"))}
-    with pytest.raises(ValueError, match="open questions"):
-        constrained_request(oeq, tokens)
-    tokens = LetterTokens(letters=("A", "B"), bare=(10, 11), variants=((10,), (11,)))
-    assert probs_request(tokens) == {
+    for protocol in ("official", "letters"):
+        with pytest.raises(ValueError, match="open questions"):
+            constrained_request(oeq, tokens, protocol, allowed)
+    assert probs_request(tokens, "letters") == {
         "temperature": 0.0,
         "max_tokens": 1,
         "allowed_token_ids": [10, 11],
         "logprobs": 2,
+    }
+    assert probs_request(tokens, "official") == {
+        "temperature": 0.0,
+        "max_tokens": 1,
+        "allowed_token_ids": [10, 11, 20, 21],
+        "logprobs": 4,
     }
 
 
@@ -476,7 +492,10 @@ def test_vllm_backend_writes_the_same_schema(env, fake_vllm, tmp_path: Path) -> 
     outs = [tmp_path / f"{n}.parquet" for n in names]
     permuted = [tmp_path / "permuted" / "mcqu.parquet"]
     files = [env[n] for n in names]
-    predict("vllm", env["base"], None, files, outs, 4, 7, "v1", permuted, PositionBias(1, 3))
+    predict(
+        "vllm", env["base"], None, files, outs, 4, 7, "v1", permuted, PositionBias(1, 3),
+        protocol="letters",
+    )  # fmt: skip
     tables = {n: pq.read_table(p) for n, p in zip(names, outs, strict=True)}
     assert all(t.column_names == COLUMNS for t in tables.values())
     mcqu, mcq, oeq = (tables[n].to_pylist() for n in names)
@@ -561,7 +580,7 @@ def test_shared_prefix_pass_changes_nothing(env, monkeypatch) -> None:
 
     assert transformers_backend.shared_prefix([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]]) == 2
     assert transformers_backend.shared_prefix([[1, 2], [1, 2]]) == 1  # one own token each
-    predictor = TransformersPredictor(env["base"], None, batch_size=4)
+    predictor = TransformersPredictor(env["base"], None, batch_size=4, protocol="letters")
     records = [*read_records(env["mcq"]), *read_records(env["oeq"]), *read_records(env["mcqu"])]
     items = prompt_items(records, "v1", 6)
     assert transformers_backend.shared_prefix(predictor.prompt_ids(items)) >= 16
@@ -583,9 +602,9 @@ def _unpruned(predictor: TransformersPredictor) -> None:
 
 
 def test_last_layer_pruning_changes_nothing(env) -> None:
-    pruned = TransformersPredictor(env["base"], None, batch_size=4)
+    pruned = TransformersPredictor(env["base"], None, batch_size=4, protocol="letters")
     assert pruned.last_layer is not None  # the tiny model is a Qwen3: pruning is on
-    full = TransformersPredictor(env["base"], None, batch_size=4)
+    full = TransformersPredictor(env["base"], None, batch_size=4, protocol="letters")
     _unpruned(full)
     records = [*read_records(env["mcq"]), *read_records(env["oeq"]), *read_records(env["mcqu"])]
     items = prompt_items(records, "v1", 6)

@@ -70,6 +70,35 @@ def test_medmcqa_cop_is_zero_based_and_dev_is_test(tmp_path: Path) -> None:
     assert all(r.language == "en" and r.origin == "translated" for r in records.values())
 
 
+def test_medmcqa_original_json_form_has_one_based_cop(tmp_path: Path) -> None:
+    # the same items in both raw forms: the Hub parquet (0-based cop) and the original JSON
+    # Lines release (1-based cop) must give the same gold letters
+    base = {"question": "Q?", "opa": "a", "opb": "b", "opc": "c", "opd": "d", "exp": None,
+            "choice_type": "single", "subject_name": "Medicine", "topic_name": None}  # fmt: skip
+    gold = {"t1": 2, "t2": 3, "v1": 0}  # 0-based: C, D, A
+    hub, original = tmp_path / "hub", tmp_path / "json"
+    write_parquet(hub / "data/train-00000-of-00001.parquet",
+                  [base | {"id": i, "cop": gold[i]} for i in ("t1", "t2")])  # fmt: skip
+    write_parquet(hub / "data/validation-00000-of-00001.parquet", [base | {"id": "v1", "cop": 0}])
+    original.mkdir()
+    for name, ids in (("train.json", ("t1", "t2")), ("dev.json", ("v1",))):
+        lines = [json.dumps(base | {"id": i, "cop": gold[i] + 1}) for i in ids]
+        (original / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (original / "test.json").write_text(json.dumps(base | {"id": "x1"}) + "\n", encoding="utf-8")
+    from_hub, _ = run_adapter("medmcqa", hub)
+    from_json, quarantined = run_adapter("medmcqa_json", original)
+    assert not quarantined and sorted(from_json) == ["medmcqa_json:t1", "medmcqa_json:t2",
+                                                     "medmcqa_json:v1"]  # fmt: skip
+    answers = {rid.split(":")[1]: (r.answer, r.split) for rid, r in from_json.items()}
+    assert answers == {"t1": ("C", "train"), "t2": ("D", "train"), "v1": ("A", "test")}
+    assert answers == {rid.split(":")[1]: (r.answer, r.split) for rid, r in from_hub.items()}
+    # each adapter refuses the other form's out-of-range index instead of shifting the answer
+    (original / "dev.json").write_text(json.dumps(base | {"id": "v2", "cop": 0}) + "\n")
+    _, quarantined = run_adapter("medmcqa_json", original)
+    assert [q.raw_id for q in quarantined] == ["v2"]
+    assert "1..4 of the original JSON (medmcqa_json) form" in quarantined[0].reasons[0]
+
+
 def test_frenchmedmcqa_single_vs_multiple(tmp_path: Path) -> None:
     answers = {"a": "Un", "b": "Deux", "c": "Trois", "d": "Quatre", "e": "Cinq"}
     items = [

@@ -158,3 +158,79 @@ def test_self_hosted_translation_endpoint_checks() -> None:
     with pytest.raises(StudyConfigError) as error:
         check_before_run(config, {})
     assert "OPENAI_API_KEY" in str(error.value) and "UNUSED_KEY" not in str(error.value)
+
+
+def _pqal_item(question: str, decision: str) -> dict:
+    return {"QUESTION": question, "CONTEXTS": ["Background.", "Results."], "LABELS": ["B", "R"],
+            "MESHES": [], "YEAR": "2001", "LONG_ANSWER": "Long.",
+            "final_decision": decision}  # fmt: skip
+
+
+@pytest.fixture
+def fake_github(monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
+    """urlopen stand-in serving raw.githubusercontent.com files of pubmedqa/pubmedqa at SHA."""
+    items = {str(100 + k): _pqal_item(f"Q{k}?", ("yes", "no", "maybe")[k % 3]) for k in range(6)}
+    served = {
+        f"https://raw.githubusercontent.com/pubmedqa/pubmedqa/{SHA}/data/ori_pqal.json":
+            json.dumps(items).encode(),
+        f"https://raw.githubusercontent.com/pubmedqa/pubmedqa/{SHA}/data/test_ground_truth.json":
+            json.dumps({"101": "no", "104": "no"}).encode(),
+    }  # fmt: skip
+
+    class Response:
+        def __init__(self, body: bytes) -> None:
+            self.body = body
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            return None
+
+        def read(self) -> bytes:
+            return self.body
+
+    def fake_urlopen(url, timeout=None):
+        if url not in served:
+            raise OSError(f"404 {url}")
+        return Response(served[url])
+
+    monkeypatch.setattr("medinjection.sources.stage.urllib.request.urlopen", fake_urlopen)
+    return served
+
+
+def test_pubmedqa_official_test_split_staged_from_github(tmp_path: Path, fake_github) -> None:
+    import hashlib
+
+    from medinjection.sources import get_adapter
+
+    files = ["data/ori_pqal.json", "data/test_ground_truth.json"]
+    digests = {f: hashlib.sha256(body).hexdigest() for f, body in
+               zip(files, fake_github.values(), strict=True)}  # fmt: skip
+    location = {"kind": "github", "repo": "pubmedqa/pubmedqa", "revision": SHA, "files": files,
+                "checksums": digests}  # fmt: skip
+    stage_source("pubmedqa", location, tmp_path / "raw", tmp_path / "m.json")
+    manifest = json.loads((tmp_path / "m.json").read_text())
+    assert manifest["resolved_revision"] == SHA and sorted(manifest["files"]) == files
+    records = {r.id: r for r in get_adapter("pubmedqa")(tmp_path / "raw", "pubmedqa")}
+    test = sorted(rid for rid, r in records.items() if r.split == "test")
+    assert test == ["pubmedqa:101", "pubmedqa:104"]  # exactly the official test PMIDs
+    assert {records[rid].meta["split_rule"] for rid in test} == {"source"}
+    assert {r.split for rid, r in records.items() if rid not in test} <= {"train", "validation"}
+    with pytest.raises(ValueError, match=r"has sha256 .* \(sources.pubmedqa.location.checksums\)"):
+        bad = {**location, "checksums": {files[0]: "0" * 64}}
+        stage_source("pubmedqa", bad, tmp_path / "raw2", tmp_path / "m2.json")
+    with pytest.raises(ValueError, match="not a 40-hex commit hash"):
+        moving = {**location, "revision": "master"}
+        stage_source("pubmedqa", moving, tmp_path / "r3", tmp_path / "m3")
+    with pytest.raises(RuntimeError, match="GitHub download and data.offline"):
+        stage_source("pubmedqa", location, tmp_path / "r4", tmp_path / "m4", offline=True)
+
+
+def test_study_config_reads_pubmedqa_official_split() -> None:
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    for source in ("pubmedqa", "pubmedqa_oeq"):
+        location = config["sources"][source]["location"]
+        assert location["kind"] == "github" and is_commit_sha(location["revision"])
+        assert "data/test_ground_truth.json" in location["files"]
+        assert set(location["checksums"]) == set(location["files"])

@@ -158,3 +158,36 @@ def test_position_bias_reruns_follow_the_config(workdir: Path) -> None:
     counts = job_counts(snakemake(workdir, "-n", "--quiet", "rules", "--configfile", off).stdout)
     assert counts["predict"] == 8 and "position_bias" not in counts
     assert "position_bias_table" not in counts
+
+
+def test_translation_endpoint_per_source(workdir: Path) -> None:
+    from medinjection.workflow_support import translation_route
+
+    def routed(by_source: dict):
+        def edit(config: dict) -> None:
+            gemini = dict(config["llm"]["endpoints"]["openai"], api_key_env="GEMINI_API_KEY")
+            config["llm"]["endpoints"]["gemini"] = gemini
+            price = {"input_usd_per_mtok": 0.1, "output_usd_per_mtok": 0.4, "batch_discount": 0.5}
+            config["llm"]["prices"]["gemini-2.0-flash"] = price
+            config["translation"]["by_source"] = by_source
+
+        return edit
+
+    good = {"medqa": {"endpoint": "gemini", "model": "gemini-2.0-flash"}}
+    path = _write_config(workdir, "routed.yaml", routed(good))
+    proc = snakemake(workdir, "-n", "--quiet", "rules", "--configfile", path)
+    assert job_counts(proc.stdout)["translate_shard"] > 0  # the per-source params evaluate
+    config = yaml.safe_load((workdir / path).read_text())
+    assert translation_route(config["translation"], "medqa") == ("gemini", "gemini-2.0-flash")
+    assert translation_route(config["translation"], "pubmedqa") == ("openai", "gpt-4o-mini")
+    # the cross-key checks the Snakefile runs first (in-process: no more snakemake runs)
+    from medinjection.workflow_support import StudyConfigError, check_study_config
+
+    for bad, key in (
+        ({"frbmedqa": good["medqa"]}, "translation.by_source.frbmedqa"),  # a native source
+        ({"medqa": {"endpoint": "nowhere", "model": "m"}}, "translation.by_source.medqa.endpoint"),
+    ):
+        config = yaml.safe_load((workdir / "config" / "demo.yaml").read_text())
+        routed(bad)(config)
+        with pytest.raises(StudyConfigError, match=key.replace(".", r"\.")):
+            check_study_config(config)

@@ -14,8 +14,9 @@ README = ROOT / "config/README.md"
 HEADER = """# Configuration keys
 
 Generated from `workflow/schemas/config.schema.yaml` by `python tools/config_doc.py` (a test checks
-it is current). `config/config.yaml` is the real study (paper-faithful), `config/demo.yaml` the
-embedded demo. Unknown keys and wrong types stop the run before any job starts, naming the key.
+it is current). `config/config.yaml` is the real study (the authors' settings where known; the
+differences are in docs/deviations.md), `config/demo.yaml` the embedded demo. Unknown keys and
+wrong types stop the run before any job starts, naming the key.
 Use your own file with `snakemake --configfile my.yaml` (it replaces config/config.yaml entirely).
 
 | key | type | meaning |

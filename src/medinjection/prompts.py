@@ -11,15 +11,19 @@ from medinjection.records import Record
 
 @dataclass(frozen=True)
 class PromptTemplate:
-    """French instructions for each task family; changing any text needs a new version."""
+    """French instructions for each task family; changing any text needs a new version.
+
+    None omits a part: no system turn, no instruction line, context without a header.
+    """
 
     version: str
-    system: str
-    instruction_mcqu: str
-    instruction_mcq: str
-    instruction_oeq: str
+    system: str | None
+    instruction_mcqu: str | None
+    instruction_mcq: str | None
+    instruction_oeq: str | None
     options_header: str
-    context_header: str
+    context_header: str | None
+    part_separator: str = "\n\n"
 
 
 TEMPLATES: dict[str, PromptTemplate] = {
@@ -37,7 +41,20 @@ TEMPLATES: dict[str, PromptTemplate] = {
         instruction_oeq="Répondez à la question médicale suivante de façon concise et précise.",
         options_header="Choix de réponses :",
         context_header="Contexte :",
-    )
+    ),
+    # The authors' published example (README of github.com/ikram28/MedInjection-FR): one user
+    # turn, the question, then "Choix de réponses :" and one "(A) ..." line per option; no
+    # system turn, no instruction line. Their test files' exact strings are not public.
+    "official": PromptTemplate(
+        version="official",
+        system=None,
+        instruction_mcqu=None,
+        instruction_mcq=None,
+        instruction_oeq=None,
+        options_header="Choix de réponses :",
+        context_header=None,
+        part_separator="\n",
+    ),
 }
 DEFAULT_VERSION = "v1"
 
@@ -58,14 +75,15 @@ def render_user(record: Record, version: str = DEFAULT_VERSION) -> str:
         "mcq": tpl.instruction_mcq,
         "oeq": tpl.instruction_oeq,
     }[record.task]
-    parts = [instruction]
+    parts = [] if instruction is None else [instruction]
     if record.context:
-        parts.append(f"{tpl.context_header}\n{record.context.strip()}")
+        header = "" if tpl.context_header is None else f"{tpl.context_header}\n"
+        parts.append(header + record.context.strip())
     parts.append(record.question.strip())
     if record.options:
         lines = [f"({letter}) {text.strip()}" for letter, text in record.options]
         parts.append(tpl.options_header + "\n" + "\n".join(lines))
-    return "\n\n".join(parts)
+    return tpl.part_separator.join(parts)
 
 
 def render_answer(record: Record) -> str:
@@ -76,12 +94,12 @@ def render_answer(record: Record) -> str:
 
 
 def prompt_messages(record: Record, version: str = DEFAULT_VERSION) -> list[dict[str, str]]:
-    """System + user messages used at prediction time (no assistant turn)."""
+    """System (if the template has one) + user messages at prediction time (no assistant turn)."""
     tpl = get_template(version)
-    return [
-        {"role": "system", "content": tpl.system},
-        {"role": "user", "content": render_user(record, version)},
-    ]
+    user = {"role": "user", "content": render_user(record, version)}
+    if tpl.system is None:
+        return [user]
+    return [{"role": "system", "content": tpl.system}, user]
 
 
 def training_messages(record: Record, version: str = DEFAULT_VERSION) -> list[dict[str, str]]:

@@ -87,12 +87,24 @@ def _check_test_sets(config: Mapping[str, Any]) -> list[str]:
     return errors
 
 
+def translation_route(translation: Mapping[str, Any], source: str) -> tuple[str, str]:
+    """(endpoint name, model) that translates `source`: its `translation.by_source` entry, else
+    `translation.endpoint` / `translation.model`."""
+    route = (translation.get("by_source") or {}).get(source)
+    if route is None:
+        return translation["endpoint"], translation["model"]
+    return route["endpoint"], route["model"]
+
+
 def _check_endpoints(config: Mapping[str, Any]) -> list[str]:
     endpoints = config["llm"]["endpoints"]
     used = {
         "translation.endpoint": config["translation"]["endpoint"],
         "synthesis.endpoint": config["synthesis"]["endpoint"],
     }
+    by_source = config["translation"].get("by_source") or {}
+    for source, route in by_source.items():
+        used[f"translation.by_source.{source}.endpoint"] = route["endpoint"]
     for name, spec in config["judge"]["candidates"].items():
         if spec["backend"] == "openai":
             used[f"judge.candidates.{name}.endpoint"] = spec["endpoint"]
@@ -101,12 +113,25 @@ def _check_endpoints(config: Mapping[str, Any]) -> list[str]:
         for key, name in used.items()
         if name not in endpoints
     ]
-    for stage in ("translation", "synthesis"):
-        serve = endpoints.get(config[stage]["endpoint"], {}).get("serve")
-        if serve and serve["served_model_name"] != config[stage]["model"]:
+    translate = {n for n, spec in config["sources"].items() if spec["role"] == "translate"}
+    errors += [
+        f"translation.by_source.{source}: {source!r} is not a translate source of this config "
+        f"(translate sources: {sorted(translate)})"
+        for source in by_source
+        if source not in translate
+    ]
+    routes = [(stage, config[stage]["endpoint"], config[stage]["model"])
+              for stage in ("translation", "synthesis")]  # fmt: skip
+    routes += [
+        (f"translation.by_source.{name}", route["endpoint"], route["model"])
+        for name, route in by_source.items()
+    ]
+    for key, endpoint, model in routes:
+        serve = endpoints.get(endpoint, {}).get("serve")
+        if serve and serve["served_model_name"] != model:
             errors.append(
-                f"{stage}.model {config[stage]['model']!r} differs from the name its self-hosted "
-                f"endpoint serves (llm.endpoints.{config[stage]['endpoint']}.serve."
+                f"{key}.model {model!r} differs from the name its self-hosted "
+                f"endpoint serves (llm.endpoints.{endpoint}.serve."
                 f"served_model_name {serve['served_model_name']!r}): make them equal"
             )
     return errors
@@ -194,6 +219,7 @@ def _check_api_keys(config: Mapping[str, Any], environ: Mapping[str, str]) -> li
     if config["llm"]["mode"] != "live":
         return []
     names = {config["translation"]["endpoint"], config["synthesis"]["endpoint"]}
+    names |= {r["endpoint"] for r in (config["translation"].get("by_source") or {}).values()}
     # the meta-evaluation runs every candidate judge, whichever one is selected
     names |= {
         spec["endpoint"]

@@ -12,6 +12,7 @@ from medinjection.workflow_support import (
     check_study_config,
     local_source_inputs,
     package_fingerprint,
+    translation_route,
 )
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -285,6 +286,7 @@ def get_judge_inputs(wildcards):
             testset=open_test_sets(),
         ),
         "testsets": expand("results/testsets/{testset}.parquet", testset=open_test_sets()),
+        "prompt": config["judge"]["prompt_file"],
     }
     if JUDGE_SELECT == "auto":
         inputs["selection"] = "results/metaeval/judge_selection.json"
@@ -327,6 +329,26 @@ def get_source_role(wildcards):
 
 def get_shard_index(wildcards):
     return int(wildcards.shard)
+
+
+def translation_route_of(source):
+    return translation_route(config["translation"], source)
+
+
+def get_translation_endpoint(wildcards):
+    return endpoint_params(translation_route_of(wildcards.source)[0])
+
+
+def get_translation_model(wildcards):
+    return translation_route_of(wildcards.source)[1]
+
+
+def get_translation_price(wildcards):
+    return llm_price(translation_route_of(wildcards.source)[1])
+
+
+def get_translation_gpus(wildcards):
+    return endpoint_gpus(translation_route_of(wildcards.source)[0])
 
 
 def get_translation_cache(wildcards):

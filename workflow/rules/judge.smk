@@ -1,4 +1,4 @@
-# LLM-as-a-judge on open questions (binary equivalence, official prompt) and the meta-evaluation
+# LLM-as-a-judge on open questions (binary equivalence; system prompt from judge.prompt_file) and the meta-evaluation
 # of every candidate judge and metric against physician annotations, which also selects the judge
 # (judge.select: auto = best correlated; the judge jobs then read results/metaeval/judge_selection.json).
 
@@ -50,6 +50,7 @@ rule metaeval:
     input:
         annotations="resources/metaeval/annotations.jsonl",
         model=get_judge_model_input,
+        prompt=config["judge"]["prompt_file"],
     output:
         correlations=report(
             "results/metaeval/correlations.csv",

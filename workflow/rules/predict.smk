@@ -29,6 +29,7 @@ rule predict:
         max_new_tokens_oeq=config["prediction"]["max_new_tokens_oeq"],
         max_model_len=config["prediction"]["max_model_len"],
         prompt_version=config["study"]["prompt_version"],
+        protocol=config["evaluation"]["protocol"],
         position_bias=POSITION_BIAS,
         python=config["prediction"].get("python"),
         code=CODE_VERSION,

@@ -23,6 +23,7 @@ rule score:
         bertscore=config["evaluation"]["bertscore"],
         bootstrap=config["evaluation"]["bootstrap"],
         judge_refused=config["judge"]["refused"],
+        judge_prompt=config["judge"]["prompt_file"],
         code=CODE_VERSION,
     script:
         "../scripts/score.py"

@@ -16,18 +16,18 @@ rule translate_shard:
     conda:
         "../../envs/workflow.yaml"
     resources:
-        gpu=endpoint_gpus(config["translation"]["endpoint"]),
+        gpu=get_translation_gpus,
     params:
         shard=get_shard_index,
         shards=config["translation"]["shards"],
-        endpoint=endpoint_params(config["translation"]["endpoint"]),
-        model=config["translation"]["model"],
+        endpoint=get_translation_endpoint,
+        model=get_translation_model,
         temperature=config["translation"]["temperature"],
         max_tokens=config["translation"]["max_tokens"],
         submit=config["translation"]["submit"],
         max_quarantine_rate=config["translation"]["max_quarantine_rate"],
         batch=config["llm"]["batch"],
-        price=llm_price(config["translation"]["model"]),
+        price=get_translation_price,
         mode=config["llm"]["mode"],
         replay_file=config["llm"]["replay_file"],
         cache_path=get_translation_cache,

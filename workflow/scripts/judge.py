@@ -22,6 +22,7 @@ def main(smk) -> None:
         out_files=[Path(p) for p in smk.output.judgments],
         cache_path=smk.params.cache_path,
         prompt_version=smk.params.prompt_version,
+        prompt_file=Path(smk.input.prompt),
     )
 
 

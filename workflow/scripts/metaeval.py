@@ -25,6 +25,7 @@ def main(smk) -> None:
             name: Path(getattr(smk.output, name))
             for name in ("correlations", "verbosity", "regression", "scores", "selection")
         },
+        prompt_file=Path(smk.input.prompt),
     )
 
 

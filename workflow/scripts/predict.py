@@ -25,6 +25,7 @@ def main(smk) -> None:
             seed=int(smk.params.position_bias["seed"]),
         ),
         max_model_len=smk.params.max_model_len,
+        protocol=smk.params.protocol,
     )
 
 

@@ -18,6 +18,7 @@ def main(smk) -> None:
         out_path=Path(smk.output.scores),
         out_items=Path(smk.output.item_scores),
         judge_refused=smk.params.judge_refused,
+        judge_prompt=Path(smk.params.judge_prompt),
     )
 
 

@@ -1,9 +1,15 @@
-"""LLM-as-a-judge for open answers: the authors' binary equivalence prompt and three backends.
+"""LLM-as-a-judge for open answers: a binary equivalence prompt and three backends.
+
+The system prompt is the text of `judge.prompt_file`, used verbatim (one final newline, which
+editors add, is dropped). The shipped file, config/prompts/judge_equivalence_paraphrase.txt, is this
+project's paraphrase of the authors' prompt (LLM-as-a-judge.py), not their wording, which cannot
+ship here; `JUDGE_SYSTEM_PROMPT` is the same text, the default when no file is given.
 
 Backends (``JUDGE_BACKENDS``):
 - ``local``: a transformers causal LM directory; one forward pass per left-padded batch, the
-  verdict is the argmax over the two tokens "0" and "1" (equivalent to the authors' greedy
-  ``max_new_tokens=1`` decoding restricted to valid answers, so it is always parsable).
+  verdict is the argmax over the two tokens "0" and "1" (the authors decode one token greedily
+  over the whole vocabulary; restricting it to the two digits makes every verdict parsable, a
+  difference listed in docs/deviations.md).
 - ``openai``: any OpenAI-compatible server through ``medinjection.llm.client.make_chat_fn``.
 - ``vllm_server``: starts ``vllm serve`` on a free local port, runs the openai backend against it,
   and always stops it.
@@ -17,6 +23,7 @@ items apart and treats them as `judge.refused` says (0, or stop the run).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -37,6 +44,7 @@ Backend = Literal["local", "openai", "vllm_server"]
 Messages = list[dict[str, str]]
 
 JUDGE_PROMPT_VERSION = "equivalence-v1"
+# A paraphrase of the authors' judge prompt (same scores, criteria and output rule; not their text)
 JUDGE_SYSTEM_PROMPT = (
     "You are a medical evaluator. Your task is to decide whether a candidate answer is "
     "equivalent to the ground truth answer of a medical question.\n"
@@ -63,10 +71,35 @@ JUDGMENT_SCHEMA = pa.schema(
 LOCAL_BATCH_SIZE = 4  # the authors' judge batch size
 
 
-def judge_messages(question: str, candidate: str, gold: str) -> Messages:
+def judge_messages(
+    question: str, candidate: str, gold: str, system_prompt: str = JUDGE_SYSTEM_PROMPT
+) -> Messages:
     """System + user messages of one judgment, in the authors' field order."""
     user = f"Question: {question}\nCandidate_answer: {candidate}\nGround_truth: {gold}"
-    return [{"role": "system", "content": JUDGE_SYSTEM_PROMPT}, {"role": "user", "content": user}]
+    return [{"role": "system", "content": system_prompt}, {"role": "user", "content": user}]
+
+
+def load_judge_prompt(path: Path | str | None) -> str:
+    """The judge's system prompt: the file's text verbatim (less one final newline), or the
+    shipped paraphrase when `path` is None."""
+    if path is None:
+        return JUDGE_SYSTEM_PROMPT
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"judge.prompt_file {path} does not exist; point it at a UTF-8 text file holding the "
+            "judge's system prompt (config/prompts/judge_equivalence_paraphrase.txt is the default)"
+        )
+    text = path.read_text(encoding="utf-8")
+    text = text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")
+    if not text.strip():
+        raise ValueError(f"judge.prompt_file {path} is empty; write the judge's system prompt")
+    return text
+
+
+def prompt_sha256(text: str) -> str:
+    """Hex digest of a judge prompt (recorded with the scores)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def parse_judge_output(raw: str | None) -> float | None:
@@ -263,7 +296,9 @@ def _error(raw: str) -> str | None:
     return getattr(raw, "error", None)
 
 
-def _file_messages(prediction_file: Path, testset_file: Path, prompt_version: str):
+def _file_messages(
+    prediction_file: Path, testset_file: Path, prompt_version: str, system_prompt: str
+):
     predictions = pq.read_table(prediction_file, columns=["id", "greedy_output"]).to_pylist()
     records = {record.id: record for record in read_records(testset_file)}
     ids, messages = [], []
@@ -274,7 +309,8 @@ def _file_messages(prediction_file: Path, testset_file: Path, prompt_version: st
                 f"{prediction_file}: prediction id {row['id']!r} is not in {testset_file}"
             )
         question = render_user(record, prompt_version)
-        messages.append(judge_messages(question, row["greedy_output"] or "", record.answer))
+        candidate = row["greedy_output"] or ""
+        messages.append(judge_messages(question, candidate, record.answer, system_prompt))
         ids.append(row["id"])
     return ids, messages
 
@@ -293,8 +329,12 @@ def judge_predictions(
     max_tokens: int,
     prompt_version: str,
     serve: dict[str, Any] | None = None,
+    prompt_file: Path | None = None,
 ) -> None:
-    """Judge one model's open-answer predictions; one parquet (id, score, raw, judge) per set."""
+    """Judge one model's open-answer predictions; one parquet (id, score, raw, judge) per set.
+
+    `prompt_file` (judge.prompt_file) holds the system prompt; None = the shipped paraphrase.
+    """
     if not len(prediction_files) == len(testset_files) == len(out_files):
         raise ValueError(
             f"judge: {len(prediction_files)} prediction files, {len(testset_files)} "
@@ -310,8 +350,10 @@ def judge_predictions(
         max_tokens=max_tokens,
         serve=serve,
     )
+    system_prompt = load_judge_prompt(prompt_file)
+    log.info("judge prompt: %s (sha256 %s)", prompt_file, prompt_sha256(system_prompt)[:16])
     per_file = [
-        _file_messages(Path(p), Path(t), prompt_version)
+        _file_messages(Path(p), Path(t), prompt_version, system_prompt)
         for p, t in zip(prediction_files, testset_files, strict=True)
     ]
     # one backend call for all files, so a vllm server or a model is loaded once per job

@@ -110,8 +110,10 @@ def judge_with_selection(
     out_files: list[Path],
     cache_path: str,
     prompt_version: str,
+    prompt_file: Path | None = None,
 ) -> None:
-    """Judge one model's open answers with the selected candidate judge."""
+    """Judge one model's open answers with the selected candidate judge (`prompt_file`: the
+    judge's system prompt, judge.prompt_file)."""
     name, cfg = resolve_judge(candidates, select, selection_file)
     log.info("judge: candidate %r (%s, %s)", name, cfg["judge_model"], cfg["backend"])
     judge_predictions(
@@ -128,4 +130,5 @@ def judge_with_selection(
         max_tokens=int(cfg["max_tokens"]),
         prompt_version=prompt_version,
         serve=cfg.get("serve"),
+        prompt_file=prompt_file,
     )

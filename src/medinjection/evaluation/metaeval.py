@@ -31,8 +31,10 @@ from scipy import stats as scipy_stats
 
 from medinjection.evaluation import metrics
 from medinjection.evaluation.judge import (
+    JUDGE_SYSTEM_PROMPT,
     JudgeConfig,
     judge_messages,
+    load_judge_prompt,
     run_judge,
     uses_base_model,
 )
@@ -81,12 +83,14 @@ def item_scores(
     judges: dict[str, JudgeConfig],
     model_dir: Path | None,
     bert: metrics.BertScoreConfig,
+    system_prompt: str = JUDGE_SYSTEM_PROMPT,
 ) -> pd.DataFrame:
     """One row per item: id, human label, candidate length, each judge's verdict, metric scores."""
     questions = [str(item["Question"]) for item in items]
     hyps = [str(item[candidate_field] or "") for item in items]
     refs = [str(item["verite_terrain"] or "") for item in items]
-    messages = [judge_messages(q, h, r) for q, h, r in zip(questions, hyps, refs, strict=True)]
+    triples = zip(questions, hyps, refs, strict=True)
+    messages = [judge_messages(q, h, r, system_prompt) for q, h, r in triples]
     frame = pd.DataFrame({
         "id": [str(item["id"]) for item in items],
         "human": [HUMAN_LABELS[item["equivalence"]] for item in items],
@@ -288,14 +292,17 @@ def run_metaeval(
     bertscore: dict,
     bootstrap: dict,
     outputs: dict[str, Path],
+    prompt_file: Path | None = None,
 ) -> None:
     """Score every candidate judge and metric against physician labels, pick the judge, and write
-    ``outputs`` correlations, verbosity, regression, scores (CSV) and selection (JSON)."""
+    ``outputs`` correlations, verbosity, regression, scores (CSV) and selection (JSON).
+    `prompt_file` (judge.prompt_file): the judges' system prompt; None = the shipped paraphrase."""
     items = load_annotations(Path(annotations), candidate_field)
     log.info("meta-evaluation on %d annotated items (%s)", len(items), annotations)
     configs = {name: JudgeConfig.from_dict(dict(cfg)) for name, cfg in judges.items()}
     bert = metrics.BertScoreConfig.from_dict(dict(bertscore))
-    frame = item_scores(items, candidate_field, configs, model_dir, bert)
+    system_prompt = load_judge_prompt(prompt_file)
+    frame = item_scores(items, candidate_field, configs, model_dir, bert, system_prompt)
     scorers = [judge_scorer(name) for name in judges] + list(METRIC_SCORERS)
     correlations = correlation_table(frame, scorers, bootstrap)
     selection = select_judge(correlations, list(judges), select, select_by)

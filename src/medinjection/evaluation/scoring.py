@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from medinjection.evaluation import metrics
-from medinjection.evaluation.judge import JUDGE_PROMPT_VERSION
+from medinjection.evaluation.judge import JUDGE_PROMPT_VERSION, load_judge_prompt, prompt_sha256
 from medinjection.evaluation.parsing import normalize_gold, parse_letters, split_letters
 from medinjection.evaluation.stats import bootstrap_ci, macro_bootstrap_ci
 
@@ -189,7 +189,9 @@ def _aggregate(pools: dict[str, list[float]], boot: dict) -> dict[str, Any]:
     return agg
 
 
-def _settings(bert: metrics.BertScoreConfig, boot: dict, has_oeq: bool) -> dict[str, Any]:
+def _settings(
+    bert: metrics.BertScoreConfig, boot: dict, has_oeq: bool, judge_prompt: Path | None
+) -> dict[str, Any]:
     settings: dict[str, Any] = {"bootstrap": dict(boot), "ci_level": 0.95}
     if has_oeq:
         settings["bleu_signature"] = metrics.corpus_bleu(["a"], ["a"]).signature
@@ -198,6 +200,9 @@ def _settings(bert: metrics.BertScoreConfig, boot: dict, has_oeq: bool) -> dict[
         settings["bertscore"] = metrics.bertscore_settings(bert)
         settings["bertscore_rescaled"] = bert.rescale_with_baseline
         settings["judge_prompt_version"] = JUDGE_PROMPT_VERSION
+        if judge_prompt is not None:  # the judge.prompt_file the judge read
+            settings["judge_prompt_file"] = str(judge_prompt)
+            settings["judge_prompt_sha256"] = prompt_sha256(load_judge_prompt(judge_prompt))
     return settings
 
 
@@ -229,9 +234,11 @@ def score_model(
     out_path: Path,
     out_items: Path | None = None,
     judge_refused: str = "zero",
+    judge_prompt: Path | None = None,
 ) -> None:
     """Write results/scores/{model}.json (per-test-set metrics, Table 1 aggregates) and the
-    item-level scores the significance tests pair on (``out_items``)."""
+    item-level scores the significance tests pair on (``out_items``); `judge_prompt` is the
+    judge.prompt_file, recorded in the settings."""
     bert = metrics.BertScoreConfig.from_dict(dict(bertscore))
     judges = {Path(f).stem: Path(f) for f in judge_files}
     pools: dict[str, list[float]] = {"mcq": [], "mcqu": [], "oeq": []}
@@ -264,7 +271,7 @@ def score_model(
         "model": model,
         "testsets": results,
         "aggregate": _aggregate(pools, bootstrap),
-        "settings": _settings(bert, bootstrap, bool(pools["oeq"])),
+        "settings": _settings(bert, bootstrap, bool(pools["oeq"]), judge_prompt),
     }
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)

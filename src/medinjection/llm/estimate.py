@@ -31,6 +31,7 @@ from medinjection.llm.synthesize import plan_jobs
 from medinjection.llm.translate import translation_payload, translation_request
 from medinjection.records import Record, read_records
 from medinjection.sources.base import Document, read_documents
+from medinjection.workflow_support import translation_route
 
 log = logging.getLogger(__name__)
 
@@ -73,16 +74,17 @@ def translation_volume(
 ) -> tuple[str, int, int, int]:
     """(basis, records, input chars, payload chars) of one translate source."""
     tr = config["translation"]
+    _, model = translation_route(tr, source)
     path = root / "results" / "normalized" / source / "records.parquet"
     if path.is_file():
         records = read_records(path)
-        requests = [translation_request(r, tr["model"], tr["temperature"], tr["max_tokens"])
+        requests = [translation_request(r, model, tr["temperature"], tr["max_tokens"])
                     for r in records]  # fmt: skip
         return ("records", len(records), sum(map(request_chars, requests)),
                 sum(map(payload_chars, records)))  # fmt: skip
     volume = _volume(config, source)
     dummy = _dummy_record(volume["chars_per_item"])
-    request = translation_request(dummy, tr["model"], tr["temperature"], tr["max_tokens"])
+    request = translation_request(dummy, model, tr["temperature"], tr["max_tokens"])
     overhead = request_chars(request) - payload_chars(dummy)
     n, chars = int(volume["items"]), float(volume["chars_per_item"])
     return "volumes", n, int(n * (overhead + chars)), int(n * chars)
@@ -143,7 +145,8 @@ def estimate_study(config: Mapping[str, Any], root: Path) -> list[StageEstimate]
         if spec["role"] == "translate":
             basis, n, in_chars, out_chars = translation_volume(config, source, root)
             out_tokens = int(out_chars * float(est["translation_output_ratio"]) / cpt)
-            rows.append(_costed("translation", source, config["translation"]["model"], basis,
+            model = translation_route(config["translation"], source)[1]
+            rows.append(_costed("translation", source, model, basis,
                                 n, n, int(in_chars / cpt), out_tokens, prices))  # fmt: skip
         elif spec["role"] == "synthesize":
             basis, docs, reqs, in_chars, oeq, mcq = synthesis_volume(config, source, root)

@@ -1,16 +1,45 @@
-"""Constrained decoding of option letters, as in the study's evaluation script (Evaluate.py)."""
+"""Constrained decoding of option letters under two protocols (`evaluation.protocol`).
+
+- ``official``: the authors' Evaluate.py. One static allowed set per item, the same at every
+  step: the last token of each option letter and of " "+letter, the last token of each separator
+  (",", ", ", " ", ",\n"), the tokenizer's eos and every special token of the tokenizer's
+  special-tokens map whose text names eos/eot/im_end. MCQU takes one step over that set (so ","
+  or an empty answer can come out, and scores 0); MCQ takes up to 2 x options steps, repeats
+  allowed. Letter probabilities: softmax over every letter token (bare and spaced), summed per
+  letter. Taking only the last token of each separator is Evaluate.py's rule: with a tokenizer
+  that splits ",\n" into "," + "\n", a bare newline is allowed (the demo's tiny model answers
+  with it, an empty answer once stripped).
+- ``letters``: this project's earlier variant. MCQU is the argmax over letter tokens only (always
+  a letter); MCQ bans a letter once generated (transformers) or follows a regex of distinct
+  letters in option order joined by ", " (vLLM: the two backends differ there). Letter
+  probabilities: softmax over the bare letter tokens.
+
+docs/deviations.md lists what differs from the authors' code under each.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from transformers import LogitsProcessor
 
+Protocol = Literal["official", "letters"]
+PROTOCOLS: tuple[str, ...] = ("official", "letters")
+
 # Separators the official script allows between letters ("A, C", "A,C", "A C", "A,\nC").
 SEPARATORS: tuple[str, ...] = (",", ", ", " ", ",\n")
+# Evaluate.py adds every special token whose text contains one of these to the allowed set.
+STOP_TAGS: tuple[str, ...] = ("eos", "eot", "im_end")
+
+
+def check_protocol(protocol: str) -> str:
+    """The protocol name, or an error listing the valid ones."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown evaluation.protocol {protocol!r}; valid: {list(PROTOCOLS)}")
+    return protocol
 
 
 @dataclass(frozen=True)
@@ -61,12 +90,63 @@ def stop_ids(tokenizer: Any, generation_eos: int | Sequence[int] | None) -> tupl
     return tuple(dict.fromkeys(i for i in ids if i is not None))
 
 
-def letter_probabilities(logits: Any, tokens: LetterTokens) -> dict[str, float]:
-    """Softmax over the bare letter tokens of one row of first-step logits."""
+def official_separator_ids(tokenizer: Any) -> tuple[int, ...]:
+    """The last token of each separator, as Evaluate.py takes them (sorted, distinct)."""
+    return tuple(sorted({_last_token(tokenizer, text) for text in SEPARATORS}))
+
+
+def official_stop_ids(tokenizer: Any) -> tuple[int, ...]:
+    """The tokenizer's eos plus each special-tokens-map entry naming eos/eot/im_end (sorted).
+
+    Only string entries count (Evaluate.py skips lists such as additional_special_tokens).
+    """
+    ids = set() if tokenizer.eos_token_id is None else {tokenizer.eos_token_id}
+    for value in (tokenizer.special_tokens_map or {}).values():
+        if isinstance(value, str) and any(tag in value.lower() for tag in STOP_TAGS):
+            token_id = tokenizer.convert_tokens_to_ids(value)
+            if isinstance(token_id, int) and token_id >= 0:
+                ids.add(token_id)
+    return tuple(sorted(ids))
+
+
+def official_allowed_ids(tokenizer: Any, tokens: LetterTokens) -> tuple[int, ...]:
+    """Evaluate.py's static allowed set of one item: letters, separators, stops (sorted)."""
+    letters = {i for variant in tokens.variants for i in variant}
+    return tuple(
+        sorted(letters | set(official_separator_ids(tokenizer)) | set(official_stop_ids(tokenizer)))
+    )
+
+
+def letter_ids(tokens: LetterTokens) -> tuple[int, ...]:
+    """Every letter token id (bare and spaced), sorted and distinct."""
+    return tuple(sorted({i for variant in tokens.variants for i in variant}))
+
+
+def letter_probabilities(
+    logits: Any, tokens: LetterTokens, protocol: Protocol = "letters"
+) -> dict[str, float]:
+    """First-step letter probabilities of one row of logits.
+
+    ``letters``: softmax over the bare letter tokens. ``official``: softmax over every letter
+    token (bare and spaced), summed per letter (Evaluate.py's class_probabilities).
+    """
     import torch
 
-    probs = torch.softmax(logits[list(tokens.bare)].float(), dim=-1)
-    return {letter: float(p) for letter, p in zip(tokens.letters, probs, strict=True)}
+    ids = list(tokens.bare) if protocol == "letters" else list(letter_ids(tokens))
+    probs = torch.softmax(logits[ids].float(), dim=-1).tolist()
+    return merge_letter_probs(ids, probs, tokens)
+
+
+def merge_letter_probs(
+    ids: Sequence[int], probs: Sequence[float], tokens: LetterTokens
+) -> dict[str, float]:
+    """Per-letter sums of token probabilities (ids outside the letters are ignored)."""
+    out = dict.fromkeys(tokens.letters, 0.0)
+    for token_id, p in zip(ids, probs, strict=True):
+        letter = tokens.letter_of(token_id)
+        if letter is not None:
+            out[letter] += float(p)
+    return out
 
 
 def argmax_letter(logits: Any, tokens: LetterTokens) -> str:
@@ -106,6 +186,27 @@ class LetterConstraint(LogitsProcessor):
                 i for variant in tokens.variants if not seen.intersection(variant) for i in variant
             ]
             mask[row, allowed + self.always] = 0.0
+        return scores + mask
+
+
+def argmax_allowed(logits: Any, allowed: Sequence[int]) -> int:
+    """The allowed id with the highest logit (one step of a static mask; first id on ties)."""
+    return int(allowed[int(logits[list(allowed)].float().argmax())])
+
+
+class AllowedTokens(LogitsProcessor):
+    """LogitsProcessor: one static allowed set per batch row, the same at every step."""
+
+    def __init__(self, rows: Sequence[Sequence[int]]) -> None:
+        self.rows = [list(row) for row in rows]
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        """Scores with -inf everywhere outside each row's allowed ids."""
+        import torch
+
+        mask = torch.full_like(scores, float("-inf"))
+        for row, allowed in enumerate(self.rows):
+            mask[row, allowed] = 0.0
         return scores + mask
 
 

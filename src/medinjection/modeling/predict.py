@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from medinjection.evaluation.parsing import parse_letters
 from medinjection.evaluation.position_bias import permuted_records
+from medinjection.modeling.decoding import check_protocol
 from medinjection.prompts import messages_hash, prompt_messages
 from medinjection.records import Record, join_letters, read_records
 
@@ -154,22 +155,30 @@ def write_predictions(rows: Sequence[dict], path: Path) -> None:
 
 
 def _transformers_backend(
-    model_dir: Path, adapter_dir: Path | None, batch_size: int, max_model_len: int | None
+    model_dir: Path,
+    adapter_dir: Path | None,
+    batch_size: int,
+    max_model_len: int | None,
+    protocol: str,
 ) -> Any:
     from medinjection.modeling.transformers_backend import TransformersPredictor
 
-    return TransformersPredictor(model_dir, adapter_dir, batch_size)
+    return TransformersPredictor(model_dir, adapter_dir, batch_size, protocol)  # type: ignore[arg-type]
 
 
 def _vllm_backend(
-    model_dir: Path, adapter_dir: Path | None, batch_size: int, max_model_len: int | None
+    model_dir: Path,
+    adapter_dir: Path | None,
+    batch_size: int,
+    max_model_len: int | None,
+    protocol: str,
 ) -> Any:
     from medinjection.modeling.vllm_backend import VllmPredictor
 
-    return VllmPredictor(model_dir, adapter_dir, max_model_len)
+    return VllmPredictor(model_dir, adapter_dir, max_model_len, protocol)  # type: ignore[arg-type]
 
 
-BACKENDS: dict[str, Callable[[Path, Path | None, int, int | None], Any]] = {
+BACKENDS: dict[str, Callable[[Path, Path | None, int, int | None, str], Any]] = {
     "transformers": _transformers_backend,
     "vllm": _vllm_backend,
 }
@@ -260,8 +269,12 @@ def predict(
     permuted_files: list[Path] | None = None,
     position_bias: PositionBias | None = None,
     max_model_len: int | None = None,
+    protocol: str = "official",
 ) -> None:
     """Predict every test set with one model (+ optional adapter) and write one file per set.
+
+    `protocol` (evaluation.protocol) picks the constrained decoding: "official" (the authors'
+    Evaluate.py) or "letters" (modeling/decoding.py describes both).
 
     `permuted_files` (named like their test sets) get the option-shuffled reruns of those sets.
     Every prompt of every file is checked before the first generation against `max_model_len`
@@ -280,8 +293,13 @@ def predict(
         )
     if permuted and (position_bias is None or position_bias.permutations < 1):
         raise ValueError("permuted outputs need evaluation.position_bias.permutations >= 1")
+    check_protocol(protocol)
     predictor = BACKENDS[backend](
-        Path(model_dir), Path(adapter_dir) if adapter_dir else None, batch_size, max_model_len
+        Path(model_dir),
+        Path(adapter_dir) if adapter_dir else None,
+        batch_size,
+        max_model_len,
+        protocol,
     )
     jobs = [
         (prompt_items(read_records(testset), prompt_version, max_new_tokens_oeq), out,

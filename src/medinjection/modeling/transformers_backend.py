@@ -12,11 +12,16 @@ import torch
 from transformers.cache_utils import DynamicLayer
 
 from medinjection.modeling.decoding import (
+    AllowedTokens,
     LetterConstraint,
     LetterTokens,
+    Protocol,
+    argmax_allowed,
     argmax_letter,
+    check_protocol,
     letter_probabilities,
     letter_tokens,
+    official_allowed_ids,
     separator_ids,
     stop_ids,
 )
@@ -189,14 +194,22 @@ class TransformersPredictor:
     a row's last token, so every row sees exactly its unpadded computation); its first-step
     logits give the letter probabilities, and its KV cache feeds a greedy decode loop with a
     padding mask. MCQU needs nothing more (greedy and constrained answers are one-token argmaxes
-    of those logits); MCQ decodes greedy and constrained rows together from one duplicated cache.
+    of those logits, the constrained one over the allowed set of `evaluation.protocol`); MCQ
+    decodes greedy and constrained rows together from one duplicated cache.
     With a Qwen3 model the prefill's last layer is computed at each row's last position only
     (`LastPositionLayer`), and decode steps write into a preallocated cache (`preallocate`)
     under a 4D mask built once per batch: the same computation with less work, which the tests
     check against `generate` and against the unpruned model.
     """
 
-    def __init__(self, model_dir: Path, adapter_dir: Path | None, batch_size: int) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        adapter_dir: Path | None,
+        batch_size: int,
+        protocol: Protocol = "official",
+    ) -> None:
+        self.protocol = check_protocol(protocol)
         self.model, self.tokenizer, self.device = load_for_inference(model_dir, adapter_dir)
         self.batch_size = batch_size
         self.stops = stop_ids(self.tokenizer, self.model.generation_config.eos_token_id)
@@ -204,6 +217,7 @@ class TransformersPredictor:
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.stops[0]
         self._letters: dict[tuple[str, ...], LetterTokens] = {}
+        self._allowed: dict[tuple[str, ...], tuple[int, ...]] = {}
         layers = self.model.model.layers
         self.last_layer: LastPositionLayer | None = None
         if LastPositionLayer.applies_to(layers[-1]):
@@ -233,12 +247,25 @@ class TransformersPredictor:
             self._letters[letters] = letter_tokens(self.tokenizer, letters)
         return self._letters[letters]
 
+    def allowed_ids(self, tokens: LetterTokens) -> tuple[int, ...]:
+        """The official protocol's static allowed set of one option set (cached)."""
+        if tokens.letters not in self._allowed:
+            self._allowed[tokens.letters] = official_allowed_ids(self.tokenizer, tokens)
+        return self._allowed[tokens.letters]
+
+    def one_step_constrained(self, logits: Any, tokens: LetterTokens) -> str:
+        """The MCQU constrained answer from first-step logits, under the protocol."""
+        if self.protocol == "letters":
+            return argmax_letter(logits, tokens)
+        return self.decode([argmax_allowed(logits, self.allowed_ids(tokens))], 1)
+
     @torch.no_grad()
     def prefill(self, rows: Sequence[Sequence[int]], use_cache: bool) -> tuple[Any, ...]:
         """(first-step logits, KV cache or None, prompt mask, lengths) of right-padded prompts.
 
-        The prompt head every row shares (system turn and instruction: a third of a typical
-        MCQ prompt) is computed once and its KV cache broadcast to the batch, as vLLM's prefix
+        The prompt head every row shares (with `v1` prompts the system turn and instruction, a
+        third of a typical MCQ prompt; `official` prompts share little beyond the template's
+        opening) is computed once and its KV cache broadcast to the batch, as vLLM's prefix
         caching does; then the rows' own tokens in one pass.
         """
         start = time.perf_counter()
@@ -345,9 +372,12 @@ class TransformersPredictor:
         """Greedy and constrained token ids of MCQ rows, decoded together (rows 2i, 2i+1)."""
         logits, cache, mask, lengths = prefill
         cache.batch_repeat_interleave(2)
-        constraint = LetterConstraint(
-            tokens, prompt_length=0, separators=self.separators, stops=self.stops
-        )
+        if self.protocol == "letters":
+            constraint: Any = LetterConstraint(
+                tokens, prompt_length=0, separators=self.separators, stops=self.stops
+            )
+        else:
+            constraint = AllowedTokens([self.allowed_ids(t) for t in tokens])
         ids = self.greedy_steps(
             logits.repeat_interleave(2, dim=0),
             cache,
@@ -376,12 +406,14 @@ class TransformersPredictor:
             greedy = self._texts(self.greedy_steps(*prefill, max(budgets)), budgets)
             return [Prediction(text, None, None) for text in greedy]
         tokens = [self.letter_tokens(item.letters) for item in items]
-        probs = [letter_probabilities(logits[i], t) for i, t in enumerate(tokens)]
+        probs = [letter_probabilities(logits[i], t, self.protocol) for i, t in enumerate(tokens)]
         constrained_out: list[str | None] = [None] * len(items)
         if one_step:  # MCQU: one forward pass gives both answers
             greedy = [self.decode([token], 1) for token in logits.argmax(dim=-1).tolist()]
             if constrained:
-                constrained_out = [argmax_letter(logits[i], t) for i, t in enumerate(tokens)]
+                constrained_out = [
+                    self.one_step_constrained(logits[i], t) for i, t in enumerate(tokens)
+                ]
         elif constrained:
             greedy_ids, constrained_ids = self._multi_answer(prefill, tokens, max(budgets))
             greedy = self._texts(greedy_ids, budgets)

