@@ -354,7 +354,9 @@ def test_refused_judge_requests_are_stored_counted_apart_and_scored_as_configure
     from tests.test_judge import _write_oeq_inputs
 
     predictions, testset = _write_oeq_inputs(tmp_path)
-    _, messages = judge_mod._file_messages(predictions, testset, "v1")
+    _, messages = judge_mod._file_messages(
+        predictions, testset, "v1", judge_mod.JUDGE_SYSTEM_PROMPT
+    )
     fake.responder = lambda body: "1"
     fake.fail_keys[messages[1][-1]["content"]] = "400"  # a content filter refuses item 1
     out = tmp_path / "judge.parquet"

@@ -499,8 +499,7 @@ def test_vllm_backend_writes_the_same_schema(env, fake_vllm, tmp_path: Path) -> 
     tables = {n: pq.read_table(p) for n, p in zip(names, outs, strict=True)}
     assert all(t.column_names == COLUMNS for t in tables.values())
     mcqu, mcq, oeq = (tables[n].to_pylist() for n in names)
-    # the fake engine picks the second allowed id, " A": read back as the letter A
-    assert {(r["constrained_output"], r["constrained_parsed"]) for r in mcqu} == {("A", "A")}
+    assert {(r["constrained_output"], r["constrained_parsed"]) for r in mcqu} == {("B", "B")}
     assert {(r["greedy_output"], r["greedy_parsed"]) for r in mcqu} == {("réponse libre", None)}
     assert {(r["constrained_output"], r["constrained_parsed"]) for r in mcq} == {("A, B", "A,B")}
     probs = json.loads(mcq[0]["letter_probs"])  # logprobs 0, -1, -2, ... renormalised

@@ -90,7 +90,7 @@ class EmulatedLLM:
 def install(monkeypatch: Any) -> None:
     """Put the emulator in sys.modules as `vllm` (with the submodules the backend imports)."""
     vllm = types.ModuleType("vllm")
-    vllm.LLM, vllm.SamplingParams = EmulatedLLM, SamplingParams
+    vllm.LLM, vllm.SamplingParams, vllm.__version__ = EmulatedLLM, SamplingParams, "emulated"
     vllm.__file__ = str(Path(__file__))
     sampling = types.ModuleType("vllm.sampling_params")
     sampling.StructuredOutputsParams = SamplingParams
