@@ -1,13 +1,11 @@
-"""Checks and fingerprints the Snakefile runs at parse time, before any job starts."""
+"""Checks the Snakefile runs at parse time, before any job starts."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import medinjection
 from medinjection.sources.pins import source_problems
 
 ROLE_ORIGIN = {"native": "native", "translate": "translated", "synthesize": "synthetic"}
@@ -17,16 +15,6 @@ class StudyConfigError(ValueError):
     """A config that passes the JSON schema but is inconsistent across keys."""
 
 
-def package_fingerprint() -> str:
-    """Version plus a short hash of the package sources, so code edits show in params changes."""
-    root = Path(medinjection.__file__).parent
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode())
-        digest.update(path.read_bytes())
-    return f"{medinjection.__version__}+{digest.hexdigest()[:12]}"
-
-
 def check_study_config(config: Mapping[str, Any]) -> None:
     """Cross-key checks the JSON schema cannot express; raises StudyConfigError naming the key."""
     errors = [
@@ -34,6 +22,7 @@ def check_study_config(config: Mapping[str, Any]) -> None:
         *_check_test_sets(config),
         *_check_endpoints(config),
         *_check_judge_select(config),
+        *_check_training(config),
     ]
     if errors:
         raise StudyConfigError("invalid study config:\n  - " + "\n  - ".join(errors))
@@ -114,11 +103,20 @@ def _check_judge_select(config: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _check_training(config: Mapping[str, Any]) -> list[str]:
+    training = config["training"]
+    if training["distributed"] != "ddp" and int(training["gpus"]) < 1:
+        return [
+            f"training.distributed {training['distributed']!r} (DeepSpeed) needs training.gpus >= 1"
+        ]
+    return []
+
+
 def _check_local_sources(config: Mapping[str, Any]) -> list[str]:
     errors = []
     for name, spec in config["sources"].items():
         location = spec["location"]
-        staged = Path("resources/sources") / name / "manifest.json"
+        staged = Path(config["results_dir"], "resources", "sources", name, "manifest.json")
         if (
             location["kind"] == "local"
             and not Path(location["path"]).exists()

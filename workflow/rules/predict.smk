@@ -7,15 +7,15 @@ rule predict:
     input:
         unpack(get_predict_inputs),
     output:
-        predictions=expand("results/predict/{{model}}/{testset}.parquet", testset=TEST_SETS),
+        predictions=expand("<results>/predict/{{model}}/{testset}.parquet", testset=TEST_SETS),
         permuted=expand(
-            "results/predict/{{model}}/permuted/{testset}.parquet",
+            "<results>/predict/{{model}}/permuted/{testset}.parquet",
             testset=position_bias_test_sets(),
         ),
     log:
-        "logs/predict/{model}.log",
+        "<logs>/predict/{model}.log",
     benchmark:
-        "benchmarks/predict/{model}.tsv"
+        "<benchmarks>/predict/{model}.tsv"
     conda:
         "../../envs/gpu.yaml"
     threads: 2
@@ -30,6 +30,6 @@ rule predict:
         max_model_len=config["prediction"]["max_model_len"],
         prompt_version=config["study"]["prompt_version"],
         position_bias=POSITION_BIAS,
-        code=CODE_VERSION,
+        code=script_code("predict.py"),
     script:
         "../scripts/predict.py"

@@ -5,15 +5,15 @@
 
 rule score:
     input:
-        predictions=expand("results/predict/{{model}}/{testset}.parquet", testset=TEST_SETS),
-        judgments=expand("results/judge/{{model}}/{testset}.parquet", testset=open_test_sets()),
+        predictions=expand("<results>/predict/{{model}}/{testset}.parquet", testset=TEST_SETS),
+        judgments=expand("<results>/judge/{{model}}/{testset}.parquet", testset=open_test_sets()),
     output:
-        scores="results/scores/{model}.json",
-        item_scores="results/scores/{model}.items.parquet",
+        scores="<results>/scores/{model}.json",
+        item_scores="<results>/scores/{model}.items.parquet",
     log:
-        "logs/score/{model}.log",
+        "<logs>/score/{model}.log",
     benchmark:
-        "benchmarks/score/{model}.tsv"
+        "<benchmarks>/score/{model}.tsv"
     conda:
         "../../envs/workflow.yaml"
     threads: 2
@@ -22,6 +22,6 @@ rule score:
         test_sets=TEST_SETS,
         bertscore=config["evaluation"]["bertscore"],
         bootstrap=config["evaluation"]["bootstrap"],
-        code=CODE_VERSION,
+        code=script_code("score.py"),
     script:
         "../scripts/score.py"

@@ -4,15 +4,15 @@
 
 rule synthesize:
     input:
-        documents="results/normalized/{source}/documents.parquet",
+        documents="<results>/normalized/{source}/documents.parquet",
         replay=get_llm_replay,
     output:
-        records="results/synthetic/{source}/records.parquet",
-        usage="results/synthetic/{source}/usage.json",
+        records="<results>/synthetic/{source}/records.parquet",
+        usage="<results>/synthetic/{source}/usage.json",
     log:
-        "logs/synthesize/{source}.log",
+        "<logs>/synthesize/{source}.log",
     benchmark:
-        "benchmarks/synthesize/{source}.tsv"
+        "<benchmarks>/synthesize/{source}.tsv"
     conda:
         "../../envs/workflow.yaml"
     resources:
@@ -32,6 +32,6 @@ rule synthesize:
         replay_file=config["llm"]["replay_file"],
         cache_path=get_synthesis_cache,
         seed=config["study"]["seed"],
-        code=CODE_VERSION,
+        code=script_code("synthesize.py"),
     script:
         "../scripts/synthesize.py"
