@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.workflow_helpers import job_counts, make_workdir, snakemake
+from tests.workflow_helpers import job_counts, snakemake
 
 pytestmark = pytest.mark.slow
 MODEL_ORDER = ["base", "NAT", "TRAD", "SYN", "NAT-TRAD", "NAT-SYN", "TRAD-SYN", "ALL"]
@@ -18,10 +18,8 @@ DEMO = ("--configfile", "config/demo.yaml")
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    workdir = make_workdir(tmp_path_factory.mktemp("demo"))
-    snakemake(workdir, *DEMO, "--cores", "2")
-    return workdir
+def demo(demo_workdir: Path) -> Path:
+    return demo_workdir  # the session's demo run (tests/conftest.py)
 
 
 def test_table1_has_every_model_in_paper_order(demo: Path) -> None:
