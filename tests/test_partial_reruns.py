@@ -108,7 +108,8 @@ def test_scoring_logic_reruns_the_scores_and_what_reads_them(
 
 def test_judge_prompt_reruns_judge_score_and_tables(demo_workdir: Path, tmp_path: Path) -> None:
     package, env = _package_copy(tmp_path)
-    _edit(package / "evaluation/judge.py", "JUDGE_SYSTEM_PROMPT = (\n", "JUDGE_SYSTEM_PROMPT = (\n    'Juge. '\n")
+    prompt = "JUDGE_SYSTEM_PROMPT = (\n"
+    _edit(package / "evaluation/judge.py", prompt, prompt + "    'Juge. '\n")
     assert _dry_counts(demo_workdir, *DEMO, env=env) == {
         "metaeval": 1,  # it runs every candidate judge with the same prompt
         "judge": MODELS,
@@ -159,8 +160,8 @@ def test_compute_settings_rerun_nothing(demo_workdir: Path, tmp_path: Path) -> N
     shutil.copytree(REPO / "profiles" / "slurm", profile)
     _edit(profile / "profile.yaml", "retries: 2\n", "retries: 5\n")
     _edit(profile / "profile.yaml", "  slurm_partition: cpu\n", "  slurm_partition: long\n")
-    text = (profile / "profile.yaml").read_text().replace("slurm_partition: gpu", "slurm_partition: a100")
-    (profile / "profile.yaml").write_text(text)
+    text = (profile / "profile.yaml").read_text()
+    (profile / "profile.yaml").write_text(text.replace("partition: gpu", "partition: a100"))
     assert _dry_counts(demo_workdir, *DEMO, "--profile", str(profile)) == {}
 
 

@@ -6,8 +6,8 @@ config values and the rule's `code` fingerprint (the package modules its script 
 medinjection.fingerprint) and "after <rules>" names the upstream rules whose jobs rerun first.
 
     python tools/changes.py --configfile config/demo.yaml
-    python tools/changes.py --covers src/medinjection/evaluation/metrics.py   # rules whose code
-                                                                              # fingerprint covers it
+    # the workflow scripts (rules) whose code fingerprint covers a package module:
+    python tools/changes.py --covers src/medinjection/evaluation/metrics.py
 """
 
 from __future__ import annotations
