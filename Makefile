@@ -8,10 +8,14 @@ CORES ?= 2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := --configfile config/demo.yaml --cores $(CORES)
+# the demo's tree (results_dir in config/demo.yaml); the study writes results/study
+DEMO_RESULTS := results/demo
+# `make changes CONFIG=config/demo.yaml` for the demo
+CONFIG ?= config/config.yaml
 # shell rules call `python`/`torchrun`: make them the venv's
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo dryrun report lint test test-fast clean-demo
+.PHONY: install demo dryrun changes report lint test test-fast clean-demo
 
 $(STAMP): requirements/base.txt requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,12 +29,16 @@ install: $(STAMP)
 
 demo: install
 	HF_HUB_OFFLINE=1 $(BIN)/snakemake $(DEMO)
-	$(BIN)/snakemake $(DEMO) --report results/report.html
+	$(BIN)/snakemake $(DEMO) --report $(DEMO_RESULTS)/report.html
 	@echo "Table 1 (demo: random tiny model, numbers mean nothing):"
-	@cat results/tables/table1.md
+	@cat $(DEMO_RESULTS)/tables/table1.md
 
 dryrun: install
 	$(BIN)/snakemake -n --quiet rules
+
+# what `snakemake -n` would rerun in CONFIG's tree, one line per rule with the reasons
+changes: install
+	$(BIN)/python tools/changes.py --configfile $(CONFIG)
 
 lint: install
 	$(BIN)/ruff check src tests workflow/scripts bench tools
@@ -45,4 +53,4 @@ test-fast: install
 	$(BIN)/pytest -q -m "not slow"
 
 clean-demo:
-	rm -rf results resources/sources resources/metaeval logs benchmarks .snakemake
+	rm -rf $(DEMO_RESULTS)
