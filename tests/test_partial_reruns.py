@@ -153,6 +153,11 @@ def test_compute_settings_rerun_nothing(demo_workdir: Path, tmp_path: Path) -> N
         config["training"].update(mem_mb=64000, runtime_min=600, gpus=2)
         config["prediction"].update(mem_mb=64000, runtime_min=600, gpus=1)
         config["compute"].update(judge_mem_mb=64000, judge_runtime_min=600, judge_gpus=1)
+        # pacing of the LLM endpoints and of the Batch API: answers are cached by content
+        config["llm"]["endpoints"]["openai"].update(
+            max_concurrency=1, requests_per_minute=10, max_retries=9, timeout_s=5
+        )
+        config["llm"]["batch"].update(poll_s=5, rounds=1)
 
     assert _dry_counts(demo_workdir, *_config(demo_workdir, tmp_path, edit)) == {}
     # the SLURM profile's partitions and retries are compute too

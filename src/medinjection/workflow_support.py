@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,52 @@ ROLE_ORIGIN = {"native": "native", "translate": "translated", "synthesize": "syn
 
 class StudyConfigError(ValueError):
     """A config that passes the JSON schema but is inconsistent across keys."""
+
+
+# llm.endpoints.<name> keys that pace a job (concurrency, rate limits, retries, timeouts), not
+# what it computes: answers are cached by request content, whatever these values are
+ENDPOINT_COMPUTE_KEYS = (
+    "max_concurrency",
+    "requests_per_minute",
+    "tokens_per_minute",
+    "max_retries",
+    "timeout_s",
+)
+
+
+class ComputeParams(Mapping[str, Any]):
+    """A params value whose compute keys Snakemake never compares between runs.
+
+    Snakemake 9 records a param for its rerun check only when it is a builtin type (its repr);
+    this Mapping is not one, so at the top of `params:` it is not recorded, and nested in a dict
+    its repr shows only the `tracked` keys. Scripts read it as any mapping (`dict(value)`).
+    """
+
+    def __init__(self, values: Mapping[str, Any], tracked: tuple[str, ...] = ()) -> None:
+        self._values = dict(values)
+        self._tracked = tuple(key for key in tracked if key in self._values)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def tracked(self) -> dict[str, Any]:
+        """The keys that do change a job's output."""
+        return {key: self._values[key] for key in self._tracked}
+
+    def __repr__(self) -> str:
+        return f"ComputeParams({self.tracked()!r})"
+
+
+def endpoint_params(endpoint: Mapping[str, Any]) -> ComputeParams:
+    """An llm.endpoints entry as a params value: only its non-pacing keys count for reruns."""
+    tracked = tuple(key for key in endpoint if key not in ENDPOINT_COMPUTE_KEYS)
+    return ComputeParams(endpoint, tracked)
 
 
 def check_study_config(config: Mapping[str, Any]) -> None:

@@ -7,7 +7,12 @@ from snakemake.utils import validate
 from medinjection.fingerprint import module_fingerprint, script_fingerprint
 from medinjection.modeling.train_config import COMPUTE_KEYS
 from medinjection.sources.pins import is_offline
-from medinjection.workflow_support import check_before_run, check_study_config
+from medinjection.workflow_support import (
+    ComputeParams,
+    check_before_run,
+    check_study_config,
+    endpoint_params as compute_aware_endpoint,
+)
 
 validate(config, schema="../schemas/config.schema.yaml")
 check_study_config(config)
@@ -146,7 +151,18 @@ def get_llm_replay(wildcards):
 
 
 def endpoint_params(name):
-    return config["llm"]["endpoints"][name]
+    # pacing keys (concurrency, rate limits, retries, timeouts) don't count for reruns
+    return compute_aware_endpoint(config["llm"]["endpoints"][name])
+
+
+def endpoint_identity(name):
+    # what does count: every other key (base_url is part of the cache key)
+    return endpoint_params(name).tracked()
+
+
+def llm_batch():
+    # Batch API pacing (poll interval, file sizes, resubmission rounds): never a rerun
+    return ComputeParams(config["llm"]["batch"])
 
 
 def endpoint_gpus(name):

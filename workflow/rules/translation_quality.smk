@@ -18,11 +18,12 @@ rule translation_quality:
     params:
         test_file=QUALITY["test_file"],
         endpoint=endpoint_params(config["translation"]["endpoint"]),
+        endpoint_identity=endpoint_identity(config["translation"]["endpoint"]),
         model=config["translation"]["model"],
         temperature=config["translation"]["temperature"],
         max_tokens=config["translation"]["max_tokens"],
         submit=config["translation"]["submit"],
-        batch=config["llm"]["batch"],
+        batch=llm_batch(),
         price=llm_price(config["translation"]["model"]),
         mode=config["llm"]["mode"],
         replay_file=config["llm"]["replay_file"],
