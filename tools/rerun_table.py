@@ -97,7 +97,7 @@ def rows(workdir: Path, config: str, tmp: Path) -> dict[str, dict[str, int]]:
         ("judge prompt", _judge_prompt),
         ("prediction code", _predict),
     ):
-        sub = tmp / name.split()[0]
+        sub = tmp / f"package{len(out)}"
         out[name] = _counts(workdir, *base, env=_package(sub, edit))
     for name, edit in (
         ("judge settings (max_tokens)", _judge_settings),
@@ -106,8 +106,8 @@ def rows(workdir: Path, config: str, tmp: Path) -> dict[str, dict[str, int]]:
         ("one mixture's definition", _mixture),
         ("a new test set", _test_set),
     ):
-        sub = tmp / name.split()[0]
-        sub.mkdir(exist_ok=True)
+        sub = tmp / f"config{len(out)}"
+        sub.mkdir()
         out[name] = _counts(workdir, "--configfile", _with_config(workdir, config, sub, edit))
     profile = tmp / "profile"
     shutil.copytree(REPO / "profiles" / "slurm", profile)

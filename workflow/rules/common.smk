@@ -6,7 +6,6 @@ from snakemake.utils import validate
 
 from medinjection.fingerprint import module_fingerprint, script_fingerprint
 from medinjection.modeling.train_config import COMPUTE_KEYS
-from medinjection.sources.pins import is_offline
 from medinjection.workflow_support import (
     ComputeParams,
     check_before_run,

@@ -14,7 +14,7 @@ rule stage_published:
     params:
         source="medinjection_{origin}",
         location=get_published_location,
-        offline=is_offline(config, os.environ),
+        offline=config["data"]["offline"],
         code=script_code("stage_source.py"),
     script:
         "../scripts/stage_source.py"

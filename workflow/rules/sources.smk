@@ -15,7 +15,7 @@ rule stage_source:
     params:
         source="{source}",
         location=get_source_location,
-        offline=is_offline(config, os.environ),
+        offline=config["data"]["offline"],
         code=script_code("stage_source.py"),
     script:
         "../scripts/stage_source.py"
