@@ -21,7 +21,9 @@ pytestmark = pytest.mark.slow
 DEMO = ("--configfile", "config/demo.yaml")
 PLOTS = {"plot_table1": 1, "plot_per_dataset": 1, "plot_judge_length": 1}
 # what reads the score files of every model: significance, Table 1 and its plots
-TABLES = {"position_bias_table": 1, "significance": 1, "table1": 1, **PLOTS, "all": 1}
+SCORE_TABLES = {"significance": 1, "table1": 1, **PLOTS, "all": 1}
+# the same and the position-bias table, when the predictions change
+TABLES = {"position_bias_table": 1, **SCORE_TABLES}
 MODELS = 8  # base + 7 mixtures, one seed
 
 
@@ -114,7 +116,7 @@ def test_judge_prompt_reruns_judge_score_and_tables(demo_workdir: Path, tmp_path
         "metaeval": 1,  # it runs every candidate judge with the same prompt
         "judge": MODELS,
         "score": MODELS,
-        **TABLES,
+        **SCORE_TABLES,
     }
 
 
@@ -126,7 +128,7 @@ def test_judge_settings_rerun_judge_score_and_tables(demo_workdir: Path, tmp_pat
         "metaeval": 1,
         "judge": MODELS,
         "score": MODELS,
-        **TABLES,
+        **SCORE_TABLES,
     }
 
 
