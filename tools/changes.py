@@ -47,14 +47,31 @@ def parse_jobs(dry_run: str) -> list[tuple[str, str]]:
     return jobs
 
 
+FINGERPRINT = re.compile(r"'[0-9a-f]{16}'")
+
+
+def _params(detail: str) -> str:
+    """'params' with what changed: the code fingerprint, or the values before and now."""
+    match = re.search(r"before: (.*?) now: (.*?)\s*$", detail)
+    if not match:
+        return "params"
+    before, now = match.groups()
+    if FINGERPRINT.fullmatch(before.strip()) and FINGERPRINT.fullmatch(now.strip()):
+        return "code of imported package modules"
+    shown = f"params: {before.strip()} -> {now.strip()}"
+    return shown if len(shown) <= 90 else shown[:87] + "..."
+
+
 def _short(reason: str, producers: dict[str, str]) -> list[str]:
     words = []
     for part in reason.split("; "):
-        text, _, files = part.partition(": ")
+        text, _, detail = part.partition(": ")
         word = REASONS.get(text.strip(), text.strip())
         if word == "after":
-            rules = sorted({producers.get(f.strip(), "?") for f in files.split(", ")})
+            rules = sorted({producers.get(f.strip(), "?") for f in detail.split(", ")})
             word = "after " + ", ".join(rules)
+        elif word == "params":
+            word = _params(detail)
         words.append(word)
     return words
 
