@@ -80,15 +80,19 @@ def _mixture(config: dict) -> None:
 
 
 def _test_set(config: dict) -> None:
-    config["evaluation"]["test_sets"]["medxpertqa-mcqu-extra"] = {
+    config["evaluation"]["test_sets"]["medxpertqa_extra-mcqu"] = {
         "origin": "translated",
         "source": "medxpertqa",
         "task": "mcqu",
     }
 
 
+def _show(name: str, counts: dict[str, int]) -> None:
+    print(f"{name}: {sum(counts.values())} jobs {counts}", flush=True)
+
+
 def rows(workdir: Path, config: str, tmp: Path) -> dict[str, dict[str, int]]:
-    """Row name -> job counts of its dry run."""
+    """Row name -> job counts of its dry run (each printed as it comes)."""
     base = ("--configfile", config)
     out = {}
     for name, edit in (
@@ -99,6 +103,7 @@ def rows(workdir: Path, config: str, tmp: Path) -> dict[str, dict[str, int]]:
     ):
         sub = tmp / f"package{len(out)}"
         out[name] = _counts(workdir, *base, env=_package(sub, edit))
+        _show(name, out[name])
     for name, edit in (
         ("judge settings (max_tokens)", _judge_settings),
         ("training.learning_rate", lambda c: c["training"].update(learning_rate=3.0e-4)),
@@ -109,21 +114,21 @@ def rows(workdir: Path, config: str, tmp: Path) -> dict[str, dict[str, int]]:
         sub = tmp / f"config{len(out)}"
         sub.mkdir()
         out[name] = _counts(workdir, "--configfile", _with_config(workdir, config, sub, edit))
+        _show(name, out[name])
     profile = tmp / "profile"
     shutil.copytree(REPO / "profiles" / "slurm", profile)
     text = (profile / "profile.yaml").read_text().replace("retries: 2", "retries: 5")
     (profile / "profile.yaml").write_text(text.replace("partition: gpu", "partition: a100"))
     out["profile partition, retries"] = _counts(workdir, *base, "--profile", str(profile))
+    _show("profile partition, retries", out["profile partition, retries"])
     return out
 
 
 def main() -> None:
-    """CLI: print one line per row, total jobs and per rule."""
+    """CLI: print one line per row: total jobs (`all` included) and per rule."""
     workdir, config = Path(sys.argv[1]), sys.argv[2]
     with tempfile.TemporaryDirectory() as tmp:
-        for name, counts in rows(workdir, config, Path(tmp)).items():
-            total = sum(n for rule, n in counts.items())
-            print(f"{name}: {total} jobs {counts}")
+        rows(workdir, config, Path(tmp))
 
 
 if __name__ == "__main__":
