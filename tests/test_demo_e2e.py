@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.workflow_helpers import job_counts, make_workdir, snakemake
+from tests.workflow_helpers import job_counts, snakemake
 
 pytestmark = pytest.mark.slow
 MODEL_ORDER = ["base", "NAT", "TRAD", "SYN", "NAT-TRAD", "NAT-SYN", "TRAD-SYN", "ALL"]
@@ -18,27 +18,25 @@ DEMO = ("--configfile", "config/demo.yaml")
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    workdir = make_workdir(tmp_path_factory.mktemp("demo"))
-    snakemake(workdir, *DEMO, "--cores", "2")
-    return workdir
+def demo(demo_workdir: Path) -> Path:
+    return demo_workdir  # the session's demo run (tests/conftest.py)
 
 
 def test_table1_has_every_model_in_paper_order(demo: Path) -> None:
-    with (demo / "results/tables/table1.csv").open() as handle:
+    with (demo / "results/demo/tables/table1.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [row["model"] for row in rows] == MODEL_ORDER
     for row in rows:
         em, judge = float(row["em"]), float(row["judge"])
         assert 0.0 <= em <= 100.0
         assert 0.0 <= judge <= 1.0
-    markdown = (demo / "results/tables/table1.md").read_text()
+    markdown = (demo / "results/demo/tables/table1.md").read_text()
     assert all(model in markdown for model in MODEL_ORDER)
-    assert (demo / "results/plots/table1.png").read_bytes()[:4] == b"\x89PNG"
+    assert (demo / "results/demo/plots/table1.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_em_is_mean_of_mcq_and_mcqu(demo: Path) -> None:
-    scores = json.loads((demo / "results/scores/NAT/seed42.json").read_text())
+    scores = json.loads((demo / "results/demo/scores/NAT/seed42.json").read_text())
     agg = scores["aggregate"]
     assert agg["em"] == pytest.approx((agg["em_mcq"] + agg["em_mcqu"]) / 2)
 
@@ -46,7 +44,7 @@ def test_em_is_mean_of_mcq_and_mcqu(demo: Path) -> None:
 def test_mixtures_have_configured_size(demo: Path) -> None:
     size = yaml.safe_load((demo / "config/demo.yaml").read_text())["mixtures"]["size"]
     for model in MODEL_ORDER[1:]:
-        lines = (demo / f"results/mixtures/{model}/train.jsonl").read_text().splitlines()
+        lines = (demo / f"results/demo/mixtures/{model}/train.jsonl").read_text().splitlines()
         assert len(lines) == size
 
 
@@ -69,9 +67,9 @@ def test_changing_one_mixture_reruns_only_its_chain(demo: Path) -> None:
         for block in blocks
         if "reason: Params have changed" in block
     ]
+    mixture = "results/demo/mixtures/NAT-SYN"
     assert reasons == [
-        "results/mixtures/NAT-SYN/train.jsonl, results/mixtures/NAT-SYN/validation.jsonl, "
-        "results/mixtures/NAT-SYN/manifest.json"
+        f"{mixture}/train.jsonl, {mixture}/validation.jsonl, {mixture}/manifest.json"
     ]
     counts = job_counts(snakemake(demo, *changed, "-n", "--quiet", "rules").stdout)
     assert counts == {
@@ -93,6 +91,6 @@ def test_changing_one_mixture_reruns_only_its_chain(demo: Path) -> None:
 
 
 def test_html_report_is_built(demo: Path) -> None:
-    snakemake(demo, *DEMO, "--report", "results/report.html")
-    html = (demo / "results/report.html").read_text(errors="replace")
+    snakemake(demo, *DEMO, "--report", "results/demo/report.html")
+    html = (demo / "results/demo/report.html").read_text(errors="replace")
     assert "table1" in html.lower()

@@ -58,7 +58,7 @@ def test_demo_runs_through_sbatch(cluster: None, tmp_path: Path) -> None:
         "2",
         slurm=True,
     )
-    assert (workdir / "results/tables/table1.csv").exists()
+    assert (workdir / "results/demo/tables/table1.csv").exists()
     submitted = _slurmctld_job_ids() - before
     # every job but the local rules (render_train_config, table1, plot_table1, mixture, all) went
     # through sbatch and was allocated by slurmctld

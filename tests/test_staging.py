@@ -103,9 +103,10 @@ def test_offline_lists_sources_neither_staged_nor_cached(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(pins, "_in_hub_cache", lambda location: location["repo"] == "cais/mmlu")
-    (tmp_path / "resources/sources/mediqal").mkdir(parents=True)
-    (tmp_path / "resources/sources/mediqal/manifest.json").write_text("{}")
     config = _study()
+    staged = tmp_path / config["results_dir"] / "resources/sources/mediqal"
+    staged.mkdir(parents=True)
+    (staged / "manifest.json").write_text("{}")
     config["data"]["allow_unpinned"] = True
     assert pins.source_problems(config, {}) == []  # online: nothing to say
     problems = pins.source_problems(config, {"HF_HUB_OFFLINE": "1"})

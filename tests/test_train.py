@@ -54,7 +54,6 @@ HPARAMS = {  # the `training:` keys; paper-like lr (the demo config uses a large
     "warmup_ratio": 0.05,
     "per_device_batch_size": 4,
     "gradient_accumulation_steps": 1,
-    "gpus": 0,
     "distributed": "ddp",
     "max_length": 512,
     "epochs": 1,
@@ -70,8 +69,6 @@ HPARAMS = {  # the `training:` keys; paper-like lr (the demo config uses a large
     "liger_kernel": False,
     "save_steps": 50,
     "logging_steps": 1,
-    "runtime_min": 30,
-    "mem_mb": 4000,
 }
 # First four logged losses of the seeded run below (CPU, float32), for a random model.
 GOLDEN_LOSSES = [6.0753, 6.0770, 6.0715, 6.0617]
@@ -162,12 +159,12 @@ def test_train_config_rejects_unknown_and_missing_keys(tmp_path: Path) -> None:
         write_train_config({**HPARAMS, "method": "qlora"}, "NAT", tmp_path / "c.json")
     with pytest.raises(ValueError, match="training.loss_on 'full'"):
         write_train_config({**HPARAMS, "loss_on": "full"}, "NAT", tmp_path / "c.json")
-    with pytest.raises(ValueError, match="needs training.gpus >= 1"):
-        write_train_config({**HPARAMS, "distributed": "zero2"}, "NAT", tmp_path / "c.json")
+    with pytest.raises(ValueError, match=r"unknown keys \['gpus', 'mem_mb'\]"):  # resources
+        write_train_config({**HPARAMS, "gpus": 2, "mem_mb": 1}, "NAT", tmp_path / "c.json")
 
 
 def test_deepspeed_option_renders_a_zero_config(tmp_path: Path) -> None:
-    zero3 = {**HPARAMS, "gpus": 2, "distributed": "zero3"}
+    zero3 = {**HPARAMS, "distributed": "zero3"}
     write_train_config(zero3, "ALL", tmp_path / "c.json")
     rendered = read_train_config(tmp_path / "c.json")["deepspeed"]
     assert rendered["zero_optimization"]["stage"] == 3
@@ -189,7 +186,7 @@ def test_two_gpu_launch_is_a_torchrun_command_with_the_job_port() -> None:
     assert parsed.master_addr == "127.0.0.1" and parsed.master_port == 10_000 + 4123456 % 20_000
     assert parsed.standalone is False and parsed.module is True
     assert parsed.training_script == "medinjection.modeling.train"
-    assert parsed.training_script_args == train_args
+    assert parsed.training_script_args == [*train_args, "--gpus", "2"]
     # two jobs sharing a node get different ports; a requeued job (same id) keeps its port
     assert rendezvous_port("4123456") != rendezvous_port("4123457")
     assert rendezvous_port("4123456_3") == rendezvous_port("4123456")
@@ -198,17 +195,21 @@ def test_two_gpu_launch_is_a_torchrun_command_with_the_job_port() -> None:
         rendezvous_port("abc")
     local = get_args_parser().parse_args(launch_argv(2, train_args, {})[3:])
     assert 0 < local.master_port < 65536  # outside SLURM: a free port from the OS
-    assert (
-        launch_argv(1, train_args, {})
-        == [sys.executable, "-m", "medinjection.modeling.train"] + train_args
-    )
-    assert launch_argv(0, [], {})[1:] == ["-m", "medinjection.modeling.train"]
+    assert launch_argv(1, train_args, {}) == [
+        sys.executable,
+        "-m",
+        "medinjection.modeling.train",
+        *train_args,
+        "--gpus",
+        "1",
+    ]
+    assert launch_argv(0, [], {})[1:] == ["-m", "medinjection.modeling.train", "--gpus", "0"]
 
 
 def test_two_process_ddp_through_the_launcher_matches_one_process(setup, tmp_path: Path) -> None:
     # the rule's command with training.gpus: 2, on CPU (gloo): 2 workers x batch 2 = batch 4
     config = tmp_path / "ddp.json"
-    write_train_config({**HPARAMS, "gpus": 2, "per_device_batch_size": 2}, "NAT", config)
+    write_train_config({**HPARAMS, "per_device_batch_size": 2}, "NAT", config)
     out = tmp_path / "run"
     env = {**os.environ, "SLURM_JOB_ID": "777", "TOKENIZERS_PARALLELISM": "false"}
     cmd = [sys.executable, "-m", "medinjection.modeling.launch", "--gpus", "2", "--"]
@@ -242,9 +243,11 @@ def test_launcher_runs_the_training_cli() -> None:
 
 def test_world_size_must_match_the_configured_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORLD_SIZE", "1")
-    assert world_size(HPARAMS) == 1
+    assert world_size(0) == 1 and world_size(1) == 1
     with pytest.raises(RuntimeError, match="training.gpus is 2 but WORLD_SIZE is 1"):
-        world_size({**HPARAMS, "gpus": 2})
+        world_size(2)
+    with pytest.raises(SystemExit):  # the launcher always passes --gpus; the CLI still parses it
+        main(["--help"])
 
 
 def test_speed_options_that_cannot_run_here_are_errors(setup) -> None:
@@ -255,7 +258,7 @@ def test_speed_options_that_cannot_run_here_are_errors(setup) -> None:
     check_deepspeed(HPARAMS)  # ddp needs nothing more
     if importlib.util.find_spec("deepspeed") is None or not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="training.distributed is zero3"):
-            check_deepspeed({**HPARAMS, "gpus": 2, "distributed": "zero3"})
+            check_deepspeed({**HPARAMS, "distributed": "zero3"})
     if not torch.cuda.is_available():
         model = AutoModelForCausalLM.from_pretrained(setup["base"])
         with pytest.raises(RuntimeError, match="training.liger_kernel is true"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -266,3 +267,51 @@ def test_recorder_translation_reply_round_trip(tmp_path: Path) -> None:
     )
     tool.translation_reply(mcq("medqa:9"), pairs, missing)
     assert "Which drug (medqa:9)?" in missing and "Aspirin" in missing  # reported, never guessed
+
+
+SECOND_RUN = """
+import json, sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import medinjection
+from tests.test_translate import run_shard
+
+assert medinjection.__file__.startswith(sys.argv[2]), medinjection.__file__  # the edited copy
+tmp = Path(sys.argv[1])
+fx = SimpleNamespace(replay=tmp / "rec.jsonl", records=tmp / "en.parquet", tmp=tmp)
+print(json.dumps(run_shard(fx, 0, 1)[1]["usage"]))
+"""
+
+
+def test_code_change_reruns_the_job_but_pays_no_cached_request(fixture, tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    from medinjection.fingerprint import PACKAGE_DIR, script_fingerprint
+
+    assert run_shard(fixture, 0, 1)[1]["usage"]["requests_sent"] == 6  # paid once
+    # a code change of the translation stage that leaves the requests as they were
+    copy = tmp_path / "pkg" / "medinjection"
+    shutil.copytree(PACKAGE_DIR, copy)
+    module = copy / "llm" / "translate.py"
+    old = '"translate: %d replies unusable, retrying once with feedback"'
+    text = module.read_text(encoding="utf-8")
+    assert old in text
+    module.write_text(text.replace(old, old.replace("retrying once", "one retry each")))
+    script = SCRIPTS / "translate_shard.py"
+    # the rule's code fingerprint sees it: Snakemake reruns translate_shard...
+    assert script_fingerprint(script, copy) != script_fingerprint(script, PACKAGE_DIR)
+    proc = subprocess.run(
+        [sys.executable, "-c", SECOND_RUN, str(fixture.tmp), str(copy)],
+        cwd=SCRIPTS.parents[1],
+        env={**os.environ, "PYTHONPATH": str(copy.parent)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    usage = json.loads(proc.stdout.strip().splitlines()[-1])
+    # ...and the rerun is answered by the cache, keyed on the request content: nothing re-paid
+    assert (usage["requests_sent"], usage["cache_hits"]) == (0, 6)

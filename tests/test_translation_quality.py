@@ -69,6 +69,7 @@ def test_missing_test_file_names_the_config_key(tmp_path: Path) -> None:
 
 def estimate_config(volumes: dict) -> dict:
     return {
+        "results_dir": "results/study",
         "study": {"seed": 1},
         "sources": {"medqa": {"role": "translate"}, "morfitt": {"role": "synthesize"}},
         "llm": {
@@ -96,7 +97,7 @@ def test_estimate_from_volumes_and_from_built_records(tmp_path: Path) -> None:
     # synthesis: 10 documents x (1 open-QA request of 3 items + 1 MCQ request of 2 items)
     assert (sy.items, sy.requests, sy.output_tokens) == (10, 20, 10 * (3 * 100 + 2 * 50))
     assert "**study total**" in render([tr, sy])
-    built = tmp_path / "results" / "normalized" / "medqa" / "records.parquet"
+    built = tmp_path / "results/study" / "normalized" / "medqa" / "records.parquet"
     built.parent.mkdir(parents=True)
     options = (("A", "yes"), ("B", "no"))
     write_records([Record(f"medqa:{i}", "translated", "medqa", "mcqu", "train", "Why?" * 10, "A",

@@ -55,7 +55,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_table1_through_vllm(demo: Path) -> None:
-    with (demo / "results/tables/table1.csv").open() as handle:
+    with (demo / "results/demo-vllm/tables/table1.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [row["model"] for row in rows] == ["base", "NAT"]
     assert all(0.0 <= float(row["em"]) <= 100.0 for row in rows)
@@ -66,8 +66,8 @@ def test_predict_jobs_ran_the_vllm_engine_in_the_vllm_venv(demo: Path) -> None:
         log = (demo / f"logs/predict/{model}.log").read_text()
         assert "vLLM 0.3" in log and "vLLM predicted" in log, log[-2000:]
     # NAT is a DoRA adapter: predicted from the merged weights
-    assert (demo / "results/train/NAT/seed42/merged/config.json").is_file()
-    files = sorted((demo / "results/predict/NAT/seed42").glob("*.parquet"))
+    assert (demo / "results/demo-vllm/train/NAT/seed42/merged/config.json").is_file()
+    files = sorted((demo / "results/demo-vllm/predict/NAT/seed42").glob("*.parquet"))
     assert files and all(pq.read_table(f).num_rows for f in files)
 
 
@@ -77,5 +77,5 @@ def test_judge_jobs_went_through_vllm_serve(demo: Path) -> None:
     for log in logs:
         text = log.read_text()
         assert "starting vllm server" in text and "vllm server stopped" in text, text[-2000:]
-    judged = sorted((demo / "results/judge").rglob("*.parquet"))
+    judged = sorted((demo / "results/demo-vllm/judge").rglob("*.parquet"))
     assert judged and all(pq.read_table(f).column("judge").to_pylist() for f in judged)

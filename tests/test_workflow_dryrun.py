@@ -92,7 +92,7 @@ def test_inconsistent_test_set_is_rejected(workdir: Path) -> None:
 
 def test_one_mixture_target_builds_only_its_chain(workdir: Path) -> None:
     # targets go before --configfile, which takes several values
-    target = "results/targets/mixture_NAT.done"
+    target = "results/demo/targets/mixture_NAT.done"
     proc = snakemake(workdir, target, "-n", "--quiet", "rules", "--configfile", "config/demo.yaml")
     counts = job_counts(proc.stdout)
     assert counts["build_mixture"] == 1
@@ -101,8 +101,8 @@ def test_one_mixture_target_builds_only_its_chain(workdir: Path) -> None:
     assert counts["score"] == 1
     assert "table1" not in counts
     details = snakemake(workdir, target, "-n", "--configfile", "config/demo.yaml").stdout
-    assert "results/mixtures/NAT/" in details
-    assert "results/mixtures/TRAD/" not in details
+    assert "results/demo/mixtures/NAT/" in details
+    assert "results/demo/mixtures/TRAD/" not in details
 
 
 def test_slurm_profile_is_found_from_the_repo_root(workdir: Path) -> None:
@@ -129,7 +129,7 @@ def test_live_mode_without_api_key_stops_before_any_job(workdir: Path, monkeypat
     proc = snakemake(workdir, "--configfile", path, "--cores", "1", check=False)
     assert proc.returncode != 0
     assert "set the environment variable OPENAI_API_KEY" in proc.stdout
-    assert not (workdir / "resources" / "sources").exists()
+    assert not (workdir / "results/demo/resources/sources").exists()
     # a dry run needs no key
     assert snakemake(workdir, "-n", "--configfile", path).returncode == 0
 
@@ -142,16 +142,16 @@ def test_training_seeds_multiply_the_training_chain_only(workdir: Path) -> None:
     assert counts["predict"] == counts["judge"] == counts["score"] == 1 + 14
     assert counts["table1"] == 1
     details = snakemake(workdir, "-n", "-p", "--configfile", path).stdout
-    assert "results/train/NAT/seed43/adapter" in details
-    assert "results/scores/NAT/seed43.json" in details
-    assert "results/checkpoints/NAT/seed43" in details
+    assert "results/demo/train/NAT/seed43/adapter" in details
+    assert "results/demo/scores/NAT/seed43.json" in details
+    assert "results/demo/checkpoints/NAT/seed43" in details
 
 
 def test_position_bias_reruns_follow_the_config(workdir: Path) -> None:
     details = snakemake(workdir, "-n", "-p", "--configfile", "config/demo.yaml").stdout
-    assert "results/predict/base/permuted/mediqal-mcq.parquet" in details
-    assert "results/predict/base/permuted/mediqal-oeq.parquet" not in details  # MCQ/MCQU only
-    assert "results/tables/position_bias.csv" in details
+    assert "results/demo/predict/base/permuted/mediqal-mcq.parquet" in details
+    assert "results/demo/predict/base/permuted/mediqal-oeq.parquet" not in details  # MCQ/MCQU only
+    assert "results/demo/tables/position_bias.csv" in details
     off = _write_config(
         workdir, "nobias.yaml", lambda c: c["evaluation"]["position_bias"].update(permutations=0)
     )

@@ -58,13 +58,21 @@ def run_env(slurm: bool = False) -> dict[str, str]:
 
 
 def snakemake(
-    workdir: Path, *args: str, check: bool = True, timeout: int = 1800, slurm: bool = False
+    workdir: Path,
+    *args: str,
+    check: bool = True,
+    timeout: int = 1800,
+    slurm: bool = False,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run snakemake in workdir and return the completed process (stdout+stderr merged)."""
+    """Run snakemake in workdir and return the completed process (stdout+stderr merged).
+
+    `env` adds variables, e.g. PYTHONPATH to a copy of the package whose code a test edits.
+    """
     proc = subprocess.run(
         [str(BIN / "snakemake"), *args],
         cwd=workdir,
-        env=run_env(slurm=slurm),
+        env={**run_env(slurm=slurm), **(env or {})},
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -73,6 +81,13 @@ def snakemake(
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-6000:]}")
     return proc
+
+
+def demo_run(dest: Path) -> Path:
+    """A copy of the repository in dest with the whole demo built (`make demo`'s jobs)."""
+    workdir = make_workdir(dest)
+    snakemake(workdir, "--configfile", "config/demo.yaml", "--cores", "2")
+    return workdir
 
 
 def job_counts(output: str) -> dict[str, int]:

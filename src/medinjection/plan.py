@@ -111,13 +111,13 @@ def _qa_pools(
     config: Mapping[str, Any], source: str, origin: str, role: str, root: Path
 ) -> tuple[dict[tuple[str, str], float], str]:
     built = {
-        "translate": root / "results" / "translated" / source / "records.parquet",
-        "published": root / "results" / "published" / origin / "records.parquet",
+        "translate": root / config["results_dir"] / "translated" / source / "records.parquet",
+        "published": root / config["results_dir"] / "published" / origin / "records.parquet",
     }.get(role)
     if built is not None and built.is_file():
         return {k: float(v) for k, v in _count_records(built).items()}, "built"
     factor = float(_settings(config).get("translation_yield", 1.0)) if role == "translate" else 1.0
-    normalized = root / "results" / "normalized" / source / "records.parquet"
+    normalized = root / config["results_dir"] / "normalized" / source / "records.parquet"
     if role != "published" and normalized.is_file():
         counts = _count_records(normalized)
         return {
@@ -137,10 +137,10 @@ def _qa_pools(
 def _synthetic_pools(
     config: Mapping[str, Any], source: str, root: Path
 ) -> tuple[dict[tuple[str, str], float], str]:
-    built = root / "results" / "synthetic" / source / "records.parquet"
+    built = root / config["results_dir"] / "synthetic" / source / "records.parquet"
     if built.is_file():
         return {k: float(v) for k, v in _count_records(built).items()}, "built"
-    documents_file = root / "results" / "normalized" / source / "documents.parquet"
+    documents_file = root / config["results_dir"] / "normalized" / source / "documents.parquet"
     if documents_file.is_file():
         import pyarrow.parquet as pq
 

@@ -1,13 +1,11 @@
-"""Checks and fingerprints the Snakefile runs at parse time, before any job starts."""
+"""Checks the Snakefile runs at parse time, before any job starts."""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import medinjection
 from medinjection.api_keys import api_key_problem
 from medinjection.sources.pins import source_problems
 
@@ -18,14 +16,50 @@ class StudyConfigError(ValueError):
     """A config that passes the JSON schema but is inconsistent across keys."""
 
 
-def package_fingerprint() -> str:
-    """Version plus a short hash of the package sources, so code edits show in params changes."""
-    root = Path(medinjection.__file__).parent
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode())
-        digest.update(path.read_bytes())
-    return f"{medinjection.__version__}+{digest.hexdigest()[:12]}"
+# llm.endpoints.<name> keys that pace a job (concurrency, rate limits, retries, timeouts), not
+# what it computes: answers are cached by request content, whatever these values are
+ENDPOINT_COMPUTE_KEYS = (
+    "max_concurrency",
+    "requests_per_minute",
+    "tokens_per_minute",
+    "max_retries",
+    "timeout_s",
+)
+
+
+class ComputeParams(Mapping[str, Any]):
+    """A params value whose compute keys Snakemake never compares between runs.
+
+    Snakemake 9 records a param for its rerun check only when it is a builtin type (its repr);
+    this Mapping is not one, so at the top of `params:` it is not recorded, and nested in a dict
+    its repr shows only the `tracked` keys. Scripts read it as any mapping (`dict(value)`).
+    """
+
+    def __init__(self, values: Mapping[str, Any], tracked: tuple[str, ...] = ()) -> None:
+        self._values = dict(values)
+        self._tracked = tuple(key for key in tracked if key in self._values)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def tracked(self) -> dict[str, Any]:
+        """The keys that do change a job's output."""
+        return {key: self._values[key] for key in self._tracked}
+
+    def __repr__(self) -> str:
+        return f"ComputeParams({self.tracked()!r})"
+
+
+def endpoint_params(endpoint: Mapping[str, Any]) -> ComputeParams:
+    """An llm.endpoints entry as a params value: only its non-pacing keys count for reruns."""
+    tracked = tuple(key for key in endpoint if key not in ENDPOINT_COMPUTE_KEYS)
+    return ComputeParams(endpoint, tracked)
 
 
 def check_study_config(config: Mapping[str, Any]) -> None:
@@ -37,6 +71,7 @@ def check_study_config(config: Mapping[str, Any]) -> None:
         *_check_judge_select(config),
         *_check_split_fractions(config),
         *_check_adapters(config),
+        *_check_training(config),
     ]
     if errors and config.get("data", {}).get("build") == "published":
         errors.append(
@@ -186,11 +221,20 @@ def _check_judge_select(config: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _check_training(config: Mapping[str, Any]) -> list[str]:
+    training = config["training"]
+    if training["distributed"] != "ddp" and int(training["gpus"]) < 1:
+        return [
+            f"training.distributed {training['distributed']!r} (DeepSpeed) needs training.gpus >= 1"
+        ]
+    return []
+
+
 def _check_local_sources(config: Mapping[str, Any]) -> list[str]:
     errors = []
     for name, spec in config["sources"].items():
         location = spec["location"]
-        staged = Path("resources/sources") / name / "manifest.json"
+        staged = Path(config["results_dir"], "resources", "sources", name, "manifest.json")
         if (
             location["kind"] == "local"
             and not Path(location["path"]).exists()

@@ -4,14 +4,15 @@ import re
 
 from snakemake.utils import validate
 
-import medinjection
+from medinjection.fingerprint import module_fingerprint, script_fingerprint
+from medinjection.modeling.train_config import COMPUTE_KEYS
 from medinjection.plan import check_plan
-from medinjection.sources.pins import is_offline
 from medinjection.workflow_support import (
+    ComputeParams,
     check_before_run,
     check_study_config,
+    endpoint_params as compute_aware_endpoint,
     local_source_inputs,
-    package_fingerprint,
     translation_route,
 )
 
@@ -20,18 +21,45 @@ check_study_config(config)
 # pre-spend feasibility: every mixture, validation and test-set draw (also in dry runs)
 check_plan(config)
 
+# Each config writes into its own tree (results_dir): rules name their files <results>/...,
+# <logs>/..., <benchmarks>/... and <resources>/... (staged downloads), all under it, so the demo
+# and the study never see each other's files.
+RESULTS_DIR = config["results_dir"].rstrip("/")
+
+
+pathvars:
+    results=RESULTS_DIR,
+    logs=f"{RESULTS_DIR}/logs",
+    benchmarks=f"{RESULTS_DIR}/benchmarks",
+    resources=f"{RESULTS_DIR}/resources",
+
+
+def results_path(path):
+    # a path under results_dir for a value that is not an input/output (params)
+    return f"{RESULTS_DIR}/{path}"
+
+
 SOURCES = config["sources"]
 MIXTURES = list(config["mixtures"]["definitions"])
 SEEDS = config["training"]["seeds"]
-# A fine-tuned model is one training run: "<mixture>/seed<seed>" (its folder under results/train/).
+# A fine-tuned model is one training run: "<mixture>/seed<seed>" (its folder under <results>/train/).
 RUNS = [f"{mixture}/seed{seed}" for mixture in MIXTURES for seed in SEEDS]
 MODELS = ["base", *RUNS]
 TEST_SETS = config["evaluation"]["test_sets"]
 ORIGINS = ["native", "translated", "synthetic"]
 SPLITS = ["train", "validation", "test"]
 SHARDS = list(range(config["translation"]["shards"]))
-# Changes of the package code show up in `--list-changes params` through this value.
-CODE_VERSION = package_fingerprint()
+
+
+def script_code(script):
+    # the `code` param: only the package modules the script imports (transitively) count,
+    # without comments, docstrings or formatting (medinjection.fingerprint)
+    return script_fingerprint(os.path.join(workflow.basedir, "workflow", "scripts", script))
+
+
+def module_code(module):
+    # the same for a shell rule running `python -m <module>`
+    return module_fingerprint(module)
 
 
 def sources_with_role(role):
@@ -57,22 +85,22 @@ wildcard_constraints:
 
 def final_targets():
     return [
-        "results/tables/table1.csv",
-        "results/tables/table1.md",
-        "results/tables/per_dataset.csv",
-        "results/plots/table1.png",
-        "results/tables/table1.tex",
-        "results/tables/per_dataset.md",
-        "results/tables/significance.csv",
-        "results/plots/per_dataset_heatmap.png",
-        "results/plots/judge_vs_length.png",
-        "results/metaeval/correlations.csv",
-        "results/metaeval/verbosity.csv",
-        "results/metaeval/verbosity_regression.csv",
-        "results/metaeval/judge_selection.json",
-        *expand("results/train/{run}/loss.png", run=RUNS),
-        *expand("results/train/{mixture}/token_lengths.json", mixture=MIXTURES),
-        "results/dataset/stats.csv",
+        "<results>/tables/table1.csv",
+        "<results>/tables/table1.md",
+        "<results>/tables/per_dataset.csv",
+        "<results>/plots/table1.png",
+        "<results>/tables/table1.tex",
+        "<results>/tables/per_dataset.md",
+        "<results>/tables/significance.csv",
+        "<results>/plots/per_dataset_heatmap.png",
+        "<results>/plots/judge_vs_length.png",
+        "<results>/metaeval/correlations.csv",
+        "<results>/metaeval/verbosity.csv",
+        "<results>/metaeval/verbosity_regression.csv",
+        "<results>/metaeval/judge_selection.json",
+        *expand("<results>/train/{run}/loss.png", run=RUNS),
+        *expand("<results>/train/{mixture}/token_lengths.json", mixture=MIXTURES),
+        "<results>/dataset/stats.csv",
         *translation_quality_targets(),
         *position_bias_targets(),
     ]
@@ -81,11 +109,11 @@ def final_targets():
 def mixture_targets(mixture):
     """Everything one mixture produces, for `snakemake mixture_NAT`-style partial runs."""
     return [
-        f"results/mixtures/{mixture}/manifest.json",
-        f"results/train/{mixture}/token_lengths.json",
-        *(f"results/train/{mixture}/seed{seed}/adapter" for seed in SEEDS),
-        *(f"results/scores/{mixture}/seed{seed}.json" for seed in SEEDS),
-        *(f"results/scores/position_bias/{run}.json" for run in mixture_position_bias(mixture)),
+        f"<results>/mixtures/{mixture}/manifest.json",
+        f"<results>/train/{mixture}/token_lengths.json",
+        *(f"<results>/train/{mixture}/seed{seed}/adapter" for seed in SEEDS),
+        *(f"<results>/scores/{mixture}/seed{seed}.json" for seed in SEEDS),
+        *(f"<results>/scores/position_bias/{run}.json" for run in mixture_position_bias(mixture)),
     ]
 
 
@@ -104,7 +132,7 @@ def position_bias_test_sets():
 def position_bias_targets():
     if not position_bias_test_sets():
         return []
-    return ["results/tables/position_bias.csv"]
+    return ["<results>/tables/position_bias.csv"]
 
 
 def mixture_position_bias(mixture):
@@ -127,7 +155,18 @@ def get_llm_replay(wildcards):
 
 
 def endpoint_params(name):
-    return config["llm"]["endpoints"][name]
+    # pacing keys (concurrency, rate limits, retries, timeouts) don't count for reruns
+    return compute_aware_endpoint(config["llm"]["endpoints"][name])
+
+
+def endpoint_identity(name):
+    # what does count: every other key (base_url is part of the cache key)
+    return endpoint_params(name).tracked()
+
+
+def llm_batch():
+    # Batch API pacing (poll interval, file sizes, resubmission rounds): never a rerun
+    return ComputeParams(config["llm"]["batch"])
 
 
 def endpoint_gpus(name):
@@ -157,7 +196,7 @@ QUALITY = config["translation"]["quality"]
 
 
 def translation_quality_targets():
-    return ["results/translation_quality/report.md"] if QUALITY["enabled"] else []
+    return ["<results>/translation_quality/report.md"] if QUALITY["enabled"] else []
 
 
 def get_quality_test_file(wildcards):
@@ -167,7 +206,7 @@ def get_quality_test_file(wildcards):
 
 
 def get_quality_comet(wildcards):
-    return ["results/translation_quality/comet.json"] if QUALITY["comet"]["enabled"] else []
+    return ["<results>/translation_quality/comet.json"] if QUALITY["comet"]["enabled"] else []
 
 
 # ---------------------------------------------------------------- dataset and mixtures
@@ -176,14 +215,14 @@ def get_quality_comet(wildcards):
 def get_dataset_inputs(origin):
     if config["data"]["build"] == "published":
         published = config["data"]["published"]
-        return [f"results/published/{origin}/records.parquet"] if origin in published else []
+        return [f"<results>/published/{origin}/records.parquet"] if origin in published else []
     if origin == "native":
-        pattern = "results/normalized/{source}/records.parquet"
+        pattern = "<results>/normalized/{source}/records.parquet"
         return expand(pattern, source=sources_with_role("native"))
     if origin == "translated":
-        pattern = "results/translated/{source}/records.parquet"
+        pattern = "<results>/translated/{source}/records.parquet"
         return expand(pattern, source=sources_with_role("translate"))
-    pattern = "results/synthetic/{source}/records.parquet"
+    pattern = "<results>/synthetic/{source}/records.parquet"
     return expand(pattern, source=sources_with_role("synthesize"))
 
 
@@ -193,9 +232,9 @@ def get_published_location(wildcards):
 
 def get_normalize_stats(wildcards):
     if config["data"]["build"] == "published":
-        return expand("results/published/{origin}/stats.json", origin=PUBLISHED_ORIGINS)
+        return expand("<results>/published/{origin}/stats.json", origin=PUBLISHED_ORIGINS)
     names = sources_with_role("native") + sources_with_role("translate")
-    return expand("results/normalized/{source}/stats.json", source=names)
+    return expand("<results>/normalized/{source}/stats.json", source=names)
 
 
 PUBLISHED_ORIGINS = sorted(config["data"]["published"])
@@ -207,14 +246,14 @@ def mixture_origins(mixture):
 
 def get_mixture_train(wildcards):
     return expand(
-        "results/dataset/{origin}/train.parquet", origin=mixture_origins(wildcards.mixture)
+        "<results>/dataset/{origin}/train.parquet", origin=mixture_origins(wildcards.mixture)
     )
 
 
 def get_mixture_validation(wildcards):
     # a shared validation set comes from the configured origins, whatever the mixture's
     origins = config["mixtures"].get("validation_origins") or mixture_origins(wildcards.mixture)
-    return expand("results/dataset/{origin}/validation.parquet", origin=origins)
+    return expand("<results>/dataset/{origin}/validation.parquet", origin=origins)
 
 
 def get_mixture_shares(wildcards):
@@ -224,7 +263,8 @@ def get_mixture_shares(wildcards):
 def get_corpus_files(wildcards):
     roles = {"native": "records", "translate": "records", "synthesize": "documents"}
     return [
-        f"results/normalized/{name}/{roles[spec['role']]}.parquet" for name, spec in SOURCES.items()
+        f"<results>/normalized/{name}/{roles[spec['role']]}.parquet"
+        for name, spec in SOURCES.items()
     ]
 
 
@@ -232,7 +272,9 @@ def get_corpus_files(wildcards):
 
 
 def get_train_hparams(wildcards):
-    hparams = {k: v for k, v in config["training"].items() if k != "seeds"}
+    # compute settings (GPUs, memory, runtime) are resources, never params (COMPUTE_KEYS)
+    skip = {"seeds", *COMPUTE_KEYS}
+    hparams = {k: v for k, v in config["training"].items() if k not in skip}
     return {**hparams, "seed": int(wildcards.seed)}
 
 
@@ -242,14 +284,14 @@ def uses_merged_models():
 
 def get_predict_inputs(wildcards):
     inputs = {
-        "model": "results/models/base",
-        "testsets": expand("results/testsets/{testset}.parquet", testset=TEST_SETS),
+        "model": "<results>/models/base",
+        "testsets": expand("<results>/testsets/{testset}.parquet", testset=TEST_SETS),
     }
     if wildcards.model != "base":
         if uses_merged_models():
-            inputs["model"] = f"results/train/{wildcards.model}/merged"
+            inputs["model"] = f"<results>/train/{wildcards.model}/merged"
         else:
-            inputs["adapter"] = f"results/train/{wildcards.model}/adapter"
+            inputs["adapter"] = f"<results>/train/{wildcards.model}/adapter"
     return inputs
 
 
@@ -281,17 +323,17 @@ def needs_local_judge(names):
 def get_judge_inputs(wildcards):
     inputs = {
         "predictions": expand(
-            "results/predict/{model}/{testset}.parquet",
+            "<results>/predict/{model}/{testset}.parquet",
             model=wildcards.model,
             testset=open_test_sets(),
         ),
-        "testsets": expand("results/testsets/{testset}.parquet", testset=open_test_sets()),
+        "testsets": expand("<results>/testsets/{testset}.parquet", testset=open_test_sets()),
         "prompt": config["judge"]["prompt_file"],
     }
     if JUDGE_SELECT == "auto":
-        inputs["selection"] = "results/metaeval/judge_selection.json"
+        inputs["selection"] = "<results>/metaeval/judge_selection.json"
     if needs_local_judge(judge_candidates_in_play()):
-        inputs["model"] = "results/models/base"
+        inputs["model"] = "<results>/models/base"
     return inputs
 
 
@@ -312,7 +354,7 @@ def get_judge_candidates(wildcards):
 
 
 def get_judge_model_input(wildcards):
-    return ["results/models/base"] if needs_local_judge(JUDGE_CANDIDATES) else []
+    return ["<results>/models/base"] if needs_local_judge(JUDGE_CANDIDATES) else []
 
 
 def get_source_location(wildcards):
@@ -337,6 +379,10 @@ def translation_route_of(source):
 
 def get_translation_endpoint(wildcards):
     return endpoint_params(translation_route_of(wildcards.source)[0])
+
+
+def get_translation_endpoint_identity(wildcards):
+    return endpoint_identity(translation_route_of(wildcards.source)[0])
 
 
 def get_translation_model(wildcards):

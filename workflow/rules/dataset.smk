@@ -5,31 +5,31 @@
 
 rule stage_published:
     output:
-        raw=directory("resources/published/{origin}/raw"),
-        manifest="resources/published/{origin}/manifest.json",
+        raw=directory("<resources>/published/{origin}/raw"),
+        manifest="<resources>/published/{origin}/manifest.json",
     log:
-        "logs/stage_published/{origin}.log",
+        "<logs>/stage_published/{origin}.log",
     conda:
         "../../envs/workflow.yaml"
     params:
         source="medinjection_{origin}",
         location=get_published_location,
-        offline=is_offline(config, os.environ),
-        code=CODE_VERSION,
+        offline=config["data"]["offline"],
+        code=script_code("stage_source.py"),
     script:
         "../scripts/stage_source.py"
 
 
 rule normalize_published:
     input:
-        raw="resources/published/{origin}/raw",
-        manifest="resources/published/{origin}/manifest.json",
+        raw="<resources>/published/{origin}/raw",
+        manifest="<resources>/published/{origin}/manifest.json",
     output:
-        records="results/published/{origin}/records.parquet",
-        quarantine="results/published/{origin}/quarantine.jsonl",
-        stats="results/published/{origin}/stats.json",
+        records="<results>/published/{origin}/records.parquet",
+        quarantine="<results>/published/{origin}/quarantine.jsonl",
+        stats="<results>/published/{origin}/stats.json",
     log:
-        "logs/normalize_published/{origin}.log",
+        "<logs>/normalize_published/{origin}.log",
     conda:
         "../../envs/workflow.yaml"
     params:
@@ -40,7 +40,7 @@ rule normalize_published:
         validation_fraction=config["dataset"]["validation_fraction"],
         test_fraction=config["dataset"]["test_fraction"],
         max_quarantine_rate=config["dataset"]["max_quarantine_rate"],
-        code=CODE_VERSION,
+        code=script_code("normalize_source.py"),
     script:
         "../scripts/normalize_source.py"
 
@@ -52,42 +52,42 @@ rule build_dataset:
         synthetic=get_dataset_inputs("synthetic"),
         source_stats=get_normalize_stats,
     output:
-        splits=expand("results/dataset/{origin}/{split}.parquet", origin=ORIGINS, split=SPLITS),
-        all="results/dataset/all.parquet",
+        splits=expand("<results>/dataset/{origin}/{split}.parquet", origin=ORIGINS, split=SPLITS),
+        all="<results>/dataset/all.parquet",
         stats=report(
-            "results/dataset/stats.csv",
+            "<results>/dataset/stats.csv",
             caption="../report/dataset_stats.rst",
             category="Dataset",
         ),
-        removed="results/dataset/removed.csv",
-        comparison="results/dataset/published_comparison.csv",
-        sources="results/dataset/sources.csv",
+        removed="<results>/dataset/removed.csv",
+        comparison="<results>/dataset/published_comparison.csv",
+        sources="<results>/dataset/sources.csv",
     log:
-        "logs/build_dataset/build_dataset.log",
+        "<logs>/build_dataset/build_dataset.log",
     benchmark:
-        "benchmarks/build_dataset/build_dataset.tsv"
+        "<benchmarks>/build_dataset/build_dataset.tsv"
     conda:
         "../../envs/workflow.yaml"
     threads: 2  # signatures, normalisation and the parquet writers use every core it is given
     params:
         near_duplicate_threshold=config["dataset"]["near_duplicate_threshold"],
         deduplicate=config["dataset"].get("deduplicate", True),
-        code=CODE_VERSION,
+                code=script_code("build_dataset.py"),
     script:
         "../scripts/build_dataset.py"
 
 
 rule test_sets:
     input:
-        tests=expand("results/dataset/{origin}/test.parquet", origin=ORIGINS),
+        tests=expand("<results>/dataset/{origin}/test.parquet", origin=ORIGINS),
     output:
-        testsets=expand("results/testsets/{testset}.parquet", testset=TEST_SETS),
+        testsets=expand("<results>/testsets/{testset}.parquet", testset=TEST_SETS),
     log:
-        "logs/test_sets/test_sets.log",
+        "<logs>/test_sets/test_sets.log",
     conda:
         "../../envs/workflow.yaml"
     params:
         test_sets=TEST_SETS,
-        code=CODE_VERSION,
+        code=script_code("test_sets.py"),
     script:
         "../scripts/test_sets.py"

@@ -7,11 +7,11 @@ rule judge:
     input:
         unpack(get_judge_inputs),
     output:
-        judgments=expand("results/judge/{{model}}/{testset}.parquet", testset=open_test_sets()),
+        judgments=expand("<results>/judge/{{model}}/{testset}.parquet", testset=open_test_sets()),
     log:
-        "logs/judge/{model}.log",
+        "<logs>/judge/{model}.log",
     benchmark:
-        "benchmarks/judge/{model}.tsv"
+        "<benchmarks>/judge/{model}.tsv"
     conda:
         "../../envs/gpu.yaml"
     threads: 2
@@ -24,7 +24,7 @@ rule judge:
         select=JUDGE_SELECT,
         cache_path=get_judge_cache,
         prompt_version=config["study"]["prompt_version"],
-        code=CODE_VERSION,
+        code=script_code("judge.py"),
     script:
         "../scripts/judge.py"
 
@@ -33,48 +33,48 @@ rule stage_annotations:
     input:
         get_annotations_input,
     output:
-        "resources/metaeval/annotations.jsonl",
+        "<resources>/metaeval/annotations.jsonl",
     log:
-        "logs/stage_annotations/stage_annotations.log",
+        "<logs>/stage_annotations/stage_annotations.log",
     conda:
         "../../envs/workflow.yaml"
     params:
         location=config["metaeval"]["annotations"],
         candidate_field=config["metaeval"]["candidate_field"],
-        code=CODE_VERSION,
+        code=script_code("stage_annotations.py"),
     script:
         "../scripts/stage_annotations.py"
 
 
 rule metaeval:
     input:
-        annotations="resources/metaeval/annotations.jsonl",
+        annotations="<resources>/metaeval/annotations.jsonl",
         model=get_judge_model_input,
         prompt=config["judge"]["prompt_file"],
     output:
         correlations=report(
-            "results/metaeval/correlations.csv",
+            "<results>/metaeval/correlations.csv",
             caption="../report/metaeval.rst",
             category="Meta-evaluation",
         ),
         verbosity=report(
-            "results/metaeval/verbosity.csv",
+            "<results>/metaeval/verbosity.csv",
             caption="../report/verbosity.rst",
             category="Meta-evaluation",
         ),
         regression=report(
-            "results/metaeval/verbosity_regression.csv",
+            "<results>/metaeval/verbosity_regression.csv",
             caption="../report/verbosity_regression.rst",
             category="Meta-evaluation",
         ),
-        scores="results/metaeval/item_scores.csv",
+        scores="<results>/metaeval/item_scores.csv",
         selection=report(
-            "results/metaeval/judge_selection.json",
+            "<results>/metaeval/judge_selection.json",
             caption="../report/judge_selection.rst",
             category="Meta-evaluation",
         ),
     log:
-        "logs/metaeval/metaeval.log",
+        "<logs>/metaeval/metaeval.log",
     conda:
         "../../envs/gpu.yaml"
     threads: 2
@@ -89,6 +89,6 @@ rule metaeval:
         select_by=config["judge"]["select_by"],
         bertscore=config["evaluation"]["bertscore"],
         bootstrap=config["evaluation"]["bootstrap"],
-        code=CODE_VERSION,
+        code=script_code("metaeval.py"),
     script:
         "../scripts/metaeval.py"

@@ -7,11 +7,11 @@ rule build_mixture:
         train=get_mixture_train,
         validation=get_mixture_validation,
     output:
-        train="results/mixtures/{mixture}/train.jsonl",
-        validation="results/mixtures/{mixture}/validation.jsonl",
-        manifest="results/mixtures/{mixture}/manifest.json",
+        train="<results>/mixtures/{mixture}/train.jsonl",
+        validation="<results>/mixtures/{mixture}/validation.jsonl",
+        manifest="<results>/mixtures/{mixture}/manifest.json",
     log:
-        "logs/build_mixture/{mixture}.log",
+        "<logs>/build_mixture/{mixture}.log",
     conda:
         "../../envs/workflow.yaml"
     params:
@@ -23,6 +23,6 @@ rule build_mixture:
         seed=config["mixtures"]["seed"],
         tasks=config["mixtures"]["tasks"],
         prompt_version=config["study"]["prompt_version"],
-        code=CODE_VERSION,
+        code=script_code("build_mixture.py"),
     script:
         "../scripts/build_mixture.py"

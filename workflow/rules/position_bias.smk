@@ -5,18 +5,18 @@
 rule position_bias:
     input:
         predictions=expand(
-            "results/predict/{{model}}/{testset}.parquet",
+            "<results>/predict/{{model}}/{testset}.parquet",
             testset=position_bias_test_sets(),
         ),
         permuted=expand(
-            "results/predict/{{model}}/permuted/{testset}.parquet",
+            "<results>/predict/{{model}}/permuted/{testset}.parquet",
             testset=position_bias_test_sets(),
         ),
     output:
-        scores="results/scores/position_bias/{model}.json",
-        per_item="results/scores/position_bias/{model}.items.csv",
+        scores="<results>/scores/position_bias/{model}.json",
+        per_item="<results>/scores/position_bias/{model}.items.csv",
     log:
-        "logs/position_bias/{model}.log",
+        "<logs>/position_bias/{model}.log",
     localrule: True
     conda:
         "../../envs/workflow.yaml"
@@ -24,26 +24,26 @@ rule position_bias:
         model="{model}",
         test_sets=TEST_SETS,
         position_bias=POSITION_BIAS,
-        code=CODE_VERSION,
+        code=script_code("position_bias.py"),
     script:
         "../scripts/position_bias.py"
 
 
 rule position_bias_table:
     input:
-        scores=expand("results/scores/position_bias/{model}.json", model=MODELS),
+        scores=expand("<results>/scores/position_bias/{model}.json", model=MODELS),
     output:
         csv=report(
-            "results/tables/position_bias.csv",
+            "<results>/tables/position_bias.csv",
             caption="../report/position_bias.rst",
             category="Results",
         ),
     log:
-        "logs/position_bias_table/position_bias_table.log",
+        "<logs>/position_bias_table/position_bias_table.log",
     localrule: True
     conda:
         "../../envs/workflow.yaml"
     params:
-        code=CODE_VERSION,
+        code=script_code("position_bias_table.py"),
     script:
         "../scripts/position_bias_table.py"

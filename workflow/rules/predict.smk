@@ -7,15 +7,15 @@ rule predict:
     input:
         unpack(get_predict_inputs),
     output:
-        predictions=expand("results/predict/{{model}}/{testset}.parquet", testset=TEST_SETS),
+        predictions=expand("<results>/predict/{{model}}/{testset}.parquet", testset=TEST_SETS),
         permuted=expand(
-            "results/predict/{{model}}/permuted/{testset}.parquet",
+            "<results>/predict/{{model}}/permuted/{testset}.parquet",
             testset=position_bias_test_sets(),
         ),
     log:
-        "logs/predict/{model}.log",
+        "<logs>/predict/{model}.log",
     benchmark:
-        "benchmarks/predict/{model}.tsv"
+        "<benchmarks>/predict/{model}.tsv"
     conda:
         "../../envs/gpu.yaml"
     threads: 2
@@ -32,6 +32,6 @@ rule predict:
         protocol=config["evaluation"]["protocol"],
         position_bias=POSITION_BIAS,
         python=config["prediction"].get("python"),
-        code=CODE_VERSION,
+                code=script_code("predict.py"),
     script:
         "../scripts/predict.py"

@@ -5,17 +5,17 @@
 
 rule significance:
     input:
-        item_scores=expand("results/scores/{model}.items.parquet", model=MODELS),
+        item_scores=expand("<results>/scores/{model}.items.parquet", model=MODELS),
     output:
         csv=report(
-            "results/tables/significance.csv",
+            "<results>/tables/significance.csv",
             caption="../report/significance.rst",
             category="Results",
         ),
     log:
-        "logs/significance/significance.log",
+        "<logs>/significance/significance.log",
     benchmark:
-        "benchmarks/significance/significance.tsv"
+        "<benchmarks>/significance/significance.tsv"
     conda:
         "../../envs/workflow.yaml"
     threads: 1
@@ -23,110 +23,110 @@ rule significance:
         model_order=["base", *MIXTURES],
         significance=config["evaluation"]["significance"],
         bootstrap=config["evaluation"]["bootstrap"],
-        code=CODE_VERSION,
+        code=script_code("significance.py"),
     script:
         "../scripts/significance.py"
 
 
 rule table1:
     input:
-        scores=expand("results/scores/{model}.json", model=MODELS),
-        significance="results/tables/significance.csv",
+        scores=expand("<results>/scores/{model}.json", model=MODELS),
+        significance="<results>/tables/significance.csv",
     output:
         csv=report(
-            "results/tables/table1.csv",
+            "<results>/tables/table1.csv",
             caption="../report/table1.rst",
             category="Results",
         ),
-        md="results/tables/table1.md",
+        md="<results>/tables/table1.md",
         tex=report(
-            "results/tables/table1.tex",
+            "<results>/tables/table1.tex",
             caption="../report/table1_tex.rst",
             category="Results",
         ),
         per_dataset=report(
-            "results/tables/per_dataset.csv",
+            "<results>/tables/per_dataset.csv",
             caption="../report/per_dataset.rst",
             category="Results",
         ),
         per_dataset_md=report(
-            "results/tables/per_dataset.md",
+            "<results>/tables/per_dataset.md",
             caption="../report/per_dataset_md.rst",
             category="Results",
         ),
     log:
-        "logs/table1/table1.log",
+        "<logs>/table1/table1.log",
     localrule: True
     conda:
         "../../envs/workflow.yaml"
     params:
         model_order=["base", *MIXTURES],
         alpha=config["evaluation"]["significance"]["alpha"],
-        code=CODE_VERSION,
+        code=script_code("table1.py"),
     script:
         "../scripts/table1.py"
 
 
 rule plot_table1:
     input:
-        csv="results/tables/table1.csv",
+        csv="<results>/tables/table1.csv",
     output:
         png=report(
-            "results/plots/table1.png",
+            "<results>/plots/table1.png",
             caption="../report/table1_plot.rst",
             category="Results",
         ),
     log:
-        "logs/plot_table1/plot_table1.log",
+        "<logs>/plot_table1/plot_table1.log",
     localrule: True
     conda:
         "../../envs/workflow.yaml"
     params:
-        code=CODE_VERSION,
+        code=script_code("plot_table1.py"),
     script:
         "../scripts/plot_table1.py"
 
 
 rule plot_per_dataset:
     input:
-        csv="results/tables/per_dataset.csv",
+        csv="<results>/tables/per_dataset.csv",
     output:
         png=report(
-            "results/plots/per_dataset_heatmap.png",
+            "<results>/plots/per_dataset_heatmap.png",
             caption="../report/per_dataset_heatmap.rst",
             category="Results",
         ),
     log:
-        "logs/plot_per_dataset/plot_per_dataset.log",
+        "<logs>/plot_per_dataset/plot_per_dataset.log",
     localrule: True
     conda:
         "../../envs/workflow.yaml"
     params:
         model_order=["base", *MIXTURES],
-        code=CODE_VERSION,
+        code=script_code("plot_per_dataset.py"),
     script:
         "../scripts/plot_per_dataset.py"
 
 
 rule plot_judge_length:
     input:
-        scores="results/metaeval/item_scores.csv",
-        selection="results/metaeval/judge_selection.json",
-        model_scores=expand("results/scores/{model}.items.parquet", model=MODELS),
+        scores="<results>/metaeval/item_scores.csv",
+        selection="<results>/metaeval/judge_selection.json",
+        model_scores=expand("<results>/scores/{model}.items.parquet", model=MODELS),
     output:
         png=report(
-            "results/plots/judge_vs_length.png",
+            "<results>/plots/judge_vs_length.png",
             caption="../report/judge_vs_length.rst",
             category="Meta-evaluation",
         ),
     log:
-        "logs/plot_judge_length/plot_judge_length.log",
+        "<logs>/plot_judge_length/plot_judge_length.log",
     localrule: True
     conda:
         "../../envs/workflow.yaml"
     params:
         model_order=["base", *MIXTURES],
-        code=CODE_VERSION,
+        code=script_code("plot_judge_length.py"),
     script:
         "../scripts/plot_judge_length.py"
 
@@ -135,7 +135,7 @@ rule mixture:
     input:
         get_mixture_targets,
     output:
-        touch("results/targets/mixture_{mixture}.done"),
+        touch("<results>/targets/mixture_{mixture}.done"),
     log:
-        "logs/mixture/{mixture}.log",
+        "<logs>/mixture/{mixture}.log",
     localrule: True

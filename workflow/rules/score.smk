@@ -5,15 +5,15 @@
 
 rule score:
     input:
-        predictions=expand("results/predict/{{model}}/{testset}.parquet", testset=TEST_SETS),
-        judgments=expand("results/judge/{{model}}/{testset}.parquet", testset=open_test_sets()),
+        predictions=expand("<results>/predict/{{model}}/{testset}.parquet", testset=TEST_SETS),
+        judgments=expand("<results>/judge/{{model}}/{testset}.parquet", testset=open_test_sets()),
     output:
-        scores="results/scores/{model}.json",
-        item_scores="results/scores/{model}.items.parquet",
+        scores="<results>/scores/{model}.json",
+        item_scores="<results>/scores/{model}.items.parquet",
     log:
-        "logs/score/{model}.log",
+        "<logs>/score/{model}.log",
     benchmark:
-        "benchmarks/score/{model}.tsv"
+        "<benchmarks>/score/{model}.tsv"
     conda:
         "../../envs/workflow.yaml"
     threads: 2
@@ -24,6 +24,6 @@ rule score:
         bootstrap=config["evaluation"]["bootstrap"],
         judge_refused=config["judge"]["refused"],
         judge_prompt=config["judge"]["prompt_file"],
-        code=CODE_VERSION,
+        code=script_code("score.py"),
     script:
         "../scripts/score.py"

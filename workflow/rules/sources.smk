@@ -6,31 +6,31 @@ rule stage_source:
     input:
         get_stage_input,
     output:
-        raw=directory("resources/sources/{source}/raw"),
-        manifest="resources/sources/{source}/manifest.json",
+        raw=directory("<resources>/sources/{source}/raw"),
+        manifest="<resources>/sources/{source}/manifest.json",
     log:
-        "logs/stage_source/{source}.log",
+        "<logs>/stage_source/{source}.log",
     conda:
         "../../envs/workflow.yaml"
     params:
         source="{source}",
         location=get_source_location,
-        offline=is_offline(config, os.environ),
-        code=CODE_VERSION,
+        offline=config["data"]["offline"],
+        code=script_code("stage_source.py"),
     script:
         "../scripts/stage_source.py"
 
 
 rule normalize_source:
     input:
-        raw="resources/sources/{source}/raw",
-        manifest="resources/sources/{source}/manifest.json",
+        raw="<resources>/sources/{source}/raw",
+        manifest="<resources>/sources/{source}/manifest.json",
     output:
-        records="results/normalized/{source}/records.parquet",
-        quarantine="results/normalized/{source}/quarantine.jsonl",
-        stats="results/normalized/{source}/stats.json",
+        records="<results>/normalized/{source}/records.parquet",
+        quarantine="<results>/normalized/{source}/quarantine.jsonl",
+        stats="<results>/normalized/{source}/stats.json",
     log:
-        "logs/normalize_source/{source}.log",
+        "<logs>/normalize_source/{source}.log",
     conda:
         "../../envs/workflow.yaml"
     params:
@@ -41,24 +41,24 @@ rule normalize_source:
         validation_fraction=config["dataset"]["validation_fraction"],
         test_fraction=config["dataset"]["test_fraction"],
         max_quarantine_rate=config["dataset"]["max_quarantine_rate"],
-        code=CODE_VERSION,
+        code=script_code("normalize_source.py"),
     script:
         "../scripts/normalize_source.py"
 
 
 rule normalize_corpus:
     input:
-        raw="resources/sources/{source}/raw",
-        manifest="resources/sources/{source}/manifest.json",
+        raw="<resources>/sources/{source}/raw",
+        manifest="<resources>/sources/{source}/manifest.json",
     output:
-        documents="results/normalized/{source}/documents.parquet",
+        documents="<results>/normalized/{source}/documents.parquet",
     log:
-        "logs/normalize_corpus/{source}.log",
+        "<logs>/normalize_corpus/{source}.log",
     conda:
         "../../envs/workflow.yaml"
     params:
         source="{source}",
         adapter=get_source_adapter,
-        code=CODE_VERSION,
+        code=script_code("normalize_corpus.py"),
     script:
         "../scripts/normalize_corpus.py"

@@ -4,15 +4,15 @@
 
 rule synthesize:
     input:
-        documents="results/normalized/{source}/documents.parquet",
+        documents="<results>/normalized/{source}/documents.parquet",
         replay=get_llm_replay,
     output:
-        records="results/synthetic/{source}/records.parquet",
-        usage="results/synthetic/{source}/usage.json",
+        records="<results>/synthetic/{source}/records.parquet",
+        usage="<results>/synthetic/{source}/usage.json",
     log:
-        "logs/synthesize/{source}.log",
+        "<logs>/synthesize/{source}.log",
     benchmark:
-        "benchmarks/synthesize/{source}.tsv"
+        "<benchmarks>/synthesize/{source}.tsv"
     conda:
         "../../envs/workflow.yaml"
     resources:
@@ -20,6 +20,7 @@ rule synthesize:
     params:
         source="{source}",
         endpoint=endpoint_params(config["synthesis"]["endpoint"]),
+        endpoint_identity=endpoint_identity(config["synthesis"]["endpoint"]),
         model=config["synthesis"]["model"],
         temperature=config["synthesis"]["temperature"],
         max_tokens=config["synthesis"]["max_tokens"],
@@ -27,12 +28,12 @@ rule synthesize:
         mcq_per_document=config["synthesis"]["mcq_per_document"],
         submit=config["synthesis"]["submit"],
         max_quarantine_rate=config["synthesis"]["max_quarantine_rate"],
-        batch=config["llm"]["batch"],
+        batch=llm_batch(),
         price=llm_price(config["synthesis"]["model"]),
         mode=config["llm"]["mode"],
         replay_file=config["llm"]["replay_file"],
         cache_path=get_synthesis_cache,
         seed=config["study"]["seed"],
-        code=CODE_VERSION,
+        code=script_code("synthesize.py"),
     script:
         "../scripts/synthesize.py"

@@ -7,9 +7,9 @@ rule prepare_base_model:
     input:
         corpus=get_base_model_corpus,
     output:
-        model=directory("results/models/base"),
+        model=directory("<results>/models/base"),
     log:
-        "logs/prepare_base_model/base.log",
+        "<logs>/prepare_base_model/base.log",
     conda:
         "../../envs/workflow.yaml"
     params:
@@ -17,47 +17,47 @@ rule prepare_base_model:
         tiny=config["base_model"].get("tiny"),
         hub=config["base_model"].get("hub"),
         local_path=config["base_model"].get("local_path"),
-        code=CODE_VERSION,
+        code=script_code("prepare_base_model.py"),
     script:
         "../scripts/prepare_base_model.py"
 
 
 rule render_train_config:
     output:
-        config="results/train/{mixture}/seed{seed}/train_config.json",
+        config="<results>/train/{mixture}/seed{seed}/train_config.json",
     log:
-        "logs/render_train_config/{mixture}/seed{seed}.log",
+        "<logs>/render_train_config/{mixture}/seed{seed}.log",
     localrule: True
     conda:
         "../../envs/workflow.yaml"
     params:
         hparams=get_train_hparams,
         mixture="{mixture}",
-        code=CODE_VERSION,
+        code=script_code("render_train_config.py"),
     script:
         "../scripts/render_train_config.py"
 
 
 rule train:
     input:
-        config="results/train/{mixture}/seed{seed}/train_config.json",
-        model="results/models/base",
-        train="results/mixtures/{mixture}/train.jsonl",
-        validation="results/mixtures/{mixture}/validation.jsonl",
-        manifest="results/mixtures/{mixture}/manifest.json",
+        config="<results>/train/{mixture}/seed{seed}/train_config.json",
+        model="<results>/models/base",
+        train="<results>/mixtures/{mixture}/train.jsonl",
+        validation="<results>/mixtures/{mixture}/validation.jsonl",
+        manifest="<results>/mixtures/{mixture}/manifest.json",
     output:
-        adapter=directory("results/train/{mixture}/seed{seed}/adapter"),
-        metrics="results/train/{mixture}/seed{seed}/metrics.json",
+        adapter=directory("<results>/train/{mixture}/seed{seed}/adapter"),
+        metrics="<results>/train/{mixture}/seed{seed}/metrics.json",
         loss_plot=report(
-            "results/train/{mixture}/seed{seed}/loss.png",
+            "<results>/train/{mixture}/seed{seed}/loss.png",
             caption="../report/training_loss.rst",
             category="Training",
             labels={"mixture": "{mixture}", "seed": "{seed}"},
         ),
     log:
-        "logs/train/{mixture}/seed{seed}.log",
+        "<logs>/train/{mixture}/seed{seed}.log",
     benchmark:
-        "benchmarks/train/{mixture}/seed{seed}.tsv"
+        "<benchmarks>/train/{mixture}/seed{seed}.tsv"
     conda:
         "../../envs/gpu.yaml"
     threads: 4
@@ -66,8 +66,8 @@ rule train:
         mem_mb=get_train_mem_mb,
         runtime=get_train_runtime,
     params:
-        checkpoints="results/checkpoints/{mixture}/seed{seed}",
-        code=CODE_VERSION,
+        checkpoints=results_path("checkpoints/{mixture}/seed{seed}"),
+        code=module_code("medinjection.modeling.launch"),
     shell:
         "python -m medinjection.modeling.launch --gpus {resources.gpu} --"
         " --config {input.config} --model {input.model}"
@@ -78,13 +78,13 @@ rule train:
 
 rule token_lengths:
     input:
-        model="results/models/base",
-        train="results/mixtures/{mixture}/train.jsonl",
-        validation="results/mixtures/{mixture}/validation.jsonl",
+        model="<results>/models/base",
+        train="<results>/mixtures/{mixture}/train.jsonl",
+        validation="<results>/mixtures/{mixture}/validation.jsonl",
     output:
-        report="results/train/{mixture}/token_lengths.json",
+        report="<results>/train/{mixture}/token_lengths.json",
     log:
-        "logs/token_lengths/{mixture}.log",
+        "<logs>/token_lengths/{mixture}.log",
     conda:
         "../../envs/workflow.yaml"
     resources:
@@ -92,25 +92,25 @@ rule token_lengths:
         runtime=60,
     params:
         max_length=config["training"]["max_length"],
-        code=CODE_VERSION,
+        code=script_code("token_lengths.py"),
     script:
         "../scripts/token_lengths.py"
 
 
 rule merge_adapter:
     input:
-        model="results/models/base",
-        adapter="results/train/{mixture}/seed{seed}/adapter",
+        model="<results>/models/base",
+        adapter="<results>/train/{mixture}/seed{seed}/adapter",
     output:
-        merged=directory("results/train/{mixture}/seed{seed}/merged"),
+        merged=directory("<results>/train/{mixture}/seed{seed}/merged"),
     log:
-        "logs/merge_adapter/{mixture}/seed{seed}.log",
+        "<logs>/merge_adapter/{mixture}/seed{seed}.log",
     conda:
         "../../envs/gpu.yaml"
     resources:
         mem_mb=get_merge_mem_mb,
         runtime=get_merge_runtime,
     params:
-        code=CODE_VERSION,
+        code=script_code("merge_adapter.py"),
     script:
         "../scripts/merge_adapter.py"

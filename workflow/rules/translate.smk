@@ -4,15 +4,15 @@
 
 rule translate_shard:
     input:
-        records="results/normalized/{source}/records.parquet",
+        records="<results>/normalized/{source}/records.parquet",
         replay=get_llm_replay,
     output:
-        records="results/translate/{source}/shard_{shard}.parquet",
-        usage="results/translate/{source}/shard_{shard}.usage.json",
+        records="<results>/translate/{source}/shard_{shard}.parquet",
+        usage="<results>/translate/{source}/shard_{shard}.usage.json",
     log:
-        "logs/translate_shard/{source}/{shard}.log",
+        "<logs>/translate_shard/{source}/{shard}.log",
     benchmark:
-        "benchmarks/translate_shard/{source}/{shard}.tsv"
+        "<benchmarks>/translate_shard/{source}/{shard}.tsv"
     conda:
         "../../envs/workflow.yaml"
     resources:
@@ -21,31 +21,32 @@ rule translate_shard:
         shard=get_shard_index,
         shards=config["translation"]["shards"],
         endpoint=get_translation_endpoint,
+        endpoint_identity=get_translation_endpoint_identity,
         model=get_translation_model,
         temperature=config["translation"]["temperature"],
         max_tokens=config["translation"]["max_tokens"],
         submit=config["translation"]["submit"],
         max_quarantine_rate=config["translation"]["max_quarantine_rate"],
-        batch=config["llm"]["batch"],
+        batch=llm_batch(),
         price=get_translation_price,
         mode=config["llm"]["mode"],
         replay_file=config["llm"]["replay_file"],
         cache_path=get_translation_cache,
-        code=CODE_VERSION,
+        code=script_code("translate_shard.py"),
     script:
         "../scripts/translate_shard.py"
 
 
 rule gather_translation:
     input:
-        shards=expand("results/translate/{{source}}/shard_{shard}.parquet", shard=SHARDS),
+        shards=expand("<results>/translate/{{source}}/shard_{shard}.parquet", shard=SHARDS),
     output:
-        records="results/translated/{source}/records.parquet",
+        records="<results>/translated/{source}/records.parquet",
     log:
-        "logs/gather_translation/{source}.log",
+        "<logs>/gather_translation/{source}.log",
     conda:
         "../../envs/workflow.yaml"
     params:
-        code=CODE_VERSION,
+        code=script_code("gather_translation.py"),
     script:
         "../scripts/gather_translation.py"

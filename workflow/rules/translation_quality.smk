@@ -7,10 +7,10 @@ rule translation_quality:
         test_file=get_quality_test_file,
         replay=get_llm_replay,
     output:
-        scores="results/translation_quality/scores.json",
-        translations="results/translation_quality/translations.jsonl",
+        scores="<results>/translation_quality/scores.json",
+        translations="<results>/translation_quality/translations.jsonl",
     log:
-        "logs/translation_quality/translate.log",
+        "<logs>/translation_quality/translate.log",
     conda:
         "../../envs/workflow.yaml"
     resources:
@@ -18,27 +18,28 @@ rule translation_quality:
     params:
         test_file=QUALITY["test_file"],
         endpoint=endpoint_params(config["translation"]["endpoint"]),
+        endpoint_identity=endpoint_identity(config["translation"]["endpoint"]),
         model=config["translation"]["model"],
         temperature=config["translation"]["temperature"],
         max_tokens=config["translation"]["max_tokens"],
         submit=config["translation"]["submit"],
-        batch=config["llm"]["batch"],
+        batch=llm_batch(),
         price=llm_price(config["translation"]["model"]),
         mode=config["llm"]["mode"],
         replay_file=config["llm"]["replay_file"],
         cache_path=llm_cache("translation_quality", config["translation"]["model"]),
-        code=CODE_VERSION,
+        code=script_code("translation_quality.py"),
     script:
         "../scripts/translation_quality.py"
 
 
 rule translation_comet:
     input:
-        translations="results/translation_quality/translations.jsonl",
+        translations="<results>/translation_quality/translations.jsonl",
     output:
-        comet="results/translation_quality/comet.json",
+        comet="<results>/translation_quality/comet.json",
     log:
-        "logs/translation_quality/comet.log",
+        "<logs>/translation_quality/comet.log",
     conda:
         "../../envs/comet.yaml"
     resources:
@@ -53,12 +54,12 @@ rule translation_comet:
 
 rule translation_quality_report:
     input:
-        scores="results/translation_quality/scores.json",
+        scores="<results>/translation_quality/scores.json",
         comet=get_quality_comet,
     output:
-        report="results/translation_quality/report.md",
+        report="<results>/translation_quality/report.md",
     log:
-        "logs/translation_quality/report.log",
+        "<logs>/translation_quality/report.log",
     conda:
         "../../envs/workflow.yaml"
     script:

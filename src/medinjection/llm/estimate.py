@@ -3,7 +3,7 @@
 `python -m medinjection.llm.estimate --configfile config/config.yaml [--root .] [--out x.json]`
 
 Requests are built by the stages' own functions (translation_request, plan_jobs). Where the data
-stage has already built a source (results/normalized/<source>/records.parquet or
+stage has already built a source (<results_dir>/normalized/<source>/records.parquet or
 documents.parquet under --root) every real request is counted; otherwise config
 llm.estimate.volumes gives the expected number of records/documents and their mean length, and one
 representative request per kind supplies the fixed prompt overhead. Tokens are characters /
@@ -75,7 +75,7 @@ def translation_volume(
     """(basis, records, input chars, payload chars) of one translate source."""
     tr = config["translation"]
     _, model = translation_route(tr, source)
-    path = root / "results" / "normalized" / source / "records.parquet"
+    path = root / config["results_dir"] / "normalized" / source / "records.parquet"
     if path.is_file():
         records = read_records(path)
         requests = [translation_request(r, model, tr["temperature"], tr["max_tokens"])
@@ -95,7 +95,7 @@ def synthesis_volume(
 ) -> tuple[str, int, int, int, int, int]:
     """(basis, documents, requests, input chars, open items, MCQ items) of one corpus."""
     sy = config["synthesis"]
-    path = root / "results" / "normalized" / source / "documents.parquet"
+    path = root / config["results_dir"] / "normalized" / source / "documents.parquet"
     if path.is_file():
         documents, scale = read_documents(path), 1.0
     else:
@@ -118,9 +118,9 @@ def _volume(config: Mapping[str, Any], source: str) -> Mapping[str, Any]:
     volumes = config["llm"]["estimate"]["volumes"]
     if source not in volumes:
         raise KeyError(
-            f"source {source!r} is not built yet (no results/normalized/{source}/) and has no "
-            f"llm.estimate.volumes entry (have: {sorted(volumes)}); add its expected items and "
-            "mean characters per item, or build it first (snakemake the normalize rules)"
+            f"source {source!r} is not built yet (no {config['results_dir']}/normalized/{source}/) "
+            f"and has no llm.estimate.volumes entry (have: {sorted(volumes)}); add its expected "
+            "items and mean characters per item, or build it first (snakemake the normalize rules)"
         )
     return volumes[source]
 
@@ -182,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     """Command line: print the estimate table (and write JSON with --out)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configfile", type=Path, default=Path("config/config.yaml"))
-    parser.add_argument("--root", type=Path, default=Path("."), help="where results/ would be")
+    parser.add_argument(
+        "--root", type=Path, default=Path("."), help="where the config's results_dir would be"
+    )
     parser.add_argument("--out", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args(argv)
     config = yaml.safe_load(args.configfile.read_text(encoding="utf-8"))

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from medinjection.evaluation.parsing import parse_letters
-from medinjection.evaluation.position_bias import permuted_records
+from medinjection.evaluation.permutation import permuted_records
 from medinjection.modeling.decoding import check_protocol
 from medinjection.prompts import messages_hash, prompt_messages
 from medinjection.records import Record, join_letters, read_records

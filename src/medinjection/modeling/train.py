@@ -160,12 +160,12 @@ def _datasets(
     return Dataset.from_list(train_rows), val, counts
 
 
-def world_size(hparams: Mapping[str, Any]) -> int:
-    """Processes of this run; raises when it is not the configured GPU count (wrong launcher)."""
+def world_size(gpus: int) -> int:
+    """Processes of this run; raises when it is not the job's GPU count (wrong launcher)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if max(int(hparams["gpus"]), 1) != world:
+    if max(int(gpus), 1) != world:
         raise RuntimeError(
-            f"training.gpus is {hparams['gpus']} but WORLD_SIZE is {world}: start training "
+            f"training.gpus is {gpus} but WORLD_SIZE is {world}: start training "
             "through `python -m medinjection.modeling.launch --gpus N --` (the train rule does)"
         )
     return world
@@ -241,19 +241,25 @@ def train(
     checkpoints_dir: Path,
     callbacks: Sequence[Any] = (),
     manifest_path: Path | None = None,
+    gpus: int = 0,
 ) -> TrainOutcome:
     """Fine-tune with TRL SFTTrainer + PEFT, resuming from `checkpoints_dir` when possible.
 
     With `manifest_path` (the mixture's manifest; the train rule always gives it) the mixture
-    files are first checked against it: row counts and sha256.
+    files are first checked against it: row counts and sha256. `gpus` is the job's GPU count
+    (training.gpus, a resource): not in the rendered config, so changing it reruns nothing; the
+    effective batch it sets is recorded in the metrics.
     """
     if manifest_path is not None:
         check_mixture_files(Path(manifest_path), Path(train_path), Path(validation_path))
     config = read_train_config(config_path)
     hparams = config["hparams"]
-    world = world_size(hparams)
-    # one sub-folder per run fingerprint: a retry resumes, a changed config/data starts afresh
-    fingerprint = run_fingerprint(hparams, model_dir, train_path, validation_path)
+    world = world_size(gpus)
+    # one sub-folder per run fingerprint: a retry resumes, a changed config/data/world starts
+    # afresh (the world size sets the effective batch, so checkpoints of another one don't fit)
+    fingerprint = run_fingerprint(
+        {**hparams, "world_size": world}, model_dir, train_path, validation_path
+    )
     run_dir = Path(checkpoints_dir) / fingerprint[:16]
     last = last_checkpoint(run_dir)
     trainer, counts = build_trainer(
@@ -369,6 +375,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--manifest", type=Path, default=None, help="the mixture's manifest (rows, sha256)"
     )
+    parser.add_argument(
+        "--gpus", type=int, default=0, help="GPUs of the job (set by medinjection.modeling.launch)"
+    )
     parser.add_argument("--log", type=Path, default=None, help="log file (default: stderr only)")
     return parser
 
@@ -389,6 +398,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         checkpoints_dir=args.checkpoints,
         callbacks=[StopOnSignal.install()],
         manifest_path=args.manifest,
+        gpus=args.gpus,
     )
 
 

@@ -20,7 +20,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "attn_implementation": ("sdpa", "flash_attention_2", "eager"),
 }
 
-# Exactly the keys of the config's `training:` block (less `seeds`; `seed` is the run's own).
+# Exactly the keys of the config's `training:` block less `seeds` (`seed` is the run's own) and
+# less the compute settings (COMPUTE_KEYS): those are the job's resources, never its config.
 HPARAM_KEYS: tuple[str, ...] = (
     "method",
     "r",
@@ -32,7 +33,6 @@ HPARAM_KEYS: tuple[str, ...] = (
     "warmup_ratio",
     "per_device_batch_size",
     "gradient_accumulation_steps",
-    "gpus",
     "distributed",
     "max_length",
     "epochs",
@@ -48,12 +48,14 @@ HPARAM_KEYS: tuple[str, ...] = (
     "liger_kernel",
     "save_steps",
     "logging_steps",
-    "runtime_min",
-    "mem_mb",
 )
-# Keys that change how a job is scheduled or logged, not what it computes: a changed value
+# `training:` keys that size the job (SLURM resources, launcher), not what it computes: they stay
+# out of the rendered config and of every params, so changing them reruns nothing. The GPU count
+# reaches the training CLI from the job's resources (`launch --gpus`).
+COMPUTE_KEYS: tuple[str, ...] = ("gpus", "runtime_min", "mem_mb")
+# Keys that change how a job checkpoints or logs, not what it computes: a changed value
 # still resumes the run's checkpoints.
-NON_MODEL_KEYS: tuple[str, ...] = ("runtime_min", "mem_mb", "logging_steps", "save_steps")
+NON_MODEL_KEYS: tuple[str, ...] = ("logging_steps", "save_steps")
 
 
 def check_hparams(hparams: Mapping[str, Any]) -> None:
@@ -72,10 +74,6 @@ def check_hparams(hparams: Mapping[str, Any]) -> None:
         raise ValueError(f"training.warmup_ratio {hparams['warmup_ratio']} must be in [0, 1)")
     if int(hparams["max_length"]) <= 0:
         raise ValueError(f"training.max_length {hparams['max_length']} must be > 0")
-    if hparams["distributed"] != "ddp" and int(hparams["gpus"]) < 1:
-        raise ValueError(
-            f"training.distributed {hparams['distributed']!r} (DeepSpeed) needs training.gpus >= 1"
-        )
 
 
 def deepspeed_config(hparams: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -2,7 +2,7 @@
 
 No commit hash is ever written by hand: `tools/pin_sources.py` asks the Hub which commit a branch
 or tag points to (HfApi.repo_info) and writes it into the config; the stage rule also records
-the commit it actually fetched in resources/sources/{source}/manifest.json.
+the commit it actually fetched in <results_dir>/resources/sources/{source}/manifest.json.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def source_problems(config: Mapping[str, Any], environ: Mapping[str, str]) -> li
         )
     if is_offline(config, environ):
         for key, location in sorted(hub_locations(config).items()):
-            staged = _staged_manifest(key)
+            staged = _staged_manifest(config, key)
             if not staged.exists() and not _in_hub_cache(location):
                 problems.append(
                     f"offline mode: {key} ({location['repo']}@{location['revision']}) is neither "
@@ -72,10 +72,11 @@ def source_problems(config: Mapping[str, Any], environ: Mapping[str, str]) -> li
     return problems
 
 
-def _staged_manifest(key: str) -> Path:
+def _staged_manifest(config: Mapping[str, Any], key: str) -> Path:
     section, name = key.rsplit(".", 1)
     folder = "sources" if section == "sources" else "published"
-    return Path("resources") / folder / name / "manifest.json"
+    # the stage rules write <results_dir>/resources/... (workflow/rules/common.smk pathvars)
+    return Path(config["results_dir"], "resources", folder, name, "manifest.json")
 
 
 def _in_hub_cache(location: Mapping[str, Any]) -> bool:

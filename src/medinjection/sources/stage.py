@@ -1,4 +1,4 @@
-"""Stage a source's raw public files into resources/sources/{source}/raw with a hash manifest."""
+"""Stage a source's raw public files into <results_dir>/resources/sources/{source}/raw, hashed."""
 
 from __future__ import annotations
 

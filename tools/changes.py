@@ -1,0 +1,147 @@
+"""What a change will rerun, and why, before running it (`make changes`).
+
+Runs `snakemake -n` with the given arguments (e.g. `--configfile config/demo.yaml`) and prints
+one line per rule: how many of its jobs would run and their reasons, where "params" covers both
+config values and the rule's `code` fingerprint (the package modules its script imports, see
+medinjection.fingerprint) and "after <rules>" names the upstream rules whose jobs rerun first.
+
+    python tools/changes.py --configfile config/demo.yaml
+    # the workflow scripts (rules) whose code fingerprint covers a package module:
+    python tools/changes.py --covers src/medinjection/evaluation/metrics.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# snakemake's reason texts -> short words
+REASONS = {
+    "Missing output files": "missing output",
+    "Params have changed since last execution": "params",
+    "Code has changed since last execution": "code",
+    "Set of input files has changed since last execution": "input set",
+    "Input files updated by another job": "after",
+    "Updated input files": "newer input",
+    "Forced execution": "forced",
+    "Software environment definition has changed since last execution": "software env",
+    "No metadata": "no metadata",
+    "Rules with neither input nor output files are always executed": "always",
+    "Rules with a run or shell declaration but no output are always executed": "always",
+}
+
+
+def parse_jobs(dry_run: str) -> list[tuple[str, str]]:
+    """(rule, reason line) of every job block of a `snakemake -n` output."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) \w+:\n)", dry_run):
+        head = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):\n", block)
+        if head:
+            reason = re.search(r"^\s+reason: (.*)$", block, re.M)
+            jobs.append((head.group(1), reason.group(1) if reason else ""))
+    return jobs
+
+
+FINGERPRINT = re.compile(r"'[0-9a-f]{16}'")
+
+
+def _params(detail: str) -> str:
+    """'params' with what changed: the code fingerprint, or the values before and now."""
+    match = re.search(r"before: (.*?) now: (.*?)\s*$", detail)
+    if not match:
+        return "params"
+    before, now = match.groups()
+    if FINGERPRINT.fullmatch(before.strip()) and FINGERPRINT.fullmatch(now.strip()):
+        return "code of imported package modules"
+    shown = f"params: {before.strip()} -> {now.strip()}"
+    return shown if len(shown) <= 90 else shown[:87] + "..."
+
+
+def _short(reason: str, producers: dict[str, str]) -> list[str]:
+    words = []
+    for part in reason.split("; "):
+        text, _, detail = part.partition(": ")
+        word = REASONS.get(text.strip(), text.strip())
+        if word == "after":
+            rules = sorted({producers.get(f.strip(), "?") for f in detail.split(", ")})
+            word = "after " + ", ".join(rules)
+        elif word == "params":
+            word = _params(detail)
+        words.append(word)
+    return words
+
+
+def _producers(dry_run: str) -> dict[str, str]:
+    """Output file -> rule of the job that writes it."""
+    out = {}
+    for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) \w+:\n)", dry_run):
+        head = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):\n", block)
+        output = re.search(r"^\s+output: (.*)$", block, re.M)
+        if head and output:
+            for path in output.group(1).split(", "):
+                out[path.strip()] = head.group(1)
+    return out
+
+
+def summary(dry_run: str) -> str:
+    """One line per rule: jobs that would run and why (the reasons counted over its jobs)."""
+    if "Nothing to be done" in dry_run:
+        return "Nothing to be done: every output is up to date."
+    jobs = parse_jobs(dry_run)
+    producers = _producers(dry_run)
+    reasons: dict[str, Counter[str]] = defaultdict(Counter)
+    for rule, reason in jobs:
+        reasons[rule].update(_short(reason, producers))
+    width = max(len(rule) for rule in reasons)
+    lines = [f"{len(jobs)} jobs would run:", f"{'rule':<{width}}  jobs  why"]
+    for rule, counts in reasons.items():
+        n = sum(1 for name, _ in jobs if name == rule)
+        why = "; ".join(f"{word} ({c})" if c != n else word for word, c in counts.items())
+        lines.append(f"{rule:<{width}}  {n:>4}  {why}")
+    return "\n".join(lines)
+
+
+def covering_rules(module_file: Path) -> list[str]:
+    """Workflow scripts (and so rules) whose code fingerprint covers a package module file."""
+    import ast
+
+    from medinjection.fingerprint import closure, imported_names, package_modules
+
+    package = REPO / "src" / "medinjection"
+    name = ".".join(module_file.resolve().relative_to(package.parent).with_suffix("").parts)
+    name = name.removesuffix(".__init__")
+    modules = package_modules(package)
+    if name not in modules:
+        raise SystemExit(f"{module_file} is not a module of {package}")
+    hits = []
+    for script in sorted((REPO / "workflow" / "scripts").glob("*.py")):
+        tree = ast.parse(script.read_text(encoding="utf-8"))
+        if name in closure(imported_names(tree), modules):
+            hits.append(script.name)
+    if name in closure(["medinjection.modeling.launch"], modules):
+        hits.append("train (python -m medinjection.modeling.launch)")
+    return hits
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI: summarise `snakemake -n <args>`, or list the scripts a module's edit reaches."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--covers", type=Path, help="a package module: which scripts import it")
+    args, snakemake_args = parser.parse_known_args(argv)
+    if args.covers:
+        print("\n".join(covering_rules(args.covers)) or "no workflow script imports it")
+        return
+    command = [str(Path(sys.executable).with_name("snakemake")), "-n", *snakemake_args]
+    proc = subprocess.run(command, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+    print(summary(proc.stdout + proc.stderr))
+
+
+if __name__ == "__main__":
+    main()
