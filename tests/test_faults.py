@@ -326,7 +326,7 @@ def test_an_in_place_edit_in_a_local_source_folder_restages_it(tmp_path: Path) -
     from tests.workflow_helpers import make_workdir, snakemake
 
     work = make_workdir(tmp_path / "w")
-    target = "resources/sources/frbmedqa/manifest.json"
+    target = "results/demo/resources/sources/frbmedqa/manifest.json"
     snakemake(work, "--configfile", "config/demo.yaml", "--cores", "1", target)
     dry = snakemake(work, "--configfile", "config/demo.yaml", "-n", target)
     assert "Nothing to be done" in dry.stdout

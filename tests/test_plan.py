@@ -77,8 +77,9 @@ def test_built_records_replace_the_declared_sizes(tmp_path: Path) -> None:
                (("A", "x"), ("B", "y"), ("C", "z"), ("D", "w")), language="fr")
         for i in range(7)
     ]  # fmt: skip
-    write_records(records, tmp_path / "results" / "synthetic" / "deft2021" / "records.parquet")
     config = copy.deepcopy(DEMO)
+    built = tmp_path / config["results_dir"] / "synthetic" / "deft2021" / "records.parquet"
+    write_records(records, built)
     config["plan"]["dedup_loss"] = {}
     syn = _draw(plan_draws(config, tmp_path), "mixture SYN train", "synthetic")
     # deft2021 built (7 records); diamed and morfitt: 12 documents x 2 MCQs x 0.95

@@ -291,7 +291,15 @@ def test_code_change_reruns_the_job_but_pays_no_cached_request(fixture, tmp_path
 
     from medinjection.fingerprint import PACKAGE_DIR, script_fingerprint
 
+    import sqlite3
+
     assert run_shard(fixture, 0, 1)[1]["usage"]["requests_sent"] == 6  # paid once
+    # replies the stage's check rejected are kept apart, never cached (issue 14): a rerun asks
+    # exactly those again, and every accepted reply is answered from the cache
+    with sqlite3.connect(fixture.tmp / "cache_0.sqlite") as db:
+        rejected = db.execute("SELECT COUNT(DISTINCT key) FROM rejected").fetchone()[0]
+    accepted = 6 - rejected
+    assert accepted > 0
     # a code change of the translation stage that leaves the requests as they were
     copy = tmp_path / "pkg" / "medinjection"
     shutil.copytree(PACKAGE_DIR, copy)
@@ -314,4 +322,4 @@ def test_code_change_reruns_the_job_but_pays_no_cached_request(fixture, tmp_path
     assert proc.returncode == 0, proc.stderr[-3000:]
     usage = json.loads(proc.stdout.strip().splitlines()[-1])
     # ...and the rerun is answered by the cache, keyed on the request content: nothing re-paid
-    assert (usage["requests_sent"], usage["cache_hits"]) == (0, 6)
+    assert (usage["requests_sent"], usage["cache_hits"]) == (rejected, accepted)
