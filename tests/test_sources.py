@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from medinjection.normalize import normalize_corpus, normalize_source
 from medinjection.records import Record, read_records
 from medinjection.sources import ADAPTERS, CORPUS_ADAPTERS, get_adapter
 from medinjection.sources.base import Quarantined, hash_split, read_documents
 from medinjection.sources.medxpertqa import strip_answer_choices
+from medinjection.sources.mmlu import MMLU_MEDICAL_SUBJECTS
 from medinjection.sources.stage import stage_source
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -485,3 +488,49 @@ def test_study_run_stops_naming_the_s_editions_file(
         "sources.s_editions.location.path: 'resources/local/s_editions' does not exist" in message
     )
     assert "https://s-editions.fr/" in message and "sources.deft2021.location.path" in message
+
+
+def _mmlu_rows(subject: str, n: int) -> list[dict]:
+    return [
+        {"question": f"{subject} q{i}", "subject": subject, "choices": ["a", "b", "c", "d"],
+         "answer": i % 4}
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def test_mmlu_reads_the_real_snapshot_layout_once(tmp_path: Path) -> None:
+    """cais/mmlu@c30699e: subject folders, all/ repeating them (+ auxiliary_train) and
+    auxiliary_train/."""
+    snapshot = tmp_path / "snapshot"
+    for split, n in (("dev", 5), ("validation", 3), ("test", 7)):
+        write_parquet(
+            snapshot / "anatomy" / f"{split}-00000-of-00001.parquet", _mmlu_rows("anatomy", n)
+        )
+        write_parquet(
+            snapshot / "astronomy" / f"{split}-00000-of-00001.parquet", _mmlu_rows("astronomy", n)
+        )
+        both = _mmlu_rows("anatomy", n) + _mmlu_rows("astronomy", n)
+        write_parquet(snapshot / "all" / f"{split}-00000-of-00001.parquet", both)
+    aux = [{**row, "subject": ""} for row in _mmlu_rows("x", 4)]
+    write_parquet(snapshot / "all" / "auxiliary_train-00000-of-00001.parquet", aux)
+    write_parquet(snapshot / "auxiliary_train" / "train-00000-of-00001.parquet", aux)
+    records, quarantined = run_adapter("mmlu", snapshot)
+    assert not quarantined
+    assert len(records) == 15  # anatomy's 5 + 3 + 7 rows, once each
+    assert {r.specialty for r in records.values()} == {"anatomy"}
+    assert Counter(r.split for r in records.values()) == {"train": 5, "validation": 3, "test": 7}
+    # all/ alone (what staging only all/ would give) yields the same ids
+    only_all = tmp_path / "only_all"
+    for path in (snapshot / "all").iterdir():
+        write_parquet(only_all / "all" / path.name, pq.read_table(path).to_pylist())
+    again, _ = run_adapter("mmlu", only_all)
+    assert sorted(again) == sorted(records)
+    with pytest.raises(FileNotFoundError, match="no medical subject folder"):
+        run_adapter("mmlu", snapshot / "auxiliary_train")
+
+
+def test_study_config_stages_only_the_medical_mmlu_folders() -> None:
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    files = config["sources"]["mmlu"]["location"]["files"]
+    assert sorted(f.removesuffix("/*") for f in files) == sorted(MMLU_MEDICAL_SUBJECTS)
+

@@ -1,10 +1,19 @@
 """MMLU (cais/mmlu) and MMLU-Pro (TIGER-Lab/MMLU-Pro): their medical subsets, in English.
 
-MMLU raw form: HF parquet `<config>/<split>-*.parquet` (config `all` or one per subject) with
-question, subject, choices (4 texts), answer (int 0-3). Kept subjects: MMLU_MEDICAL_SUBJECTS,
-the six "MMLU medical" subsets of MultiMedQA (Singhal et al., 2023); MedInjection-FR does not
-say which it used. Splits: dev (few-shot) -> train, validation -> validation, test -> test.
-Ids: `<subject>-<split>-<n>`, n counting that subject's rows of that split in file order.
+MMLU raw form: HF parquet `<config>/<split>-*.parquet` with question, subject, choices (4 texts),
+answer (int 0-3). The cais/mmlu snapshot (pinned c30699e, the commit that re-added
+`all/auxiliary_train-*.parquet`; its dataset card lists the configs and their data_files) holds
+one folder per subject (`anatomy/{dev,validation,test}-*.parquet`, ...), `all/` (the same rows
+of every subject again, plus `all/auxiliary_train-*`) and `auxiliary_train/` (99,842 non-MMLU
+training items, blank subject). The study stages only the medical subject folders
+(sources.mmlu.location.files). This adapter reads per-subject folders when any is present and
+then skips `all/` (it repeats their rows); with `all/` alone (e.g. the demo fixture) it reads
+`all/` filtered by subject. Auxiliary-train files (`auxiliary_train/`, `all/auxiliary_train-*`)
+are never MMLU subjects: skipped by name, logged. Kept subjects: MMLU_MEDICAL_SUBJECTS, the six
+"MMLU medical" subsets of MultiMedQA (Singhal et al., 2023; 1,242 items: test 1,089, validation
+123, dev 30); MedInjection-FR does not say which it used. Splits: dev (few-shot) -> train,
+validation -> validation, test -> test. Ids: `<subject>-<split>-<n>`, n counting that subject's
+rows of that split in file order (the same ids from a subject folder or from `all/`).
 
 MMLU-Pro raw form: HF parquet `data/test-*.parquet`, `data/validation-*.parquet` with
 question_id, question, options (up to 10 texts, fewer for some items), answer (letter),
@@ -49,9 +58,40 @@ MMLU_SPLITS: dict[str, str] = {"dev": "train", "validation": "validation", "test
 MMLU_PRO_SPLITS: dict[str, str] = {"validation": "train", "test": "test"}
 
 
+AUXILIARY_TRAIN = "auxiliary_train"
+
+
+def mmlu_files(raw_dir: Path, source: str) -> list[Path]:
+    """The parquet files to read: medical subject folders, else `all/`; never auxiliary_train."""
+    files = require_files(raw_dir, "**/*.parquet", source)
+    auxiliary = [p for p in files if AUXILIARY_TRAIN in (p.parent.name, p.name.split("-")[0])]
+    if auxiliary:
+        LOG.info("%s: skips %d auxiliary_train file(s) (not MMLU subjects)", source, len(auxiliary))
+    files = [p for p in files if p not in auxiliary]
+    by_subject = [p for p in files if p.parent.name in MMLU_MEDICAL_SUBJECTS]
+    if by_subject:
+        skipped = [p for p in files if p not in by_subject]
+        if skipped:
+            LOG.info(
+                "%s: reads the medical subject folders; skips %d other file(s) (all/ repeats "
+                "the subject rows, other subjects are not medical)",
+                source,
+                len(skipped),
+            )
+        return by_subject
+    in_all = [p for p in files if p.parent.name == "all"]
+    if not in_all:
+        raise FileNotFoundError(
+            f"source {source!r}: no medical subject folder ({sorted(MMLU_MEDICAL_SUBJECTS)}) "
+            f"and no all/ folder of parquet files under {raw_dir}; check "
+            f"sources.{source}.location.files"
+        )
+    return in_all
+
+
 def load_mmlu(raw_dir: Path, source: str) -> Iterator[RawResult]:
     """English MCQU records of the medical MMLU subjects."""
-    for path in require_files(raw_dir, "**/*.parquet", source):
+    for path in mmlu_files(raw_dir, source):
         split = split_of_file(path, MMLU_SPLITS, source)
         source_split = path.name.split("-")[0]
         seen: Counter[str] = Counter()
