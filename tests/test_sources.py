@@ -534,3 +534,19 @@ def test_study_config_stages_only_the_medical_mmlu_folders() -> None:
     files = config["sources"]["mmlu"]["location"]["files"]
     assert sorted(f.removesuffix("/*") for f in files) == sorted(MMLU_MEDICAL_SUBJECTS)
 
+
+def test_diamed_reads_the_archive_splits_only(tmp_path: Path) -> None:
+    """Dr-BERT/DiaMED data.zip as DiaMed.py reads it: splits/*.json, field `domain` (a list)."""
+    case = {"identifier": "c1", "clinical_case": "Un patient de 60 ans.", "domain": ["I00-I99"]}
+    other = {"identifier": "c2", "clinical_case": "Une patiente de 30 ans.", "domain": []}
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "splits" / "train.json").write_text(json.dumps([case, other]))
+    (tmp_path / "splits" / "test.json").write_text(json.dumps([case]))  # repeated case
+    (tmp_path / "all_cases.json").write_text(json.dumps([case, other, {"identifier": "c3"}]))
+    (tmp_path / "__MACOSX" / "splits").mkdir(parents=True)
+    (tmp_path / "__MACOSX" / "splits" / "._train.json").write_bytes(b"\x00\x05\x16\x07")
+    documents = list(CORPUS_ADAPTERS["diamed"](tmp_path, "diamed"))
+    assert [(d.id, d.specialty) for d in documents] == [
+        ("diamed:c1", "I00-I99"),
+        ("diamed:c2", None),
+    ]

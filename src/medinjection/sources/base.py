@@ -117,14 +117,26 @@ def read_parquet_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def require_files(raw_dir: Path, pattern: str, source: str) -> list[Path]:
-    """Sorted files under raw_dir matching a glob; an error naming the pattern when none match."""
-    files = sorted(p for p in raw_dir.glob(pattern) if p.is_file())
+    """Sorted files under raw_dir matching a glob; an error naming the pattern when none match.
+
+    Archive debris is not data: paths with a part starting with "." (macOS `._x` resource forks,
+    the Hub's `.cache/`) or a `__MACOSX` folder (zips made on macOS) are left out.
+    """
+    files = sorted(
+        p
+        for p in raw_dir.glob(pattern)
+        if p.is_file() and not _is_debris(p.relative_to(raw_dir).parts)
+    )
     if not files:
         raise FileNotFoundError(
             f"source {source!r}: no raw file matches {pattern!r} under {raw_dir}; "
             "check the source's location in the config and re-run stage_source"
         )
     return files
+
+
+def _is_debris(parts: tuple[str, ...]) -> bool:
+    return any(part.startswith(".") or part == "__MACOSX" for part in parts)
 
 
 def options_from_texts(texts: Iterable[Any]) -> tuple[tuple[str, str], ...]:

@@ -2,9 +2,13 @@
 
 - DEFT-2021 (clinical cases, data on request from the DEFT organisers): one UTF-8 `.txt` file per
   case, anywhere under the raw folder; the id is the file stem. No specialty label is read.
-- DIAMED (DrBenchmark/DiaMED): JSON Lines (`*.jsonl`) or JSON arrays (`*.json`) of rows with
-  identifier, title, clinical_case, topic, keywords, domains, collected_at; the text is
-  clinical_case and the specialty is `domains` ('|'-joined when a list). File names unverified.
+- DIAMED (Dr-BERT/DiaMED data.zip): the loader DrBenchmark/DiaMED's DiaMed.py reads JSON arrays
+  `splits/{train,validation,test}.json` from that archive (which also holds the case figures), rows
+  with identifier, title, clinical_case, topic, keywords, `domain` (a list; the loader renames
+  it `domains`), icd-10, figures, ... When `splits/` is present only its JSON files are read
+  (other JSON in the archive is not the case list); otherwise every `*.jsonl` / `*.json` (the
+  demo's form). The text is clinical_case; the specialty is `domain` or `domains` ('|'-joined
+  when a list). A case repeated across files is read once (first file in path order).
 - MORFITT (qanastek/MORFITT): TSV files `train.tsv`, `dev.tsv`, `test.tsv` with identifier,
   abstract, specialities ('|'-joined labels, kept as is as the specialty).
 Documents with an empty text are skipped with a warning naming them.
@@ -15,7 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,19 +37,31 @@ def load_deft2021(raw_dir: Path, source: str) -> Iterator[Document]:
 def load_diamed(raw_dir: Path, source: str) -> Iterator[Document]:
     """Clinical-case documents from DIAMED rows."""
     for row in _diamed_rows(raw_dir, source):
-        domains = row.get("domains")
-        specialty = "|".join(domains) if isinstance(domains, list) else clean(domains)
+        domains = row.get("domain", row.get("domains"))
+        specialty = ("|".join(domains) or None) if isinstance(domains, list) else clean(domains)
         yield from _document(
             source, str(row.get("identifier")), "clinical_case", specialty, row.get("clinical_case")
         )
 
 
 def _diamed_rows(raw_dir: Path, source: str) -> Iterator[dict[str, Any]]:
-    for path in require_files(raw_dir, "**/*.json*", source):
+    files = require_files(raw_dir, "**/*.json*", source)
+    splits = [p for p in files if p.parent.name == "splits" and p.suffix == ".json"]
+    seen: set[str] = set()
+    for path in splits or files:
         if path.suffix == ".jsonl":
-            yield from (row for _, row in read_json_lines(path))
+            rows: Iterable[dict[str, Any]] = (row for _, row in read_json_lines(path))
         elif path.suffix == ".json":
-            yield from json.loads(path.read_text(encoding="utf-8"))
+            rows = json.loads(path.read_text(encoding="utf-8"))
+        else:
+            continue
+        for row in rows:
+            key = str(row.get("identifier"))
+            if key in seen:
+                LOG.warning("%s: case %s repeated in %s; kept its first copy", source, key, path)
+                continue
+            seen.add(key)
+            yield row
 
 
 def load_morfitt(raw_dir: Path, source: str) -> Iterator[Document]:
