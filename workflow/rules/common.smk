@@ -5,6 +5,7 @@ import re
 from snakemake.utils import validate
 
 import medinjection
+from medinjection.plan import check_plan
 from medinjection.sources.pins import is_offline
 from medinjection.workflow_support import (
     check_before_run,
@@ -14,6 +15,8 @@ from medinjection.workflow_support import (
 
 validate(config, schema="../schemas/config.schema.yaml")
 check_study_config(config)
+# pre-spend feasibility: every mixture, validation and test-set draw (also in dry runs)
+check_plan(config)
 
 SOURCES = config["sources"]
 MIXTURES = list(config["mixtures"]["definitions"])
