@@ -100,6 +100,11 @@ def test_build_dataset_outputs(tmp_path: Path) -> None:
     assert ["native", "n", "mcqu", "test", "1"] in stats
     with pytest.raises(ValueError, match="origin 'native'.*'translated' inputs"):
         build_dataset([], [tmp_path / "n.parquet"], [], tmp_path / "bad", 0.9)
+    kept_all = tmp_path / "kept_all"
+    build_dataset([tmp_path / "n.parquet"], [tmp_path / "t.parquet"], [tmp_path / "s.parquet"],
+                  kept_all, 0.9, deduplicate=False)  # fmt: skip
+    assert [r.id for r in read_records(kept_all / "translated" / "train.parquet")] == ["t:1"]
+    assert list(csv.reader(open(kept_all / "removed.csv"))) == [["id", "reason", "matched_id"]]
 
 
 def test_extract_test_sets(tmp_path: Path) -> None:

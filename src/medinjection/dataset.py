@@ -122,8 +122,13 @@ def build_dataset(
     out_dir: Path,
     near_duplicate_threshold: float,
     source_stats: list[Path] | None = None,
+    deduplicate: bool = True,
 ) -> None:
-    """Dedup/decontaminate all records; write per-origin splits, ALL, stats and removals."""
+    """Dedup/decontaminate all records; write per-origin splits, ALL, stats and removals.
+
+    deduplicate=False (dataset.deduplicate) keeps every record: the released-data study trains
+    on the authors' data exactly (removed.csv then holds its header only).
+    """
     groups = {"native": native, "translated": translated, "synthetic": synthetic}
     table = pa.concat_tables([load_group(o, list(paths)) for o, paths in groups.items()])
     duplicates = _duplicate_ids(table)
@@ -131,7 +136,11 @@ def build_dataset(
         raise ValueError(f"record ids occur in several input files: {duplicates[:5]}")
     ordered = keep_order(table)
     del table  # one copy of the records in memory at a time (full study: ~0.6 GB each)
-    kept, removals = dedupe_ordered(ordered, near_duplicate_threshold)
+    if deduplicate:
+        kept, removals = dedupe_ordered(ordered, near_duplicate_threshold)
+    else:
+        kept, removals = ordered.take(pc.sort_indices(ordered["id"])), []
+        LOG.info("dedup: off (dataset.deduplicate false), %d records kept", kept.num_rows)
     del ordered
     out_dir = Path(out_dir)
     _write_splits(kept, out_dir)

@@ -71,6 +71,7 @@ rule build_dataset:
     threads: 2  # signatures, normalisation and the parquet writers use every core it is given
     params:
         near_duplicate_threshold=config["dataset"]["near_duplicate_threshold"],
+        deduplicate=config["dataset"].get("deduplicate", True),
         code=CODE_VERSION,
     script:
         "../scripts/build_dataset.py"

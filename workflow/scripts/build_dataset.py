@@ -15,6 +15,7 @@ def main(smk) -> None:
         out_dir=Path(smk.output.stats).parent,
         near_duplicate_threshold=float(smk.params.near_duplicate_threshold),
         source_stats=[Path(p) for p in smk.input.source_stats],
+        deduplicate=bool(smk.params.deduplicate),
     )
 
 
