@@ -1,6 +1,8 @@
 # Two entry points do all set-up on a fresh machine:
 #   make demo   creates .venv, installs, runs the whole study graph on the embedded demo, builds the report
 #   make test   same set-up, then lint + unit and integration tests
+#   make rehearsal  the study config itself (and the released-data config when present) end to
+#               end on CPU and offline, at full data scale, in build/rehearsal*/ (tools/rehearsal.py)
 PYTHON ?= python3.11
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
@@ -11,7 +13,8 @@ DEMO := --configfile config/demo.yaml --cores $(CORES)
 # shell rules call `python`/`torchrun`: make them the venv's
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo dryrun report lint test test-fast clean-demo
+REHEARSAL_SCALE ?= 1.0
+.PHONY: install demo dryrun report lint test test-fast clean-demo rehearsal
 
 $(STAMP): requirements/base.txt requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +46,15 @@ test: lint
 
 test-fast: install
 	$(BIN)/pytest -q -m "not slow"
+
+# Each config in its own work directory; stand-ins only for the network and the GPU
+# (config/rehearsal.yaml). REHEARSAL_SCALE=0.01 runs the same code on 1% of the data.
+rehearsal: install
+	$(BIN)/python tools/rehearsal.py --config config/config.yaml --workdir build/rehearsal \
+		--scale $(REHEARSAL_SCALE) --cores $(CORES)
+	if [ -f config/published.yaml ]; then \
+		$(BIN)/python tools/rehearsal.py --config config/published.yaml \
+			--workdir build/rehearsal-published --scale $(REHEARSAL_SCALE) --cores $(CORES); fi
 
 clean-demo:
 	rm -rf results resources/sources resources/metaeval logs benchmarks .snakemake

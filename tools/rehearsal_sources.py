@@ -24,10 +24,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from rehearsal_text import (
     DUPLICATE_RATE,
-    MALFORMED_MIN,
     MALFORMED_RATE,
+    SMALL,
     TEST_IN_TRAIN_RATE,
     Writer,
+    malformed_minimum,
 )
 
 Rows = list[dict[str, Any]]
@@ -128,7 +129,7 @@ def mess(
     for i in writer.pick(range(len(pool)), DUPLICATE_RATE, 1):
         pool.append(renew(dict(pool[i]), f"dup{i}"))
         counts["duplicates"] += 1
-    for i in writer.pick(range(len(pool)), MALFORMED_RATE, MALFORMED_MIN):
+    for i in writer.pick(range(len(pool)), MALFORMED_RATE, malformed_minimum(len(pool))):
         breaks(pool[i])
         counts["malformed"] += 1
     return counts
@@ -194,7 +195,8 @@ def build_mediqal(root: Path, scale: float) -> dict[str, int]:
         if config == "oeq":  # test only: duplicates inside the test split
             for i in w.pick(range(len(rows["test"])), DUPLICATE_RATE, 1):
                 rows["test"].append(renew(dict(rows["test"][i]), f"dup{i}"))
-            rows["test"][0]["id"] = None
+            if len(rows["test"]) >= SMALL:
+                rows["test"][0]["id"] = None
         else:
             mess(rows, w, renew, breaks)
         schema = MEDIQAL_OEQ if config == "oeq" else MEDIQAL_MCQ
@@ -405,7 +407,7 @@ def build_pubmedqa(root: Path, scale: float) -> dict[str, int]:
     for config, count in PUBMEDQA_COUNTS.items():
         rows = [_pubmedqa_row(w, config, base[config] + i) for i in range(scaled(count, scale))]
         if config != "pqa_unlabeled":
-            for i in w.pick(range(len(rows)), MALFORMED_RATE, MALFORMED_MIN):
+            for i in w.pick(range(len(rows)), MALFORMED_RATE, malformed_minimum(len(rows))):
                 rows[i]["final_decision"] = ""  # no decision (quarantined)
         write_parquet(
             root / config / "train-00000-of-00001.parquet", rows, _pubmedqa_schema(config)
@@ -553,7 +555,7 @@ def build_medxpertqa(root: Path, scale: float) -> dict[str, int]:
         for split, n in splits.items():
             count = n if split == "dev" else scaled(n, scale)
             rows = [_medxpertqa_row(w, config, split, i) for i in range(count)]
-            if split == "test":
+            if split == "test" and count >= SMALL:
                 rows[0]["options"] = [rows[0]["options"]]  # a list, not a dict (quarantined)
             write_text(root / config / f"{split}.jsonl", jsonl(rows))
             counts[f"{config}/{split}"] = len(rows)
@@ -660,7 +662,7 @@ def build_mmlu(root: Path, scale: float) -> tuple[dict[str, int], Rows]:
         sizes = {"dev": 5, "validation": scaled(validation, scale, 2), "test": scaled(test, scale)}
         for split, n in sizes.items():
             rows = [_mmlu_row(w, subject) for _ in range(n)]
-            if split == "test" and subject == "anatomy":
+            if split == "test" and subject == "anatomy" and n >= SMALL:
                 rows[0]["answer"] = None  # a label missing (quarantined)
             write_parquet(root / subject / f"{split}-00000-of-00001.parquet", rows, MMLU_SCHEMA)
             every[split].extend(rows)
@@ -745,7 +747,8 @@ def build_mmlu_pro(root: Path, scale: float, mmlu_test: Rows) -> dict[str, int]:
                     row["src"] = f"ori_mmlu-{origin['subject']}"
                 rows[split].append(row)
                 qid += 1
-    rows["test"][5]["answer_index"] = (rows["test"][5]["answer_index"] + 1) % 4  # disagreement
+    if len(rows["test"]) >= SMALL:  # an answer letter that disagrees with its index
+        rows["test"][5]["answer_index"] = (rows["test"][5]["answer_index"] + 1) % 4
     for split, split_rows in rows.items():
         write_parquet(
             root / "data" / f"{split}-00000-of-00001.parquet", split_rows, MMLU_PRO_SCHEMA
@@ -877,8 +880,9 @@ def build_s_editions(root: Path, scale: float) -> dict[str, int]:
         else:
             row |= {"options": None, "answer": w.text(250)}
         rows.append(row)
-    rows[1]["options"] = {}  # an empty option dict (quarantined)
-    rows.append(dict(rows[2]))  # a repeated export line (same id)
+    if len(rows) >= SMALL:
+        rows[1]["options"] = {}  # an empty option dict (quarantined)
+        rows.append(dict(rows[2]))  # a repeated export line (same id)
     write_text(root / "s_editions.jsonl", jsonl(rows))
     return {"items": len(rows)}
 

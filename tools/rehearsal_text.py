@@ -112,5 +112,10 @@ class Writer:
 # Mess rates, per source (the kinds of trouble real dumps carry; the rates are ours).
 TEST_IN_TRAIN_RATE = 0.005  # test items repeated verbatim in the training pool, new id
 DUPLICATE_RATE = 0.003  # exact repeats inside one split, new id
-MALFORMED_MIN = 3  # at least this many broken rows per source
-MALFORMED_RATE = 0.0005
+MALFORMED_RATE = 0.001
+SMALL = 40  # below this many rows (small --scale), no fixed mess: it would exceed 5% alone
+
+
+def malformed_minimum(rows: int) -> int:
+    """At least one broken row per source, except in a pool too small to carry it."""
+    return 1 if rows >= SMALL else 0
