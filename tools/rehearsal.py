@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -67,19 +69,28 @@ def runtime_overlay(config: dict[str, Any], base_url: str, pins: dict, scale: fl
     return overlay
 
 
+def stable_port(workdir: Path) -> int:
+    """A port derived from the work directory: the endpoint URL is a rule param, so a new port
+    on every run would rerun every LLM job (their answers would still come from the cache)."""
+    digest = hashlib.sha256(str(workdir).encode()).digest()
+    return 20000 + int.from_bytes(digest[:4], "big") % 30000
+
+
 def start_server(workdir: Path) -> tuple[subprocess.Popen, str]:
-    """The rehearsal server on a free port; (process, base URL)."""
-    log = (workdir / "rehearsal_server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "tools" / "rehearsal_server.py"),
-         "--files-dir", str(workdir / "llm_files")],
-        stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT,
-    )  # fmt: skip
-    line = process.stdout.readline() if process.stdout else ""
-    if not line.startswith("PORT "):
+    """The rehearsal server on the work directory's port (else a free one); (process, URL)."""
+    for port in (stable_port(workdir), 0):
+        log = (workdir / "rehearsal_server.log").open("w")
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "tools" / "rehearsal_server.py"),
+             "--files-dir", str(workdir / "llm_files"), "--port", str(port)],
+            stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT,
+        )  # fmt: skip
+        line = process.stdout.readline() if process.stdout else ""
+        if line.startswith("PORT "):
+            return process, f"http://127.0.0.1:{int(line.split()[1])}/v1"
         process.kill()
-        raise RuntimeError(f"rehearsal server did not start: {line!r}; see {log.name}")
-    return process, f"http://127.0.0.1:{int(line.split()[1])}/v1"
+        print(f"rehearsal server could not listen on port {port}; see {log.name}", flush=True)
+    raise RuntimeError(f"rehearsal server did not start; see {workdir}/rehearsal_server.log")
 
 
 def server_stats(base_url: str) -> dict[str, Any]:
@@ -145,6 +156,9 @@ def main() -> None:
         data = json.loads(data_file.read_text())
     else:
         data = rehearsal_hub.build(args.config, workdir, args.scale)
+        # a pinned revision never changes on the Hub, so the workflow rightly keeps what it
+        # staged; regenerated rehearsal data must be staged again
+        shutil.rmtree(workdir / "resources" / "sources", ignore_errors=True)
     server, base_url = start_server(workdir)
     try:
         overlay = runtime_overlay(config, base_url, data["pins"], args.scale)

@@ -6,9 +6,11 @@ Built on tests/fake_openai_server.py (same HTTP routes, same SDK-facing objects)
   French-looking stand-in; a synthesis request ("open_qa" / "mcq") gets exactly the number of
   items its prompt asks for, written from the document's own words (so every document's items
   differ); any other request (the judge's 1-token question) gets "0" or "1";
-- INVALID_RATE (2%) of replies, chosen by the request's hash, break the structure the stage checks
-  (a translation loses an option letter; an open-QA reply holds one item too few; an MCQ has 3
-  options), so the stage's retry-with-feedback and quarantine paths run at scale;
+- INVALID_RATE (2%) of replies break the structure the stage checks (a translation loses an
+  option letter; an open-QA reply holds one item too few; an MCQ has 3 options): half of them
+  chosen per item (its retry with feedback fails again: quarantined, ~1%), half per request (the
+  retry succeeds), so the stage's retry and quarantine paths both run at scale (the real models'
+  invalid-output rates are not published: 2% is our assumption);
 - Batch API trouble, each assumed of the real service as noted:
   * FAILED_LINE_RATE of a batch's lines come back in the error file with HTTP 500 (the real API
     reports per-line server errors in error_file_id and bills only successes; the workflow
@@ -97,7 +99,13 @@ class RehearsalOpenAI(FakeOpenAI):
         """The text of the assistant's answer to a chat body."""
         fmt = (body.get("response_format") or {}).get("json_schema") or {}
         seed = json.dumps(body["messages"], sort_keys=True, ensure_ascii=False)
-        invalid = _unit("invalid:" + seed) < INVALID_RATE
+        first_user = next((m["content"] for m in body["messages"] if m["role"] == "user"), "")
+        # half the invalid replies are sticky (the item fails its corrective retry too and is
+        # quarantined), half transient (the retry with feedback gets a valid reply)
+        invalid = (
+            _unit("sticky:" + first_user) < INVALID_RATE / 2
+            or _unit("invalid:" + seed) < INVALID_RATE / 2
+        )
         if invalid and fmt:
             with self._count_lock:
                 self.counters["invalid"] += 1

@@ -474,7 +474,8 @@ def build_medmcqa(root: Path, scale: float, medqa_test: Rows) -> dict[str, int]:
 
     counts = mess(rows, w, renew, breaks, test="validation")  # validation is the labelled test
     # a few MedQA test questions also sit in MedMCQA's training pool (cross-source)
-    for n, item in enumerate(medqa_test[: max(1, len(medqa_test) // 200)]):
+    four = [item for item in medqa_test if item["answer_idx"] in "ABCD"]  # MedMCQA has 4 options
+    for n, item in enumerate(four[: max(1, len(medqa_test) // 200)]):
         options = [item["options"][x] for x in "ABCD"]
         rows["train"].append(
             {
