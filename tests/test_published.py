@@ -12,7 +12,7 @@ import yaml
 from medinjection.published import PUBLISHED_COUNTS, comparison_rows
 from medinjection.sources import get_adapter
 from medinjection.sources.base import Quarantined
-from medinjection.sources.released import split_options
+from medinjection.sources.released import ReleasedFormatError, split_options
 from tests.workflow_helpers import job_counts, make_workdir, snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,8 +88,8 @@ def test_published_build_skips_translation_and_synthesis(workdir: Path) -> None:
             "task": "mcqu",
         },
     }
-    (workdir / "config" / "published.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    proc = snakemake(workdir, "-n", "--configfile", "config/published.yaml")
+    (workdir / "config" / "published_demo.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    proc = snakemake(workdir, "-n", "--configfile", "config/published_demo.yaml")
     counts = job_counts(proc.stdout)
     assert counts["stage_published"] == 3 and counts["normalize_published"] == 3
     assert counts["build_dataset"] == 1 and counts["build_mixture"] == 7
@@ -97,3 +97,72 @@ def test_published_build_skips_translation_and_synthesis(workdir: Path) -> None:
     # tokenizer is trained on the normalized texts; a hub base model does not request them)
     for rule in ("translate_shard", "gather_translation", "synthesize"):
         assert rule not in counts
+
+
+def _write(root: Path, rel: str, items: object) -> Path:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(items, ensure_ascii=False))
+    return path
+
+
+def test_released_files_without_the_inferred_fields_stop_naming_file_and_field(
+    tmp_path: Path,
+) -> None:
+    adapter = get_adapter("released_native")
+    # the ALL-style flat fields instead of messages/classes/answer: not guessed at
+    flat = [{"instruction": "Q ?", "context": "", "answer": "A", "type": "mcqu", "origin": "x"}]
+    _write(tmp_path / "a", "Test/mcqu/mcqu_test.json", flat)
+    with pytest.raises(ReleasedFormatError, match=r"mcqu_test\.json has the field 'messages'"):
+        list(adapter(tmp_path / "a", "medinjection_native"))
+    no_classes = [{"messages": [{"role": "user", "content": "Q ?\n(A) x\n(B) y"}], "answer": "A"}]
+    _write(tmp_path / "b", "Train/mcq/mcq_train.json", no_classes)
+    with pytest.raises(ReleasedFormatError, match=r"field 'classes' expected for mcq items"):
+        list(adapter(tmp_path / "b", "medinjection_native"))
+    path = tmp_path / "c" / "Train" / "oeq" / "oeq_train.json"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"messages": []}\n{"messages": []}\n')  # JSON Lines, not a JSON list
+    with pytest.raises(ReleasedFormatError, match=r"oeq_train\.json is not one JSON document"):
+        list(adapter(tmp_path / "c", "medinjection_native"))
+
+
+def test_released_synthetic_training_files_map_to_train_records(tmp_path: Path) -> None:
+    """Synthetic's files are Train/mcq/mcq_training.json and Train/oeq/oeq_training.json."""
+    mcq = {
+        "messages": [
+            {"role": "system", "content": "Répondez par la ou les lettres."},
+            {"role": "user", "content": "Quel organe ?\n(A) foie\n(B) rein\n(C) cœur"},
+            {"role": "assistant", "content": "A, B"},
+        ],
+        "classes": ["A", "B", "C"],
+        "answer": "A, B",
+    }
+    oeq = {"messages": [{"role": "user", "content": "Expliquez."},
+                        {"role": "assistant", "content": "Parce que."}]}  # fmt: skip
+    no_answer = {k: v for k, v in mcq.items() if k != "answer"}
+    _write(tmp_path, "Train/mcq/mcq_training.json", [mcq, no_answer])
+    _write(tmp_path, "Train/oeq/oeq_training.json", [oeq])
+    items = list(get_adapter("released_synthetic")(tmp_path, "medinjection_synthetic"))
+    records = [i for i in items if not isinstance(i, Quarantined)]
+    assert [(r.id, r.task, r.split, r.answer) for r in records] == [
+        ("medinjection_synthetic:train/mcq/mcq_training/000000", "mcq", "train", "A,B"),
+        ("medinjection_synthetic:train/oeq/oeq_training/000000", "oeq", "train", "Parce que."),
+    ]
+    assert records[0].origin == "synthetic" and records[0].meta["system"].startswith("Répondez")
+    (bad,) = [i for i in items if isinstance(i, Quarantined)]
+    assert bad.reasons == ("no 'answer' field",)
+
+
+def test_published_study_config_dry_runs_without_sources(workdir: Path) -> None:
+    proc = snakemake(workdir, "-n", "--quiet", "rules", "--configfile", "config/published.yaml")
+    counts = job_counts(proc.stdout)
+    assert counts["stage_published"] == 3 and counts["normalize_published"] == 3
+    assert counts["build_mixture"] == 7 and counts["train"] == 7 and counts["predict"] == 8
+    for rule in ("stage_source", "translate_shard", "synthesize", "translation_quality"):
+        assert rule not in counts
+    config = yaml.safe_load((ROOT / "config" / "published.yaml").read_text())
+    study = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    # after the data, everything is the study's own
+    for key in ("mixtures", "base_model", "training", "prediction", "judge", "metaeval"):
+        assert config[key] == study[key], key
+    assert config["dataset"]["deduplicate"] is False and config["sources"] == {}

@@ -8,6 +8,12 @@ code, not seen raw): `{Train,Validation,Test}/{mcq,mcqu,oeq}/*.json`, each a JSO
 The user turn holds the whole prompt; option lines "(A) text", "A) text", "A. text" or
 "A: text" whose letters are exactly `classes` become the options and the rest is the question.
 An item whose options cannot be recovered that way is quarantined with the reason.
+
+Because that per-item format is INFERRED (Evaluate.py / LLM-as-a-judge.py read `messages`,
+`classes` and `answer`; no raw released item was seen), a file that does not have it stops the
+job with the file and the field expected, instead of being guessed at: a file that is not one
+JSON list of objects, or whose items all lack `messages` (any task) or `classes` / `answer`
+(mcq, mcqu). A field missing from only some items quarantines those items.
 """
 
 from __future__ import annotations
@@ -35,15 +41,48 @@ def load_released(raw_dir: Path, source: str, origin: Origin) -> Iterator[RawRes
             raise ValueError(
                 f"source {source!r}: {path} is not under <Train|Validation|Test>/<mcq|mcqu|oeq>/"
             )
-        items = json.loads(path.read_text(encoding="utf-8"))
+        items = read_released_file(path, source, task)
         for n, item in enumerate(items):
             raw_id = f"{split}/{task}/{path.stem}/{n:06d}"
             yield _record(item, raw_id, source, origin, split, task)
 
 
+INFERRED = "the per-item format is inferred from the authors' Evaluate.py (study.md §2), not seen"
+
+
+class ReleasedFormatError(ValueError):
+    """A released file whose items do not have the inferred fields."""
+
+
+def read_released_file(path: Path, source: str, task: str) -> list[dict[str, Any]]:
+    """The items of one released JSON file; ReleasedFormatError when not of the inferred shape."""
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ReleasedFormatError(
+            f"source {source!r}: {path} is not one JSON document ({error}); expected a JSON list "
+            f"of items ({INFERRED}). If the release changed format, adapt "
+            "medinjection/sources/released.py"
+        ) from None
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise ReleasedFormatError(
+            f"source {source!r}: {path} holds a {type(items).__name__}, expected a JSON list of "
+            f"objects ({INFERRED})"
+        )
+    required = ("messages",) if task == "oeq" else ("messages", "classes", "answer")
+    for field in required:
+        if items and all(field not in item for item in items):
+            raise ReleasedFormatError(
+                f"source {source!r}: no item of {path} has the field {field!r} expected for "
+                f"{task} items ({INFERRED}); fields found: {sorted(items[0])}"
+            )
+    return items
+
+
 def _turn(item: dict[str, Any], role: str) -> str | None:
-    for message in item.get("messages") or []:
-        if message.get("role") == role:
+    messages = item.get("messages")
+    for message in messages if isinstance(messages, list) else []:
+        if isinstance(message, dict) and message.get("role") == role:
             return clean(message.get("content"))
     return None
 
@@ -54,6 +93,8 @@ def _record(
     user, gold = _turn(item, "user"), _turn(item, "assistant")
     if user is None:
         return Quarantined(raw_id, ("no user turn in messages",), item)
+    if task != "oeq" and "answer" not in item:
+        return Quarantined(raw_id, ("no 'answer' field",), item)
     question, options = user, None
     answer = gold or ""
     if task != "oeq":
@@ -64,7 +105,7 @@ def _record(
             return Quarantined(
                 raw_id, (f"option lines {found} do not match classes {classes}",), item
             )
-        raw_answer = item.get("answer", gold)
+        raw_answer = item["answer"]
         letters = (
             raw_answer if isinstance(raw_answer, list) else re.split(r"[\s,]+", str(raw_answer))
         )
