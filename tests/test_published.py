@@ -13,6 +13,7 @@ from medinjection.published import PUBLISHED_COUNTS, comparison_rows
 from medinjection.sources import get_adapter
 from medinjection.sources.base import Quarantined
 from medinjection.sources.released import ReleasedFormatError, split_options
+from medinjection.workflow_support import StudyConfigError, check_study_config
 from tests.workflow_helpers import job_counts, make_workdir, snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,3 +167,11 @@ def test_published_study_config_dry_runs_without_sources(workdir: Path) -> None:
     for key in ("mixtures", "base_model", "training", "prediction", "judge", "metaeval"):
         assert config[key] == study[key], key
     assert config["dataset"]["deduplicate"] is False and config["sources"] == {}
+
+
+def test_study_config_switched_to_published_points_to_the_published_config() -> None:
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["data"]["build"] = "published"
+    with pytest.raises(StudyConfigError, match=r"config/published\.yaml is the study config"):
+        check_study_config(config)
+    check_study_config(yaml.safe_load((ROOT / "config" / "published.yaml").read_text()))

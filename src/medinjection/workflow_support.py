@@ -35,6 +35,11 @@ def check_study_config(config: Mapping[str, Any]) -> None:
         *_check_endpoints(config),
         *_check_judge_select(config),
     ]
+    if errors and config.get("data", {}).get("build") == "published":
+        errors.append(
+            "data.build is published: sources and test sets are those of the released data "
+            "(medinjection_<origin>); config/published.yaml is the study config for that path"
+        )
     if errors:
         raise StudyConfigError("invalid study config:\n  - " + "\n  - ".join(errors))
 
