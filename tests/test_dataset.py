@@ -171,7 +171,9 @@ def test_demo_chain_pools_are_large_enough(tmp_path: Path) -> None:
                 source_stats=stats,
             ),
             output=SimpleNamespace(stats=str(dataset / "stats.csv")),
-            params=SimpleNamespace(near_duplicate_threshold=d["near_duplicate_threshold"]),
+            params=SimpleNamespace(
+                near_duplicate_threshold=d["near_duplicate_threshold"], deduplicate=True
+            ),
             log=[str(tmp_path / "log.txt")],
         )
     )
