@@ -23,10 +23,12 @@ import csv
 import hashlib
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -101,24 +103,84 @@ def server_stats(base_url: str) -> dict[str, Any]:
         return json.loads(response.read())
 
 
+RULE_SCRIPT = re.compile(r"\.([a-z0-9_]+)\.py$")
+
+
+class StageSampler(threading.Thread):
+    """Samples snakemake's job processes every `period` s: per rule, peak RSS and CPU seconds.
+
+    Jobs run as `python .snakemake/scripts/tmpXXXX.<rule>.py` (their children, e.g. the
+    training module, are counted with them); a process's CPU time is its last sample's.
+    """
+
+    def __init__(self, pid: int, period: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.period = pid, period
+        self.stop = threading.Event()
+        self.rss: dict[str, float] = {}
+        self.cpu: dict[tuple[str, int], float] = {}
+        self.first: dict[str, float] = {}
+        self.last: dict[str, float] = {}
+
+    def run(self) -> None:
+        import psutil
+
+        while not self.stop.wait(self.period):
+            try:
+                jobs = psutil.Process(self.pid).children()
+            except psutil.Error:
+                return
+            for job in jobs:
+                try:
+                    rule = next((m.group(1) for a in job.cmdline() if (m := RULE_SCRIPT.search(a))),
+                                None)  # fmt: skip
+                    if rule is None:
+                        continue
+                    family = [job, *job.children(recursive=True)]
+                    rss = sum(p.memory_info().rss for p in family) / 2**20
+                    for p in family:
+                        times = p.cpu_times()
+                        self.cpu[(rule, p.pid)] = times.user + times.system
+                except psutil.Error:
+                    continue
+                now = time.time()
+                self.rss[rule] = max(self.rss.get(rule, 0.0), rss)
+                self.first.setdefault(rule, now)
+                self.last[rule] = now
+
+    def stages(self) -> dict[str, dict[str, float]]:
+        """rule -> peak RSS (MB, job + children), CPU s (sum over jobs), first-to-last sample s."""
+        cpu: dict[str, float] = {}
+        for (rule, _), seconds in self.cpu.items():
+            cpu[rule] = cpu.get(rule, 0.0) + seconds
+        return {rule: {"peak_rss_mb": round(self.rss[rule], 1), "cpu_s": round(cpu.get(rule, 0), 1),
+                       "span_s": round(self.last[rule] - self.first[rule], 1)}
+                for rule in sorted(self.rss)}  # fmt: skip
+
+
 def run_snakemake(
     config_path: Path, workdir: Path, cores: int, extra: list[str]
-) -> tuple[int, float]:
-    """Run the workflow in workdir; (exit code, wall seconds)."""
+) -> tuple[int, float, dict]:
+    """Run the workflow in workdir; (exit code, wall seconds, per-rule figures)."""
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     env |= {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(workdir / rehearsal_hub.CACHE),
             "OPENAI_API_KEY": "rehearsal-dummy-key", "GEMINI_API_KEY": "rehearsal-dummy-key",
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}  # fmt: skip
     command = [
-        str(Path(sys.executable).parent / "snakemake"), "-s", str(ROOT / "Snakefile"),
+        str(Path(sys.executable).parent / "snakemake"), *extra, "-s", str(ROOT / "Snakefile"),
         "-d", str(workdir), "--cores", str(cores), "--keep-going",
         "--configfile", str(config_path.resolve()),
-        str(OVERLAY), str(workdir / "rehearsal_runtime.yaml"), *extra,
+        str(OVERLAY), str(workdir / "rehearsal_runtime.yaml"),
     ]  # fmt: skip
     print("+", " ".join(command), flush=True)
     start = time.time()
-    code = subprocess.call(command, env=env, cwd=ROOT)
-    return code, time.time() - start
+    process = subprocess.Popen(command, env=env, cwd=ROOT)
+    sampler = StageSampler(process.pid)
+    sampler.start()
+    code = process.wait()
+    sampler.stop.set()
+    sampler.join()
+    return code, time.time() - start, sampler.stages()
 
 
 def job_benchmarks(workdir: Path) -> list[dict[str, Any]]:
@@ -163,7 +225,7 @@ def main() -> None:
     try:
         overlay = runtime_overlay(config, base_url, data["pins"], args.scale)
         (workdir / "rehearsal_runtime.yaml").write_text(yaml.safe_dump(overlay, sort_keys=False))
-        code, wall = run_snakemake(args.config, workdir, args.cores, args.snakemake_args)
+        code, wall, stages = run_snakemake(args.config, workdir, args.cores, args.snakemake_args)
         stats = server_stats(base_url)
     finally:
         server.terminate()
@@ -176,7 +238,7 @@ def main() -> None:
         "peak_rss_mb_largest_process": round(usage.ru_maxrss / 1024, 1),
         "load_average": os.getloadavg(),
         "llm_cache_bytes": disk_bytes(workdir / "results" / "llm_cache"),
-        "server": stats, "jobs": job_benchmarks(workdir),
+        "server": stats, "stages": stages, "jobs": job_benchmarks(workdir),
     }  # fmt: skip
     (workdir / "rehearsal_report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "jobs"}, indent=2))
