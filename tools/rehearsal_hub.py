@@ -133,6 +133,9 @@ def hub_builders(
         "TIGER-Lab/MMLU-Pro": mmlu_pro,
         "Dr-BERT/DiaMED": lambda root: gen.build_diamed(root, scale),
         "qanastek/MORFITT": lambda root: gen.build_morfitt(root, scale),
+    } | {
+        repo: (lambda root, origin=origin: gen.build_released(root, scale, origin))
+        for repo, origin in gen.RELEASED_REPOS.items()
     }, state
 
 
@@ -155,10 +158,12 @@ def build(config_path: Path, workdir: Path, scale: float) -> dict[str, Any]:
     builders, state = hub_builders(scale)
     summary: dict[str, Any] = {"scale": scale, "repos": {}, "local": {}, "pins": {}}
     start = time.time()
-    medqa = workdir / config["sources"]["medqa"]["location"]["path"]
-    if medqa.exists():
-        shutil.rmtree(medqa)
-    summary["local"]["medqa"], state["medqa_test"] = gen.build_medqa(medqa, scale)
+    medqa_spec = config.get("sources", {}).get("medqa")
+    if medqa_spec and medqa_spec["location"]["kind"] == "local":
+        medqa = workdir / medqa_spec["location"]["path"]
+        if medqa.exists():
+            shutil.rmtree(medqa)
+        summary["local"]["medqa"], state["medqa_test"] = gen.build_medqa(medqa, scale)
     for repo, location in sorted(hub_locations(config).items(), key=_order):
         if repo not in builders:
             raise KeyError(

@@ -915,3 +915,64 @@ def build_annotations(path: Path) -> dict[str, int]:
     ]
     write_text(path, json.dumps(rows, ensure_ascii=False, indent=1))
     return {"items": len(rows)}
+
+
+# ------------------------------------------------------------------ released MedInjection-FR data
+
+# Per-task split counts: the origins' totals are the README's (study.md §1.1); the task breakdown
+# follows config/published.yaml's plan.source_sizes (native mcq vs mcqu train: inferred halves)
+RELEASED: dict[str, dict[str, dict[str, int]]] = {
+    "native": {"Train": {"mcq": 18655, "mcqu": 18654, "oeq": 20254},
+               "Validation": {"mcqu": 3939, "oeq": 1116},
+               "Test": {"mcqu": 4672, "oeq": 9957}},
+    "translated": {"Train": {"mcqu": 366370}, "Validation": {"mcqu": 38011},
+                   "Test": {"mcqu": 13293}},
+    "synthetic": {"Train": {"mcq": 33493, "oeq": 43013}},
+}  # fmt: skip
+RELEASED_SUFFIX = {"Train": "train", "Validation": "val", "Test": "test"}
+RELEASED_REPOS = {"MedInjection-FR/Native": "native", "MedInjection-FR/Translated": "translated",
+                  "MedInjection-FR/Synthetic": "synthetic"}  # fmt: skip
+LAYOUTS |= {
+    "MedInjection-FR/Native": "card/commits: Train/{mcq,mcqu,oeq}/<task>_train.json, Validation/"
+    "{mcqu,oeq}/<task>_val.json, Test/{mcqu,oeq}/<task>_test.json; item fields (messages, classes, "
+    "answer) inferred from the authors' Evaluate.py",
+    "MedInjection-FR/Translated": "commit 337d192: {Train,Validation,Test}/mcqu/mcqu_<split>.json",
+    "MedInjection-FR/Synthetic": "commits: Train/{mcq,oeq}/<task>_training.json",
+}
+
+
+def build_released(root: Path, scale: float, origin: str) -> dict[str, int]:
+    """A released MedInjection-FR repository: JSON lists of chat items per split and task."""
+    w = Writer(f"released-{origin}", "fr")
+    counts = {}
+    for split, tasks in RELEASED[origin].items():
+        for task, n in tasks.items():
+            suffix = "training" if origin == "synthetic" else RELEASED_SUFFIX[split]
+            items = [_released_item(w, task) for _ in range(scaled(n, scale))]
+            if split == "Train" and len(items) >= SMALL:
+                for i in w.pick(range(len(items)), DUPLICATE_RATE, 1):
+                    items.append(dict(items[i]))  # the same item twice
+                for i in w.pick(range(len(items)), MALFORMED_RATE, 1):
+                    items[i] = {k: v for k, v in items[i].items() if k != "answer"}
+            path = root / split / task / f"{task}_{suffix}.json"
+            write_text(path, json.dumps(items, ensure_ascii=False))
+            counts[f"{split}/{task}"] = len(items)
+    card(root, next(repo for repo, o in RELEASED_REPOS.items() if o == origin))
+    return counts
+
+
+def _released_item(w: Writer, task: str) -> dict[str, Any]:
+    question = w.question(300)
+    if task == "oeq":
+        answer = w.text(300)
+        return {"messages": [{"role": "user", "content": question},
+                             {"role": "assistant", "content": answer}]}  # fmt: skip
+    options = w.options(5, 5)
+    k = 1 if task == "mcqu" else w.rng.randint(2, 3)
+    letters = sorted(w.rng.sample(LETTERS5, k))
+    lines = "\n".join(f"({x}) {t}" for x, t in zip(LETTERS5, options, strict=True))
+    prompt = f"{question}\nChoix de réponses :\n{lines}"
+    gold = ", ".join(letters)
+    return {"messages": [{"role": "user", "content": prompt},
+                         {"role": "assistant", "content": gold}],
+            "classes": list(LETTERS5), "answer": gold}  # fmt: skip
