@@ -1,6 +1,8 @@
 # Two entry points do all set-up on a fresh machine:
 #   make demo   creates .venv, installs, runs the whole study graph on the embedded demo, builds the report
 #   make test   same set-up, then lint + unit and integration tests
+#   make rehearsal  the study config itself (and the released-data config when present) end to
+#               end on CPU and offline, at full data scale, in build/rehearsal*/ (tools/rehearsal.py)
 PYTHON ?= python3.11
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
@@ -21,7 +23,8 @@ CONFIG ?= config/config.yaml
 # shell rules call `python`/`torchrun`: make them the venv's
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install vllm-env demo demo-vllm dryrun changes report lint test test-fast test-vllm clean-demo
+REHEARSAL_SCALE ?= 1.0
+.PHONY: install vllm-env demo demo-vllm dryrun changes report lint test test-fast test-vllm clean-demo rehearsal
 
 $(STAMP): requirements/base.txt requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -91,6 +94,15 @@ test-vllm: install $(VLLM_STAMP)
 
 test-fast: install
 	$(BIN)/pytest -q -m "not slow and not vllm"
+
+# Each config in its own work directory; stand-ins only for the network and the GPU
+# (config/rehearsal.yaml). REHEARSAL_SCALE=0.01 runs the same code on 1% of the data.
+rehearsal: install
+	$(BIN)/python tools/rehearsal.py --config config/config.yaml --workdir build/rehearsal \
+		--scale $(REHEARSAL_SCALE) --cores $(CORES)
+	if [ -f config/published.yaml ]; then \
+		$(BIN)/python tools/rehearsal.py --config config/published.yaml \
+			--workdir build/rehearsal-published --scale $(REHEARSAL_SCALE) --cores $(CORES); fi
 
 clean-demo:
 	rm -rf $(DEMO_RESULTS)

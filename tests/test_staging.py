@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -235,3 +236,28 @@ def test_study_config_reads_pubmedqa_official_split() -> None:
         assert location["kind"] == "github" and is_commit_sha(location["revision"])
         assert "data/test_ground_truth.json" in location["files"]
         assert set(location["checksums"]) == set(location["files"])
+
+
+def test_offline_stage_keeps_only_the_files_patterns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Offline, the real snapshot_download returns the whole cached snapshot: stage filters it."""
+    import huggingface_hub.constants
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from rehearsal_hub import write_repo
+
+    tree = tmp_path / "tree"
+    for rel in ("pqa_labeled/train-0.parquet", "pqa_artificial/train-0.parquet", "README.md"):
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree / rel).write_bytes(rel.encode())
+    cache = tmp_path / "hub"
+    write_repo(cache, "qiaojin/PubMedQA", "dataset", SHA, tree)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    location = {"kind": "hf", "repo": "qiaojin/PubMedQA", "revision": SHA,
+                "repo_type": "dataset", "files": ["pqa_labeled/*"]}  # fmt: skip
+    raw = tmp_path / "raw"
+    stage_source("pubmedqa", location, raw, tmp_path / "manifest.json", offline=True)
+    staged = sorted(p.relative_to(raw).as_posix() for p in raw.rglob("*") if p.is_file())
+    assert staged == ["pqa_labeled/train-0.parquet"]
+    assert (raw / staged[0]).read_bytes() == b"pqa_labeled/train-0.parquet"

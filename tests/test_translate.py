@@ -286,12 +286,11 @@ print(json.dumps(run_shard(fx, 0, 1)[1]["usage"]))
 
 def test_code_change_reruns_the_job_but_pays_no_cached_request(fixture, tmp_path: Path) -> None:
     import shutil
+    import sqlite3
     import subprocess
     import sys
 
     from medinjection.fingerprint import PACKAGE_DIR, script_fingerprint
-
-    import sqlite3
 
     assert run_shard(fixture, 0, 1)[1]["usage"]["requests_sent"] == 6  # paid once
     # replies the stage's check rejected are kept apart, never cached (issue 14): a rerun asks

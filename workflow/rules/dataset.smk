@@ -72,7 +72,7 @@ rule build_dataset:
     params:
         near_duplicate_threshold=config["dataset"]["near_duplicate_threshold"],
         deduplicate=config["dataset"].get("deduplicate", True),
-                code=script_code("build_dataset.py"),
+        code=script_code("build_dataset.py"),
     script:
         "../scripts/build_dataset.py"
 

@@ -95,7 +95,7 @@ def _stage_hf(source: str, location: dict[str, Any], raw_dir: Path, offline: boo
         ) from error
     if raw_dir.exists():
         shutil.rmtree(raw_dir)
-    shutil.copytree(snapshot, raw_dir, ignore=shutil.ignore_patterns(HF_CACHE_DIR))
+    _copy_matching(snapshot, raw_dir, list(patterns) if patterns else None)
     if not file_hashes(raw_dir):
         raise FileNotFoundError(
             f"source {source!r}: no file of {repo}@{revision} matches {patterns}; "
@@ -139,6 +139,25 @@ def _stage_github(source: str, location: dict[str, Any], raw_dir: Path, offline:
                 f"({key}.checksums); the file changed or the pin is wrong"
             )
     return str(revision)
+
+
+def _copy_matching(snapshot: Path, raw_dir: Path, patterns: list[str] | None) -> None:
+    """Copy the snapshot's files that match `patterns` (all when None) into raw_dir.
+
+    Offline, snapshot_download returns the cached snapshot folder as it is, whatever
+    allow_patterns says: a cache filled by a whole-repository download holds every file of the
+    revision (PubMedQA's 211K-row pqa_artificial beside pqa_labeled, MedXpertQA's images.zip
+    beside Text/), so the patterns are applied here, with the Hub's own matching rules.
+    """
+    from huggingface_hub.utils import filter_repo_objects
+
+    files = [p.relative_to(snapshot).as_posix() for p in sorted(snapshot.rglob("*"))
+             if p.is_file() and p.relative_to(snapshot).parts[0] != HF_CACHE_DIR]  # fmt: skip
+    raw_dir.mkdir(parents=True)
+    for rel in filter_repo_objects(items=files, allow_patterns=patterns):
+        target = raw_dir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(snapshot / rel, target)  # follows the cache's symlinks to the blobs
 
 
 def is_commit_sha(revision: str) -> bool:

@@ -1,0 +1,250 @@
+"""Rehearse a study config end to end on CPU, offline, in its own work directory.
+
+    python tools/rehearsal.py --config config/config.yaml --workdir build/rehearsal [--scale 1.0]
+
+1. tools/rehearsal_hub.py writes <workdir>/hf/hub (every Hub source at its pinned revision) and
+   the local sources where the config expects them (relative to <workdir>);
+2. tools/rehearsal_server.py serves the OpenAI API (Batch API included) on a free local port;
+3. snakemake runs the whole graph with `-d <workdir>` and the config files
+   <config> + config/rehearsal.yaml + <workdir>/rehearsal_runtime.yaml (server URL, pins of the
+   sources still on a branch, and below scale 1 the mixture sizes: the one scale key);
+4. <workdir>/rehearsal_report.json gets wall time, CPU time and peak RSS (the whole run, and per
+   job from snakemake's benchmark files), the server's counters, the response cache size on disk,
+   and <results_dir>/dataset/stats.csv is left in place.
+
+The environment of the run: HF_HUB_OFFLINE=1, HF_HUB_CACHE=<workdir>/hf/hub, a dummy
+OPENAI_API_KEY / GEMINI_API_KEY (the real ones are never passed on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import rehearsal_hub  # noqa: E402
+
+OVERLAY = ROOT / "config" / "rehearsal.yaml"
+
+
+def runtime_overlay(config: dict[str, Any], base_url: str, pins: dict, scale: float) -> dict:
+    """The per-run part of the overlay: server URL, branch pins, scaled mixture sizes."""
+    overlay: dict[str, Any] = {
+        "llm": {
+            "endpoints": {name: {"base_url": base_url} for name in config["llm"]["endpoints"]}
+        }  # fmt: skip
+    }
+    sources: dict[str, Any] = {}
+    for name, spec in config["sources"].items():
+        location = spec["location"]
+        if location["kind"] == "hf" and location["repo"] in pins:
+            sources[name] = {"location": {"revision": pins[location["repo"]]["commit"]}}
+    if sources:
+        overlay["sources"] = sources
+    published = {}
+    for origin, location in config.get("data", {}).get("published", {}).items():
+        if location.get("kind") == "hf" and location["repo"] in pins:
+            published[origin] = {"revision": pins[location["repo"]]["commit"]}
+    if published:
+        overlay["data"] = {"published": published}
+    if scale < 1.0:
+        mixtures = config["mixtures"]
+        overlay["mixtures"] = {
+            "size": max(8, round(mixtures["size"] * scale)),
+            "validation_size": max(4, round(mixtures["validation_size"] * scale)),
+        }
+    return overlay
+
+
+def stable_port(workdir: Path) -> int:
+    """A port derived from the work directory: the endpoint URL is a rule param, so a new port
+    on every run would rerun every LLM job (their answers would still come from the cache)."""
+    digest = hashlib.sha256(str(workdir).encode()).digest()
+    return 20000 + int.from_bytes(digest[:4], "big") % 30000
+
+
+def start_server(workdir: Path) -> tuple[subprocess.Popen, str]:
+    """The rehearsal server on the work directory's port (else a free one); (process, URL)."""
+    for port in (stable_port(workdir), 0):
+        log = (workdir / "rehearsal_server.log").open("w")
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "tools" / "rehearsal_server.py"),
+             "--files-dir", str(workdir / "llm_files"), "--port", str(port)],
+            stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT,
+        )  # fmt: skip
+        line = process.stdout.readline() if process.stdout else ""
+        if line.startswith("PORT "):
+            return process, f"http://127.0.0.1:{int(line.split()[1])}/v1"
+        process.kill()
+        print(f"rehearsal server could not listen on port {port}; see {log.name}", flush=True)
+    raise RuntimeError(f"rehearsal server did not start; see {workdir}/rehearsal_server.log")
+
+
+def server_stats(base_url: str) -> dict[str, Any]:
+    """GET /v1/stats of the server (counters)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{base_url}/stats", timeout=30) as response:  # noqa: S310
+        return json.loads(response.read())
+
+
+RULE_SCRIPT = re.compile(r"\.([a-z0-9_]+)\.py$")
+
+
+class StageSampler(threading.Thread):
+    """Samples snakemake's job processes every `period` s: per rule, peak RSS and CPU seconds.
+
+    Jobs run as `python .snakemake/scripts/tmpXXXX.<rule>.py` (their children, e.g. the
+    training module, are counted with them); a process's CPU time is its last sample's.
+    """
+
+    def __init__(self, pid: int, period: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.period = pid, period
+        self.stop = threading.Event()
+        self.rss: dict[str, float] = {}
+        self.cpu: dict[tuple[str, int], float] = {}
+        self.first: dict[str, float] = {}
+        self.last: dict[str, float] = {}
+
+    def run(self) -> None:
+        import psutil
+
+        while not self.stop.wait(self.period):
+            try:
+                jobs = psutil.Process(self.pid).children()
+            except psutil.Error:
+                return
+            for job in jobs:
+                try:
+                    rule = next((m.group(1) for a in job.cmdline() if (m := RULE_SCRIPT.search(a))),
+                                None)  # fmt: skip
+                    if rule is None:
+                        continue
+                    family = [job, *job.children(recursive=True)]
+                    rss = sum(p.memory_info().rss for p in family) / 2**20
+                    for p in family:
+                        times = p.cpu_times()
+                        self.cpu[(rule, p.pid)] = times.user + times.system
+                except psutil.Error:
+                    continue
+                now = time.time()
+                self.rss[rule] = max(self.rss.get(rule, 0.0), rss)
+                self.first.setdefault(rule, now)
+                self.last[rule] = now
+
+    def stages(self) -> dict[str, dict[str, float]]:
+        """rule -> peak RSS (MB, job + children), CPU s (sum over jobs), first-to-last sample s."""
+        cpu: dict[str, float] = {}
+        for (rule, _), seconds in self.cpu.items():
+            cpu[rule] = cpu.get(rule, 0.0) + seconds
+        return {rule: {"peak_rss_mb": round(self.rss[rule], 1), "cpu_s": round(cpu.get(rule, 0), 1),
+                       "span_s": round(self.last[rule] - self.first[rule], 1)}
+                for rule in sorted(self.rss)}  # fmt: skip
+
+
+def run_snakemake(
+    config_path: Path, workdir: Path, cores: int, extra: list[str]
+) -> tuple[int, float, dict]:
+    """Run the workflow in workdir; (exit code, wall seconds, per-rule figures)."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env |= {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(workdir / rehearsal_hub.CACHE),
+            "OPENAI_API_KEY": "rehearsal-dummy-key", "GEMINI_API_KEY": "rehearsal-dummy-key",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}  # fmt: skip
+    command = [
+        str(Path(sys.executable).parent / "snakemake"), *extra, "-s", str(ROOT / "Snakefile"),
+        "-d", str(workdir), "--cores", str(cores), "--keep-going",
+        "--configfile", str(config_path.resolve()),
+        str(OVERLAY), str(workdir / "rehearsal_runtime.yaml"),
+    ]  # fmt: skip
+    print("+", " ".join(command), flush=True)
+    start = time.time()
+    process = subprocess.Popen(command, env=env, cwd=ROOT)
+    sampler = StageSampler(process.pid)
+    sampler.start()
+    code = process.wait()
+    sampler.stop.set()
+    sampler.join()
+    return code, time.time() - start, sampler.stages()
+
+
+def job_benchmarks(workdir: Path) -> list[dict[str, Any]]:
+    """Per-job wall s, CPU s and max RSS (MB) from snakemake's benchmark files."""
+    rows = []
+    for path in sorted((workdir / "benchmarks").rglob("*.tsv")):
+        with path.open() as handle:
+            for row in csv.DictReader(handle, delimiter="\t"):
+                rows.append({"job": path.relative_to(workdir / "benchmarks").as_posix(),
+                             "wall_s": float(row["s"]), "cpu_s": float(row["cpu_time"] or 0),
+                             "max_rss_mb": float(row["max_rss"] or 0)})  # fmt: skip
+    return rows
+
+
+def disk_bytes(path: Path) -> int:
+    """Bytes of every file under path (0 when absent)."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+
+
+def main() -> None:
+    """Command line (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=ROOT / "config" / "config.yaml")
+    parser.add_argument("--workdir", type=Path, default=ROOT / "build" / "rehearsal")
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--reuse-data", action="store_true", help="keep an existing hub cache")
+    parser.add_argument("snakemake_args", nargs="*", help="extra snakemake arguments (after --)")
+    args = parser.parse_args()
+    workdir = args.workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = yaml.safe_load(args.config.read_text(encoding="utf-8"))
+    results = config["results_dir"]  # the config's own tree, under the work directory
+    data_file = workdir / "rehearsal_data.json"
+    if args.reuse_data and data_file.exists():
+        data = json.loads(data_file.read_text())
+    else:
+        data = rehearsal_hub.build(args.config, workdir, args.scale)
+        # a pinned revision never changes on the Hub, so the workflow rightly keeps what it
+        # staged; regenerated rehearsal data must be staged again
+        shutil.rmtree(workdir / results / "resources" / "sources", ignore_errors=True)
+    server, base_url = start_server(workdir)
+    try:
+        overlay = runtime_overlay(config, base_url, data["pins"], args.scale)
+        (workdir / "rehearsal_runtime.yaml").write_text(yaml.safe_dump(overlay, sort_keys=False))
+        code, wall, stages = run_snakemake(args.config, workdir, args.cores, args.snakemake_args)
+        stats = server_stats(base_url)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    report = {
+        "config": str(args.config), "scale": args.scale, "exit_code": code,
+        "wall_s": round(wall, 1), "data_build_s": data.get("seconds"),
+        "cpu_s_children": round(usage.ru_utime + usage.ru_stime, 1),
+        "peak_rss_mb_largest_process": round(usage.ru_maxrss / 1024, 1),
+        "load_average": os.getloadavg(),
+        "llm_cache_bytes": disk_bytes(workdir / config["llm"]["cache_dir"]),
+        "server": stats, "stages": stages, "jobs": job_benchmarks(workdir / results),
+    }  # fmt: skip
+    (workdir / "rehearsal_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in report.items() if k != "jobs"}, indent=2))
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
