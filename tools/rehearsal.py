@@ -68,6 +68,10 @@ def runtime_overlay(config: dict[str, Any], base_url: str, pins: dict, scale: fl
             "size": max(8, round(mixtures["size"] * scale)),
             "validation_size": max(4, round(mixtures["validation_size"] * scale)),
         }
+        # shards only partition the work (progress, resumption): one per 1/16 of the full data,
+        # so a small rehearsal pays for 8 translation jobs rather than 128 job start-ups
+        shards = config["translation"]["shards"]
+        overlay["translation"] = {"shards": max(1, min(shards, round(shards * scale * 16)))}
     return overlay
 
 
