@@ -5,6 +5,8 @@ PYTHON ?= python3.11
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 CORES ?= 2
+# pytest workers: the suite is mostly subprocess/Snakemake waits, so 2 workers on 2 cores pay off
+TEST_WORKERS ?= 2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := --configfile config/demo.yaml --cores $(CORES)
@@ -39,7 +41,7 @@ lint: install
 	$(BIN)/snakemake --lint --configfile config/demo.yaml
 
 test: lint
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations 25
 
 test-fast: install
 	$(BIN)/pytest -q -m "not slow"
