@@ -32,6 +32,6 @@ rule predict:
         protocol=config["evaluation"]["protocol"],
         position_bias=POSITION_BIAS,
         python=config["prediction"].get("python"),
-                code=script_code("predict.py"),
+        code=script_code("predict.py"),
     script:
         "../scripts/predict.py"
