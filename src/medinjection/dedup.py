@@ -416,12 +416,21 @@ def _block_pairs(
     columns = np.unique(column_keys, return_inverse=True)[1].reshape(-1).astype(np.int32)
     ones = np.ones(columns.size, dtype=np.int32)
     matrix = sparse.csr_matrix((ones, columns, row_starts), shape=(rows.size, columns.max() + 1))
-    product = sparse.triu(matrix @ matrix.T, k=1).tocoo()  # rows of a group are in order
-    inter = product.data.astype(np.int64)
-    union = lengths[product.row] + lengths[product.col] - inter
-    near = inter / union >= threshold  # the float jaccard() computes: exact int -> float64
-    later, earlier = rows[product.col[near]], rows[product.row[near]]
-    return later.astype(np.int64) * (indptr.size - 1) + earlier
+    right = matrix.T.tocsr()
+    # a stripe of rows at a time: its product has at most stripe x (largest group) entries, so
+    # even one group of tens of thousands of members stays within PAIR_BLOCK entries at once
+    stripe = max(1, PAIR_BLOCK // max(g.size for g in block))
+    found = []
+    for start in range(0, rows.size, stripe):
+        product = (matrix[start : start + stripe] @ right).tocoo()
+        earlier, later = product.row.astype(np.int64) + start, product.col.astype(np.int64)
+        upper = later > earlier  # rows of a group are in record order
+        earlier, later = earlier[upper], later[upper]
+        inter = product.data[upper].astype(np.int64)
+        union = lengths[earlier] + lengths[later] - inter
+        near = inter / union >= threshold  # the float jaccard() computes: exact int -> float64
+        found.append(rows[later[near]].astype(np.int64) * (indptr.size - 1) + rows[earlier[near]])
+    return np.concatenate(found)
 
 
 def shingle_sets(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
