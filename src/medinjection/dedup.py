@@ -10,7 +10,11 @@ Method (the workflow and bench/data_pipeline.py both run exactly this code):
   64-bit hash per shingle, empty bins filled by rotation densification), LSH with 16 bands x 8
   rows (pairs at Jaccard 0.9 collide in some band with probability > 0.999). Every candidate is
   confirmed with the exact shingle Jaccard >= threshold, and contexts must both be empty or also
-  reach the threshold, so a false LSH candidate never removes anything.
+  reach the threshold, so a false LSH candidate never removes anything. The body Jaccard of all
+  candidate pairs comes from sparse products of shingle incidence matrices (near_pairs), never
+  pair by pair: templated questions form LSH groups of thousands (the full-scale rehearsal:
+  60M candidate pairs, 5,403 records in its largest group), where a per-pair check took ~10 min
+  and ~10 GB; tests/test_fast_paths.py checks near_pairs against the pairwise check.
 - Records arrive in keep order (test, validation, train; then origin; then id). A record is
   removed when it matches an earlier kept record of the same task (a duplicate), or an earlier
   kept test record of any task while it is not itself a test record (a test leak: this is the
