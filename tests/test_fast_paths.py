@@ -9,7 +9,6 @@ from collections import defaultdict
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pytest
 
 from medinjection import dedup
 from medinjection.dedup import (
@@ -175,31 +174,28 @@ def test_shingle_sets_equal_shingles_per_text(monkeypatch) -> None:
     assert got == [shingles(t).tolist() for t in texts[2:]]
 
 
-@pytest.mark.parametrize("blocks", [None, (50, 2_000)])
-def test_near_pairs_equal_pairwise_jaccard_on_a_large_group(blocks, monkeypatch) -> None:
-    if blocks:  # many small sparse products, a group alone in its own, instead of one
-        monkeypatch.setattr(dedup, "PAIR_BLOCK", blocks[0])
-        monkeypatch.setattr(dedup, "ENTRY_BLOCK", blocks[1])
+def test_near_pairs_equal_pairwise_jaccard_on_a_large_group(monkeypatch) -> None:
     cols = _templated_columns(240)
     groups = candidate_groups(band_keys(signatures(cols.bodies)))
     assert max(g.size for g in groups) >= 80  # the worst case: one big templated group
+    sets = [shingles(text) for text in cols.bodies.to_pylist()]
     for threshold in (0.9, 0.75):
-        later, cand = near_pairs(cols.bodies, groups, threshold)
         expected = sorted(
             {
                 (int(g[j]), int(g[i]))
                 for g in groups
                 for j in range(g.size)
                 for i in range(j)
-                if jaccard(
-                    shingles(cols.bodies[int(g[i])].as_py()),
-                    shingles(cols.bodies[int(g[j])].as_py()),
-                )
-                >= threshold
+                if jaccard(sets[g[i]], sets[g[j]]) >= threshold
             }
         )
         assert len(expected) > 100
-        assert list(zip(later.tolist(), cand.tolist(), strict=True)) == expected
+        for pair_block, entry_block in [(dedup.PAIR_BLOCK, dedup.ENTRY_BLOCK), (50, 2_000)]:
+            # the second: many small sparse products, the big group in stripes of one row
+            monkeypatch.setattr(dedup, "PAIR_BLOCK", pair_block)
+            monkeypatch.setattr(dedup, "ENTRY_BLOCK", entry_block)
+            later, cand = near_pairs(cols.bodies, groups, threshold)
+            assert list(zip(later.tolist(), cand.tolist(), strict=True)) == expected
 
 
 def test_near_removals_equal_the_pairwise_method() -> None:
