@@ -1,7 +1,9 @@
 """Merge native/translated/synthetic records: exact and near dedup, test decontamination, splits.
 
 Columnar (Arrow) from end to end: the full study (~571K records) takes about 22 s of CPU and
-3.1 GB peak (bench/data_pipeline.py); the matching method is documented in medinjection.dedup.
+3.1 GB peak (bench/data_pipeline.py); the full-scale rehearsal's templated data (565K records,
+60M near-duplicate candidate pairs) about 50 s of CPU and 3.9 GB. The matching method is
+documented in medinjection.dedup.
 Keep order: test before validation before train, then native, translated, synthetic, then id,
 so decontamination always removes the training side (reasons test_leak_exact / test_leak_near
 in removed.csv).

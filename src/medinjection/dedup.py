@@ -10,7 +10,11 @@ Method (the workflow and bench/data_pipeline.py both run exactly this code):
   64-bit hash per shingle, empty bins filled by rotation densification), LSH with 16 bands x 8
   rows (pairs at Jaccard 0.9 collide in some band with probability > 0.999). Every candidate is
   confirmed with the exact shingle Jaccard >= threshold, and contexts must both be empty or also
-  reach the threshold, so a false LSH candidate never removes anything.
+  reach the threshold, so a false LSH candidate never removes anything. The body Jaccard of all
+  candidate pairs comes from sparse products of shingle incidence matrices (near_pairs), never
+  pair by pair: templated questions form LSH groups of thousands (the full-scale rehearsal:
+  60M candidate pairs, 5,403 records in its largest group), where a per-pair check took ~10 min
+  and ~10 GB; tests/test_fast_paths.py checks near_pairs against the pairwise check.
 - Records arrive in keep order (test, validation, train; then origin; then id). A record is
   removed when it matches an earlier kept record of the same task (a duplicate), or an earlier
   kept test record of any task while it is not itself a test record (a test leak: this is the
@@ -31,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from scipy import sparse
 
 LOG = logging.getLogger(__name__)
 SHINGLE = 5
@@ -40,6 +45,8 @@ ROWS = BINS // BANDS
 EMPTY = np.uint32(0xFFFFFFFF)
 THREADS = max(1, len(os.sched_getaffinity(0)))
 CHUNK_RECORDS = 10_000  # signatures are computed chunk by chunk (THREADS at once) to bound memory
+PAIR_BLOCK = 4_000_000  # member pairs (group size squared, summed) per sparse product
+ENTRY_BLOCK = 20_000_000  # shingles per sparse product: with PAIR_BLOCK, bounds its memory
 # every run of non-letters/digits becomes one space; the runs that are not one space already:
 _CHANGING_RUN = r"[^\p{L}\p{N}]{2,}|[^\p{L}\p{N} ]"
 NFKC_BLOCK = 1024  # strings per NFKC check (see _needs_nfkc)
@@ -320,51 +327,151 @@ class ContextCache:
 def near_removals(cols: DedupColumns, alive: np.ndarray, threshold: float) -> dict[int, int]:
     """Removed index -> earlier kept index it nearly duplicates, among the `alive` indexes."""
     started = time.perf_counter()
-    sig = signatures(cols.bodies.take(pa.array(alive, type=pa.int64())))
-    groups = candidate_groups(band_keys(sig))
+    texts = cols.bodies.take(pa.array(alive, type=pa.int64()))
+    groups = candidate_groups(band_keys(signatures(texts)))
     LOG.info(
         "near-dedup: %d signatures, %d candidate groups in %.1f s",
         alive.size,
         len(groups),
         time.perf_counter() - started,
     )
-    earlier: dict[int, set[int]] = defaultdict(set)
-    for group in groups:
-        members = alive[group]
-        for pos in range(1, members.size):
-            earlier[int(members[pos])].update(int(m) for m in members[:pos])
+    later, cand = near_pairs(texts, groups, threshold)
+    LOG.info(
+        "near-dedup: %d candidate pairs reach body Jaccard %s in %.1f s",
+        later.size,
+        threshold,
+        time.perf_counter() - started,
+    )
+    earlier: dict[int, list[int]] = defaultdict(list)
+    for b, a in zip(alive[later].tolist(), alive[cand].tolist(), strict=True):
+        earlier[b].append(a)  # pairs come sorted by (later, candidate)
     removed: dict[int, int] = {}
-    cache: dict[int, np.ndarray] = {}
     contexts = ContextCache(cols)
-    contexts.prefetch({i for later, cands in earlier.items() for i in (later, *cands)})
-    for later in sorted(earlier):
-        for cand in sorted(earlier[later]):
-            if cand not in removed and _may_match(cols, later, cand):
-                if _near(cols, (later, cand), threshold, cache, contexts):
-                    removed[later] = cand
-                    break
+    contexts.prefetch({i for b, cands in earlier.items() for i in (b, *cands)})
+    for b in sorted(earlier):
+        for a in earlier[b]:
+            if (
+                a not in removed
+                and _may_match(cols, b, a)
+                and _contexts_near(contexts, a, b, threshold)
+            ):
+                removed[b] = a
+                break
     return removed
 
 
-def _near(
-    cols: DedupColumns,
-    pair: tuple[int, int],
-    threshold: float,
-    cache: dict[int, np.ndarray],
-    contexts: ContextCache,
-) -> bool:
-    a, b = pair
-    for i in pair:
-        if i not in cache:
-            cache[i] = shingles(cols.bodies[i].as_py())
-    if jaccard(cache[a], cache[b]) < threshold:
-        return False
+def _contexts_near(contexts: ContextCache, a: int, b: int, threshold: float) -> bool:
+    """Both contexts empty, or both present with shingle Jaccard >= threshold."""
     ca, cb = contexts.text(a), contexts.text(b)
     if not ca and not cb:
         return True
     if not ca or not cb:
         return False
     return jaccard(contexts.shingles(a), contexts.shingles(b)) >= threshold
+
+
+def near_pairs(
+    texts: pa.Array, groups: Sequence[np.ndarray], threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(later, earlier) positions of the pairs in a group whose shingle Jaccard >= threshold.
+
+    Equal to jaccard(shingles(texts[earlier]), shingles(texts[later])) >= threshold over every pair
+    of every group (tests/test_fast_paths.py checks it), sorted by (later, earlier), each pair once.
+    The intersections of a block of groups come from one sparse product X @ X.T, where a row of X
+    is a group member's shingle set and a column a (group, shingle): no pair is a Python object,
+    so a templated group of thousands of members costs seconds, not minutes, and little memory.
+    """
+    unique: dict[bytes, np.ndarray] = {}
+    for group in groups:  # a group often repeats in several bands
+        unique.setdefault(group.tobytes(), group)
+    if not unique:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    members = np.unique(np.concatenate(list(unique.values())))
+    indptr, grams = shingle_sets(texts.take(pa.array(members)))
+    sizes = np.diff(indptr)
+    found: list[np.ndarray] = []
+    block: list[np.ndarray] = []
+    products = entries = 0
+    for group in unique.values():
+        rows = np.searchsorted(members, group)
+        block.append(rows)
+        products += rows.size * rows.size
+        entries += int(sizes[rows].sum())
+        if products >= PAIR_BLOCK or entries >= ENTRY_BLOCK:
+            found.append(_block_pairs(block, indptr, grams, threshold))
+            block, products, entries = [], 0, 0
+    if block:
+        found.append(_block_pairs(block, indptr, grams, threshold))
+    keys = np.unique(np.concatenate(found))  # later * n + earlier, as member rows
+    later, cand = np.divmod(keys, members.size)
+    return members[later], members[cand]
+
+
+def _block_pairs(
+    block: list[np.ndarray], indptr: np.ndarray, grams: np.ndarray, threshold: float
+) -> np.ndarray:
+    """later * n + earlier (member rows) of the pairs within each group reaching the threshold."""
+    rows = np.concatenate(block)
+    group_of = np.repeat(np.arange(len(block), dtype=np.uint64), [g.size for g in block])
+    lengths = np.diff(indptr)[rows]
+    row_starts = np.concatenate([[0], np.cumsum(lengths)])
+    where = np.repeat(indptr[rows] - row_starts[:-1], lengths) + np.arange(row_starts[-1])
+    column_keys = (np.repeat(group_of, lengths) << np.uint64(8 * SHINGLE)) | grams[where]
+    columns = np.unique(column_keys, return_inverse=True)[1].reshape(-1).astype(np.int32)
+    ones = np.ones(columns.size, dtype=np.int32)
+    matrix = sparse.csr_matrix((ones, columns, row_starts), shape=(rows.size, columns.max() + 1))
+    right = matrix.T.tocsr()
+    # a stripe of rows at a time: its product has at most stripe x (largest group) entries, so
+    # even one group of tens of thousands of members stays within PAIR_BLOCK entries at once
+    stripe = max(1, PAIR_BLOCK // max(g.size for g in block))
+    found = []
+    for start in range(0, rows.size, stripe):
+        product = (matrix[start : start + stripe] @ right).tocoo()
+        earlier, later = product.row.astype(np.int64) + start, product.col.astype(np.int64)
+        upper = later > earlier  # rows of a group are in record order
+        earlier, later = earlier[upper], later[upper]
+        inter = product.data[upper].astype(np.int64)
+        union = lengths[earlier] + lengths[later] - inter
+        near = inter / union >= threshold  # the float jaccard() computes: exact int -> float64
+        found.append(rows[later[near]].astype(np.int64) * (indptr.size - 1) + rows[earlier[near]])
+    return np.concatenate(found)
+
+
+def shingle_sets(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """CSR (indptr, packed grams) of shingles(text) for every text: sorted unique per text."""
+    starts = range(0, len(texts), CHUNK_RECORDS)
+    chunks = [texts.slice(start, CHUNK_RECORDS) for start in starts]
+    with ThreadPoolExecutor(THREADS) as pool:
+        parts = list(pool.map(_chunk_shingle_sets, chunks))
+    counts = np.concatenate([c for c, _ in parts]) if parts else np.empty(0, dtype=np.int64)
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    grams = np.concatenate([g for _, g in parts]) if parts else np.empty(0, dtype=np.uint64)
+    return indptr, grams
+
+
+def _chunk_shingle_sets(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(count per text, grams sorted per text) of a chunk of at most CHUNK_RECORDS texts."""
+    array = pc.fill_null(chunk, "").cast(pa.large_string())
+    bounds = np.frombuffer(array.buffers()[1], dtype=np.int64)
+    offsets = bounds[array.offset : array.offset + len(array) + 1]
+    data = np.frombuffer(array.buffers()[2] or b"", dtype=np.uint8)[offsets[0] : offsets[-1]]
+    offsets = offsets - offsets[0]
+    lengths = np.diff(offsets)
+    windows = np.maximum(lengths - (SHINGLE - 1), 0)  # texts shorter than SHINGLE: see below
+    owner = np.repeat(np.arange(len(array), dtype=np.uint64), windows)
+    first = np.concatenate([[0], np.cumsum(windows)])
+    where = np.repeat(offsets[:-1] - first[:-1], windows) + np.arange(first[-1])
+    grams = _packed_grams(np.concatenate([data, np.zeros(SHINGLE - 1, dtype=np.uint8)]))[where]
+    short = np.flatnonzero(lengths < SHINGLE)  # one zero-padded gram each, as shingles() does
+    if short.size:
+        owner = np.concatenate([owner, short.astype(np.uint64)])
+        padded = [shingles(array[int(i)].as_py())[0] for i in short]
+        grams = np.concatenate([grams, np.array(padded, dtype=np.uint64)])
+    keys = np.sort((owner << np.uint64(8 * SHINGLE)) | grams)
+    # a sort and a neighbour test: np.unique's hash table is ~30 times slower on these keys
+    keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
+    counts = np.bincount((keys >> np.uint64(8 * SHINGLE)).astype(np.int64), minlength=len(array))
+    return counts, keys & np.uint64((1 << (8 * SHINGLE)) - 1)
 
 
 def find_removals(cols: DedupColumns, threshold: float) -> list[tuple[int, int, str]]:
