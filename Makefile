@@ -91,12 +91,13 @@ test-cpu: install
 		-m "not vllm"
 
 # the real vLLM engine (CPU build) in its own venv: prediction backend against the transformers
-# engine, LoRA/DoRA, the judge and a translation endpoint through `vllm serve`, the demo's
-# predict/judge jobs through Snakemake. Skipped in the CPU venv's run above (no vllm there).
+# engine under each evaluation.protocol, LoRA/DoRA, the judge and a translation endpoint through
+# `vllm serve`, the demo's predict/judge jobs through Snakemake. Skipped in the CPU venv's run
+# above (no vllm there).
 VLLM_TEST_ENV := VLLM_CPU_KVCACHE_SPACE=1 VLLM_CACHE_ROOT=$(abspath .vllm-cache) HF_HUB_OFFLINE=1
 test-vllm: install $(VLLM_STAMP)
 	$(VLLM_TEST_ENV) $(VLLM_BIN)/python -m pytest -q -p no:cacheprovider -m vllm --durations=5 \
-		tests/test_vllm_engine.py
+		tests/test_vllm_engine.py tests/test_protocol.py
 	$(VLLM_TEST_ENV) MEDINJECTION_VLLM_PYTHON=$(abspath $(VLLM_BIN))/python \
 		$(BIN)/pytest -q -p no:cacheprovider -m vllm --durations=5 tests/test_vllm_demo.py
 

@@ -398,6 +398,11 @@ class _FakeLLM:
     def get_tokenizer(self):
         return self.tokenizer
 
+    def _completion(self, text: str, logprobs=None) -> _FakeCompletion:
+        # the backend decodes the token ids (vLLM's text can hold back trailing bytes)
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        return _FakeCompletion(text, logprobs, [*ids, self.tokenizer.eos_token_id])
+
     def generate(self, prompts, params, lora_request=None, use_tqdm=True):
         type(self).calls.append((list(prompts), list(params), lora_request))
         outs = []
@@ -407,11 +412,11 @@ class _FakeLLM:
                 logprobs = [
                     {i: types.SimpleNamespace(logprob=-float(n)) for n, i in enumerate(ids)}
                 ]
-                outs.append(_FakeCompletion("A", logprobs))
+                outs.append(self._completion("A", logprobs))
             elif "allowed_token_ids" in p.kwargs or "structured_outputs" in p.kwargs:
-                outs.append(_FakeCompletion(" B " if p.kwargs["max_tokens"] == 1 else "A, B"))
+                outs.append(self._completion(" B " if p.kwargs["max_tokens"] == 1 else "A, B"))
             else:
-                outs.append(_FakeCompletion(" réponse libre "))
+                outs.append(self._completion(" réponse libre "))
         return [types.SimpleNamespace(outputs=[o]) for o in outs]
 
 

