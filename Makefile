@@ -84,10 +84,12 @@ test: lint
 	$(MAKE) -j2 test-cpu vllm-env
 	$(MAKE) test-vllm
 
-# the CPU suite on 2 workers, each test file on one worker (the files sharing the session demo
-# run on the same one: tests/conftest.py); the vLLM venv (mostly a download) builds beside it
+# the CPU suite on 2 workers, each test file on one worker (its module fixtures built once; the
+# session demo run is built once and shared: tests/conftest.py); the vLLM venv (mostly a
+# download) builds beside it. Not --dist loadgroup: xdist 3.8 rewrites Item._nodeid, which
+# pytest 9 no longer reads, so its groups are ignored
 test-cpu: install
-	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --durations 25 \
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations 25 \
 		-m "not vllm"
 
 # the real vLLM engine (CPU build) in its own venv: prediction backend against the transformers

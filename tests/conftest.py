@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from tests.workflow_helpers import demo_run
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (`make test`: --dist loadgroup) a test file runs on one worker (its
-    module fixtures are built once), and every file using the session demo run goes to the same
-    worker, so the demo is run once per session, not once per worker."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    demo_modules = {item.module.__name__ for item in items if "demo_workdir" in item.fixturenames}
-    for item in items:
-        name = item.module.__name__
-        item.add_marker(pytest.mark.xdist_group("demo" if name in demo_modules else name))
 
 
 @pytest.fixture(scope="session")
@@ -36,4 +26,18 @@ def demo_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if not (workdir / "results/demo/tables/table1.csv").is_file():
             raise FileNotFoundError(f"DEMO_WORKDIR={reuse}: no completed demo tree there")
         return workdir
-    return demo_run(tmp_path_factory.mktemp("demo"))
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return demo_run(tmp_path_factory.mktemp("demo"))
+    # `make test` runs 2 pytest-xdist workers: the first to get here builds the demo once in
+    # the session's shared temp dir, the other waits for it; each then works on its own copy
+    # (copy2 keeps the mtimes, and .snakemake its metadata, so dry runs see the same tree)
+    shared = tmp_path_factory.getbasetemp().parent
+    built = shared / "demo-shared"
+    with FileLock(str(shared / "demo-shared.lock")):
+        if not (built / ".built").is_file():
+            shutil.rmtree(built, ignore_errors=True)
+            demo_run(built)
+            (built / ".built").touch()
+    copy = tmp_path_factory.mktemp("demo") / "w"
+    shutil.copytree(built, copy, symlinks=True)
+    return copy
