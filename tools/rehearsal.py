@@ -54,6 +54,9 @@ def runtime_overlay(config: dict[str, Any], base_url: str, pins: dict, scale: fl
         location = spec["location"]
         if location["kind"] == "hf" and location["repo"] in pins:
             sources[name] = {"location": {"revision": pins[location["repo"]]["commit"]}}
+        if location["kind"] == "github":  # a download: the generated files, as a local folder
+            path = f"{rehearsal_hub.GITHUB_DIR}/{name}"
+            sources[name] = {"location": {"kind": "local", "path": path}}
     if sources:
         overlay["sources"] = sources
     published = {}
@@ -226,6 +229,9 @@ def main() -> None:
         # a pinned revision never changes on the Hub, so the workflow rightly keeps what it
         # staged; regenerated rehearsal data must be staged again
         shutil.rmtree(workdir / results / "resources" / "sources", ignore_errors=True)
+    # config paths are relative to the working directory, as in a run from the repository: the
+    # shipped files the study config names (the judge prompt) are copied in beside the data
+    shutil.copytree(ROOT / "config" / "prompts", workdir / "config" / "prompts", dirs_exist_ok=True)
     server, base_url = start_server(workdir)
     try:
         overlay = runtime_overlay(config, base_url, data["pins"], args.scale)

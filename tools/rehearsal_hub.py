@@ -48,6 +48,10 @@ import rehearsal_sources as gen  # noqa: E402
 LFS_SUFFIXES = (".parquet", ".zip", ".json", ".jsonl", ".tsv")
 CACHE = "hf/hub"  # under the work directory; HF_HUB_CACHE points here
 ANNOTATIONS = "resources/local/metaeval/comparison_Qwen_4B_sft.json"
+# GitHub sources (kind github) are downloads a cluster stages once online; the rehearsal writes
+# their files here and its runtime overlay makes them local locations (tools/rehearsal.py)
+GITHUB_DIR = "resources/local/github"
+GITHUB_BUILDERS = {"pubmedqa/pubmedqa": "build_pubmedqa_github"}
 
 
 def git_blob_sha1(data: bytes) -> str:
@@ -199,6 +203,14 @@ def _local_sources(config: dict[str, Any], workdir: Path, scale: float, summary:
     local = {"deft2021": gen.build_deft2021, "s_editions": gen.build_s_editions}
     for name, spec in config.get("sources", {}).items():
         location = spec["location"]
+        if location["kind"] == "github":
+            if location["repo"] not in GITHUB_BUILDERS:
+                raise KeyError(f"sources.{name}: no rehearsal generator for {location['repo']!r}")
+            root = workdir / GITHUB_DIR / name
+            shutil.rmtree(root, ignore_errors=True)
+            build = getattr(gen, GITHUB_BUILDERS[location["repo"]])
+            summary["local"][name] = build(root, scale)
+            continue
         if location["kind"] != "local" or name == "medqa":
             continue
         if spec["adapter"] not in local:

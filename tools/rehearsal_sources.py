@@ -438,6 +438,28 @@ def _pubmedqa_row(w: Writer, config: str, pubid: int) -> dict[str, Any]:
     return row
 
 
+def build_pubmedqa_github(root: Path, scale: float) -> dict[str, int]:
+    """github.com/pubmedqa/pubmedqa data/ (the study's pubmedqa and pubmedqa_oeq location):
+    ori_pqal.json, the 1,000 labelled PMIDs in upper-case keys, and test_ground_truth.json, the
+    official 500 test PMIDs -> decision (layout and keys as documented in sources/pubmedqa.py)."""
+    w = Writer("pubmedqa-github", "en")
+    items = {}
+    for i in range(scaled(PUBMEDQA_COUNTS["pqa_labeled"], scale)):
+        row = _pubmedqa_row(w, "pqa_labeled", 10_000_000 + i)
+        context = row["context"]
+        items[str(row["pubid"])] = {
+            "QUESTION": row["question"], "CONTEXTS": context["contexts"],
+            "LABELS": context["labels"], "MESHES": context["meshes"], "YEAR": "2010",
+            "reasoning_required_pred": "yes", "reasoning_free_pred": "yes",
+            "final_decision": row["final_decision"], "LONG_ANSWER": row["long_answer"],
+        }  # fmt: skip
+    test = list(items)[: max(1, len(items) // 2)]  # 500 of 1,000 in the release
+    write_text(root / "data" / "ori_pqal.json", json.dumps(items))
+    truth = {pmid: items[pmid]["final_decision"] for pmid in test}
+    write_text(root / "data" / "test_ground_truth.json", json.dumps(truth))
+    return {"ori_pqal": len(items), "test_ground_truth": len(test)}
+
+
 MEDMCQA_COUNTS = {"train": 182822, "validation": 4183, "test": 6150}
 MEDMCQA_SCHEMA = pa.schema(
     [
