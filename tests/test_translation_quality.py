@@ -77,7 +77,8 @@ def estimate_config(volumes: dict) -> dict:
             "estimate": {"chars_per_token": 4.0, "translation_output_ratio": 1.25,
                          "output_tokens_per_item": {"oeq": 100, "mcq": 50}, "volumes": volumes},
         },
-        "translation": {"model": "gpt-4o-mini", "temperature": 0.0, "max_tokens": 64},
+        "translation": {"endpoint": "openai", "model": "gpt-4o-mini", "temperature": 0.0,
+                        "max_tokens": 64},
         "synthesis": {"model": "gpt-4o", "temperature": 0.7, "max_tokens": 64,
                       "mcq_per_document": 2, "task_types": {"factual_qa": 3}},
     }  # fmt: skip
@@ -119,6 +120,7 @@ def test_estimate_covers_every_source_of_the_study_config(tmp_path: Path) -> Non
     translation = {row.source: row for row in rows if row.stage == "translation"}
     assert sorted(translation) == sorted(translate)
     assert all(translation[s].items == volumes[s]["items"] for s in translate)
-    # public split sizes + the PubMedQA open-question view
-    assert sum(row.items for row in translation.values()) == 418_656 + 1_000
+    # public split sizes (MMLU: the six medical subjects staged, 1,242 items) + the PubMedQA
+    # open-question view
+    assert sum(row.items for row in translation.values()) == 418_027 + 1_000
     assert all(row.basis == "volumes" and row.direct_usd > row.batch_usd > 0 for row in rows)

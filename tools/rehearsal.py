@@ -75,6 +75,10 @@ def runtime_overlay(config: dict[str, Any], base_url: str, pins: dict, scale: fl
         # so a small rehearsal pays for 8 translation jobs rather than 128 job start-ups
         shards = config["translation"]["shards"]
         overlay["translation"] = {"shards": max(1, min(shards, round(shards * scale * 16)))}
+        # the loss limit is a full-scale rate: with ~15 items in a shard, the server's one sticky
+        # invalid reply (~1% at full scale) is already 6.7%, over the study's 5%
+        rate = config["translation"]["max_quarantine_rate"]
+        overlay["translation"]["max_quarantine_rate"] = max(rate, 0.2)
     return overlay
 
 
