@@ -38,7 +38,6 @@ HPARAMS = {
     "warmup_ratio": 0.0,
     "per_device_batch_size": 8,
     "gradient_accumulation_steps": 1,
-    "gpus": 0,
     "distributed": "ddp",
     "max_length": 512,
     "epochs": 1,
@@ -53,8 +52,6 @@ HPARAMS = {
     "liger_kernel": False,
     "save_steps": 1000,
     "logging_steps": 10,
-    "runtime_min": 30,
-    "mem_mb": 4000,
 }
 
 
