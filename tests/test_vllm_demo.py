@@ -63,7 +63,7 @@ def test_table1_through_vllm(demo: Path) -> None:
 
 def test_predict_jobs_ran_the_vllm_engine_in_the_vllm_venv(demo: Path) -> None:
     for model in ("base", "NAT/seed42"):
-        log = (demo / f"logs/predict/{model}.log").read_text()
+        log = (demo / f"results/demo-vllm/logs/predict/{model}.log").read_text()
         assert "vLLM 0.3" in log and "vLLM predicted" in log, log[-2000:]
     # NAT is a DoRA adapter: predicted from the merged weights
     assert (demo / "results/demo-vllm/train/NAT/seed42/merged/config.json").is_file()
@@ -72,7 +72,7 @@ def test_predict_jobs_ran_the_vllm_engine_in_the_vllm_venv(demo: Path) -> None:
 
 
 def test_judge_jobs_went_through_vllm_serve(demo: Path) -> None:
-    logs = sorted((demo / "logs/judge").rglob("*.log"))
+    logs = sorted((demo / "results/demo-vllm/logs/judge").rglob("*.log"))
     assert logs
     for log in logs:
         text = log.read_text()
