@@ -22,6 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from demo_corpora import MORFITT_LABELS  # the same 12 specialties as the demo's MORFITT
 from rehearsal_text import (
     DUPLICATE_RATE,
     MALFORMED_RATE,
@@ -800,20 +801,6 @@ def _mmlu_pro_row(w: Writer, qid: int, category: str) -> dict[str, Any]:
 DIAMED_COUNTS = {"train": 517, "validation": 74, "test": 148}
 MORFITT_COUNTS = {"train": 1514, "dev": 1022, "test": 1088}
 DEFT_COUNT = 275
-MORFITT_LABELS = (
-    "microbiology",
-    "etiology",
-    "virology",
-    "physiology",
-    "immunology",
-    "parasitology",
-    "genetics",
-    "chemistry",
-    "veterinary",
-    "surgery",
-    "pharmacology",
-    "psychology",
-)
 
 
 def build_diamed(root: Path, scale: float) -> dict[str, int]:

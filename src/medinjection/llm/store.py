@@ -79,14 +79,7 @@ class ResponseStore:
 
     def put(self, entry: StoredResponse) -> None:
         """Insert (or replace) one response and commit at once, so a killed job loses nothing."""
-        row = (
-            entry.key,
-            entry.mode,
-            entry.model,
-            json.dumps(entry.request, ensure_ascii=False, sort_keys=True),
-            json.dumps(entry.response, ensure_ascii=False, sort_keys=True),
-            time.time(),
-        )
+        row = (*_encoded(entry), time.time())
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO responses (key, mode, model, request, response, created) "
@@ -98,11 +91,7 @@ class ResponseStore:
     def reject(self, entry: StoredResponse, reasons: list[str]) -> None:
         """Keep a reply that failed its check apart (with why) and drop it from the cache."""
         row = (
-            entry.key,
-            entry.mode,
-            entry.model,
-            json.dumps(entry.request, ensure_ascii=False, sort_keys=True),
-            json.dumps(entry.response, ensure_ascii=False, sort_keys=True),
+            *_encoded(entry),
             json.dumps(list(reasons), ensure_ascii=False),
             time.time(),
         )
@@ -200,3 +189,14 @@ def export_recording(store_path: str | Path, out_path: str | Path, mode: str = "
             line = {"key": entry.key, "request": entry.request, "response": entry.response}
             handle.write(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n")
     return len(entries)
+
+
+def _encoded(entry: StoredResponse) -> tuple[str, str, str, str, str]:
+    """The (key, mode, model, request, response) columns of one entry, as stored."""
+    return (
+        entry.key,
+        entry.mode,
+        entry.model,
+        json.dumps(entry.request, ensure_ascii=False, sort_keys=True),
+        json.dumps(entry.response, ensure_ascii=False, sort_keys=True),
+    )
