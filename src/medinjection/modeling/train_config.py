@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import medinjection
+from medinjection.settings import TrainingSettings
 
 Method = Literal["lora", "dora"]
 LossOn = Literal["conversation", "answer"]
@@ -20,39 +22,18 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "attn_implementation": ("sdpa", "flash_attention_2", "eager"),
 }
 
-# Exactly the keys of the config's `training:` block less `seeds` (`seed` is the run's own) and
-# less the compute settings (COMPUTE_KEYS): those are the job's resources, never its config.
-HPARAM_KEYS: tuple[str, ...] = (
-    "method",
-    "r",
-    "alpha",
-    "dropout",
-    "target_modules",
-    "learning_rate",
-    "lr_scheduler",
-    "warmup_ratio",
-    "per_device_batch_size",
-    "gradient_accumulation_steps",
-    "distributed",
-    "max_length",
-    "epochs",
-    "max_steps",
-    "seed",
-    "bf16",
-    "gradient_checkpointing",
-    "loss_on",
-    "packing",
-    "group_by_length",
-    "pad_to_multiple_of",
-    "attn_implementation",
-    "liger_kernel",
-    "save_steps",
-    "logging_steps",
-)
 # `training:` keys that size the job (SLURM resources, launcher), not what it computes: they stay
 # out of the rendered config and of every params, so changing them reruns nothing. The GPU count
 # reaches the training CLI from the job's resources (`launch --gpus`).
 COMPUTE_KEYS: tuple[str, ...] = ("gpus", "runtime_min", "mem_mb")
+# Exactly the keys of the config's `training:` block (TrainingSettings, in the schema's order)
+# with `seeds` replaced by `seed` (the run's own) and less the compute settings (COMPUTE_KEYS):
+# those are the job's resources, never its config.
+HPARAM_KEYS: tuple[str, ...] = tuple(
+    "seed" if spec.name == "seeds" else spec.name
+    for spec in dataclasses.fields(TrainingSettings)
+    if spec.name not in COMPUTE_KEYS
+)
 # Keys that change how a job checkpoints or logs, not what it computes: a changed value
 # still resumes the run's checkpoints.
 NON_MODEL_KEYS: tuple[str, ...] = ("logging_steps", "save_steps")
