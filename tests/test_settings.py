@@ -91,9 +91,8 @@ def schema_problems(
                 f"but the field {'has' if is_optional(spec) else 'has no'} default"
             )
         if "default" in child:
-            default = (
-                spec.default_factory() if spec.default is dataclasses.MISSING else spec.default
-            )  # type: ignore[misc]
+            factory = spec.default_factory
+            default = spec.default if factory is dataclasses.MISSING else factory()
             if default != child["default"]:
                 problems.append(f"{key}: default {default!r}, the schema's {child['default']!r}")
         elif is_optional(spec) and spec.default is not None:
@@ -232,6 +231,9 @@ def test_configs_convert_and_round_trip(config: dict[str, Any]) -> None:
     # exact values back (an int stays an int: params are compared by their repr), any key order
     assert json.dumps(study.to_dict(), sort_keys=True) == json.dumps(config, sort_keys=True)
     assert pickle.loads(pickle.dumps(study)) == study  # Snakemake pickles a script's params
+    for name in ("training", "llm", "evaluation", "judge"):  # a block alone, as a script gets it
+        block = getattr(study, name)
+        assert type(block).from_dict(config[name], name) == block
     assert study.training.seeds == tuple(config["training"]["seeds"])
     assert study.mixtures.definitions.keys() == config["mixtures"]["definitions"].keys()
     # the schema's defaults, filled by validate(), are the dataclasses' own
