@@ -207,6 +207,19 @@ class BatchRunner:
         retryable: dict[str, str],
     ) -> None:
         status, lines = self._backend.wait(batch_id)
+        with self._store.deferred():  # one commit for the batch's rows and its closing
+            self._import(batch_id, status, lines, pending, results, retryable)
+        log.info("batch %s: %s, %d results so far", batch_id, status, len(results))
+
+    def _import(
+        self,
+        batch_id: str,
+        status: str,
+        lines: list[dict[str, Any]],
+        pending: Mapping[str, ChatRequest],
+        results: dict[str, ChatResult],
+        retryable: dict[str, str],
+    ) -> None:
         for line in lines:
             key = line.get("custom_id")
             if key not in pending or key in results:
@@ -222,4 +235,3 @@ class BatchRunner:
             else:
                 retryable[key] = f"HTTP {code or '?'}: {line.get('error') or body.get('error')}"
         self._store.close_batch(batch_id, status)
-        log.info("batch %s: %s, %d results so far", batch_id, status, len(results))

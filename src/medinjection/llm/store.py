@@ -1,11 +1,14 @@
-"""Persistent response store: SQLite (WAL) keyed by the request key, one commit per response."""
+"""Persistent response store: SQLite (WAL) keyed by the request key, one commit per response
+(one per imported batch inside `deferred()`)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +67,30 @@ class ResponseStore:
         self._db = connection
         self.path = path
         self._lock = threading.Lock()
+        self._deferred = 0
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Writes inside the block are committed once, when it ends (also on an error).
+
+        For importing a batch's results: a job killed inside the block loses the uncommitted
+        rows but not the batch, which stays open (`close_batch` is called inside the block) and
+        is imported again on resume; a commit per row would cost more than the import itself.
+        """
+        with self._lock:
+            self._deferred += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._deferred -= 1
+                if not self._deferred:
+                    self._db.commit()
+
+    def _commit(self) -> None:
+        """Commit now unless inside `deferred()` (call with the lock held)."""
+        if not self._deferred:
+            self._db.commit()
 
     def get(self, key: str, mode: str) -> StoredResponse | None:
         """The stored response for `key` recorded in `mode`, or None."""
@@ -86,7 +113,7 @@ class ResponseStore:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 row,
             )
-            self._db.commit()
+            self._commit()
 
     def reject(self, entry: StoredResponse, reasons: list[str]) -> None:
         """Keep a reply that failed its check apart (with why) and drop it from the cache."""
@@ -104,7 +131,7 @@ class ResponseStore:
             self._db.execute(
                 "DELETE FROM responses WHERE key = ? AND mode = ?", (entry.key, entry.mode)
             )
-            self._db.commit()
+            self._commit()
 
     def rejected(self, mode: str) -> list[tuple[str, list[str]]]:
         """(key, reasons) of every reply kept apart as failing its check, oldest first."""
@@ -149,8 +176,11 @@ class ResponseStore:
 
     def close_batch(self, batch_id: str, status: str) -> None:
         """Mark a batch finished (its final API status) once its results are imported."""
-        self._db.execute("UPDATE batches SET status = ? WHERE batch_id = ?", (status, batch_id))
-        self._db.commit()
+        with self._lock:
+            self._db.execute(
+                "UPDATE batches SET status = ? WHERE batch_id = ?", (status, batch_id)
+            )
+            self._commit()
 
     def close(self) -> None:
         """Close the connection."""

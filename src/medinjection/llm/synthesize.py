@@ -14,10 +14,11 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -297,24 +298,43 @@ def job_records(
     return records
 
 
-def question_key(record: Record) -> str:
-    """Dedup key: accent/case/punctuation-insensitive question, its options and document text."""
+@cache
+def _combining_marks() -> re.Pattern[str]:
+    """Every character with a nonzero combining class (what NFKD splits accents into)."""
+    marks = "".join(chr(c) for c in range(sys.maxunicode + 1) if unicodedata.combining(chr(c)))
+    return re.compile(f"[{re.escape(marks)}]+")
 
-    def norm(text: str | None) -> str:
-        text = unicodedata.normalize("NFKD", text or "")
-        text = "".join(c for c in text if not unicodedata.combining(c)).casefold()
-        return " ".join(re.sub(r"[^\w]+", " ", text).split())
 
-    options = [norm(text) for _, text in record.options or ()]
-    return json.dumps([norm(record.context), norm(record.question), options], ensure_ascii=False)
+_NON_WORD = re.compile(r"[^\w]+")
+
+
+def _fold(text: str | None) -> str:
+    """Accent-, case- and punctuation-insensitive form of a text (one regex pass per step)."""
+    text = _combining_marks().sub("", unicodedata.normalize("NFKD", text or "")).casefold()
+    return " ".join(_NON_WORD.sub(" ", text).split())
+
+
+def question_key(record: Record, folded: dict[str, str] | None = None) -> str:
+    """Dedup key: accent/case/punctuation-insensitive question, its options and document text.
+
+    `folded` memoizes the document texts' folded forms (every item of a document shares one).
+    """
+    context = record.context or ""
+    if folded is None:
+        folded_context = _fold(context)
+    elif (folded_context := folded.get(context)) is None:
+        folded_context = folded[context] = _fold(context)
+    options = [_fold(text) for _, text in record.options or ()]
+    return json.dumps([folded_context, _fold(record.question), options], ensure_ascii=False)
 
 
 def deduplicate(records: Sequence[Record], report: Report) -> list[Record]:
     """Drop repeated questions (same document, same options) as quarantined duplicates."""
     first: dict[str, str] = {}
+    folded: dict[str, str] = {}
     kept = []
     for record in records:
-        key = question_key(record)
+        key = question_key(record, folded)
         if key in first:
             report.quarantine(record.id, [f"duplicate question of {first[key]}"])
             continue
