@@ -47,9 +47,16 @@ class BatchSettings:
 
 
 def batch_line(key: str, request: ChatRequest) -> str:
-    """One Batch-API / `vllm run-batch` input line for a request."""
-    line = {"custom_id": key, "method": "POST", "url": CHAT_URL, "body": request.body()}
-    return json.dumps(line, ensure_ascii=False, sort_keys=True)
+    """One Batch-API / `vllm run-batch` input line for a request.
+
+    The text of json.dumps({custom_id, method, url, body}, ensure_ascii=False, sort_keys=True),
+    assembled around the request's encoded body instead of encoding it again.
+    """
+    custom_id = json.dumps(key, ensure_ascii=False)
+    return (
+        f'{{"body": {request.body_json}, "custom_id": {custom_id}, "method": "POST", '
+        f'"url": {json.dumps(CHAT_URL)}}}'
+    )
 
 
 def chunk_lines(

@@ -9,7 +9,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,8 @@ class StoredResponse:
     model: str
     request: dict[str, Any]
     response: dict[str, Any]
+    # `request` as the store writes it, when the caller has it already (ChatRequest.body_json)
+    request_json: str | None = field(default=None, compare=False, repr=False)
 
 
 class ResponseStore:
@@ -227,6 +229,6 @@ def _encoded(entry: StoredResponse) -> tuple[str, str, str, str, str]:
         entry.key,
         entry.mode,
         entry.model,
-        json.dumps(entry.request, ensure_ascii=False, sort_keys=True),
+        entry.request_json or json.dumps(entry.request, ensure_ascii=False, sort_keys=True),
         json.dumps(entry.response, ensure_ascii=False, sort_keys=True),
     )

@@ -14,11 +14,10 @@ from __future__ import annotations
 import json
 import logging
 import re
-import sys
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -298,20 +297,16 @@ def job_records(
     return records
 
 
-@cache
-def _combining_marks() -> re.Pattern[str]:
-    """Every character with a nonzero combining class (what NFKD splits accents into)."""
-    marks = "".join(chr(c) for c in range(sys.maxunicode + 1) if unicodedata.combining(chr(c)))
-    return re.compile(f"[{re.escape(marks)}]+")
-
-
 _NON_WORD = re.compile(r"[^\w]+")
+_COMBINING = unicodedata.combining
 
 
 def _fold(text: str | None) -> str:
-    """Accent-, case- and punctuation-insensitive form of a text (one regex pass per step)."""
-    text = _combining_marks().sub("", unicodedata.normalize("NFKD", text or "")).casefold()
-    return " ".join(_NON_WORD.sub(" ", text).split())
+    """Accent-, case- and punctuation-insensitive form of a text."""
+    text = unicodedata.normalize("NFKD", text or "")
+    if not text.isascii():  # ASCII holds no combining mark
+        text = "".join([c for c in text if not _COMBINING(c)])
+    return " ".join(_NON_WORD.sub(" ", text.casefold()).split())
 
 
 def question_key(record: Record, folded: dict[str, str] | None = None) -> str:
