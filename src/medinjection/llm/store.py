@@ -179,9 +179,7 @@ class ResponseStore:
     def close_batch(self, batch_id: str, status: str) -> None:
         """Mark a batch finished (its final API status) once its results are imported."""
         with self._lock:
-            self._db.execute(
-                "UPDATE batches SET status = ? WHERE batch_id = ?", (status, batch_id)
-            )
+            self._db.execute("UPDATE batches SET status = ? WHERE batch_id = ?", (status, batch_id))
             self._commit()
 
     def close(self) -> None:

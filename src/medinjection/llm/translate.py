@@ -15,6 +15,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from medinjection.llm.client import ChatRequest, ChatResult, LLMClient, open_client
 from medinjection.llm.cost import usage_cost
 from medinjection.llm.structured import (
@@ -27,9 +30,6 @@ from medinjection.llm.structured import (
     with_feedback,
     worth_retrying,
 )
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from medinjection.records import (
     ARROW_SCHEMA,
     Record,
