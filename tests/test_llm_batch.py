@@ -68,8 +68,10 @@ def test_batch_round_trip_then_cache(fake, tmp_path: Path) -> None:
     assert [r.text for r in results] == [f"echo: {i}" for i in range(5)]
     assert fake.stats()["batches"] == 3  # 5 requests, 2 per batch file
     assert usage.requests_sent == 5 and usage.prompt_tokens == 5  # "echo: i" -> 7 chars -> 1
-    files = sorted((tmp_path / "c_batches").glob("*.jsonl"))
-    lines = [json.loads(x) for f in files for x in f.read_text().splitlines()]
+    # the input files go once imported (their requests are in the store): the uploads are read
+    assert list((tmp_path / "c_batches").glob("*.jsonl")) == []
+    uploads = [fake.files[batch["input_file_id"]] for batch in fake.batches.values()]
+    lines = [json.loads(x) for data in uploads for x in data.decode().splitlines()]
     assert {line["url"] for line in lines} == {"/v1/chat/completions"}
     assert sorted(json.dumps(line["body"], sort_keys=True) for line in lines) == sorted(
         json.dumps(r.body(), sort_keys=True) for r in requests

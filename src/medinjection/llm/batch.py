@@ -1,7 +1,8 @@
 """Batch submission: the OpenAI Batch API (half price) or `vllm run-batch`, same JSONL, resumable.
 
 Requests not in the response store are written as Batch-API JSONL lines ({custom_id: request
-key, method, url, body}), in files of at most `max_requests` lines / `max_bytes`. Every submitted
+key, method, url, body}), in files of at most `max_requests` lines / `max_bytes` (deleted once
+the batch's results are imported). Every submitted
 batch id is committed to the store before waiting, so a killed job resumes polling the batches it
 already paid for instead of submitting them again. Results are imported into the same store as
 direct responses. Items answered 429/5xx or left out of an expired batch are resubmitted (up to
@@ -175,6 +176,7 @@ class BatchRunner:
         self._workdir = workdir
         self._settings = settings
         self._accept = accept
+        self._files: dict[str, Path] = {}  # batch id -> the input file written for it
 
     def run(self, pending: Mapping[str, ChatRequest]) -> tuple[dict[str, ChatResult], dict]:
         """Results by key, and {key: reason} of the items that could not be answered."""
@@ -203,6 +205,7 @@ class BatchRunner:
         path.write_text("".join(line + "\n" for _, line in chunk), encoding="utf-8")
         batch_id, file_id = self._backend.submit(path)
         self._store.add_batch(batch_id, file_id, [key for key, _ in chunk])
+        self._files[batch_id] = path
         log.info("batch: submitted %s (%d requests, file %s)", batch_id, len(chunk), path)
         return batch_id
 
@@ -216,6 +219,11 @@ class BatchRunner:
         status, lines = self._backend.wait(batch_id)
         with self._store.deferred():  # one commit for the batch's rows and its closing
             self._import(batch_id, status, lines, pending, results, retryable)
+        # the input file was only the upload: its requests are in the store with their replies
+        # (a killed job's files stay, for the batches it left open)
+        path = self._files.pop(batch_id, None)
+        if path is not None:
+            path.unlink(missing_ok=True)
         log.info("batch %s: %s, %d results so far", batch_id, status, len(results))
 
     def _import(

@@ -57,8 +57,8 @@ TRANSLATION_SYSTEM = (
 
 def shard_of(record_id: str, shards: int) -> int:
     """Stable shard index of a record id (sha256-based, unlike Python's salted hash)."""
-    digest = hashlib.sha256(record_id.encode("utf-8")).hexdigest()
-    return int(digest[:16], 16) % shards
+    # the first 8 bytes of the digest, big-endian: int(hexdigest()[:16], 16) without the text
+    return int.from_bytes(hashlib.sha256(record_id.encode("utf-8")).digest()[:8], "big") % shards
 
 
 def translation_payload(record: Record) -> dict[str, Any]:
