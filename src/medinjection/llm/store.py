@@ -1,5 +1,11 @@
 """Persistent response store: SQLite (WAL) keyed by the request key, one commit per response
-(one per imported batch inside `deferred()`)."""
+(one per imported batch inside `deferred()`).
+
+The `request` and `response` columns hold the JSON text (sorted keys, UTF-8) zlib-compressed as
+a BLOB: lossless, and about half the disk of the text (a full-scale translation run stores
+~420K exchanges, most of them long abstracts twice). Rows written as TEXT by earlier versions
+are read as they are.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import json
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,7 +111,7 @@ class ResponseStore:
             ).fetchone()
         if row is None:
             return None
-        return StoredResponse(row[0], row[1], row[2], json.loads(row[3]), json.loads(row[4]))
+        return StoredResponse(row[0], row[1], row[2], _decoded(row[3]), _decoded(row[4]))
 
     def put(self, entry: StoredResponse) -> None:
         """Insert (or replace) one response and commit at once, so a killed job loses nothing."""
@@ -158,7 +165,7 @@ class ResponseStore:
             "ORDER BY created",
             (mode,),
         ).fetchall()
-        return [StoredResponse(r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4])) for r in rows]
+        return [StoredResponse(r[0], r[1], r[2], _decoded(r[3]), _decoded(r[4])) for r in rows]
 
     def add_batch(self, batch_id: str, input_file_id: str, keys: list[str]) -> None:
         """Persist a submitted batch at once, so a killed job resumes it instead of paying twice."""
@@ -221,12 +228,25 @@ def export_recording(store_path: str | Path, out_path: str | Path, mode: str = "
     return len(entries)
 
 
-def _encoded(entry: StoredResponse) -> tuple[str, str, str, str, str]:
+# zlib level 1: nearly the ratio of the default level 6 on these rows, at a fraction of its time
+ZLIB_LEVEL = 1
+
+
+def _encoded(entry: StoredResponse) -> tuple[str, str, str, bytes, bytes]:
     """The (key, mode, model, request, response) columns of one entry, as stored."""
+    request = entry.request_json or json.dumps(entry.request, ensure_ascii=False, sort_keys=True)
+    response = json.dumps(entry.response, ensure_ascii=False, sort_keys=True)
     return (
         entry.key,
         entry.mode,
         entry.model,
-        entry.request_json or json.dumps(entry.request, ensure_ascii=False, sort_keys=True),
-        json.dumps(entry.response, ensure_ascii=False, sort_keys=True),
+        zlib.compress(request.encode("utf-8"), ZLIB_LEVEL),
+        zlib.compress(response.encode("utf-8"), ZLIB_LEVEL),
     )
+
+
+def _decoded(value: str | bytes) -> Any:
+    """A request or response column's JSON value (compressed BLOB, or an older row's TEXT)."""
+    if isinstance(value, bytes):
+        return json.loads(zlib.decompress(value).decode("utf-8"))
+    return json.loads(value)
