@@ -184,6 +184,7 @@ class BatchRunner:
         retryable: dict[str, str] = {}
         for batch_id, keys in self._store.open_batches():
             log.info("batch: resuming %s (%d requests) from an earlier run", batch_id, len(keys))
+            self._files[batch_id] = self._input_path(keys)
             self._finish(batch_id, pending, results, retryable)
         for round_ in range(1, self._settings.rounds + 1):
             todo = {k: r for k, r in pending.items() if k not in results}
@@ -201,13 +202,17 @@ class BatchRunner:
 
     def _submit(self, chunk: list[tuple[str, str]]) -> str:
         self._workdir.mkdir(parents=True, exist_ok=True)
-        path = self._workdir / f"batch_{chunk[0][0][:16]}_{len(chunk)}.jsonl"
+        path = self._input_path([key for key, _ in chunk])
         path.write_text("".join(line + "\n" for _, line in chunk), encoding="utf-8")
         batch_id, file_id = self._backend.submit(path)
         self._store.add_batch(batch_id, file_id, [key for key, _ in chunk])
         self._files[batch_id] = path
         log.info("batch: submitted %s (%d requests, file %s)", batch_id, len(chunk), path)
         return batch_id
+
+    def _input_path(self, keys: Sequence[str]) -> Path:
+        """The input file of a batch of these request keys."""
+        return self._workdir / f"batch_{keys[0][:16]}_{len(keys)}.jsonl"
 
     def _finish(
         self,
@@ -220,7 +225,6 @@ class BatchRunner:
         with self._store.deferred():  # one commit for the batch's rows and its closing
             self._import(batch_id, status, lines, pending, results, retryable)
         # the input file was only the upload: its requests are in the store with their replies
-        # (a killed job's files stay, for the batches it left open)
         path = self._files.pop(batch_id, None)
         if path is not None:
             path.unlink(missing_ok=True)
