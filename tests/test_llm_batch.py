@@ -68,8 +68,10 @@ def test_batch_round_trip_then_cache(fake, tmp_path: Path) -> None:
     assert [r.text for r in results] == [f"echo: {i}" for i in range(5)]
     assert fake.stats()["batches"] == 3  # 5 requests, 2 per batch file
     assert usage.requests_sent == 5 and usage.prompt_tokens == 5  # "echo: i" -> 7 chars -> 1
-    files = sorted((tmp_path / "c_batches").glob("*.jsonl"))
-    lines = [json.loads(x) for f in files for x in f.read_text().splitlines()]
+    # the input files go once imported (their requests are in the store): the uploads are read
+    assert list((tmp_path / "c_batches").glob("*.jsonl")) == []
+    uploads = [fake.files[batch["input_file_id"]] for batch in fake.batches.values()]
+    lines = [json.loads(x) for data in uploads for x in data.decode().splitlines()]
     assert {line["url"] for line in lines} == {"/v1/chat/completions"}
     assert sorted(json.dumps(line["body"], sort_keys=True) for line in lines) == sorted(
         json.dumps(r.body(), sort_keys=True) for r in requests
@@ -102,6 +104,39 @@ def test_killed_job_resumes_its_batch_without_resubmitting(
     assert [r.text for r in results] == [f"echo: {i}" for i in range(4)]
     assert fake.stats()["batches"] == 1 and fake.stats()["total"] == 4  # resumed, not resent
     assert open_store(cache).open_batches() == []
+
+
+def test_job_killed_while_importing_a_batch_reimports_it_from_the_open_batch(
+    fake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a batch's rows are committed once, with its closing: a job killed mid-import leaves the
+    # batch open, and the rerun imports it again instead of paying for its requests twice
+    cache = tmp_path / "c.sqlite"
+    requests = [ask(str(i)) for i in range(4)]
+    accept = client_module.LLMClient._accept
+    calls = []
+
+    def killed_on_the_third(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return accept(self, *args, **kwargs)
+
+    monkeypatch.setattr(client_module.LLMClient, "_accept", killed_on_the_third)
+    with batch_client(fake, cache) as client, pytest.raises(KeyboardInterrupt):
+        client.complete_many(requests)
+    store = open_store(cache)
+    assert len(store.open_batches()) == 1 and store.count() == 2  # kept, batch still open
+    store.close()
+    monkeypatch.setattr(client_module.LLMClient, "_accept", accept)
+    with batch_client(fake, cache) as client:
+        results = client.complete_many(requests)
+        assert (client.usage.cache_hits, client.usage.requests_sent) == (2, 2)
+    assert [r.text for r in results] == [f"echo: {i}" for i in range(4)]
+    assert fake.stats()["batches"] == 1 and fake.stats()["total"] == 4  # nothing sent twice
+    assert open_store(cache).open_batches() == []
+    # the input file stays while its batch is open and goes once it is imported
+    assert list((tmp_path / "c_batches").glob("*.jsonl")) == []
 
 
 def test_expired_batch_resubmits_only_the_missing(fake, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from medinjection.llm.client import (
 )
 from medinjection.llm.ratelimit import RateLimiter
 from medinjection.llm.replay import completion_body, recording_entry, write_recording
-from medinjection.llm.store import export_recording, open_store
+from medinjection.llm.store import StoredResponse, export_recording, open_store
 from tests.fake_openai_server import FakeOpenAI
 
 SECRET = "sk-test-SECRET-0123456789abcdef"
@@ -186,7 +186,10 @@ def test_api_key_never_in_store_or_logs(fake, tmp_path: Path, caplog) -> None:
     assert state.seen[0]["headers"]["authorization"] == f"Bearer {SECRET}"  # it was used...
     assert SECRET not in caplog.text and len(caplog.text) > 0  # ...but never logged
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("c.sqlite*"))
-    assert SECRET.encode() not in stored and b"secret?" in stored
+    store = open_store(cache)  # the request/response columns are compressed: decoded too
+    texts = json.dumps([[e.request, e.response] for e in store.entries("live")])
+    store.close()
+    assert SECRET.encode() not in stored and SECRET not in texts and "secret?" in texts
 
 
 def test_missing_api_key_names_the_variable(monkeypatch, tmp_path: Path) -> None:
@@ -261,6 +264,30 @@ def test_store_survives_kill_9(tmp_path: Path) -> None:
     assert store.get("k1", "replay") is None  # replay rows never answer live requests and back
 
 
+def test_store_compresses_replies_and_reads_older_text_rows(tmp_path: Path) -> None:
+    import sqlite3
+
+    store = open_store(tmp_path / "s.sqlite")
+    request = {"model": "m", "messages": [{"role": "user", "content": "Été " * 200}]}
+    response = {"choices": [{"message": {"content": "Réponse " * 200}}], "id": "x"}
+    store.put(StoredResponse("k1", "live", "m", request, response))
+    store.close()
+    with sqlite3.connect(tmp_path / "s.sqlite") as db:
+        raw = db.execute("SELECT request, response FROM responses").fetchone()
+        assert all(isinstance(v, bytes) for v in raw)  # zlib BLOBs, a fraction of the text
+        assert len(raw[0]) < len(json.dumps(request, ensure_ascii=False)) / 4
+        # a row written as TEXT by an earlier version of the store
+        db.execute(
+            "INSERT INTO responses VALUES ('k0', 'live', 'm', ?, ?, 0)",
+            (json.dumps(request), json.dumps({"id": "old"})),
+        )
+    store = open_store(tmp_path / "s.sqlite")
+    assert store.get("k1", "live") == StoredResponse("k1", "live", "m", request, response)
+    assert store.get("k0", "live").response == {"id": "old"}
+    assert [e.key for e in store.entries("live")] == ["k0", "k1"]
+    store.close()
+
+
 def test_sentinel_key_never_in_log_cache_or_shard_outputs(fake, tmp_path: Path) -> None:
     from medinjection.llm.translate import translate_shard
     from medinjection.logs import setup_logging
@@ -288,6 +315,11 @@ def test_sentinel_key_never_in_log_cache_or_shard_outputs(fake, tmp_path: Path) 
     assert {p.name for p in written} >= {"job.log", "out.parquet", "usage.json", "c.sqlite"}
     for path in written:
         assert SECRET.encode() not in path.read_bytes(), path
+    # the store's request/response columns are compressed: look inside them too
+    store = open_store(cache)
+    stored = [json.dumps([e.request, e.response]) for e in store.entries("live")]
+    store.close()
+    assert stored and not any(SECRET in text for text in stored)
     assert json.loads((tmp_path / "usage.json").read_text())["counts"]["translated"] == 1
 
 

@@ -1,7 +1,8 @@
 """Batch submission: the OpenAI Batch API (half price) or `vllm run-batch`, same JSONL, resumable.
 
 Requests not in the response store are written as Batch-API JSONL lines ({custom_id: request
-key, method, url, body}), in files of at most `max_requests` lines / `max_bytes`. Every submitted
+key, method, url, body}), in files of at most `max_requests` lines / `max_bytes` (deleted once
+the batch's results are imported). Every submitted
 batch id is committed to the store before waiting, so a killed job resumes polling the batches it
 already paid for instead of submitting them again. Results are imported into the same store as
 direct responses. Items answered 429/5xx or left out of an expired batch are resubmitted (up to
@@ -47,9 +48,16 @@ class BatchSettings:
 
 
 def batch_line(key: str, request: ChatRequest) -> str:
-    """One Batch-API / `vllm run-batch` input line for a request."""
-    line = {"custom_id": key, "method": "POST", "url": CHAT_URL, "body": request.body()}
-    return json.dumps(line, ensure_ascii=False, sort_keys=True)
+    """One Batch-API / `vllm run-batch` input line for a request.
+
+    The text of json.dumps({custom_id, method, url, body}, ensure_ascii=False, sort_keys=True),
+    assembled around the request's encoded body instead of encoding it again.
+    """
+    custom_id = json.dumps(key, ensure_ascii=False)
+    return (
+        f'{{"body": {request.body_json}, "custom_id": {custom_id}, "method": "POST", '
+        f'"url": {json.dumps(CHAT_URL)}}}'
+    )
 
 
 def chunk_lines(
@@ -168,6 +176,7 @@ class BatchRunner:
         self._workdir = workdir
         self._settings = settings
         self._accept = accept
+        self._files: dict[str, Path] = {}  # batch id -> the input file written for it
 
     def run(self, pending: Mapping[str, ChatRequest]) -> tuple[dict[str, ChatResult], dict]:
         """Results by key, and {key: reason} of the items that could not be answered."""
@@ -175,6 +184,7 @@ class BatchRunner:
         retryable: dict[str, str] = {}
         for batch_id, keys in self._store.open_batches():
             log.info("batch: resuming %s (%d requests) from an earlier run", batch_id, len(keys))
+            self._files[batch_id] = self._input_path(keys)
             self._finish(batch_id, pending, results, retryable)
         for round_ in range(1, self._settings.rounds + 1):
             todo = {k: r for k, r in pending.items() if k not in results}
@@ -192,12 +202,17 @@ class BatchRunner:
 
     def _submit(self, chunk: list[tuple[str, str]]) -> str:
         self._workdir.mkdir(parents=True, exist_ok=True)
-        path = self._workdir / f"batch_{chunk[0][0][:16]}_{len(chunk)}.jsonl"
+        path = self._input_path([key for key, _ in chunk])
         path.write_text("".join(line + "\n" for _, line in chunk), encoding="utf-8")
         batch_id, file_id = self._backend.submit(path)
         self._store.add_batch(batch_id, file_id, [key for key, _ in chunk])
+        self._files[batch_id] = path
         log.info("batch: submitted %s (%d requests, file %s)", batch_id, len(chunk), path)
         return batch_id
+
+    def _input_path(self, keys: Sequence[str]) -> Path:
+        """The input file of a batch of these request keys."""
+        return self._workdir / f"batch_{keys[0][:16]}_{len(keys)}.jsonl"
 
     def _finish(
         self,
@@ -207,6 +222,23 @@ class BatchRunner:
         retryable: dict[str, str],
     ) -> None:
         status, lines = self._backend.wait(batch_id)
+        with self._store.deferred():  # one commit for the batch's rows and its closing
+            self._import(batch_id, status, lines, pending, results, retryable)
+        # the input file was only the upload: its requests are in the store with their replies
+        path = self._files.pop(batch_id, None)
+        if path is not None:
+            path.unlink(missing_ok=True)
+        log.info("batch %s: %s, %d results so far", batch_id, status, len(results))
+
+    def _import(
+        self,
+        batch_id: str,
+        status: str,
+        lines: list[dict[str, Any]],
+        pending: Mapping[str, ChatRequest],
+        results: dict[str, ChatResult],
+        retryable: dict[str, str],
+    ) -> None:
         for line in lines:
             key = line.get("custom_id")
             if key not in pending or key in results:
@@ -222,4 +254,3 @@ class BatchRunner:
             else:
                 retryable[key] = f"HTTP {code or '?'}: {line.get('error') or body.get('error')}"
         self._store.close_batch(batch_id, status)
-        log.info("batch %s: %s, %d results so far", batch_id, status, len(results))

@@ -382,7 +382,9 @@ class LLMClient:
         A reply its check rejects is kept apart (store table `rejected`), never in the cache.
         """
         result = result_from_body(key, body, cached=False)
-        entry = StoredResponse(key, self.mode, request.model, request.body(), body)
+        entry = StoredResponse(
+            key, self.mode, request.model, request.body(), body, request_json=request.body_json
+        )
         reasons = list(check(result)) if check is not None else []
         if reasons:
             self._store.reject(entry, reasons)

@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from openai.types.chat import ChatCompletion
@@ -24,6 +25,12 @@ class ChatRequest:
     def body(self) -> dict[str, Any]:
         """The JSON body the SDK sends (model, messages, params)."""
         return {"model": self.model, "messages": [dict(m) for m in self.messages], **self.params}
+
+    @cached_property
+    def body_json(self) -> str:
+        """`body()` as JSON (sorted keys, UTF-8 kept), encoded once: the batch line and the
+        response store's request column both hold this text."""
+        return json.dumps(self.body(), ensure_ascii=False, sort_keys=True)
 
 
 def request_key(base_url: str, body: Mapping[str, Any]) -> str:

@@ -297,24 +297,39 @@ def job_records(
     return records
 
 
-def question_key(record: Record) -> str:
-    """Dedup key: accent/case/punctuation-insensitive question, its options and document text."""
+_NON_WORD = re.compile(r"[^\w]+")
+_COMBINING = unicodedata.combining
 
-    def norm(text: str | None) -> str:
-        text = unicodedata.normalize("NFKD", text or "")
-        text = "".join(c for c in text if not unicodedata.combining(c)).casefold()
-        return " ".join(re.sub(r"[^\w]+", " ", text).split())
 
-    options = [norm(text) for _, text in record.options or ()]
-    return json.dumps([norm(record.context), norm(record.question), options], ensure_ascii=False)
+def _fold(text: str | None) -> str:
+    """Accent-, case- and punctuation-insensitive form of a text."""
+    text = unicodedata.normalize("NFKD", text or "")
+    if not text.isascii():  # ASCII holds no combining mark
+        text = "".join([c for c in text if not _COMBINING(c)])
+    return " ".join(_NON_WORD.sub(" ", text.casefold()).split())
+
+
+def question_key(record: Record, folded: dict[str, str] | None = None) -> str:
+    """Dedup key: accent/case/punctuation-insensitive question, its options and document text.
+
+    `folded` memoizes the document texts' folded forms (every item of a document shares one).
+    """
+    context = record.context or ""
+    if folded is None:
+        folded_context = _fold(context)
+    elif (folded_context := folded.get(context)) is None:
+        folded_context = folded[context] = _fold(context)
+    options = [_fold(text) for _, text in record.options or ()]
+    return json.dumps([folded_context, _fold(record.question), options], ensure_ascii=False)
 
 
 def deduplicate(records: Sequence[Record], report: Report) -> list[Record]:
     """Drop repeated questions (same document, same options) as quarantined duplicates."""
     first: dict[str, str] = {}
+    folded: dict[str, str] = {}
     kept = []
     for record in records:
-        key = question_key(record)
+        key = question_key(record, folded)
         if key in first:
             report.quarantine(record.id, [f"duplicate question of {first[key]}"])
             continue

@@ -12,9 +12,11 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from medinjection.llm.client import ChatRequest, ChatResult, LLMClient, open_client
 from medinjection.llm.cost import usage_cost
@@ -28,7 +30,15 @@ from medinjection.llm.structured import (
     with_feedback,
     worth_retrying,
 )
-from medinjection.records import Record, read_records, validation_errors, write_records
+from medinjection.records import (
+    ARROW_SCHEMA,
+    Record,
+    from_row,
+    read_records,
+    table_rows,
+    validation_errors,
+    write_records,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +57,8 @@ TRANSLATION_SYSTEM = (
 
 def shard_of(record_id: str, shards: int) -> int:
     """Stable shard index of a record id (sha256-based, unlike Python's salted hash)."""
-    digest = hashlib.sha256(record_id.encode("utf-8")).hexdigest()
-    return int(digest[:16], 16) % shards
+    # the first 8 bytes of the digest, big-endian: int(hexdigest()[:16], 16) without the text
+    return int.from_bytes(hashlib.sha256(record_id.encode("utf-8")).digest()[:8], "big") % shards
 
 
 def translation_payload(record: Record) -> dict[str, Any]:
@@ -162,9 +172,28 @@ def _judge(record: Record, result: ChatResult, model: str) -> tuple[Record | Non
     return apply_translation(record, reply, model)
 
 
-def _check(record: Record, model: str, result: ChatResult) -> list[str]:
-    """Why a reply cannot translate `record` (the client caches only replies with no reason)."""
-    return _judge(record, result, model)[1]
+class _Check:
+    """Why a reply cannot translate `record` (the client caches only replies with no reason).
+
+    Remembers its last verdict, so the stage reuses the client's judgement of the same reply
+    (`outcome`) instead of judging every reply twice.
+    """
+
+    def __init__(self, record: Record, model: str) -> None:
+        self.record = record
+        self.model = model
+        self._last: tuple[ChatResult, tuple[Record | None, list[str]]] | None = None
+
+    def __call__(self, result: ChatResult) -> list[str]:
+        outcome = _judge(self.record, result, self.model)
+        self._last = (result, outcome)
+        return outcome[1]
+
+    def outcome(self, result: ChatResult) -> tuple[Record | None, list[str]]:
+        """`_judge(record, result, model)`, from the last call when it judged this very result."""
+        if self._last is not None and self._last[0] is result:
+            return self._last[1]
+        return _judge(self.record, result, self.model)
 
 
 def translate_records(
@@ -177,9 +206,9 @@ def translate_records(
 ) -> list[Record]:
     """Translate records (one retry with feedback for unusable replies, then quarantine)."""
     requests = [translation_request(r, model, temperature, max_tokens) for r in records]
-    checks = [partial(_check, record, model) for record in records]
+    checks = [_Check(record, model) for record in records]
     first = client.complete_many(requests, checks)
-    outcomes = [_judge(r, res, model) for r, res in zip(records, first, strict=True)]
+    outcomes = [check.outcome(res) for check, res in zip(checks, first, strict=True)]
     retry_index = [
         i for i, (out, _) in enumerate(outcomes) if out is None and worth_retrying(first[i])
     ]
@@ -191,7 +220,7 @@ def translate_records(
         retries = [with_feedback(requests[i], first[i].text, outcomes[i][1]) for i in retry_index]
         second = client.complete_many(retries, [checks[i] for i in retry_index])
         for i, res in zip(retry_index, second, strict=True):
-            out, errors = _judge(records[i], res, model)
+            out, errors = checks[i].outcome(res)
             if out is None:
                 reasons = [f"attempt 1: {e}" for e in outcomes[i][1]]
                 reasons += [f"attempt 2: {e}" for e in errors]
@@ -201,11 +230,14 @@ def translate_records(
     return [out for out, _ in outcomes if out is not None]
 
 
-def select_shard(records: Sequence[Record], shard: int, shards: int) -> list[Record]:
-    """The records of shard `shard` out of `shards` (English records only)."""
+def select_shard(
+    records: Sequence[Record], shard: int, shards: int, sharded: bool = False
+) -> list[Record]:
+    """The records of shard `shard` out of `shards` (English records only); `sharded`: the
+    records are already that shard's (read_shard)."""
     if shards < 1 or not 0 <= shard < shards:
         raise ValueError(f"translation shard {shard} out of range for translation.shards={shards}")
-    selected = [r for r in records if shard_of(r.id, shards) == shard]
+    selected = list(records) if sharded else [r for r in records if shard_of(r.id, shards) == shard]
     not_english = [r.id for r in selected if r.language != "en"]
     if not_english:
         raise ValueError(
@@ -213,6 +245,21 @@ def select_shard(records: Sequence[Record], shard: int, shards: int) -> list[Rec
             "check sources.<source>.role in the config: only English sources take role translate"
         )
     return selected
+
+
+def read_shard(records_path: Path, shard: int, shards: int) -> tuple[list[Record], int]:
+    """The records of one shard of a records file, and the file's record count.
+
+    Same records, in the same order, as `select_shard(read_records(path), ...)`, but only the
+    shard's rows become `Record`s: each of a source's `shards` jobs would otherwise build every
+    record of the source (187K for MedMCQA) to keep one in `shards`.
+    """
+    if shards < 1 or not 0 <= shard < shards:
+        raise ValueError(f"translation shard {shard} out of range for translation.shards={shards}")
+    table = pq.read_table(Path(records_path), schema=ARROW_SCHEMA)
+    mask = [shard_of(record_id, shards) == shard for record_id in table["id"].to_pylist()]
+    rows = table_rows(table.filter(pa.array(mask, type=pa.bool_())))
+    return select_shard([from_row(row) for row in rows], shard, shards, sharded=True), len(mask)
 
 
 def translate_shard(
@@ -240,11 +287,8 @@ def translate_shard(
     The quarantined records are also written to `quarantine_path` (beside the job's log, outside
     its outputs, so they survive a failed job); more than `max_quarantine_rate` of them stops it.
     """
-    records = read_records(records_path)
-    selected = select_shard(records, shard, shards)
-    log.info(
-        "translate: shard %d/%d holds %d of %d records", shard, shards, len(selected), len(records)
-    )
+    selected, total = read_shard(records_path, shard, shards)
+    log.info("translate: shard %d/%d holds %d of %d records", shard, shards, len(selected), total)
     report = Report(stage="translate", model=model, extra={"shard": shard, "shards": shards})
     with open_client(endpoint, mode, replay_file, cache_path, submit, batch) as client:
         translated = translate_records(selected, client, model, temperature, max_tokens, report)
