@@ -445,12 +445,119 @@ def test_bad_rows_are_quarantined_with_their_reason_file_and_line(tmp_path: Path
     for name, (_, reason) in BAD_ROWS.items():
         row = rows[f"train-{bad_at[name]:05d}"]
         assert any(r.startswith(reason) for r in row["reasons"]), (name, row["reasons"])
+        assert row["where"] == f"{raw / 'train.jsonl'}:{bad_at[name]}"
     broken = rows["train.jsonl:49"]
     assert broken["reasons"] == [f"{raw / 'train.jsonl'}:49: malformed JSON "
                                  "(Expecting value at column 44)"]  # fmt: skip
+    assert broken["where"] == f"{raw / 'train.jsonl'}:49"
     latin = rows["train.jsonl:50"]
     assert latin["reasons"][0].startswith(f"{raw / 'train.jsonl'}:50: not UTF-8 (byte 0xe9")
-    assert latin["raw"]["line"] == 50
+    assert latin["raw"]["line"] == 50 and latin["where"] == f"{raw / 'train.jsonl'}:50"
+
+
+DEMO_SOURCES = REPO / "resources" / "demo" / "sources"
+DEMO_QUARANTINE: dict[str, list[tuple[str, str, str]]] = {  # raw id, where (in the fixture), reason
+    "mediqal": [
+        ("mq-00021", "mcqm/train-00000-of-00001.parquet row 10", "duplicate id"),
+        ("mq-00004", "mcqu/train-00000-of-00001.parquet row 4", "answer letter(s) ['F']"),
+    ],
+    "frenchmedmcqa": [  # a JSON array: the line its element starts on
+        (
+            "6bdd9acf19a72e4a728319beb9e07650519520bf58b8852e620929ff9f716c1c",
+            "train.json:124",
+            "multiple-choice record without options",
+        ),
+    ],  # fmt: skip
+    "frbmedqa": [("frb-train-0009", "train.jsonl:10", "answer 'une réponse absente'")],
+    "medical_cases_fr": [
+        ("train-00000-of-00001/00002", "data/train-00000-of-00001.parquet row 2", "empty answer")
+    ],
+    "medical_mqca_fr": [
+        ("train-00000-of-00001/00013", "data/train-00000-of-00001.parquet row 13", "'choices'")
+    ],
+    "medqa": [
+        ("train-00006", "train.jsonl:6", "answer letter(s) ['E']"),
+        ("train-00012", "train.jsonl:12", "answer text 'Something else'"),
+    ],
+    "pubmedqa": [("21000000", "data/ori_pqal.json:2", "final_decision 'unsure'")],  # a JSON object
+    "medmcqa": [
+        ("491e0974717957cbbbd051638adcd5a4", "data/train-00000-of-00001.parquet row 3", "cop 4")
+    ],
+    "medxpertqa": [("Text-104", "Text/test.jsonl:5", "answer letter(s) ['K']")],
+    "mmlu": [  # rows of other subjects are skipped: the index is the file's, not the kept rows'
+        ("college_medicine-dev-00002", "all/dev-00000-of-00001.parquet row 6", "answer 4 is")
+    ],
+    "mmlu_pro": [("7013", "data/test-00000-of-00001.parquet row 3", "multiple-choice record")],
+}
+
+
+@pytest.mark.parametrize("source", sorted(DEMO_QUARANTINE))
+def test_every_adapter_quarantines_with_file_and_line_or_row(tmp_path: Path, source: str) -> None:
+    """Each demo source's bad row (adapter checks and record validation alike) names its place."""
+    from medinjection.normalize import normalize_source
+
+    native = {"mediqal", "frenchmedmcqa", "frbmedqa", "medical_cases_fr", "medical_mqca_fr"}
+    raw = DEMO_SOURCES / source
+    normalize_source(
+        source, source, "native" if source in native else "translate", raw,
+        tmp_path / "r.parquet", tmp_path / "q.jsonl", tmp_path / "s.json", 42, 0.15, 0.2, 0.25,
+    )  # fmt: skip
+    rows = [json.loads(line) for line in (tmp_path / "q.jsonl").read_text().splitlines()]
+    found = [(q["raw_id"], q["where"], q["reasons"][0]) for q in rows]
+    expected = DEMO_QUARANTINE[source]
+    assert [(i, w) for i, w, _ in found] == [(i, f"{raw}/{w}") for i, w, _ in expected]
+    reasons = zip([r for *_, r in found], [r for *_, r in expected], strict=True)
+    assert all(got.startswith(want) for got, want in reasons)
+
+
+def test_json_arrays_objects_and_original_medmcqa_lines_are_located(tmp_path: Path) -> None:
+    """A released JSON array and a PubMedQA object name the line of the bad element; a broken
+    line of the original MedMCQA JSON Lines is quarantined, not fatal."""
+    from medinjection.normalize import normalize_source
+
+    def run(adapter: str, raw: Path) -> dict[str, dict]:
+        out = tmp_path / adapter
+        normalize_source(
+            adapter, adapter, "native" if adapter.startswith("released") else "translate", raw,
+            out / "r.parquet", out / "q.jsonl", out / "s.json", 1, 0.1, 0.1, 0.5,
+        )  # fmt: skip
+        return {q["raw_id"]: q for q in map(json.loads, (out / "q.jsonl").read_text().splitlines())}
+
+    released = tmp_path / "released" / "Train" / "mcqu"
+    released.mkdir(parents=True)
+    item = {"messages": [{"role": "user", "content": "Q ?\nA) oui\nB) non"},
+                         {"role": "assistant", "content": "A"}], "classes": ["A", "B"],
+            "answer": "A"}  # fmt: skip
+    bad = item | {"classes": ["A", "B", "C"]}
+    (released / "x.json").write_text(json.dumps([item, item, bad, item], indent=2))
+    starts = [n for n, text in enumerate((released / "x.json").read_text().splitlines(), 1)
+              if text == "  {"]  # fmt: skip
+    line = starts[2]  # the third element's first line
+    rows = run("released_native", tmp_path / "released")
+    [(raw_id, row)] = rows.items()
+    assert raw_id == "train/mcqu/x/000002" and "do not match classes" in row["reasons"][0]
+    assert len(starts) == 4 and row["where"] == f"{released / 'x.json'}:{line}"
+
+    pubmed = tmp_path / "pubmed"
+    pubmed.mkdir()
+    entry = {"QUESTION": "Q?", "CONTEXTS": ["c"], "LONG_ANSWER": "l", "final_decision": "yes"}
+    items = {"1": entry, "2": entry, "3": entry | {"final_decision": "unsure"}}
+    (pubmed / "ori_pqal.json").write_text(json.dumps(items, indent=1))
+    rows = run("pubmedqa", pubmed)
+    line = (pubmed / "ori_pqal.json").read_text().splitlines().index(' "3": {') + 1
+    assert line > 3 and rows["3"]["where"] == f"{pubmed / 'ori_pqal.json'}:{line}"
+
+    medmcqa = tmp_path / "medmcqa"
+    medmcqa.mkdir()
+    base = {"question": "Q?", "opa": "a", "opb": "b", "opc": "c", "opd": "d", "cop": 1}
+    lines = [json.dumps(base | {"id": f"t{n}"}) for n in range(4)]
+    lines[2] = lines[2][:-5]  # a cut line
+    lines[3] = json.dumps(base | {"id": "t3", "cop": 0})
+    (medmcqa / "train.json").write_text("\n".join(lines) + "\n")
+    rows = run("medmcqa_json", medmcqa)
+    assert rows["train.json:3"]["where"] == f"{medmcqa / 'train.json'}:3"
+    assert rows["train.json:3"]["reasons"][0].startswith(f"{medmcqa / 'train.json'}:3: malformed")
+    assert rows["t3"]["where"] == f"{medmcqa / 'train.json'}:4"
 
 
 def test_a_latin1_file_stops_the_source_naming_file_and_line(tmp_path: Path) -> None:
