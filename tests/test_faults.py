@@ -733,3 +733,136 @@ def test_a_staged_file_damaged_after_staging_stops_normalize(tmp_path: Path) -> 
     with pytest.raises(ValueError, match=r"differs from its manifest .*changed \['train.jsonl'\]"):
         go()
     assert not (tmp_path / "r.parquet").exists()
+
+
+# ---------------------------------------------------------------- every consumer checks its inputs
+
+
+def test_each_producer_writes_a_manifest_its_consumer_accepts(tmp_path: Path) -> None:
+    """normalize_source -> build_dataset -> test_sets, each checking the previous one's manifest."""
+    from medinjection.dataset import build_dataset, extract_test_sets
+    from medinjection.normalize import normalize_source
+
+    norm = tmp_path / "normalized" / "frbmedqa"
+    normalize_source(
+        "frbmedqa", "frbmedqa", "native", DEMO_SOURCES / "frbmedqa", norm / "records.parquet",
+        norm / "quarantine.jsonl", norm / "stats.json", 42, 0.15, 0.2, 0.25,
+        out_manifest=norm / "manifest.json",
+    )  # fmt: skip
+    manifest = json.loads((norm / "manifest.json").read_text())
+    kept = len(read_records(norm / "records.parquet"))
+    assert manifest["rule"] == "normalize_source" and set(manifest["files"]) == {
+        "records.parquet",
+        "stats.json",
+    }
+    assert manifest["files"]["records.parquet"]["rows"] == kept == 31
+    dataset = tmp_path / "dataset"
+    build_dataset(
+        [norm / "records.parquet"], [], [], dataset, 0.9, [norm / "stats.json"],
+        input_manifests=[norm / "manifest.json"], out_manifest=dataset / "manifest.json",
+    )  # fmt: skip
+    recorded = json.loads((dataset / "manifest.json").read_text())["files"]
+    assert len(recorded) == 10  # 3 origins x 3 splits, and all.parquet
+    assert recorded["native/test.parquet"]["rows"] == len(
+        read_records(dataset / "native" / "test.parquet")
+    )
+    extract_test_sets(
+        [dataset / "native" / "test.parquet"],
+        {"frbmedqa": {"origin": "native", "source": "frbmedqa", "task": "mcqu"}},
+        tmp_path / "testsets",
+        input_manifests=[dataset / "manifest.json"],
+        out_manifest=tmp_path / "testsets" / "manifest.json",
+    )
+    sets = json.loads((tmp_path / "testsets" / "manifest.json").read_text())
+    assert sets["rule"] == "test_sets" and list(sets["files"]) == ["frbmedqa.parquet"]
+
+
+def call_consumer(consumer: str, inputs: list[Path], manifests: list[Path], tmp: Path) -> None:
+    """Run one consumer on `inputs`; each checks them before any other work."""
+    if consumer == "build_dataset":
+        from medinjection.dataset import build_dataset
+
+        build_dataset(inputs, [], [], tmp / "d", 0.9, [], input_manifests=manifests)
+    elif consumer == "test_sets":
+        from medinjection.dataset import extract_test_sets
+
+        extract_test_sets(inputs, {}, tmp / "t", input_manifests=manifests)
+    elif consumer == "build_mixture":
+        from medinjection.mixtures import build_mixture
+
+        build_mixture(
+            "m", {"native": 1.0}, inputs, [], 1, 0, 1, ["mcqu"], "v1", tmp / "t.jsonl",
+            tmp / "v.jsonl", tmp / "m.json", input_manifests=manifests,
+        )  # fmt: skip
+    elif consumer == "predict":
+        from medinjection.modeling.predict import predict
+
+        outs = [tmp / f"p{n}.parquet" for n in range(len(inputs))]
+        predict("transformers", tmp / "no-model", None, inputs, outs, 1, 4, "v1",
+                input_manifests=manifests)  # fmt: skip
+    elif consumer == "judge":
+        from medinjection.evaluation.judge_selection import judge_with_selection
+
+        judge_with_selection({}, "none", None, None, inputs, [], [], "c", "v1",
+                             input_manifests=manifests)  # fmt: skip
+    else:
+        from medinjection.evaluation.scoring import score_model
+
+        score_model("base", inputs, [], {}, {}, {}, tmp / "s.json", input_manifests=manifests)
+
+
+PRODUCER = {  # consumer -> the rule that wrote its input
+    "build_dataset": "normalize_source",
+    "test_sets": "build_dataset",
+    "build_mixture": "build_dataset",
+    "predict": "test_sets",
+    "judge": "predict",
+    "score": "predict",
+}
+
+
+@pytest.mark.parametrize("fault", ["cut", "edited"])
+@pytest.mark.parametrize("consumer", list(PRODUCER))
+def test_every_consumer_refuses_an_input_that_differs_from_its_manifest(
+    tmp_path: Path, consumer: str, fault: str
+) -> None:
+    import hashlib
+
+    from medinjection.manifests import ManifestMismatch, write_manifest
+
+    rule = PRODUCER[consumer]
+    path, manifest = tmp_path / "in" / "records.parquet", tmp_path / "in" / "manifest.json"
+    write_records(english(4), path)
+    write_manifest(manifest, rule, [path])
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    if fault == "cut":  # a copy that stopped half way, still a valid file
+        write_records(english(2), path)
+    else:  # same rows, one answer changed
+        write_records([*english(3), Record("medqa:3", "translated", "medqa", "mcqu", "train",
+                                           "Which drug 3?", "C", english(1)[0].options,
+                                           language="en")], path)  # fmt: skip
+    after = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(ManifestMismatch) as refused:
+        call_consumer(consumer, [path], [manifest], tmp_path)
+    rows = 2 if fault == "cut" else 4
+    assert str(refused.value) == (
+        f"{path}: {rows} rows, sha256 {after[:12]}…, but its manifest {manifest} records 4 rows, "
+        f"sha256 {before[:12]}…: the file was cut or changed after rule {rule} wrote it. "
+        f"Rerun it (snakemake --forcerun {rule}), then {consumer}"
+    )
+
+
+def test_a_damaged_or_unlisted_input_is_refused(tmp_path: Path) -> None:
+    from medinjection.manifests import ManifestMismatch, check_inputs, write_manifest
+
+    path, manifest = tmp_path / "records.parquet", tmp_path / "manifest.json"
+    write_records(english(4), path)
+    write_manifest(manifest, "test_sets", [path])
+    check_inputs([path], [manifest], "predict")  # intact: accepted
+    path.write_bytes(path.read_bytes()[:-20])  # cut inside the footer
+    with pytest.raises(ManifestMismatch, match=r"records.parquet: unreadable parquet, sha256 "):
+        check_inputs([path], [manifest], "predict")
+    other = tmp_path / "other.parquet"
+    write_records(english(1), other)
+    with pytest.raises(ManifestMismatch, match=rf"other.parquet: not listed in {manifest}; rule "):
+        check_inputs([other], [manifest], "predict")

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+from medinjection.manifests import write_manifest
 from medinjection.records import Record, validation_errors, write_records
 from medinjection.sources import get_adapter, get_corpus_adapter
 from medinjection.sources.base import ROW, Quarantined, hash_split, write_documents
@@ -36,13 +37,16 @@ def normalize_source(
     max_quarantine_rate: float,
     kept_quarantine_path: Path | None = None,
     manifest_path: Path | None = None,
+    out_manifest: Path | None = None,
+    rule: str = "normalize_source",
 ) -> None:
     """Run a QA adapter, assign splits, validate, quarantine failures, write records and stats.
 
     When the quarantined share exceeds `max_quarantine_rate` the quarantine is copied to
     `kept_quarantine_path` (outside the job's outputs, which a failed job loses) and the error
     names that copy. With `manifest_path` (the rule always gives it) the staged files are first
-    checked against the hashes it records.
+    checked against the hashes it records; `out_manifest` records the records and stats written
+    (for build_dataset's check), naming `rule` as their producer.
     """
     if manifest_path is not None:
         check_staged(source, Path(raw_dir), Path(manifest_path))
@@ -67,6 +71,8 @@ def normalize_source(
     _check_rate(
         source, len(kept), quarantined, max_quarantine_rate, quarantine_path, kept_quarantine_path
     )
+    if out_manifest is not None:
+        write_manifest(out_manifest, rule, [Path(records_path), Path(stats_path)])
 
 
 @contextmanager

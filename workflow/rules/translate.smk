@@ -42,6 +42,7 @@ rule gather_translation:
         shards=expand("<results>/translate/{{source}}/shard_{shard}.parquet", shard=SHARDS),
     output:
         records="<results>/translated/{source}/records.parquet",
+        manifest="<results>/translated/{source}/manifest.json",
     log:
         "<logs>/gather_translation/{source}.log",
     conda:

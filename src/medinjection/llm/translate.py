@@ -28,6 +28,7 @@ from medinjection.llm.structured import (
     with_feedback,
     worth_retrying,
 )
+from medinjection.manifests import write_manifest
 from medinjection.records import Record, read_records, validation_errors, write_records
 
 log = logging.getLogger(__name__)
@@ -272,8 +273,11 @@ def translate_shard(
     )
 
 
-def gather_shards(shard_paths: list[Path], out_path: Path) -> None:
-    """Concatenate translated shards into one file; a duplicate id is an error."""
+def gather_shards(
+    shard_paths: list[Path], out_path: Path, out_manifest: Path | None = None
+) -> None:
+    """Concatenate translated shards into one file (recorded in `out_manifest`); a duplicate id
+    is an error."""
     seen: dict[str, Path] = {}
     merged: list[Record] = []
     for path in shard_paths:
@@ -286,4 +290,6 @@ def gather_shards(shard_paths: list[Path], out_path: Path) -> None:
             seen[record.id] = Path(path)
             merged.append(record)
     write_records(merged, out_path)
+    if out_manifest is not None:
+        write_manifest(out_manifest, "gather_translation", [Path(out_path)])
     log.info("gather: %d records from %d shards -> %s", len(merged), len(shard_paths), out_path)
