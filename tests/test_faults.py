@@ -805,6 +805,19 @@ def call_consumer(consumer: str, inputs: list[Path], manifests: list[Path], tmp:
 
         judge_with_selection({}, "none", None, None, inputs, [], [], "c", "v1",
                              input_manifests=manifests)  # fmt: skip
+    elif consumer == "position_bias":
+        from medinjection.evaluation.position_bias import score_position_bias
+
+        score_position_bias("base", inputs, [], {}, 1, 0, tmp / "p.json", tmp / "p.csv",
+                            input_manifests=manifests)  # fmt: skip
+    elif consumer == "translate_shard":
+        from medinjection.llm.translate import translate_shard
+
+        translate_shard(
+            inputs[0], tmp / "s.parquet", tmp / "u.json", 0, 1, endpoint("http://127.0.0.1:9"),
+            "m", 0.0, 8, "live", None, str(tmp / "c.sqlite"), max_quarantine_rate=0.0,
+            quarantine_path=tmp / "q.jsonl", input_manifests=manifests,
+        )  # fmt: skip
     else:
         from medinjection.evaluation.scoring import score_model
 
@@ -818,6 +831,8 @@ PRODUCER = {  # consumer -> the rule that wrote its input
     "predict": "test_sets",
     "judge": "predict",
     "score": "predict",
+    "position_bias": "predict",
+    "translate_shard": "normalize_source",
 }
 
 

@@ -5,6 +5,7 @@
 rule translate_shard:
     input:
         records="<results>/normalized/{source}/records.parquet",
+        manifest="<results>/normalized/{source}/manifest.json",
         replay=get_llm_replay,
     output:
         records="<results>/translate/{source}/shard_{shard}.parquet",

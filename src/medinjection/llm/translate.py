@@ -28,7 +28,7 @@ from medinjection.llm.structured import (
     with_feedback,
     worth_retrying,
 )
-from medinjection.manifests import write_manifest
+from medinjection.manifests import check_inputs, write_manifest
 from medinjection.records import Record, read_records, validation_errors, write_records
 
 log = logging.getLogger(__name__)
@@ -235,12 +235,16 @@ def translate_shard(
     *,
     max_quarantine_rate: float,
     quarantine_path: Path,
+    input_manifests: list[Path] | None = None,
 ) -> None:
     """Translate one shard of a normalized English source; write records and a usage report.
 
     The quarantined records are also written to `quarantine_path` (beside the job's log, outside
     its outputs, so they survive a failed job); more than `max_quarantine_rate` of them stops it.
+    With `input_manifests` (normalize's; the rule gives it) the records are checked first.
     """
+    if input_manifests is not None:
+        check_inputs([records_path], input_manifests, "translate_shard")
     records = read_records(records_path)
     selected = select_shard(records, shard, shards)
     log.info(
