@@ -248,6 +248,46 @@ def test_a_different_base_with_the_same_config_does_not_resume(
     assert model_dir_sha256(other) != before
 
 
+def test_the_checkpoint_fingerprint_covers_data_hyperparameters_code_and_libraries(
+    tiny_run: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each thing that shapes a checkpoint changes the fingerprint; scheduling keys do not."""
+    import shutil
+    from importlib import metadata
+
+    from medinjection.modeling import checkpoints
+    from tests.test_train import HPARAMS
+
+    root = tiny_run["root"]
+    train, validation = tmp_path / "train.jsonl", tmp_path / "validation.jsonl"
+    shutil.copy(root / "train.jsonl", train)
+    shutil.copy(root / "validation.jsonl", validation)
+
+    def fingerprint(**changes: object) -> str:
+        hparams = {**HPARAMS, **changes}
+        return checkpoints.run_fingerprint(hparams, tiny_run["base"], train, validation)
+
+    first = fingerprint()
+    assert fingerprint(save_steps=7, logging_steps=3) == first  # scheduling only
+    assert fingerprint(learning_rate=HPARAMS["learning_rate"] * 2) != first
+    assert fingerprint(r=32) != first and fingerprint(method="lora") != first
+    lines = train.read_text().splitlines(keepends=True)
+    train.write_text("".join(lines[:-1]))  # one training row fewer
+    assert fingerprint() != first
+    train.write_text("".join(lines))
+    validation.write_text(validation.read_text().replace('"id": "t:', '"id": "u:', 1))
+    assert fingerprint() != first
+    shutil.copy(root / "validation.jsonl", validation)
+    assert fingerprint() == first
+    version = metadata.version
+    monkeypatch.setattr(
+        metadata, "version", lambda name: "99.0" if name == "peft" else version(name)
+    )
+    assert fingerprint() != first  # another PEFT version
+    monkeypatch.setattr(metadata, "version", version)
+    assert "train.py" in checkpoints.TRAINING_CODE and "checkpoints.py" in checkpoints.TRAINING_CODE
+
+
 # ---------------------------------------------------------------- 3. changed or damaged inputs
 
 
