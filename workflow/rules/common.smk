@@ -227,12 +227,11 @@ def get_dataset_inputs(origin):
 
 
 def get_dataset_manifests(wildcards):
-    # the manifest of each record file's producer, checked by build_dataset before reading
-    return [os.path.join(os.path.dirname(path), "manifest.json") for path in dataset_record_files()]
-
-
-def dataset_record_files():
-    return [path for origin in ORIGINS for path in get_dataset_inputs(origin)]
+    # the manifest of each record or stats file's producer, checked by build_dataset first
+    files = [path for origin in ORIGINS for path in get_dataset_inputs(origin)]
+    files += get_normalize_stats(wildcards)
+    folders = dict.fromkeys(os.path.dirname(path) for path in files)
+    return [os.path.join(folder, "manifest.json") for folder in folders]
 
 
 def get_published_location(wildcards):
