@@ -775,6 +775,26 @@ def test_a_staged_file_damaged_after_staging_stops_normalize(tmp_path: Path) -> 
     assert not (tmp_path / "r.parquet").exists()
 
 
+def test_a_corpus_document_without_text_is_skipped_naming_file_and_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Corpora have no quarantine (a document is not a QA item): the warning names the place."""
+    from medinjection.sources.corpora import load_diamed, load_morfitt
+
+    (tmp_path / "m").mkdir()
+    tsv = tmp_path / "m" / "train.tsv"
+    tsv.write_text("identifier\tabstract\tspecialities\na1\tUn résumé.\tcardio\na2\t \tneuro\n")
+    (tmp_path / "d" / "splits").mkdir(parents=True)
+    cases = [{"identifier": "c1", "clinical_case": "Un cas."}, {"identifier": "c2"}]
+    split = tmp_path / "d" / "splits" / "train.json"
+    split.write_text(json.dumps(cases, indent=1))
+    with caplog.at_level("WARNING"):
+        assert [d.id for d in load_morfitt(tmp_path / "m", "morfitt")] == ["morfitt:a1"]
+        assert [d.id for d in load_diamed(tmp_path / "d", "diamed")] == ["diamed:c1"]
+    assert f"document a2 ({tsv}:3) has an empty text; skipped" in caplog.text
+    assert f"document c2 ({split}:6) has an empty text; skipped" in caplog.text
+
+
 # ---------------------------------------------------------------- every consumer checks its inputs
 
 
