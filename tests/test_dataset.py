@@ -162,6 +162,10 @@ def test_demo_chain_pools_are_large_enough(tmp_path: Path) -> None:
             groups["translated"].append(out / "fr.parquet")
     dataset = tmp_path / "dataset"
     stats = sorted((tmp_path / "norm").glob("*/stats.json"))
+    from medinjection.manifests import write_manifest
+
+    produced = tmp_path / "norm" / "manifest.json"  # the producers' manifests, in one here
+    write_manifest(produced, "normalize_source", [*groups["native"], *groups["translated"], *stats])
     _script("build_dataset.py")(
         SimpleNamespace(
             input=SimpleNamespace(
@@ -169,8 +173,11 @@ def test_demo_chain_pools_are_large_enough(tmp_path: Path) -> None:
                 translated=groups["translated"],
                 synthetic=[],
                 source_stats=stats,
+                manifests=[str(produced)],
             ),
-            output=SimpleNamespace(stats=str(dataset / "stats.csv")),
+            output=SimpleNamespace(
+                stats=str(dataset / "stats.csv"), manifest=str(dataset / "manifest.json")
+            ),
             params=SimpleNamespace(
                 near_duplicate_threshold=d["near_duplicate_threshold"], deduplicate=True
             ),
@@ -193,8 +200,11 @@ def test_demo_chain_pools_are_large_enough(tmp_path: Path) -> None:
     names = config["evaluation"]["test_sets"]
     _script("test_sets.py")(
         SimpleNamespace(
-            input=SimpleNamespace(tests=tests),
-            output=SimpleNamespace(testsets=[str(testsets / f"{n}.parquet") for n in names]),
+            input=SimpleNamespace(tests=tests, manifest=str(dataset / "manifest.json")),
+            output=SimpleNamespace(
+                testsets=[str(testsets / f"{n}.parquet") for n in names],
+                manifest=str(testsets / "manifest.json"),
+            ),
             params=SimpleNamespace(test_sets=names),
             log=[str(tmp_path / "log.txt")],
         )

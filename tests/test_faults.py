@@ -248,6 +248,46 @@ def test_a_different_base_with_the_same_config_does_not_resume(
     assert model_dir_sha256(other) != before
 
 
+def test_the_checkpoint_fingerprint_covers_data_hyperparameters_code_and_libraries(
+    tiny_run: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each thing that shapes a checkpoint changes the fingerprint; scheduling keys do not."""
+    import shutil
+    from importlib import metadata
+
+    from medinjection.modeling import checkpoints
+    from tests.test_train import HPARAMS
+
+    root = tiny_run["root"]
+    train, validation = tmp_path / "train.jsonl", tmp_path / "validation.jsonl"
+    shutil.copy(root / "train.jsonl", train)
+    shutil.copy(root / "validation.jsonl", validation)
+
+    def fingerprint(**changes: object) -> str:
+        hparams = {**HPARAMS, **changes}
+        return checkpoints.run_fingerprint(hparams, tiny_run["base"], train, validation)
+
+    first = fingerprint()
+    assert fingerprint(save_steps=7, logging_steps=3) == first  # scheduling only
+    assert fingerprint(learning_rate=HPARAMS["learning_rate"] * 2) != first
+    assert fingerprint(r=32) != first and fingerprint(method="lora") != first
+    lines = train.read_text().splitlines(keepends=True)
+    train.write_text("".join(lines[:-1]))  # one training row fewer
+    assert fingerprint() != first
+    train.write_text("".join(lines))
+    validation.write_text(validation.read_text().replace('"id": "t:', '"id": "u:', 1))
+    assert fingerprint() != first
+    shutil.copy(root / "validation.jsonl", validation)
+    assert fingerprint() == first
+    version = metadata.version
+    monkeypatch.setattr(
+        metadata, "version", lambda name: "99.0" if name == "peft" else version(name)
+    )
+    assert fingerprint() != first  # another PEFT version
+    monkeypatch.setattr(metadata, "version", version)
+    assert "train.py" in checkpoints.TRAINING_CODE and "checkpoints.py" in checkpoints.TRAINING_CODE
+
+
 # ---------------------------------------------------------------- 3. changed or damaged inputs
 
 
@@ -445,12 +485,119 @@ def test_bad_rows_are_quarantined_with_their_reason_file_and_line(tmp_path: Path
     for name, (_, reason) in BAD_ROWS.items():
         row = rows[f"train-{bad_at[name]:05d}"]
         assert any(r.startswith(reason) for r in row["reasons"]), (name, row["reasons"])
+        assert row["where"] == f"{raw / 'train.jsonl'}:{bad_at[name]}"
     broken = rows["train.jsonl:49"]
     assert broken["reasons"] == [f"{raw / 'train.jsonl'}:49: malformed JSON "
                                  "(Expecting value at column 44)"]  # fmt: skip
+    assert broken["where"] == f"{raw / 'train.jsonl'}:49"
     latin = rows["train.jsonl:50"]
     assert latin["reasons"][0].startswith(f"{raw / 'train.jsonl'}:50: not UTF-8 (byte 0xe9")
-    assert latin["raw"]["line"] == 50
+    assert latin["raw"]["line"] == 50 and latin["where"] == f"{raw / 'train.jsonl'}:50"
+
+
+DEMO_SOURCES = REPO / "resources" / "demo" / "sources"
+DEMO_QUARANTINE: dict[str, list[tuple[str, str, str]]] = {  # raw id, where (in the fixture), reason
+    "mediqal": [
+        ("mq-00021", "mcqm/train-00000-of-00001.parquet row 10", "duplicate id"),
+        ("mq-00004", "mcqu/train-00000-of-00001.parquet row 4", "answer letter(s) ['F']"),
+    ],
+    "frenchmedmcqa": [  # a JSON array: the line its element starts on
+        (
+            "6bdd9acf19a72e4a728319beb9e07650519520bf58b8852e620929ff9f716c1c",
+            "train.json:124",
+            "multiple-choice record without options",
+        ),
+    ],  # fmt: skip
+    "frbmedqa": [("frb-train-0009", "train.jsonl:10", "answer 'une réponse absente'")],
+    "medical_cases_fr": [
+        ("train-00000-of-00001/00002", "data/train-00000-of-00001.parquet row 2", "empty answer")
+    ],
+    "medical_mqca_fr": [
+        ("train-00000-of-00001/00013", "data/train-00000-of-00001.parquet row 13", "'choices'")
+    ],
+    "medqa": [
+        ("train-00006", "train.jsonl:6", "answer letter(s) ['E']"),
+        ("train-00012", "train.jsonl:12", "answer text 'Something else'"),
+    ],
+    "pubmedqa": [("21000000", "data/ori_pqal.json:2", "final_decision 'unsure'")],  # a JSON object
+    "medmcqa": [
+        ("491e0974717957cbbbd051638adcd5a4", "data/train-00000-of-00001.parquet row 3", "cop 4")
+    ],
+    "medxpertqa": [("Text-104", "Text/test.jsonl:5", "answer letter(s) ['K']")],
+    "mmlu": [  # rows of other subjects are skipped: the index is the file's, not the kept rows'
+        ("college_medicine-dev-00002", "all/dev-00000-of-00001.parquet row 6", "answer 4 is")
+    ],
+    "mmlu_pro": [("7013", "data/test-00000-of-00001.parquet row 3", "multiple-choice record")],
+}
+
+
+@pytest.mark.parametrize("source", sorted(DEMO_QUARANTINE))
+def test_every_adapter_quarantines_with_file_and_line_or_row(tmp_path: Path, source: str) -> None:
+    """Each demo source's bad row (adapter checks and record validation alike) names its place."""
+    from medinjection.normalize import normalize_source
+
+    native = {"mediqal", "frenchmedmcqa", "frbmedqa", "medical_cases_fr", "medical_mqca_fr"}
+    raw = DEMO_SOURCES / source
+    normalize_source(
+        source, source, "native" if source in native else "translate", raw,
+        tmp_path / "r.parquet", tmp_path / "q.jsonl", tmp_path / "s.json", 42, 0.15, 0.2, 0.25,
+    )  # fmt: skip
+    rows = [json.loads(line) for line in (tmp_path / "q.jsonl").read_text().splitlines()]
+    found = [(q["raw_id"], q["where"], q["reasons"][0]) for q in rows]
+    expected = DEMO_QUARANTINE[source]
+    assert [(i, w) for i, w, _ in found] == [(i, f"{raw}/{w}") for i, w, _ in expected]
+    reasons = zip([r for *_, r in found], [r for *_, r in expected], strict=True)
+    assert all(got.startswith(want) for got, want in reasons)
+
+
+def test_json_arrays_objects_and_original_medmcqa_lines_are_located(tmp_path: Path) -> None:
+    """A released JSON array and a PubMedQA object name the line of the bad element; a broken
+    line of the original MedMCQA JSON Lines is quarantined, not fatal."""
+    from medinjection.normalize import normalize_source
+
+    def run(adapter: str, raw: Path) -> dict[str, dict]:
+        out = tmp_path / adapter
+        normalize_source(
+            adapter, adapter, "native" if adapter.startswith("released") else "translate", raw,
+            out / "r.parquet", out / "q.jsonl", out / "s.json", 1, 0.1, 0.1, 0.5,
+        )  # fmt: skip
+        return {q["raw_id"]: q for q in map(json.loads, (out / "q.jsonl").read_text().splitlines())}
+
+    released = tmp_path / "released" / "Train" / "mcqu"
+    released.mkdir(parents=True)
+    item = {"messages": [{"role": "user", "content": "Q ?\nA) oui\nB) non"},
+                         {"role": "assistant", "content": "A"}], "classes": ["A", "B"],
+            "answer": "A"}  # fmt: skip
+    bad = item | {"classes": ["A", "B", "C"]}
+    (released / "x.json").write_text(json.dumps([item, item, bad, item], indent=2))
+    starts = [n for n, text in enumerate((released / "x.json").read_text().splitlines(), 1)
+              if text == "  {"]  # fmt: skip
+    line = starts[2]  # the third element's first line
+    rows = run("released_native", tmp_path / "released")
+    [(raw_id, row)] = rows.items()
+    assert raw_id == "train/mcqu/x/000002" and "do not match classes" in row["reasons"][0]
+    assert len(starts) == 4 and row["where"] == f"{released / 'x.json'}:{line}"
+
+    pubmed = tmp_path / "pubmed"
+    pubmed.mkdir()
+    entry = {"QUESTION": "Q?", "CONTEXTS": ["c"], "LONG_ANSWER": "l", "final_decision": "yes"}
+    items = {"1": entry, "2": entry, "3": entry | {"final_decision": "unsure"}}
+    (pubmed / "ori_pqal.json").write_text(json.dumps(items, indent=1))
+    rows = run("pubmedqa", pubmed)
+    line = (pubmed / "ori_pqal.json").read_text().splitlines().index(' "3": {') + 1
+    assert line > 3 and rows["3"]["where"] == f"{pubmed / 'ori_pqal.json'}:{line}"
+
+    medmcqa = tmp_path / "medmcqa"
+    medmcqa.mkdir()
+    base = {"question": "Q?", "opa": "a", "opb": "b", "opc": "c", "opd": "d", "cop": 1}
+    lines = [json.dumps(base | {"id": f"t{n}"}) for n in range(4)]
+    lines[2] = lines[2][:-5]  # a cut line
+    lines[3] = json.dumps(base | {"id": "t3", "cop": 0})
+    (medmcqa / "train.json").write_text("\n".join(lines) + "\n")
+    rows = run("medmcqa_json", medmcqa)
+    assert rows["train.json:3"]["where"] == f"{medmcqa / 'train.json'}:3"
+    assert rows["train.json:3"]["reasons"][0].startswith(f"{medmcqa / 'train.json'}:3: malformed")
+    assert rows["t3"]["where"] == f"{medmcqa / 'train.json'}:4"
 
 
 def test_a_latin1_file_stops_the_source_naming_file_and_line(tmp_path: Path) -> None:
@@ -626,3 +773,171 @@ def test_a_staged_file_damaged_after_staging_stops_normalize(tmp_path: Path) -> 
     with pytest.raises(ValueError, match=r"differs from its manifest .*changed \['train.jsonl'\]"):
         go()
     assert not (tmp_path / "r.parquet").exists()
+
+
+def test_a_corpus_document_without_text_is_skipped_naming_file_and_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Corpora have no quarantine (a document is not a QA item): the warning names the place."""
+    from medinjection.sources.corpora import load_diamed, load_morfitt
+
+    (tmp_path / "m").mkdir()
+    tsv = tmp_path / "m" / "train.tsv"
+    tsv.write_text("identifier\tabstract\tspecialities\na1\tUn résumé.\tcardio\na2\t \tneuro\n")
+    (tmp_path / "d" / "splits").mkdir(parents=True)
+    cases = [{"identifier": "c1", "clinical_case": "Un cas."}, {"identifier": "c2"}]
+    split = tmp_path / "d" / "splits" / "train.json"
+    split.write_text(json.dumps(cases, indent=1))
+    with caplog.at_level("WARNING"):
+        assert [d.id for d in load_morfitt(tmp_path / "m", "morfitt")] == ["morfitt:a1"]
+        assert [d.id for d in load_diamed(tmp_path / "d", "diamed")] == ["diamed:c1"]
+    assert f"document a2 ({tsv}:3) has an empty text; skipped" in caplog.text
+    assert f"document c2 ({split}:6) has an empty text; skipped" in caplog.text
+
+
+# ---------------------------------------------------------------- every consumer checks its inputs
+
+
+def test_each_producer_writes_a_manifest_its_consumer_accepts(tmp_path: Path) -> None:
+    """normalize_source -> build_dataset -> test_sets, each checking the previous one's manifest."""
+    from medinjection.dataset import build_dataset, extract_test_sets
+    from medinjection.normalize import normalize_source
+
+    norm = tmp_path / "normalized" / "frbmedqa"
+    normalize_source(
+        "frbmedqa", "frbmedqa", "native", DEMO_SOURCES / "frbmedqa", norm / "records.parquet",
+        norm / "quarantine.jsonl", norm / "stats.json", 42, 0.15, 0.2, 0.25,
+        out_manifest=norm / "manifest.json",
+    )  # fmt: skip
+    manifest = json.loads((norm / "manifest.json").read_text())
+    kept = len(read_records(norm / "records.parquet"))
+    assert manifest["rule"] == "normalize_source" and set(manifest["files"]) == {
+        "records.parquet",
+        "stats.json",
+    }
+    assert manifest["files"]["records.parquet"]["rows"] == kept == 31
+    dataset = tmp_path / "dataset"
+    build_dataset(
+        [norm / "records.parquet"], [], [], dataset, 0.9, [norm / "stats.json"],
+        input_manifests=[norm / "manifest.json"], out_manifest=dataset / "manifest.json",
+    )  # fmt: skip
+    recorded = json.loads((dataset / "manifest.json").read_text())["files"]
+    assert len(recorded) == 10  # 3 origins x 3 splits, and all.parquet
+    assert recorded["native/test.parquet"]["rows"] == len(
+        read_records(dataset / "native" / "test.parquet")
+    )
+    extract_test_sets(
+        [dataset / "native" / "test.parquet"],
+        {"frbmedqa": {"origin": "native", "source": "frbmedqa", "task": "mcqu"}},
+        tmp_path / "testsets",
+        input_manifests=[dataset / "manifest.json"],
+        out_manifest=tmp_path / "testsets" / "manifest.json",
+    )
+    sets = json.loads((tmp_path / "testsets" / "manifest.json").read_text())
+    assert sets["rule"] == "test_sets" and list(sets["files"]) == ["frbmedqa.parquet"]
+
+
+def call_consumer(consumer: str, inputs: list[Path], manifests: list[Path], tmp: Path) -> None:
+    """Run one consumer on `inputs`; each checks them before any other work."""
+    if consumer == "build_dataset":
+        from medinjection.dataset import build_dataset
+
+        build_dataset(inputs, [], [], tmp / "d", 0.9, [], input_manifests=manifests)
+    elif consumer == "test_sets":
+        from medinjection.dataset import extract_test_sets
+
+        extract_test_sets(inputs, {}, tmp / "t", input_manifests=manifests)
+    elif consumer == "build_mixture":
+        from medinjection.mixtures import build_mixture
+
+        build_mixture(
+            "m", {"native": 1.0}, inputs, [], 1, 0, 1, ["mcqu"], "v1", tmp / "t.jsonl",
+            tmp / "v.jsonl", tmp / "m.json", input_manifests=manifests,
+        )  # fmt: skip
+    elif consumer == "predict":
+        from medinjection.modeling.predict import predict
+
+        outs = [tmp / f"p{n}.parquet" for n in range(len(inputs))]
+        predict("transformers", tmp / "no-model", None, inputs, outs, 1, 4, "v1",
+                input_manifests=manifests)  # fmt: skip
+    elif consumer == "judge":
+        from medinjection.evaluation.judge_selection import judge_with_selection
+
+        judge_with_selection({}, "none", None, None, inputs, [], [], "c", "v1",
+                             input_manifests=manifests)  # fmt: skip
+    elif consumer == "position_bias":
+        from medinjection.evaluation.position_bias import score_position_bias
+
+        score_position_bias("base", inputs, [], {}, 1, 0, tmp / "p.json", tmp / "p.csv",
+                            input_manifests=manifests)  # fmt: skip
+    elif consumer == "translate_shard":
+        from medinjection.llm.translate import translate_shard
+
+        translate_shard(
+            inputs[0], tmp / "s.parquet", tmp / "u.json", 0, 1, endpoint("http://127.0.0.1:9"),
+            "m", 0.0, 8, "live", None, str(tmp / "c.sqlite"), max_quarantine_rate=0.0,
+            quarantine_path=tmp / "q.jsonl", input_manifests=manifests,
+        )  # fmt: skip
+    else:
+        from medinjection.evaluation.scoring import score_model
+
+        score_model("base", inputs, [], {}, {}, {}, tmp / "s.json", input_manifests=manifests)
+
+
+PRODUCER = {  # consumer -> the rule that wrote its input
+    "build_dataset": "normalize_source",
+    "test_sets": "build_dataset",
+    "build_mixture": "build_dataset",
+    "predict": "test_sets",
+    "judge": "predict",
+    "score": "predict",
+    "position_bias": "predict",
+    "translate_shard": "normalize_source",
+}
+
+
+@pytest.mark.parametrize("fault", ["cut", "edited"])
+@pytest.mark.parametrize("consumer", list(PRODUCER))
+def test_every_consumer_refuses_an_input_that_differs_from_its_manifest(
+    tmp_path: Path, consumer: str, fault: str
+) -> None:
+    import hashlib
+
+    from medinjection.manifests import ManifestMismatch, write_manifest
+
+    rule = PRODUCER[consumer]
+    path, manifest = tmp_path / "in" / "records.parquet", tmp_path / "in" / "manifest.json"
+    write_records(english(4), path)
+    write_manifest(manifest, rule, [path])
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    if fault == "cut":  # a copy that stopped half way, still a valid file
+        write_records(english(2), path)
+    else:  # same rows, one answer changed
+        write_records([*english(3), Record("medqa:3", "translated", "medqa", "mcqu", "train",
+                                           "Which drug 3?", "C", english(1)[0].options,
+                                           language="en")], path)  # fmt: skip
+    after = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(ManifestMismatch) as refused:
+        call_consumer(consumer, [path], [manifest], tmp_path)
+    rows = 2 if fault == "cut" else 4
+    assert str(refused.value) == (
+        f"{path}: {rows} rows, sha256 {after[:12]}…, but its manifest {manifest} records 4 rows, "
+        f"sha256 {before[:12]}…: the file was cut or changed after rule {rule} wrote it. "
+        f"Rerun it (snakemake --forcerun {rule}), then {consumer}"
+    )
+
+
+def test_a_damaged_or_unlisted_input_is_refused(tmp_path: Path) -> None:
+    from medinjection.manifests import ManifestMismatch, check_inputs, write_manifest
+
+    path, manifest = tmp_path / "records.parquet", tmp_path / "manifest.json"
+    write_records(english(4), path)
+    write_manifest(manifest, "test_sets", [path])
+    check_inputs([path], [manifest], "predict")  # intact: accepted
+    path.write_bytes(path.read_bytes()[:-20])  # cut inside the footer
+    with pytest.raises(ManifestMismatch, match=r"records.parquet: unreadable parquet, sha256 "):
+        check_inputs([path], [manifest], "predict")
+    other = tmp_path / "other.parquet"
+    write_records(english(1), other)
+    with pytest.raises(ManifestMismatch, match=rf"other.parquet: not listed in {manifest}; rule "):
+        check_inputs([other], [manifest], "predict")

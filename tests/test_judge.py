@@ -185,13 +185,24 @@ def _load_script(name: str) -> types.ModuleType:
     return module
 
 
+def _input_manifests(tmp_path, predictions, testset) -> list[str]:
+    """The manifests predict and test_sets write, which the judge rule checks its inputs against."""
+    from medinjection.manifests import write_manifest
+
+    paths = [tmp_path / "predict.manifest.json", tmp_path / "testsets.manifest.json"]
+    write_manifest(paths[0], "predict", [predictions])
+    write_manifest(paths[1], "test_sets", [testset])
+    return [str(p) for p in paths]
+
+
 def test_judge_script_local_backend(tiny_model_dir, tmp_path):
     predictions, testset = _write_oeq_inputs(tmp_path)
     out = tmp_path / "judge" / "base" / "mediqal-oeq.parquet"
     smk = types.SimpleNamespace(
         input=types.SimpleNamespace(predictions=[str(predictions)], testsets=[str(testset)],
-                                    model=str(tiny_model_dir), prompt=str(PARAPHRASE)),
-        output=types.SimpleNamespace(judgments=[str(out)]),
+                                    model=str(tiny_model_dir), prompt=str(PARAPHRASE),
+                                    manifests=_input_manifests(tmp_path, predictions, testset)),
+        output=types.SimpleNamespace(judgments=[str(out)], manifest=str(out.parent / "m.json")),
         params=types.SimpleNamespace(
             candidates={"tiny": {"backend": "local", "judge_model": "base", "endpoint": None,
                                  "mode": "replay", "replay_file": None, "max_tokens": 1}},
@@ -246,8 +257,9 @@ def test_judge_script_runs_the_auto_selected_candidate(tmp_path, monkeypatch):
     out = tmp_path / "judge.parquet"
     smk = types.SimpleNamespace(
         input=types.SimpleNamespace(predictions=[str(predictions)], testsets=[str(testset)],
-                                    selection=str(selection), prompt=str(prompt)),
-        output=types.SimpleNamespace(judgments=[str(out)]),
+                                    selection=str(selection), prompt=str(prompt),
+                                    manifests=_input_manifests(tmp_path, predictions, testset)),
+        output=types.SimpleNamespace(judgments=[str(out)], manifest=str(tmp_path / "m.json")),
         params=types.SimpleNamespace(
             candidates={"bad": _api_judge("bad"), "good": _api_judge("good")}, select="auto",
             cache_path=str(tmp_path / "c"), prompt_version="v1"),

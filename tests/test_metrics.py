@@ -246,9 +246,15 @@ def test_score_model_hand_computed(tmp_path):
     files, judged, test_sets = _score_inputs(tmp_path)
     out = tmp_path / "scores" / "base.json"
     items_out = tmp_path / "scores" / "base.items.parquet"
+    from medinjection.manifests import write_manifest
+
+    manifests = [tmp_path / "predict.manifest.json", tmp_path / "judge.manifest.json"]
+    write_manifest(manifests[0], "predict", files)
+    write_manifest(manifests[1], "judge", judged)
     smk = types.SimpleNamespace(
         input=types.SimpleNamespace(predictions=[str(f) for f in files],
-                                    judgments=[str(j) for j in judged]),
+                                    judgments=[str(j) for j in judged],
+                                    manifests=[str(m) for m in manifests]),
         output=types.SimpleNamespace(scores=str(out), item_scores=str(items_out)),
         params=types.SimpleNamespace(model="base", test_sets=test_sets, bertscore=MINILM,
                                      bootstrap={"samples": 200, "seed": 42},

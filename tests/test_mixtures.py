@@ -159,10 +159,18 @@ def test_build_mixture_script(dataset: Path, tmp_path: Path) -> None:
     script = ROOT / "workflow" / "scripts" / "build_mixture.py"
     exec(compile(script.read_text(), str(script), "exec"), namespace)
     out = tmp_path / "NAT"
+    from medinjection.manifests import write_manifest
+
+    built = dataset / "manifest.json"  # what build_dataset writes, and build_mixture checks
+    write_manifest(
+        built, "build_dataset", [*files(dataset, "train"), *files(dataset, "validation")]
+    )
     namespace["main"](
         SimpleNamespace(
             input=SimpleNamespace(
-                train=files(dataset, "train")[:1], validation=files(dataset, "validation")[:1]
+                train=files(dataset, "train")[:1],
+                validation=files(dataset, "validation")[:1],
+                manifest=str(built),
             ),
             output=SimpleNamespace(
                 train=str(out / "train.jsonl"),

@@ -16,6 +16,7 @@ import torch
 from transformers import AutoTokenizer
 
 from medinjection.evaluation.parsing import parse_letters
+from medinjection.manifests import write_manifest
 from medinjection.modeling.base import prepare_base_model
 from medinjection.modeling.decoding import (
     LetterConstraint,
@@ -111,12 +112,18 @@ def _run_script(
     spec.loader.exec_module(script)
     outs = [out_dir / f"{name}.parquet" for name in ("mcqu", "mcq", "oeq")]
     permuted = [out_dir / "permuted" / f"{name}.parquet" for name in ("mcqu", "mcq")]
+    testsets = out_dir.parent / f"{out_dir.name}.testsets.manifest.json"  # test_sets' manifest
+    write_manifest(testsets, "test_sets", [env[n] for n in ("mcqu", "mcq", "oeq")])
     smk = types.SimpleNamespace(  # no `adapter` input: the base model row
         input=types.SimpleNamespace(
-            model=str(env["base"]), testsets=[str(env[n]) for n in ("mcqu", "mcq", "oeq")]
+            model=str(env["base"]),
+            testsets=[str(env[n]) for n in ("mcqu", "mcq", "oeq")],
+            manifests=str(testsets),
         ),
         output=types.SimpleNamespace(
-            predictions=[str(p) for p in outs], permuted=[str(p) for p in permuted]
+            predictions=[str(p) for p in outs],
+            permuted=[str(p) for p in permuted],
+            manifest=str(out_dir / "manifest.json"),
         ),
         params=types.SimpleNamespace(
             backend=backend,

@@ -385,6 +385,7 @@ def test_scripts_stage_and_normalize(tmp_path: Path) -> None:
         records=str(tmp_path / "r.parquet"),
         quarantine=str(tmp_path / "q.jsonl"),
         stats=str(tmp_path / "s.json"),
+        manifest=str(tmp_path / "normalized.manifest.json"),
     )
     params = SimpleNamespace(
         source="medqa",
@@ -401,9 +402,13 @@ def test_scripts_stage_and_normalize(tmp_path: Path) -> None:
             output=out,
             params=params,
             log=log,
+            rule="normalize_source",
         )
     )
     assert json.loads(Path(out.stats).read_text())["kept"] == 36
+    recorded = json.loads(Path(out.manifest).read_text())  # what build_dataset checks
+    assert recorded["rule"] == "normalize_source"
+    assert recorded["files"]["r.parquet"]["rows"] == 36
     from medinjection.sources.stage import stage_source
 
     corpus_raw, corpus_manifest = tmp_path / "morfitt" / "raw", tmp_path / "morfitt" / "m.json"

@@ -111,7 +111,9 @@ def run(tmp_path: Path):
         smk = SimpleNamespace(
             input=SimpleNamespace(documents=str(docs_path), replay=[str(tmp_path / "rec.jsonl")]),
             output=SimpleNamespace(
-                records=str(tmp_path / "r.parquet"), usage=str(tmp_path / "u.json")
+                records=str(tmp_path / "r.parquet"),
+                usage=str(tmp_path / "u.json"),
+                manifest=str(tmp_path / "manifest.json"),
             ),
             params=params,
             log=[str(tmp_path / "s.log")],

@@ -131,8 +131,14 @@ def run_shard(fx: SimpleNamespace, shard: int, shards: int) -> tuple[list[Record
         cache_path=str(fx.tmp / f"cache_{shard}.sqlite"),
         max_quarantine_rate=0.5,
     )
+    from medinjection.manifests import write_manifest
+
+    normalized = fx.tmp / "normalized.manifest.json"  # what normalize_source writes
+    write_manifest(normalized, "normalize_source", [fx.records])
     smk = SimpleNamespace(
-        input=SimpleNamespace(records=str(fx.records), replay=[str(fx.replay)]),
+        input=SimpleNamespace(
+            records=str(fx.records), replay=[str(fx.replay)], manifest=str(normalized)
+        ),
         output=SimpleNamespace(records=str(out), usage=str(usage)),
         params=params,
         log=[str(fx.tmp / f"log_{shard}.log")],

@@ -31,6 +31,7 @@ from medinjection.dedup import (
     find_removals,
     normalize_text,
 )
+from medinjection.manifests import check_inputs, write_manifest
 from medinjection.published import comparison_rows
 from medinjection.records import (
     ARROW_SCHEMA,
@@ -125,13 +126,20 @@ def build_dataset(
     near_duplicate_threshold: float,
     source_stats: list[Path] | None = None,
     deduplicate: bool = True,
+    input_manifests: list[Path] | None = None,
+    out_manifest: Path | None = None,
 ) -> None:
     """Dedup/decontaminate all records; write per-origin splits, ALL, stats and removals.
 
     deduplicate=False (dataset.deduplicate) keeps every record: the released-data study trains
-    on the authors' data exactly (removed.csv then holds its header only).
+    on the authors' data exactly (removed.csv then holds its header only). With
+    `input_manifests` (the producers' manifests; the rule gives them) the inputs are checked
+    against them first; `out_manifest` records the splits written.
     """
     groups = {"native": native, "translated": translated, "synthetic": synthetic}
+    if input_manifests is not None:
+        inputs = [*native, *translated, *synthetic, *(source_stats or [])]
+        check_inputs(inputs, input_manifests, "build_dataset")
     table = pa.concat_tables([load_group(o, list(paths)) for o, paths in groups.items()])
     duplicates = _duplicate_ids(table)
     if duplicates:
@@ -161,6 +169,9 @@ def build_dataset(
     LOG.info(
         "dataset: %d records kept, %d removed, written to %s", kept.num_rows, len(rows), out_dir
     )
+    if out_manifest is not None:
+        parts = [out_dir / origin / f"{split}.parquet" for origin in ORIGINS for split in SPLITS]
+        write_manifest(out_manifest, "build_dataset", [*parts, out_dir / "all.parquet"])
 
 
 def _duplicate_ids(table: pa.Table) -> list[str]:
@@ -214,8 +225,17 @@ def _write_csv(path: Path, header: list[str], rows: list[list[object]]) -> None:
         writer.writerows(rows)
 
 
-def extract_test_sets(test_files: list[Path], test_sets: dict[str, dict], out_dir: Path) -> None:
-    """Write out_dir/{name}.parquet with the test records of each {name: {origin, source, task}}."""
+def extract_test_sets(
+    test_files: list[Path],
+    test_sets: dict[str, dict],
+    out_dir: Path,
+    input_manifests: list[Path] | None = None,
+    out_manifest: Path | None = None,
+) -> None:
+    """Write out_dir/{name}.parquet with the test records of each {name: {origin, source, task}}
+    (the inputs first checked against `input_manifests`; `out_manifest` records the sets)."""
+    if input_manifests is not None:
+        check_inputs(test_files, input_manifests, "test_sets")
     records = [r for path in test_files for r in read_records(path)]
     not_test = [r.id for r in records if r.split != "test"]
     if not_test:
@@ -236,3 +256,6 @@ def extract_test_sets(test_files: list[Path], test_sets: dict[str, dict], out_di
             )
         write_records(sorted(part, key=lambda r: r.id), Path(out_dir) / f"{name}.parquet")
         LOG.info("test set %s: %d records", name, len(part))
+    if out_manifest is not None:
+        names = sorted(test_sets)
+        write_manifest(out_manifest, "test_sets", [Path(out_dir) / f"{n}.parquet" for n in names])

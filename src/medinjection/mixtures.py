@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from medinjection.manifests import check_inputs
 from medinjection.prompts import training_messages
 from medinjection.records import ARROW_SCHEMA, ORIGINS, Record, from_row, table_rows
 
@@ -160,8 +161,12 @@ def build_mixture(
     out_validation: Path,
     out_manifest: Path,
     validation_origins: list[str] | None = None,
+    input_manifests: list[Path] | None = None,
 ) -> None:
-    """Draw a mixture's train/validation records by shares and write chats plus a manifest."""
+    """Draw a mixture's train/validation records by shares and write chats plus a manifest
+    (the dataset splits first checked against `input_manifests`, build_dataset's)."""
+    if input_manifests is not None:
+        check_inputs([*train_files, *validation_files], input_manifests, "build_mixture")
     unknown = sorted((set(shares) | set(validation_origins or ())) - set(ORIGINS))
     if unknown:
         raise ValueError(f"mixture {name!r}: unknown origins {unknown}; valid: {list(ORIGINS)}")

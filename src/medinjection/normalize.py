@@ -12,9 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+from medinjection.manifests import write_manifest
 from medinjection.records import Record, validation_errors, write_records
 from medinjection.sources import get_adapter, get_corpus_adapter
-from medinjection.sources.base import Quarantined, hash_split, write_documents
+from medinjection.sources.base import ROW, Quarantined, hash_split, write_documents
 from medinjection.sources.stage import check_staged
 
 LOG = logging.getLogger(__name__)
@@ -36,13 +37,16 @@ def normalize_source(
     max_quarantine_rate: float,
     kept_quarantine_path: Path | None = None,
     manifest_path: Path | None = None,
+    out_manifest: Path | None = None,
+    rule: str = "normalize_source",
 ) -> None:
     """Run a QA adapter, assign splits, validate, quarantine failures, write records and stats.
 
     When the quarantined share exceeds `max_quarantine_rate` the quarantine is copied to
     `kept_quarantine_path` (outside the job's outputs, which a failed job loses) and the error
     names that copy. With `manifest_path` (the rule always gives it) the staged files are first
-    checked against the hashes it records.
+    checked against the hashes it records; `out_manifest` records the records and stats written
+    (for build_dataset's check), naming `rule` as their producer.
     """
     if manifest_path is not None:
         check_staged(source, Path(raw_dir), Path(manifest_path))
@@ -57,6 +61,7 @@ def normalize_source(
             source,
             role,
             (split_seed, validation_fraction, test_fraction),
+            f"{raw_dir} (row not located)",
         )
         write_records(kept, records_path)
     _write_quarantine(source, quarantined, quarantine_path)
@@ -66,6 +71,8 @@ def normalize_source(
     _check_rate(
         source, len(kept), quarantined, max_quarantine_rate, quarantine_path, kept_quarantine_path
     )
+    if out_manifest is not None:
+        write_manifest(out_manifest, rule, [Path(records_path), Path(stats_path)])
 
 
 @contextmanager
@@ -87,20 +94,24 @@ def _collect(
     source: str,
     role: Role,
     split_args: tuple[int, float, float],
+    unlocated: str,
 ) -> tuple[list[Record], list[Quarantined]]:
-    """Kept records (sorted by id) and quarantined items of one adapter run."""
+    """Kept records (sorted by id) and quarantined items of one adapter run, each quarantined
+    item with the file and line (or parquet row) the adapter read it from (`ROW`)."""
     kept: list[Record] = []
     quarantined: list[Quarantined] = []
     seen: set[str] = set()
+    ROW.where = None
     for n, item in enumerate(items, start=1):
+        where, ROW.where = ROW.where or unlocated, None
         if isinstance(item, Quarantined):
-            quarantined.append(item)
+            quarantined.append(Quarantined(item.raw_id, item.reasons, item.raw, where))
         else:
             record = _assign_split(item, *split_args)
             reasons = _reasons(record, role, seen)
             if reasons:
                 raw_id = record.id.removeprefix(f"{source}:")
-                quarantined.append(Quarantined(raw_id, tuple(reasons), _raw_view(record)))
+                quarantined.append(Quarantined(raw_id, tuple(reasons), _raw_view(record), where))
             else:
                 kept.append(record)
             seen.add(record.id)
@@ -153,6 +164,7 @@ def _write_quarantine(source: str, items: Iterable[Quarantined], path: Path) -> 
     with Path(path).open("w", encoding="utf-8") as handle:
         for item in items:
             row = {"source": source, "raw_id": item.raw_id, "reasons": list(item.reasons)}
+            row["where"] = item.where
             row["raw"] = item.raw
             handle.write(json.dumps(row, ensure_ascii=False, sort_keys=True, default=str) + "\n")
 
@@ -184,7 +196,9 @@ def _check_rate(
             Path(kept_path).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, kept_path)
             path = Path(kept_path)
-        examples = "; ".join(f"{q.raw_id}: {', '.join(q.reasons)}" for q in quarantined[:3])
+        examples = "; ".join(
+            f"{q.raw_id} ({q.where}): {', '.join(q.reasons)}" for q in quarantined[:3]
+        )
         raise ValueError(
             f"source {source!r}: {len(quarantined)} of {total} raw items quarantined "
             f"({rate:.1%} > dataset.max_quarantine_rate {max_rate:.1%}); see {path}. "

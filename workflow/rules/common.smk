@@ -226,6 +226,14 @@ def get_dataset_inputs(origin):
     return expand(pattern, source=sources_with_role("synthesize"))
 
 
+def get_dataset_manifests(wildcards):
+    # the manifest of each record or stats file's producer, checked by build_dataset first
+    files = [path for origin in ORIGINS for path in get_dataset_inputs(origin)]
+    files += get_normalize_stats(wildcards)
+    folders = dict.fromkeys(os.path.dirname(path) for path in files)
+    return [os.path.join(folder, "manifest.json") for folder in folders]
+
+
 def get_published_location(wildcards):
     return dict(config["data"]["published"][wildcards.origin])
 
@@ -286,6 +294,7 @@ def get_predict_inputs(wildcards):
     inputs = {
         "model": "<results>/models/base",
         "testsets": expand("<results>/testsets/{testset}.parquet", testset=TEST_SETS),
+        "manifests": "<results>/testsets/manifest.json",
     }
     if wildcards.model != "base":
         if uses_merged_models():
@@ -297,6 +306,12 @@ def get_predict_inputs(wildcards):
 
 def open_test_sets():
     return [name for name, spec in TEST_SETS.items() if spec["task"] == "oeq"]
+
+
+def get_score_manifests(wildcards):
+    # predict's manifest, and judge's when there are open questions to judge
+    judged = [f"<results>/judge/{wildcards.model}/manifest.json"] if open_test_sets() else []
+    return [f"<results>/predict/{wildcards.model}/manifest.json", *judged]
 
 
 JUDGE_CANDIDATES = config["judge"]["candidates"]
@@ -329,6 +344,10 @@ def get_judge_inputs(wildcards):
         ),
         "testsets": expand("<results>/testsets/{testset}.parquet", testset=open_test_sets()),
         "prompt": config["judge"]["prompt_file"],
+        "manifests": [
+            f"<results>/predict/{wildcards.model}/manifest.json",
+            "<results>/testsets/manifest.json",
+        ],
     }
     if JUDGE_SELECT == "auto":
         inputs["selection"] = "<results>/metaeval/judge_selection.json"

@@ -28,6 +28,7 @@ rule normalize_published:
         records="<results>/published/{origin}/records.parquet",
         quarantine="<results>/published/{origin}/quarantine.jsonl",
         stats="<results>/published/{origin}/stats.json",
+        manifest="<results>/published/{origin}/manifest.json",
     log:
         "<logs>/normalize_published/{origin}.log",
     conda:
@@ -51,6 +52,7 @@ rule build_dataset:
         translated=get_dataset_inputs("translated"),
         synthetic=get_dataset_inputs("synthetic"),
         source_stats=get_normalize_stats,
+        manifests=get_dataset_manifests,
     output:
         splits=expand("<results>/dataset/{origin}/{split}.parquet", origin=ORIGINS, split=SPLITS),
         all="<results>/dataset/all.parquet",
@@ -62,6 +64,7 @@ rule build_dataset:
         removed="<results>/dataset/removed.csv",
         comparison="<results>/dataset/published_comparison.csv",
         sources="<results>/dataset/sources.csv",
+        manifest="<results>/dataset/manifest.json",
     log:
         "<logs>/build_dataset/build_dataset.log",
     benchmark:
@@ -80,8 +83,10 @@ rule build_dataset:
 rule test_sets:
     input:
         tests=expand("<results>/dataset/{origin}/test.parquet", origin=ORIGINS),
+        manifest="<results>/dataset/manifest.json",
     output:
         testsets=expand("<results>/testsets/{testset}.parquet", testset=TEST_SETS),
+        manifest="<results>/testsets/manifest.json",
     log:
         "<logs>/test_sets/test_sets.log",
     conda:

@@ -8,6 +8,7 @@ rule judge:
         unpack(get_judge_inputs),
     output:
         judgments=expand("<results>/judge/{{model}}/{testset}.parquet", testset=open_test_sets()),
+        manifest="<results>/judge/{model}/manifest.json",
     log:
         "<logs>/judge/{model}.log",
     benchmark:

@@ -6,6 +6,7 @@ rule build_mixture:
     input:
         train=get_mixture_train,
         validation=get_mixture_validation,
+        manifest="<results>/dataset/manifest.json",
     output:
         train="<results>/mixtures/{mixture}/train.jsonl",
         validation="<results>/mixtures/{mixture}/validation.jsonl",

@@ -12,6 +12,7 @@ rule position_bias:
             "<results>/predict/{{model}}/permuted/{testset}.parquet",
             testset=position_bias_test_sets(),
         ),
+        manifest="<results>/predict/{model}/manifest.json",
     output:
         scores="<results>/scores/position_bias/{model}.json",
         per_item="<results>/scores/position_bias/{model}.items.csv",

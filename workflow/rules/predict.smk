@@ -12,6 +12,7 @@ rule predict:
             "<results>/predict/{{model}}/permuted/{testset}.parquet",
             testset=position_bias_test_sets(),
         ),
+        manifest="<results>/predict/{model}/manifest.json",
     log:
         "<logs>/predict/{model}.log",
     benchmark:

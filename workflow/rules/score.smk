@@ -7,6 +7,7 @@ rule score:
     input:
         predictions=expand("<results>/predict/{{model}}/{testset}.parquet", testset=TEST_SETS),
         judgments=expand("<results>/judge/{{model}}/{testset}.parquet", testset=open_test_sets()),
+        manifests=get_score_manifests,
     output:
         scores="<results>/scores/{model}.json",
         item_scores="<results>/scores/{model}.items.parquet",

@@ -29,6 +29,7 @@ rule normalize_source:
         records="<results>/normalized/{source}/records.parquet",
         quarantine="<results>/normalized/{source}/quarantine.jsonl",
         stats="<results>/normalized/{source}/stats.json",
+        manifest="<results>/normalized/{source}/manifest.json",
     log:
         "<logs>/normalize_source/{source}.log",
     conda:

@@ -9,6 +9,7 @@ rule synthesize:
     output:
         records="<results>/synthetic/{source}/records.parquet",
         usage="<results>/synthetic/{source}/usage.json",
+        manifest="<results>/synthetic/{source}/manifest.json",
     log:
         "<logs>/synthesize/{source}.log",
     benchmark:

@@ -5,6 +5,7 @@
 rule translate_shard:
     input:
         records="<results>/normalized/{source}/records.parquet",
+        manifest="<results>/normalized/{source}/manifest.json",
         replay=get_llm_replay,
     output:
         records="<results>/translate/{source}/shard_{shard}.parquet",
@@ -42,6 +43,7 @@ rule gather_translation:
         shards=expand("<results>/translate/{{source}}/shard_{shard}.parquet", shard=SHARDS),
     output:
         records="<results>/translated/{source}/records.parquet",
+        manifest="<results>/translated/{source}/manifest.json",
     log:
         "<logs>/gather_translation/{source}.log",
     conda:

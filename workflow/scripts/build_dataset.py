@@ -16,6 +16,8 @@ def main(smk) -> None:
         near_duplicate_threshold=float(smk.params.near_duplicate_threshold),
         source_stats=[Path(p) for p in smk.input.source_stats],
         deduplicate=bool(smk.params.deduplicate),
+        input_manifests=[Path(p) for p in smk.input.manifests],
+        out_manifest=Path(smk.output.manifest),
     )
 
 

@@ -22,6 +22,7 @@ def main(smk) -> None:
         out_validation=Path(smk.output.validation),
         out_manifest=Path(smk.output.manifest),
         validation_origins=list(smk.params.validation_origins) or None,
+        input_manifests=[Path(smk.input.manifest)],
     )
 
 

@@ -9,7 +9,9 @@ from medinjection.logs import setup_logging
 def main(smk) -> None:
     setup_logging(smk.log[0])
     gather_shards(
-        shard_paths=[Path(p) for p in smk.input.shards], out_path=Path(smk.output.records)
+        shard_paths=[Path(p) for p in smk.input.shards],
+        out_path=Path(smk.output.records),
+        out_manifest=Path(smk.output.manifest),
     )
 
 

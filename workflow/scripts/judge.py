@@ -23,6 +23,8 @@ def main(smk) -> None:
         cache_path=smk.params.cache_path,
         prompt_version=smk.params.prompt_version,
         prompt_file=Path(smk.input.prompt),
+        input_manifests=[Path(p) for p in smk.input.manifests],
+        out_manifest=Path(smk.output.manifest),
     )
 
 

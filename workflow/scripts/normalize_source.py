@@ -23,6 +23,8 @@ def main(smk) -> None:
         # beside the log, not an output: the copy the rate error names survives the failed job
         kept_quarantine_path=Path(smk.log[0]).with_suffix(".quarantine.jsonl"),
         manifest_path=Path(smk.input.manifest),
+        out_manifest=Path(smk.output.manifest),
+        rule=smk.rule,
     )
 
 

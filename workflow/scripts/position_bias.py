@@ -17,6 +17,7 @@ def main(smk) -> None:
         seed=int(smk.params.position_bias["seed"]),
         out_json=Path(smk.output.scores),
         out_items=Path(smk.output.per_item),
+        input_manifests=[Path(smk.input.manifest)],
     )
 
 

@@ -26,6 +26,8 @@ def main(smk) -> None:
         ),
         max_model_len=smk.params.max_model_len,
         protocol=smk.params.protocol,
+        input_manifests=[Path(smk.input.manifests)],
+        out_manifest=Path(smk.output.manifest),
     )
 
 

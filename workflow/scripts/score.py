@@ -19,6 +19,7 @@ def main(smk) -> None:
         out_items=Path(smk.output.item_scores),
         judge_refused=smk.params.judge_refused,
         judge_prompt=Path(smk.params.judge_prompt),
+        input_manifests=[Path(p) for p in smk.input.manifests],
     )
 
 

@@ -12,6 +12,8 @@ def main(smk) -> None:
         test_files=[Path(p) for p in smk.input.tests],
         test_sets={name: dict(spec) for name, spec in dict(smk.params.test_sets).items()},
         out_dir=Path(list(smk.output.testsets)[0]).parent,
+        input_manifests=[Path(smk.input.manifest)],
+        out_manifest=Path(smk.output.manifest),
     )
 
 

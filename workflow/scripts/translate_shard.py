@@ -27,6 +27,7 @@ def main(smk) -> None:
         max_quarantine_rate=float(smk.params.max_quarantine_rate),
         # beside the log, not an output: it survives the failed job the rate error stops
         quarantine_path=Path(smk.log[0]).with_suffix(".quarantine.jsonl"),
+        input_manifests=[Path(smk.input.manifest)],
     )
 
 

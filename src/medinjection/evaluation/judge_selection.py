@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from medinjection.evaluation.judge import judge_predictions, uses_base_model
+from medinjection.manifests import check_inputs, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +112,14 @@ def judge_with_selection(
     cache_path: str,
     prompt_version: str,
     prompt_file: Path | None = None,
+    input_manifests: list[Path] | None = None,
+    out_manifest: Path | None = None,
 ) -> None:
     """Judge one model's open answers with the selected candidate judge (`prompt_file`: the
-    judge's system prompt, judge.prompt_file)."""
+    judge's system prompt, judge.prompt_file); predictions and test sets are first checked
+    against `input_manifests`, and `out_manifest` records the judgment files."""
+    if input_manifests is not None:
+        check_inputs([*prediction_files, *testset_files], input_manifests, "judge")
     name, cfg = resolve_judge(candidates, select, selection_file)
     log.info("judge: candidate %r (%s, %s)", name, cfg["judge_model"], cfg["backend"])
     judge_predictions(
@@ -132,3 +138,5 @@ def judge_with_selection(
         serve=cfg.get("serve"),
         prompt_file=prompt_file,
     )
+    if out_manifest is not None:
+        write_manifest(out_manifest, "judge", out_files)

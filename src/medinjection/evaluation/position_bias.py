@@ -29,6 +29,7 @@ from medinjection.evaluation.permutation import (  # noqa: F401 (re-exported)
     permute_record,
     permuted_records,
 )
+from medinjection.manifests import check_inputs
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +158,12 @@ def score_position_bias(
     seed: int,
     out_json: Path,
     out_items: Path,
+    input_manifests: list[Path] | None = None,
 ) -> None:
-    """Write the position-bias scores of one model (JSON) and its per-item consistency (CSV)."""
+    """Write the position-bias scores of one model (JSON) and its per-item consistency (CSV);
+    the predictions are first checked against `input_manifests` (predict's)."""
+    if input_manifests is not None:
+        check_inputs([*prediction_files, *permuted_files], input_manifests, "position_bias")
     originals = {Path(p).stem: Path(p) for p in prediction_files}
     runs = permutations + 1
     results: dict[str, Any] = {}

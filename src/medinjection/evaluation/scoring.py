@@ -23,6 +23,7 @@ from medinjection.evaluation import metrics
 from medinjection.evaluation.judge import JUDGE_PROMPT_VERSION, load_judge_prompt, prompt_sha256
 from medinjection.evaluation.parsing import normalize_gold, parse_letters, split_letters
 from medinjection.evaluation.stats import bootstrap_ci, macro_bootstrap_ci
+from medinjection.manifests import check_inputs
 
 log = logging.getLogger(__name__)
 
@@ -235,10 +236,14 @@ def score_model(
     out_items: Path | None = None,
     judge_refused: str = "zero",
     judge_prompt: Path | None = None,
+    input_manifests: list[Path] | None = None,
 ) -> None:
     """Write results/scores/{model}.json (per-test-set metrics, Table 1 aggregates) and the
     item-level scores the significance tests pair on (``out_items``); `judge_prompt` is the
-    judge.prompt_file, recorded in the settings."""
+    judge.prompt_file, recorded in the settings. Predictions and judgments are first checked
+    against `input_manifests` (predict's and judge's; the rule gives them)."""
+    if input_manifests is not None:
+        check_inputs([*prediction_files, *judge_files], input_manifests, "score")
     bert = metrics.BertScoreConfig.from_dict(dict(bertscore))
     judges = {Path(f).stem: Path(f) for f in judge_files}
     pools: dict[str, list[float]] = {"mcq": [], "mcqu": [], "oeq": []}

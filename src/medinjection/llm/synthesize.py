@@ -33,6 +33,7 @@ from medinjection.llm.structured import (
     with_feedback,
     worth_retrying,
 )
+from medinjection.manifests import write_manifest
 from medinjection.records import Record, join_letters, validation_errors, write_records
 from medinjection.sources.base import Document, read_documents
 
@@ -409,8 +410,10 @@ def synthesize(
     *,
     max_quarantine_rate: float,
     quarantine_path: Path,
+    out_manifest: Path | None = None,
 ) -> None:
-    """Generate synthetic QA records for one corpus; write records and a usage/quarantine report.
+    """Generate synthetic QA records for one corpus; write records and a usage/quarantine report
+    (the records recorded in `out_manifest`).
 
     The quarantined items are also written to `quarantine_path` (beside the job's log, outside
     its outputs, so they survive a failed job); losing more than `max_quarantine_rate` of the
@@ -432,6 +435,8 @@ def synthesize(
     )
     write_records(records, out_path)
     report.write(usage_path)
+    if out_manifest is not None:
+        write_manifest(out_manifest, "synthesize", [Path(out_path)])
     report.write_quarantine(quarantine_path)
     log.info(
         "synthesize: %s wrote %d records (%s), quarantined %d",

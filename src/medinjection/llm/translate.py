@@ -30,6 +30,7 @@ from medinjection.llm.structured import (
     with_feedback,
     worth_retrying,
 )
+from medinjection.manifests import check_inputs, write_manifest
 from medinjection.records import (
     ARROW_SCHEMA,
     Record,
@@ -281,12 +282,16 @@ def translate_shard(
     *,
     max_quarantine_rate: float,
     quarantine_path: Path,
+    input_manifests: list[Path] | None = None,
 ) -> None:
     """Translate one shard of a normalized English source; write records and a usage report.
 
     The quarantined records are also written to `quarantine_path` (beside the job's log, outside
     its outputs, so they survive a failed job); more than `max_quarantine_rate` of them stops it.
+    With `input_manifests` (normalize's; the rule gives it) the records are checked first.
     """
+    if input_manifests is not None:
+        check_inputs([records_path], input_manifests, "translate_shard")
     selected, total = read_shard(records_path, shard, shards)
     log.info("translate: shard %d/%d holds %d of %d records", shard, shards, len(selected), total)
     report = Report(stage="translate", model=model, extra={"shard": shard, "shards": shards})
@@ -316,8 +321,11 @@ def translate_shard(
     )
 
 
-def gather_shards(shard_paths: list[Path], out_path: Path) -> None:
-    """Concatenate translated shards into one file; a duplicate id is an error."""
+def gather_shards(
+    shard_paths: list[Path], out_path: Path, out_manifest: Path | None = None
+) -> None:
+    """Concatenate translated shards into one file (recorded in `out_manifest`); a duplicate id
+    is an error."""
     seen: dict[str, Path] = {}
     merged: list[Record] = []
     for path in shard_paths:
@@ -330,4 +338,6 @@ def gather_shards(shard_paths: list[Path], out_path: Path) -> None:
             seen[record.id] = Path(path)
             merged.append(record)
     write_records(merged, out_path)
+    if out_manifest is not None:
+        write_manifest(out_manifest, "gather_translation", [Path(out_path)])
     log.info("gather: %d records from %d shards -> %s", len(merged), len(shard_paths), out_path)

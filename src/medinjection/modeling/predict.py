@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from medinjection.evaluation.parsing import parse_letters
 from medinjection.evaluation.permutation import permuted_records
+from medinjection.manifests import check_inputs, write_manifest
 from medinjection.modeling.decoding import check_protocol
 from medinjection.prompts import messages_hash, prompt_messages
 from medinjection.records import Record, join_letters, read_records
@@ -270,8 +271,13 @@ def predict(
     position_bias: PositionBias | None = None,
     max_model_len: int | None = None,
     protocol: str = "official",
+    input_manifests: list[Path] | None = None,
+    out_manifest: Path | None = None,
 ) -> None:
     """Predict every test set with one model (+ optional adapter) and write one file per set.
+
+    With `input_manifests` (the test sets' manifest; the rule gives it) the test sets are checked
+    against it before the model is loaded; `out_manifest` records the prediction files.
 
     `protocol` (evaluation.protocol) picks the constrained decoding: "official" (the authors'
     Evaluate.py) or "letters" (modeling/decoding.py describes both).
@@ -294,6 +300,8 @@ def predict(
     if permuted and (position_bias is None or position_bias.permutations < 1):
         raise ValueError("permuted outputs need evaluation.position_bias.permutations >= 1")
     check_protocol(protocol)
+    if input_manifests is not None:
+        check_inputs(testset_files, input_manifests, "predict")
     predictor = BACKENDS[backend](
         Path(model_dir),
         Path(adapter_dir) if adapter_dir else None,
@@ -326,3 +334,5 @@ def predict(
             check_context(items, predictor.prompt_lengths(items), limit, str(testset), limit_name)
     for items, out, _, label in jobs:
         _predict_file(predictor, items, out, label)
+    if out_manifest is not None:
+        write_manifest(out_manifest, "predict", [out for _, out, _, _ in jobs])

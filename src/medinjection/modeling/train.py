@@ -70,8 +70,9 @@ def _total(counts: Mapping[str, Any] | int) -> int:
 
 
 def check_mixture_files(manifest_path: Path, train_path: Path, validation_path: Path) -> None:
-    """Raise unless the mixture files have the rows and sha256 their manifest records."""
-    from medinjection.modeling.provenance import sha256_file
+    """Raise unless the mixture files have the rows and sha256 their manifest records (one
+    streaming pass per file, as every consumer's check: medinjection.manifests)."""
+    from medinjection.manifests import file_summary
 
     manifest = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
     for part, path, size_key in (
@@ -79,9 +80,8 @@ def check_mixture_files(manifest_path: Path, train_path: Path, validation_path: 
         ("validation", validation_path, "validation_size"),
     ):
         expected_rows = _total(manifest["validation_counts" if part == "validation" else "counts"])
-        with Path(path).open("rb") as handle:
-            rows = sum(1 for line in handle if line.strip())
-        sha = sha256_file(Path(path))
+        summary = file_summary(Path(path))
+        rows, sha = summary["rows"], summary["sha256"]
         if rows != expected_rows or sha != manifest[f"{part}_sha256"]:
             raise ValueError(
                 f"{path}: {rows} rows, sha256 {sha[:12]}…, but its manifest {manifest_path} "

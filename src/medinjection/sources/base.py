@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -31,6 +32,26 @@ class Quarantined:
     raw_id: str
     reasons: tuple[str, ...]
     raw: dict[str, Any]
+    where: str | None = None  # '<file>:<line>' or '<file> row <index>', set by normalize
+
+
+class RowCursor:
+    """Where the raw row an adapter read last comes from: '<file>:<line>' (JSON Lines, JSON,
+    CSV/TSV: 1-based line) or '<file> row <index>' (parquet: 0-based row index).
+
+    Adapters read lazily and yield each item right after reading its row, so when normalize
+    receives an item the cursor names that item's row. Every quarantined item (a parse failure,
+    an adapter's check or a record's validation) thus gets its file and line without the
+    adapters' Record | Quarantined interface carrying it.
+    """
+
+    __slots__ = ("where",)
+
+    def __init__(self) -> None:
+        self.where: str | None = None
+
+
+ROW = RowCursor()
 
 
 RawResult = Record | Quarantined
@@ -114,6 +135,7 @@ def json_line_items(path: Path) -> Iterator[tuple[int, dict[str, Any] | Quaranti
             if not raw.strip():
                 continue
             where = f"{path}:{number}"
+            ROW.where = where
             try:
                 value = json.loads(raw.decode("utf-8"))
             except UnicodeDecodeError as err:
@@ -166,9 +188,93 @@ def load_json_file(path: Path) -> Any:
         ) from None
 
 
+def load_json_with_lines(path: Path) -> tuple[Any, list[int] | dict[str, int] | None]:
+    """A whole JSON file and the line each top-level element starts on (a list for an array, a
+    dict key -> line for an object, None otherwise); errors as `load_json_file`'s."""
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        load_json_file(path)  # raises naming the file and line
+        raise
+    try:
+        return _scan_json(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"{path}:{err.lineno}: malformed JSON ({err.msg} at column {err.colno}); fix the "
+            "file and stage the source again"
+        ) from None
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+_DECODE = json.JSONDecoder().raw_decode
+
+
+def _scan_json(text: str) -> tuple[Any, list[int] | dict[str, int] | None]:
+    """One pass over a top-level array or object: its elements decoded in C, their lines."""
+    pos = _WS.match(text).end()
+    if pos >= len(text) or text[pos] not in "[{":
+        return json.loads(text), None
+    is_object = text[pos] == "{"
+    closer = "}" if is_object else "]"
+    values: Any = {} if is_object else []
+    lines: Any = {} if is_object else []
+    line, counted = 1, 0
+    pos = _WS.match(text, pos + 1).end()
+    if text.startswith(closer, pos):
+        pos += 1
+    else:
+        while True:
+            line += text.count("\n", counted, pos)
+            counted = pos
+            if is_object:
+                key, pos = _object_key(text, pos)
+                values[key], pos = _DECODE(text, _WS.match(text, pos).end())
+                lines[key] = line
+            else:
+                value, pos = _DECODE(text, pos)
+                values.append(value)
+                lines.append(line)
+            pos = _WS.match(text, pos).end()
+            if text.startswith(",", pos):
+                pos = _WS.match(text, pos + 1).end()
+            elif text.startswith(closer, pos):
+                pos += 1
+                break
+            else:
+                raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
+    if _WS.match(text, pos).end() != len(text):
+        raise json.JSONDecodeError("Extra data", text, pos)
+    return values, lines
+
+
+def _object_key(text: str, pos: int) -> tuple[str, int]:
+    if not text.startswith('"', pos):
+        raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, pos)
+    key, pos = _DECODE(text, pos)
+    pos = _WS.match(text, pos).end()
+    if not text.startswith(":", pos):
+        raise json.JSONDecodeError("Expecting ':' delimiter", text, pos)
+    return key, pos + 1
+
+
 def read_parquet_rows(path: Path) -> list[dict[str, Any]]:
     """All rows of a parquet file as dicts (column-wise conversion: several times faster)."""
     return table_rows(pq.read_table(path))
+
+
+def located_rows(path: Path, rows: list[Any]) -> Iterator[tuple[int, Any]]:
+    """(index, row) of rows read from one parquet file, the row cursor set to each in turn."""
+    for index, row in enumerate(rows):
+        ROW.where = f"{path} row {index}"
+        yield index, row
+
+
+def located_items(path: Path, items: list[Any], lines: list[int] | None) -> Iterator[Any]:
+    """The items of a JSON array, the row cursor set to each one's file and line."""
+    for index, item in enumerate(items):
+        ROW.where = f"{path}:{lines[index]}" if lines else f"{path} item {index}"
+        yield item
 
 
 def require_files(raw_dir: Path, pattern: str, source: str) -> list[Path]:

@@ -18,7 +18,8 @@ from medinjection.sources.base import (
     Quarantined,
     RawResult,
     clean,
-    load_json_file,
+    load_json_with_lines,
+    located_items,
     require_files,
     split_of_file,
 )
@@ -30,10 +31,10 @@ def load_frenchmedmcqa(raw_dir: Path, source: str) -> Iterator[RawResult]:
     """Records of the three FrenchMedMCQA JSON arrays, keeping the source's splits."""
     for path in require_files(raw_dir, "*.json", source):
         split = split_of_file(path, SPLITS, source)
-        items = load_json_file(path)
+        items, lines = load_json_with_lines(path)
         if not isinstance(items, list):
             raise ValueError(f"source {source!r}: {path} must hold a JSON array of questions")
-        for item in items:
+        for item in located_items(path, items, lines):
             yield _record(item, split, source)
 
 

@@ -19,6 +19,7 @@ from medinjection.sources.base import (
     Quarantined,
     RawResult,
     clean,
+    located_rows,
     read_parquet_rows,
     require_files,
     split_of_file,
@@ -40,7 +41,7 @@ def load_mediqal(raw_dir: Path, source: str) -> Iterator[RawResult]:
                 f"expected one of {sorted(CONFIG_TASKS)}"
             )
         split = split_of_file(path, SPLITS, source)
-        for row in read_parquet_rows(path):
+        for _, row in located_rows(path, read_parquet_rows(path)):
             yield _record(row, config, split, source)
 
 

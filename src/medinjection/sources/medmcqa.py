@@ -25,8 +25,9 @@ from medinjection.sources.base import (
     Quarantined,
     RawResult,
     clean,
+    json_line_items,
+    located_rows,
     options_from_texts,
-    read_json_lines,
     read_parquet_rows,
     require_files,
     split_of_file,
@@ -46,7 +47,7 @@ def load_medmcqa(raw_dir: Path, source: str) -> Iterator[RawResult]:
         if split == "unlabelled":
             LOG.info("%s: skipping %d unlabelled test rows of %s", source, len(rows), path.name)
             continue
-        for row in rows:
+        for _, row in located_rows(path, rows):
             yield _record(row, split, source, first=0)
 
 
@@ -57,8 +58,8 @@ def load_medmcqa_json(raw_dir: Path, source: str) -> Iterator[RawResult]:
         if split == "unlabelled":
             LOG.info("%s: skipping the unlabelled test file %s", source, path.name)
             continue
-        for _, row in read_json_lines(path):
-            yield _record(row, split, source, first=1)
+        for _, row in json_line_items(path):
+            yield row if isinstance(row, Quarantined) else _record(row, split, source, first=1)
 
 
 def _record(row: dict[str, Any], split: str, source: str, first: int) -> RawResult:

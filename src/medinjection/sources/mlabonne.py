@@ -20,6 +20,7 @@ from medinjection.sources.base import (
     Quarantined,
     RawResult,
     clean,
+    located_rows,
     options_from_texts,
     read_parquet_rows,
     require_files,
@@ -71,5 +72,5 @@ def load_medical_mqca_fr(raw_dir: Path, source: str) -> Iterator[RawResult]:
 def _rows(raw_dir: Path, source: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
     for path in require_files(raw_dir, "data/*.parquet", source):
         split = split_of_file(path, SPLITS, source)
-        for number, row in enumerate(read_parquet_rows(path)):
+        for number, row in located_rows(path, read_parquet_rows(path)):
             yield split, f"{path.stem}/{number:05d}", row

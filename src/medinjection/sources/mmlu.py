@@ -36,6 +36,7 @@ from medinjection.sources.base import (
     Quarantined,
     RawResult,
     clean,
+    located_rows,
     options_from_texts,
     read_parquet_rows,
     require_files,
@@ -96,12 +97,12 @@ def load_mmlu(raw_dir: Path, source: str) -> Iterator[RawResult]:
         source_split = path.name.split("-")[0]
         seen: Counter[str] = Counter()
         rows = read_parquet_rows(path)
-        kept = [row for row in rows if row.get("subject") in MMLU_MEDICAL_SUBJECTS]
-        LOG.info(
-            "%s: %s keeps %d of %d rows (medical subjects)", source, path, len(kept), len(rows)
-        )
-        for row in kept:
-            subject = row["subject"]
+        kept = sum(row.get("subject") in MMLU_MEDICAL_SUBJECTS for row in rows)
+        LOG.info("%s: %s keeps %d of %d rows (medical subjects)", source, path, kept, len(rows))
+        for _, row in located_rows(path, rows):
+            subject = row.get("subject")
+            if subject not in MMLU_MEDICAL_SUBJECTS:
+                continue
             raw_id = f"{subject}-{source_split}-{seen[subject]:05d}"
             seen[subject] += 1
             yield _mmlu_record(row, raw_id, split, source)
@@ -134,11 +135,11 @@ def load_mmlu_pro(raw_dir: Path, source: str) -> Iterator[RawResult]:
     for path in require_files(raw_dir, "**/*.parquet", source):
         split = split_of_file(path, MMLU_PRO_SPLITS, source)
         rows = read_parquet_rows(path)
-        kept = [row for row in rows if row.get("category") in MMLU_PRO_MEDICAL_CATEGORIES]
-        LOG.info(
-            "%s: %s keeps %d of %d rows (medical categories)", source, path, len(kept), len(rows)
-        )
-        for row in kept:
+        kept = sum(row.get("category") in MMLU_PRO_MEDICAL_CATEGORIES for row in rows)
+        LOG.info("%s: %s keeps %d of %d rows (medical categories)", source, path, kept, len(rows))
+        for _, row in located_rows(path, rows):
+            if row.get("category") not in MMLU_PRO_MEDICAL_CATEGORIES:
+                continue
             yield _mmlu_pro_record(row, split, source, path.name.split("-")[0])
 
 

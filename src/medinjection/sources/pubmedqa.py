@@ -29,10 +29,13 @@ from typing import Any
 
 from medinjection.records import Record
 from medinjection.sources.base import (
+    ROW,
     Quarantined,
     RawResult,
     clean,
     load_json_file,
+    load_json_with_lines,
+    located_rows,
     read_parquet_rows,
     require_files,
 )
@@ -46,14 +49,16 @@ TEST_IDS_FILE = "test_ground_truth.json"
 def load_pubmedqa(raw_dir: Path, source: str) -> Iterator[RawResult]:
     """English yes/no/maybe MCQU records of PubMedQA-labelled."""
     items, test_ids = _items(raw_dir, source)
-    for pmid, item in items:
+    for pmid, item, where in items:
+        ROW.where = where
         yield _record(pmid, item, source, test_ids)
 
 
 def load_pubmedqa_oeq(raw_dir: Path, source: str) -> Iterator[RawResult]:
     """English open questions of PubMedQA-labelled: the answer is the long answer."""
     items, test_ids = _items(raw_dir, source)
-    for pmid, item in items:
+    for pmid, item, where in items:
+        ROW.where = where
         result = _record(pmid, item, source, test_ids)
         long_answer = clean(item.get("LONG_ANSWER"))
         if isinstance(result, Quarantined):
@@ -75,7 +80,7 @@ def load_pubmedqa_oeq(raw_dir: Path, source: str) -> Iterator[RawResult]:
 def load_pubmedqa_artificial(raw_dir: Path, source: str) -> Iterator[RawResult]:
     """English yes/no MCQU records of PubMedQA-artificial (train/validation only)."""
     for path in require_files(raw_dir, "**/pqa_artificial/*.parquet", source):
-        for row in read_parquet_rows(path):
+        for _, row in located_rows(path, read_parquet_rows(path)):
             yield _record(str(row.get("pubid")), _from_hub_row(row), source, set())
 
 
@@ -83,17 +88,24 @@ def _key(pmid: str) -> str:
     return f"pubmedqa:{pmid}"
 
 
-def _items(raw_dir: Path, source: str) -> tuple[list[tuple[str, dict[str, Any]]], set[str] | None]:
-    """(pmid, item in the ori_pqal form) pairs and the official test PMIDs, from either form."""
+Located = tuple[str, dict[str, Any], str]
+
+
+def _items(raw_dir: Path, source: str) -> tuple[list[Located], set[str] | None]:
+    """(pmid, item in the ori_pqal form, file:line or file row) and the official test PMIDs."""
     paths = sorted(p for p in raw_dir.glob("**/ori_pqal.json") if p.is_file())
     if len(paths) > 1:
         raise ValueError(f"source {source!r}: several ori_pqal.json files staged: {paths}")
     if paths:
-        items = load_json_file(paths[0])
-        return [(str(k), v) for k, v in items.items()], _official_test_ids(paths[0].parent)
-    rows = [r for p in require_files(raw_dir, "**/pqa_labeled/*.parquet", source)
-            for r in read_parquet_rows(p)]  # fmt: skip
-    return [(str(row.get("pubid")), _from_hub_row(row)) for row in rows], None
+        items, lines = load_json_with_lines(paths[0])
+        if not isinstance(items, dict) or lines is None:
+            raise ValueError(f"source {source!r}: {paths[0]} must hold one JSON object by PMID")
+        located = [(str(k), v, f"{paths[0]}:{lines[k]}") for k, v in items.items()]
+        return located, _official_test_ids(paths[0].parent)
+    rows = [(str(row.get("pubid")), _from_hub_row(row), f"{p} row {i}")
+            for p in require_files(raw_dir, "**/pqa_labeled/*.parquet", source)
+            for i, row in enumerate(read_parquet_rows(p))]  # fmt: skip
+    return rows, None
 
 
 def _from_hub_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from medinjection.records import Origin, Record, join_letters
-from medinjection.sources.base import Quarantined, RawResult, clean, load_json_file, require_files
+from medinjection.sources.base import (
+    Quarantined,
+    RawResult,
+    clean,
+    load_json_with_lines,
+    located_items,
+    require_files,
+)
 
 SPLIT_FOLDERS: dict[str, str] = {"train": "train", "validation": "validation", "test": "test"}
 TASK_FOLDERS: dict[str, str] = {"mcq": "mcq", "mcqu": "mcqu", "oeq": "oeq"}
@@ -40,8 +47,8 @@ def load_released(raw_dir: Path, source: str, origin: Origin) -> Iterator[RawRes
             raise ValueError(
                 f"source {source!r}: {path} is not under <Train|Validation|Test>/<mcq|mcqu|oeq>/"
             )
-        items = read_released_file(path, source, task)
-        for n, item in enumerate(items):
+        items, lines = read_released_file(path, source, task)
+        for n, item in enumerate(located_items(path, items, lines)):
             raw_id = f"{split}/{task}/{path.stem}/{n:06d}"
             yield _record(item, raw_id, source, origin, split, task)
 
@@ -53,10 +60,13 @@ class ReleasedFormatError(ValueError):
     """A released file whose items do not have the inferred fields."""
 
 
-def read_released_file(path: Path, source: str, task: str) -> list[dict[str, Any]]:
-    """The items of one released JSON file; ReleasedFormatError when not of the inferred shape."""
+def read_released_file(
+    path: Path, source: str, task: str
+) -> tuple[list[dict[str, Any]], list[int] | None]:
+    """The items of one released JSON file and their lines; ReleasedFormatError when not of the
+    inferred shape."""
     try:
-        items = load_json_file(path)
+        items, lines = load_json_with_lines(path)
     except ValueError as error:
         raise ReleasedFormatError(
             f"source {source!r}: {path} is not one JSON document ({error}); expected a JSON list "
@@ -75,7 +85,7 @@ def read_released_file(path: Path, source: str, task: str) -> list[dict[str, Any
                 f"source {source!r}: no item of {path} has the field {field!r} expected for "
                 f"{task} items ({INFERRED}); fields found: {sorted(items[0])}"
             )
-    return items
+    return items, lines  # type: ignore[return-value]
 
 
 def _turn(item: dict[str, Any], role: str) -> str | None:
