@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -33,6 +34,27 @@ def test_table1_has_every_model_in_paper_order(demo: Path) -> None:
     markdown = (demo / "results/demo/tables/table1.md").read_text()
     assert all(model in markdown for model in MODEL_ORDER)
     assert (demo / "results/demo/plots/table1.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# The demo is deterministic (fixtures, replayed LLM answers, seeded splits and mixtures, a tiny
+# model built and trained on CPU), so its dataset, mixtures and Table 1 are pinned byte for byte in
+# tests/golden/demo.sha256 (`sha256sum -c` format, paths under results/demo). A change that alters
+# one of them on purpose rewrites that file in the same commit and says why in the message:
+#   make demo && (cd results/demo && sha256sum dataset/*/*.parquet mixtures/*/*.jsonl
+#                 tables/table1.csv) > tests/golden/demo.sha256
+# The parquet bytes also depend on pyarrow's writer version (requirements pin it).
+GOLDEN = Path(__file__).parent / "golden" / "demo.sha256"
+PINNED = ("dataset/*/*.parquet", "mixtures/*/*.jsonl")
+
+
+def test_dataset_mixtures_and_table1_match_their_golden_sha256(demo: Path) -> None:
+    golden = dict(reversed(line.split()) for line in GOLDEN.read_text().splitlines())
+    tree = demo / "results/demo"
+    built = sorted(str(p.relative_to(tree)) for pattern in PINNED for p in tree.glob(pattern))
+    assert built == sorted(golden)  # no file appears or goes unpinned
+    actual = {name: hashlib.sha256((tree / name).read_bytes()).hexdigest() for name in built}
+    changed = sorted(name for name in built if actual[name] != golden[name])
+    assert not changed, f"demo outputs changed: {changed}; see the comment above GOLDEN"
 
 
 def test_em_is_mean_of_mcq_and_mcqu(demo: Path) -> None:
