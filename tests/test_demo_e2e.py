@@ -8,6 +8,7 @@ import json
 import re
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -33,7 +34,39 @@ def test_table1_has_every_model_in_paper_order(demo: Path) -> None:
         assert 0.0 <= judge <= 1.0
     markdown = (demo / "results/demo/tables/table1.md").read_text()
     assert all(model in markdown for model in MODEL_ORDER)
-    assert (demo / "results/demo/plots/table1.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_table1_plot_shows_table1(demo: Path, tmp_path: Path, saved_figures) -> None:
+    from medinjection.evaluation.plots import plot_table1
+
+    table = demo / "results/demo/tables/table1.csv"
+    with table.open() as handle:
+        rows = list(csv.DictReader(handle))
+    plot_table1(table, tmp_path / "table1.png")
+    em_ax, judge_ax = saved_figures["table1.png"].axes
+    for ax, column in ((em_ax, "em"), (judge_ax, "judge")):
+        assert [label.get_text() for label in ax.get_xticklabels()] == MODEL_ORDER
+        heights = [patch.get_height() for patch in ax.patches]
+        assert heights == pytest.approx([float(row[column]) for row in rows])
+    # the rule's PNG is that very figure (matplotlib's Agg output is deterministic)
+    rule_png = demo / "results/demo/plots/table1.png"
+    assert rule_png.read_bytes() == (tmp_path / "table1.png").read_bytes()
+
+
+def test_table1_rows_differ_and_the_judge_says_0_and_1(demo: Path) -> None:
+    # what the demo is for (README): each mixture's adapter learns its own answers, and the
+    # judge's verdicts depend on the pair it reads; the figures themselves mean nothing
+    with (demo / "results/demo/tables/table1.csv").open() as handle:
+        rows = {row["model"]: row for row in csv.DictReader(handle)}
+    figures = {m: tuple(rows[m][c] for c in ("em_mcq", "em_mcqu", "judge")) for m in MODEL_ORDER}
+    assert all(figures[m] != figures["base"] for m in MODEL_ORDER[1:])
+    assert len({figures[m] for m in MODEL_ORDER[1:]}) == len(MODEL_ORDER) - 1
+    verdicts = {
+        score
+        for path in (demo / "results/demo/judge").rglob("*.parquet")
+        for score in pq.read_table(path, columns=["score"]).column("score").to_pylist()
+    }
+    assert verdicts == {0.0, 1.0}
 
 
 # The demo is deterministic (fixtures, replayed LLM answers, seeded splits and mixtures, a tiny
