@@ -41,3 +41,37 @@ def demo_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     copy = tmp_path_factory.mktemp("demo") / "w"
     shutil.copytree(built, copy, symlinks=True)
     return copy
+
+
+@pytest.fixture
+def saved_figures(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    """Every matplotlib figure saved during the test, by file name: the test reads its axes,
+    series and labels (what a plot shows) instead of the PNG's bytes. Files are still written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    saved: dict[str, object] = {}
+    original = Figure.savefig
+
+    def savefig(self: Figure, fname: object, *args: object, **kwargs: object) -> None:
+        saved[Path(str(fname)).name] = self
+        original(self, fname, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    return saved
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `gpu` are skipped where torch sees no CUDA device (pyproject's marker list)."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_items:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (marker gpu); torch sees none")
+    for item in gpu_items:
+        item.add_marker(skip)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -32,7 +34,60 @@ def test_table1_has_every_model_in_paper_order(demo: Path) -> None:
         assert 0.0 <= judge <= 1.0
     markdown = (demo / "results/demo/tables/table1.md").read_text()
     assert all(model in markdown for model in MODEL_ORDER)
-    assert (demo / "results/demo/plots/table1.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_table1_plot_shows_table1(demo: Path, tmp_path: Path, saved_figures) -> None:
+    from medinjection.evaluation.plots import plot_table1
+
+    table = demo / "results/demo/tables/table1.csv"
+    with table.open() as handle:
+        rows = list(csv.DictReader(handle))
+    plot_table1(table, tmp_path / "table1.png")
+    em_ax, judge_ax = saved_figures["table1.png"].axes
+    for ax, column in ((em_ax, "em"), (judge_ax, "judge")):
+        assert [label.get_text() for label in ax.get_xticklabels()] == MODEL_ORDER
+        heights = [patch.get_height() for patch in ax.patches]
+        assert heights == pytest.approx([float(row[column]) for row in rows])
+    # the rule's PNG is that very figure (matplotlib's Agg output is deterministic)
+    rule_png = demo / "results/demo/plots/table1.png"
+    assert rule_png.read_bytes() == (tmp_path / "table1.png").read_bytes()
+
+
+def test_table1_rows_differ_and_the_judge_says_0_and_1(demo: Path) -> None:
+    # what the demo is for (README): each mixture's adapter learns its own answers, and the
+    # judge's verdicts depend on the pair it reads; the figures themselves mean nothing
+    with (demo / "results/demo/tables/table1.csv").open() as handle:
+        rows = {row["model"]: row for row in csv.DictReader(handle)}
+    figures = {m: tuple(rows[m][c] for c in ("em_mcq", "em_mcqu", "judge")) for m in MODEL_ORDER}
+    assert all(figures[m] != figures["base"] for m in MODEL_ORDER[1:])
+    assert len({figures[m] for m in MODEL_ORDER[1:]}) == len(MODEL_ORDER) - 1
+    verdicts = {
+        score
+        for path in (demo / "results/demo/judge").rglob("*.parquet")
+        for score in pq.read_table(path, columns=["score"]).column("score").to_pylist()
+    }
+    assert verdicts == {0.0, 1.0}
+
+
+# The demo is deterministic (fixtures, replayed LLM answers, seeded splits and mixtures, a tiny
+# model built and trained on CPU), so its dataset, mixtures and Table 1 are pinned byte for byte in
+# tests/golden/demo.sha256 (`sha256sum -c` format, paths under results/demo). A change that alters
+# one of them on purpose rewrites that file in the same commit and says why in the message:
+#   make demo && (cd results/demo && sha256sum dataset/*/*.parquet mixtures/*/*.jsonl
+#                 tables/table1.csv) > tests/golden/demo.sha256
+# The parquet bytes also depend on pyarrow's writer version (requirements pin it).
+GOLDEN = Path(__file__).parent / "golden" / "demo.sha256"
+PINNED = ("dataset/*/*.parquet", "mixtures/*/*.jsonl", "tables/table1.csv")
+
+
+def test_dataset_mixtures_and_table1_match_their_golden_sha256(demo: Path) -> None:
+    golden = dict(reversed(line.split()) for line in GOLDEN.read_text().splitlines())
+    tree = demo / "results/demo"
+    built = sorted(str(p.relative_to(tree)) for pattern in PINNED for p in tree.glob(pattern))
+    assert built == sorted(golden)  # no file appears or goes unpinned
+    actual = {name: hashlib.sha256((tree / name).read_bytes()).hexdigest() for name in built}
+    changed = sorted(name for name in built if actual[name] != golden[name])
+    assert not changed, f"demo outputs changed: {changed}; see the comment above GOLDEN"
 
 
 def test_em_is_mean_of_mcq_and_mcqu(demo: Path) -> None:

@@ -195,7 +195,16 @@ def test_per_dataset_wide_table_intervals_and_missing_cells():
     assert table.loc["base", "b-mcqu"] == "25.00" and table.loc["NAT", "b-mcqu"] == "–"
 
 
-def test_plot_scripts_write_pngs(tmp_path, score_files):
+def _bar_heights(ax):
+    return [patch.get_height() for patch in ax.patches]
+
+
+def _tick_labels(ax, axis="x"):
+    ticks = ax.get_xticklabels() if axis == "x" else ax.get_yticklabels()
+    return [label.get_text() for label in ticks]
+
+
+def test_plot_scripts_draw_table1_and_heatmap(tmp_path, score_files, saved_figures):
     significance = _significance_csv(tmp_path, [("NAT", "em", 0.001)])
     _load_script("table1").main(_table1_smk(tmp_path, score_files, significance))
     out = tmp_path / "tables"
@@ -206,8 +215,14 @@ def test_plot_scripts_write_pngs(tmp_path, score_files):
         log=[str(tmp_path / "plot.log")],
     )
     _load_script("plot_table1").main(smk)
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert png.stat().st_size > 10_000
+    table = pd.read_csv(out / "table1.csv")
+    em_ax, judge_ax = saved_figures["table1.png"].axes
+    for ax, column, label, top in ((em_ax, "em", "Exact match (%)", 100),
+                                   (judge_ax, "judge", "LLM-as-a-judge (0-1)", 1)):  # fmt: skip
+        assert ax.get_ylabel() == label and ax.get_ylim() == (0, top)
+        assert _tick_labels(ax) == list(table["model"]) == ["base", "NAT", "SYN", "ALL"]
+        assert _bar_heights(ax) == pytest.approx(list(table[column]))
+    assert png.is_file()
     heat = tmp_path / "plots" / "heat.png"
     smk = types.SimpleNamespace(
         input=types.SimpleNamespace(csv=str(out / "per_dataset.csv")),
@@ -216,7 +231,16 @@ def test_plot_scripts_write_pngs(tmp_path, score_files):
         log=[str(tmp_path / "heat.log")],
     )
     _load_script("plot_per_dataset").main(smk)
-    assert heat.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and heat.stat().st_size > 10_000
+    from medinjection.evaluation.plots import heatmap_matrix
+
+    ax = saved_figures["heat.png"].axes[0]
+    matrix = heatmap_matrix(pd.read_csv(out / "per_dataset.csv"), ORDER)
+    assert _tick_labels(ax, "y") == list(matrix.index) == ["base", "NAT", "SYN", "ALL"]
+    assert _tick_labels(ax) == list(matrix.columns) == ["x-mcqu", "y-oeq"]
+    assert (ax.images[0].get_array() == matrix.to_numpy(float)).all()
+    cells = [text.get_text() for text in ax.texts]
+    assert cells == [f"{value:.1f}" for value in matrix.to_numpy(float).ravel()]
+    assert heat.is_file()
 
 
 def test_heatmap_matrix_picks_em_and_judge():
@@ -266,7 +290,7 @@ def test_model_length_summary(tmp_path):
     assert summary.loc["NAT", "judge"] == 0.25 and summary.loc["NAT", "length_chars"] == 200.0
 
 
-def test_judge_length_plot(tmp_path):
+def test_judge_length_plot(tmp_path, saved_figures):
     import json
 
     scores = tmp_path / "item_scores.csv"
@@ -290,4 +314,16 @@ def test_judge_length_plot(tmp_path):
         log=[str(tmp_path / "p.log")],
     )  # fmt: skip
     _load_script("plot_judge_length").main(smk)
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    annotated, models_ax = saved_figures["judge_vs_length.png"].axes
+    assert annotated.get_ylabel() == "judge medgemma verdict"
+    oui, non = annotated.collections  # physician labels 1 then 0
+    assert [text.get_text() for text in annotated.get_legend().get_texts()] == [
+        "physician: Oui", "physician: Non"]  # fmt: skip
+    assert sorted(oui.get_offsets()[:, 0]) == [10, 50, 400]  # lengths of the human-1 items
+    assert sorted(non.get_offsets()[:, 0]) == [5, 30, 2000]
+    # verdicts are jittered by at most 0.08 around the judge's 0/1
+    assert list(oui.get_offsets()[:, 1].round()) == [1, 0, 1]
+    points = models_ax.collections[0].get_offsets()
+    assert points.tolist() == [[2000.0, 1.0], [200.0, 0.5]]  # base, NAT: mean length, judge
+    assert [text.get_text() for text in models_ax.texts] == ["base", "NAT"]
+    assert png.is_file()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import random
 import types
 from pathlib import Path
 
@@ -141,6 +142,31 @@ def test_tiny_build_is_deterministic(tiny_dir: Path, corpus: Path, tmp_path: Pat
     prepare_base_model("tiny", tmp_path / "again", TINY, [corpus], None, None)
     for name in ("model.safetensors", "tokenizer.json", "config.json"):
         assert _sha(tmp_path / "again" / name) == _sha(tiny_dir / name)
+
+
+def test_bpe_merges_with_equal_counts_come_out_in_one_order() -> None:
+    # every word once: most merge candidates tie on count, so an order taken from a hash map
+    # (the Rust trainer reseeds its maps for each training) would show here
+    from medinjection.modeling.tiny import train_tokenizer
+
+    rng = random.Random(0)
+    words = ["".join(rng.choices("abcdefghij", k=rng.randint(2, 6))) for _ in range(300)]
+    texts = [" ".join(words[i : i + 5]) for i in range(0, 300, 5)]
+    dumps = {train_tokenizer(texts, 600).backend_tokenizer.to_str() for _ in range(3)}
+    assert len(dumps) == 1
+
+
+def test_initializer_range_sets_the_weights_spread(tiny_dir: Path, corpus: Path, tmp_path: Path):
+    # 0.02 spelled out builds the same model as the key left out (every golden stays)
+    prepare_base_model("tiny", tmp_path / "same", {**TINY, "initializer_range": 0.02}, [corpus],
+                       None, None)  # fmt: skip
+    assert _sha(tmp_path / "same" / "model.safetensors") == _sha(tiny_dir / "model.safetensors")
+    prepare_base_model("tiny", tmp_path / "wide", {**TINY, "initializer_range": 0.1}, [corpus],
+                       None, None)  # fmt: skip
+    narrow = AutoModelForCausalLM.from_pretrained(tiny_dir).model.embed_tokens.weight
+    wide = AutoModelForCausalLM.from_pretrained(tmp_path / "wide").model.embed_tokens.weight
+    assert float(narrow.std()) == pytest.approx(0.02, rel=0.1)
+    assert float(wide.std()) == pytest.approx(0.1, rel=0.1)
 
 
 def test_documents_corpus_is_accepted(tmp_path: Path) -> None:

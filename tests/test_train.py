@@ -270,6 +270,16 @@ def test_speed_options_that_cannot_run_here_are_errors(setup) -> None:
             _run(setup, setup["root"] / "bf16", config=config)
 
 
+@pytest.mark.gpu
+def test_bf16_training_on_a_gpu_records_its_memory(setup, tmp_path: Path) -> None:
+    # the CUDA side of the errors above: where bf16 is possible it trains, on the GPU
+    config = tmp_path / "bf16.json"
+    write_train_config({**HPARAMS, "bf16": True}, "NAT", config)
+    metrics = _run(setup, tmp_path / "bf16", config=config).metrics
+    assert metrics["peak_gpu_memory_gib"] > 0 and metrics["steps"] == 4
+    assert all(math.isfinite(loss) for _, loss in metrics["train_loss"])
+
+
 def test_dora_training_writes_adapter_metrics_and_plot(trained) -> None:
     out, outcome = trained
     config = json.loads((out / "adapter" / "adapter_config.json").read_text())
@@ -292,7 +302,19 @@ def test_dora_training_writes_adapter_metrics_and_plot(trained) -> None:
         assert len(provenance[key]) == 64
     assert provenance["package_version"] == "0.1.0" and provenance["libraries"]["trl"] == "1.16.0"
     assert "git_commit" in provenance and len(provenance["run_fingerprint"]) == 64
-    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "loss.png").is_file()  # its content: test_loss_plot_draws_both_curves
+
+
+def test_loss_plot_draws_both_curves(trained, tmp_path: Path, saved_figures) -> None:
+    from medinjection.modeling.train import write_loss_plot
+
+    _, outcome = trained
+    write_loss_plot(outcome.metrics, tmp_path / "loss.png", "NAT seed 42")
+    ax = saved_figures["loss.png"].axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("optimizer step", "loss",
+                                                                  "NAT seed 42")  # fmt: skip
+    lines = {line.get_label(): line.get_xydata().tolist() for line in ax.get_lines()}
+    assert lines == {key: outcome.metrics[key] for key in ("train_loss", "eval_loss")}
 
 
 def test_first_losses_are_finite_and_match_golden_values(trained) -> None:
