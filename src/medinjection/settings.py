@@ -371,6 +371,7 @@ class TinyModelSettings(Settings):
     vocab_size: int | None = None
     max_position_embeddings: int | None = None
     seed: int | None = None
+    initializer_range: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,8 +7,8 @@
   or an empty answer can come out, and scores 0); MCQ takes up to 2 x options steps, repeats
   allowed. Letter probabilities: softmax over every letter token (bare and spaced), summed per
   letter. Taking only the last token of each separator is Evaluate.py's rule: with a tokenizer
-  that splits ",\n" into "," + "\n", a bare newline is allowed (the demo's tiny model answers
-  with it, an empty answer once stripped).
+  that splits ",\n" into "," + "\n", a bare newline is allowed (an empty answer once stripped;
+  the demo's tiny model gave it to every item before its weights were given a wider spread).
 - ``letters``: this project's earlier variant. MCQU is the argmax over letter tokens only (always
   a letter); MCQ bans a letter once generated (transformers) or follows a regex of distinct
   letters in option order joined by ", " (vLLM: the two backends differ there). Letter
