@@ -92,10 +92,10 @@ test-cpu: install
 	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations 25 \
 		-m "not vllm and not rehearsal"
 
-# the study config end to end at 0.4% of its data (tests/test_rehearsal.py; not in `make test`
-# yet: see that file)
+# the study config end to end at 0.4% of its data (tests/workflow/test_rehearsal.py; not in
+# `make test` yet: see that file)
 test-rehearsal: install
-	$(BIN)/pytest -q -p no:cacheprovider -m rehearsal tests/test_rehearsal.py
+	$(BIN)/pytest -q -p no:cacheprovider -m rehearsal tests/workflow/test_rehearsal.py
 
 # the real vLLM engine (CPU build) in its own venv: prediction backend against the transformers
 # engine under each evaluation.protocol, LoRA/DoRA, the judge and a translation endpoint through
@@ -104,9 +104,9 @@ test-rehearsal: install
 VLLM_TEST_ENV := VLLM_CPU_KVCACHE_SPACE=1 VLLM_CACHE_ROOT=$(abspath .vllm-cache) HF_HUB_OFFLINE=1
 test-vllm: install $(VLLM_STAMP)
 	$(VLLM_TEST_ENV) $(VLLM_BIN)/python -m pytest -q -p no:cacheprovider -m vllm --durations=5 \
-		tests/test_vllm_engine.py tests/test_protocol.py
+		tests/modeling/test_vllm_engine.py tests/modeling/test_protocol.py
 	$(VLLM_TEST_ENV) MEDINJECTION_VLLM_PYTHON=$(abspath $(VLLM_BIN))/python \
-		$(BIN)/pytest -q -p no:cacheprovider -m vllm --durations=5 tests/test_vllm_demo.py
+		$(BIN)/pytest -q -p no:cacheprovider -m vllm --durations=5 tests/workflow/test_vllm_demo.py
 
 test-fast: install
 	$(BIN)/pytest -q -m "not slow and not vllm"

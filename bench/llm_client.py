@@ -8,7 +8,8 @@ the client's one-second burst allowance (medinjection.llm.ratelimit.BURST_S):
 bound = max(N x latency / concurrency, (N - rate x BURST_S) / rate + latency).
 
 Usage: python bench/llm_client.py [--n 2000] [--latency 0.2]
-The fake server runs in its own process (tests/fake_openai_server.py) and so does each client run.
+The fake server runs in its own process (tests/support/fake_openai_server.py) and so does each
+client run.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ CASES = ((32, 100.0), (16, 200.0))
 
 def start_server(latency: float, rps: float) -> tuple[subprocess.Popen, str]:
     """The fake server in its own process; (process, base_url)."""
-    command = [sys.executable, "-m", "tests.fake_openai_server", "--latency", str(latency),
+    command = [sys.executable, "-m", "tests.support.fake_openai_server", "--latency", str(latency),
                "--rps", str(rps), "--burst", "2"]  # fmt: skip
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True, env=_env())
     port = proc.stdout.readline().split()[1]

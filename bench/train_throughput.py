@@ -17,7 +17,7 @@ for the paper's settings and for faster variants:
 
 Run on one H200/H100 (see docs/training.md for the wheels to carry to an offline GPU box):
     python bench/train_throughput.py --out train_throughput.json
-On CPU, in seconds, with a tiny model (what tests/test_bench_train_throughput.py runs):
+On CPU, in seconds, with a tiny model (what tests/bench/test_bench_train_throughput.py runs):
     python bench/train_throughput.py --tiny
 """
 

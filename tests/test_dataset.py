@@ -15,9 +15,9 @@ from medinjection.dataset import build_dataset, deduplicate, extract_test_sets, 
 from medinjection.normalize import normalize_source
 from medinjection.records import Record, read_records, write_records
 from medinjection.sources.stage import stage_source
+from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ROOT / "workflow" / "scripts"
 OPTIONS = (
     ("A", "Amoxicilline orale"),
     ("B", "Lévothyroxine"),
@@ -124,12 +124,6 @@ def test_extract_test_sets(tmp_path: Path) -> None:
         )
 
 
-def _script(name: str):
-    namespace: dict = {}
-    exec(compile((SCRIPTS / name).read_text(), str(SCRIPTS / name), "exec"), namespace)
-    return namespace["main"]
-
-
 def test_demo_chain_pools_are_large_enough(tmp_path: Path) -> None:
     """stage -> normalize -> dataset on the demo fixtures (English relabelled as translated)."""
     config = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
@@ -166,7 +160,7 @@ def test_demo_chain_pools_are_large_enough(tmp_path: Path) -> None:
 
     produced = tmp_path / "norm" / "manifest.json"  # the producers' manifests, in one here
     write_manifest(produced, "normalize_source", [*groups["native"], *groups["translated"], *stats])
-    _script("build_dataset.py")(
+    load_script("build_dataset").main(
         SimpleNamespace(
             input=SimpleNamespace(
                 native=groups["native"],
@@ -198,7 +192,7 @@ def test_demo_chain_pools_are_large_enough(tmp_path: Path) -> None:
     tests = [dataset / origin / "test.parquet" for origin in ("native", "translated")]
     testsets = tmp_path / "testsets"
     names = config["evaluation"]["test_sets"]
-    _script("test_sets.py")(
+    load_script("test_sets").main(
         SimpleNamespace(
             input=SimpleNamespace(tests=tests, manifest=str(dataset / "manifest.json")),
             output=SimpleNamespace(

@@ -10,8 +10,8 @@ import pytest
 
 from medinjection.mixtures import allocate, build_mixture
 from medinjection.records import Record, write_records
+from tests.conftest import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
 OPTIONS = (("A", "Oui"), ("B", "Non"), ("C", "Peut-être"))
 
 
@@ -155,9 +155,6 @@ def test_shared_validation_is_one_set_and_leaves_train_pools_whole(
 
 
 def test_build_mixture_script(dataset: Path, tmp_path: Path) -> None:
-    namespace: dict = {}
-    script = ROOT / "workflow" / "scripts" / "build_mixture.py"
-    exec(compile(script.read_text(), str(script), "exec"), namespace)
     out = tmp_path / "NAT"
     from medinjection.manifests import write_manifest
 
@@ -165,7 +162,7 @@ def test_build_mixture_script(dataset: Path, tmp_path: Path) -> None:
     write_manifest(
         built, "build_dataset", [*files(dataset, "train"), *files(dataset, "validation")]
     )
-    namespace["main"](
+    load_script("build_mixture").main(
         SimpleNamespace(
             input=SimpleNamespace(
                 train=files(dataset, "train")[:1],

@@ -10,7 +10,7 @@ import yaml
 
 from medinjection.plan import InfeasiblePlan, check_plan, main, plan_draws
 from medinjection.records import Record, write_records
-from tests.workflow_helpers import make_workdir, snakemake
+from tests.support.workflow import make_workdir, snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())

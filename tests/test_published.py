@@ -14,7 +14,7 @@ from medinjection.sources import get_adapter
 from medinjection.sources.base import Quarantined
 from medinjection.sources.released import ReleasedFormatError, split_options
 from medinjection.workflow_support import StudyConfigError, check_study_config
-from tests.workflow_helpers import job_counts, make_workdir, snakemake
+from tests.support.workflow import job_counts, make_workdir, snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT / "resources" / "demo" / "published"

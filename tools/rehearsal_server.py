@@ -1,6 +1,6 @@
 """The rehearsal's OpenAI-compatible server: full-scale Batch API answers with realistic trouble.
 
-Built on tests/fake_openai_server.py (same HTTP routes, same SDK-facing objects) with:
+Built on tests/support/fake_openai_server.py (same HTTP routes, same SDK-facing objects) with:
 - answers generated from the request itself: a translation request (response_format named
   "translation") gets the same JSON keys and option letters with every string turned into a
   French-looking stand-in; a synthesis request ("open_qa" / "mcq") gets exactly the number of
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.fake_openai_server import FakeOpenAI, completion  # noqa: E402
+from tests.support.fake_openai_server import FakeOpenAI, completion  # noqa: E402
 
 INVALID_RATE = 0.02
 FAILED_LINE_RATE = 0.002
@@ -244,7 +244,7 @@ class RateLimited(Exception):
 
 def serve(state: RehearsalOpenAI, port: int) -> None:
     """Serve forever on 127.0.0.1:port, printing 'PORT <n>' once listening."""
-    from tests.fake_openai_server import QuietServer, make_handler
+    from tests.support.fake_openai_server import QuietServer, make_handler
 
     base = make_handler(state)
 

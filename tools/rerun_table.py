@@ -18,8 +18,13 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.test_partial_reruns import _edit, _touch_docs_and_comments  # noqa: E402
-from tests.workflow_helpers import REPO, job_counts, snakemake  # noqa: E402
+from tests.support.workflow import (  # noqa: E402
+    REPO,
+    edit_once,
+    job_counts,
+    snakemake,
+    touch_docs_and_comments,
+)
 
 
 def _counts(workdir: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, int]:
@@ -42,22 +47,22 @@ def _with_config(workdir: Path, config: str, tmp: Path, edit: Callable[[dict], N
 
 def _docs(package: Path) -> None:
     for module in package.rglob("*.py"):
-        _touch_docs_and_comments(module)
+        touch_docs_and_comments(module)
 
 
 def _metrics(package: Path) -> None:
     old = "    return 1.0 if set(gold) == set(pred) else 0.0\n"
-    _edit(package / "evaluation/metrics.py", old, "    return float(set(gold) == set(pred))\n")
+    edit_once(package / "evaluation/metrics.py", old, "    return float(set(gold) == set(pred))\n")
 
 
 def _judge_prompt(package: Path) -> None:
     prompt = "JUDGE_SYSTEM_PROMPT = (\n"
-    _edit(package / "evaluation/judge.py", prompt, prompt + "    'Juge. '\n")
+    edit_once(package / "evaluation/judge.py", prompt, prompt + "    'Juge. '\n")
 
 
 def _predict(package: Path) -> None:
     old = "    return max_new_tokens_oeq\n"
-    _edit(package / "modeling/predict.py", old, "    return max(1, max_new_tokens_oeq)\n")
+    edit_once(package / "modeling/predict.py", old, "    return max(1, max_new_tokens_oeq)\n")
 
 
 def _resources(config: dict) -> None:
