@@ -37,14 +37,15 @@ CONFIGS = {
 }
 MODELS = ["base", "NAT", "TRAD", "SYN", "NAT-TRAD", "NAT-SYN", "TRAD-SYN", "ALL"]
 # the stages (rules) each config's graph must have run, by their log folders
+AFTER_DATA = {"build_dataset", "test_sets", "build_mixture", "prepare_base_model",
+              "render_train_config", "token_lengths", "train", "predict", "score", "judge",
+              "stage_annotations", "metaeval", "significance", "table1", "plot_table1",
+              "plot_per_dataset", "plot_judge_length", "position_bias",
+              "position_bias_table"}  # fmt: skip
 STAGES = {
     "study": {"stage_source", "normalize_source", "normalize_corpus", "translate_shard",
-              "gather_translation", "synthesize", "translation_quality", "build_dataset",
-              "test_sets", "build_mixture", "prepare_base_model", "train", "predict", "score",
-              "judge", "metaeval", "significance", "table1"},
-    "published": {"stage_published", "normalize_published", "build_dataset", "test_sets",
-                  "build_mixture", "prepare_base_model", "train", "predict", "score", "judge",
-                  "metaeval", "significance", "table1"},
+              "gather_translation", "synthesize", "translation_quality", *AFTER_DATA},
+    "published": {"stage_published", "normalize_published", *AFTER_DATA},
 }  # fmt: skip
 
 
