@@ -45,10 +45,12 @@ sys.path.insert(0, str(ROOT / "tools"))
 import rehearsal_hub  # noqa: E402
 
 OVERLAY = ROOT / "config" / "rehearsal.yaml"
+OEQ_BUDGET_BELOW_SCALE_1 = 64  # prediction.max_new_tokens_oeq of a run below full scale
 
 
 def runtime_overlay(config: dict[str, Any], base_url: str, pins: dict, scale: float) -> dict:
-    """The per-run part of the overlay: server URL, branch pins, scaled mixture sizes."""
+    """The per-run part of the overlay: server URL, branch pins; below scale 1 the mixture sizes,
+    translation shards and loss limit, and the open-question generation budget."""
     overlay: dict[str, Any] = {
         "llm": {
             "endpoints": {name: {"base_url": base_url} for name in config["llm"]["endpoints"]}
@@ -84,6 +86,11 @@ def runtime_overlay(config: dict[str, Any], base_url: str, pins: dict, scale: fl
         # invalid reply (~1% at full scale) is already 6.7%, over the study's 5%
         rate = config["translation"]["max_quarantine_rate"]
         overlay["translation"]["max_quarantine_rate"] = max(rate, 0.2)
+        # the tiny random model never ends an answer: every open question costs the whole
+        # generation budget (512 tokens: ~60 CPU s per model for 40 released OEQ test items, most
+        # of a CI-scale run); the budget is a size like the others (the demo runs with 24)
+        budget = config["prediction"]["max_new_tokens_oeq"]
+        overlay["prediction"] = {"max_new_tokens_oeq": min(budget, OEQ_BUDGET_BELOW_SCALE_1)}
     return overlay
 
 
