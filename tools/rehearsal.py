@@ -10,7 +10,12 @@
    sources still on a branch, and below scale 1 the mixture sizes: the one scale key);
 4. <workdir>/rehearsal_report.json gets wall time, CPU time and peak RSS (the whole run, and per
    job from snakemake's benchmark files), the server's counters, the response cache size on disk,
-   and <results_dir>/dataset/stats.csv is left in place.
+   and the feasibility plan (medinjection.plan) of the config as run, from the records the run
+   built: per mixture, validation and test-set draw the pool, the draw and the margin (also in
+   <workdir>/rehearsal_plan.md); <results_dir>/dataset/stats.csv is left in place.
+   Below scale 1 the plan check the Snakefile makes while building the DAG of a fresh work
+   directory sees the study's declared full-scale sizes (plan.source_sizes); the plan from the
+   built records is the one that measures the scaled pools.
 
 The environment of the run: HF_HUB_OFFLINE=1, HF_HUB_CACHE=<workdir>/hf/hub, a dummy
 OPENAI_API_KEY / GEMINI_API_KEY (the real ones are never passed on).
@@ -40,10 +45,12 @@ sys.path.insert(0, str(ROOT / "tools"))
 import rehearsal_hub  # noqa: E402
 
 OVERLAY = ROOT / "config" / "rehearsal.yaml"
+OEQ_BUDGET_BELOW_SCALE_1 = 64  # prediction.max_new_tokens_oeq of a run below full scale
 
 
 def runtime_overlay(config: dict[str, Any], base_url: str, pins: dict, scale: float) -> dict:
-    """The per-run part of the overlay: server URL, branch pins, scaled mixture sizes."""
+    """The per-run part of the overlay: server URL, branch pins; below scale 1 the mixture sizes,
+    translation shards and loss limit, and the open-question generation budget."""
     overlay: dict[str, Any] = {
         "llm": {
             "endpoints": {name: {"base_url": base_url} for name in config["llm"]["endpoints"]}
@@ -79,7 +86,35 @@ def runtime_overlay(config: dict[str, Any], base_url: str, pins: dict, scale: fl
         # invalid reply (~1% at full scale) is already 6.7%, over the study's 5%
         rate = config["translation"]["max_quarantine_rate"]
         overlay["translation"]["max_quarantine_rate"] = max(rate, 0.2)
+        # the tiny random model never ends an answer: every open question costs the whole
+        # generation budget (512 tokens: ~60 CPU s per model for 40 released OEQ test items, most
+        # of a CI-scale run); the budget is a size like the others (the demo runs with 24)
+        budget = config["prediction"]["max_new_tokens_oeq"]
+        overlay["prediction"] = {"max_new_tokens_oeq": min(budget, OEQ_BUDGET_BELOW_SCALE_1)}
     return overlay
+
+
+def merged(base: dict[str, Any], *overlays: dict[str, Any]) -> dict[str, Any]:
+    """The config snakemake sees: later files update nested keys of earlier ones."""
+    out = dict(base)
+    for overlay in overlays:
+        for key, value in overlay.items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = merged(out[key], value)
+            else:
+                out[key] = value
+    return out
+
+
+def built_plan(config: dict[str, Any], workdir: Path) -> list[dict[str, Any]]:
+    """The feasibility plan of the run's config from the records it built; rehearsal_plan.md."""
+    from medinjection.plan import plan_draws, render
+
+    draws = plan_draws(config, workdir)
+    (workdir / "rehearsal_plan.md").write_text(render(draws) + "\n", encoding="utf-8")
+    return [{"what": d.what, "origin": d.origin, "tasks": list(d.tasks), "split": d.split,
+             "required": d.required, "expected": round(d.expected, 2), "basis": d.basis,
+             "ok": d.ok} for d in draws]  # fmt: skip
 
 
 def stable_port(workdir: Path) -> int:
@@ -245,6 +280,8 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+    overlays = [yaml.safe_load(OVERLAY.read_text(encoding="utf-8")), overlay]
+    plan = built_plan(merged(config, *overlays), workdir)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     report = {
         "config": str(args.config), "scale": args.scale, "exit_code": code,
@@ -253,10 +290,12 @@ def main() -> None:
         "peak_rss_mb_largest_process": round(usage.ru_maxrss / 1024, 1),
         "load_average": os.getloadavg(),
         "llm_cache_bytes": disk_bytes(workdir / config["llm"]["cache_dir"]),
-        "server": stats, "stages": stages, "jobs": job_benchmarks(workdir / results),
+        "server": stats, "plan": plan, "stages": stages,
+        "jobs": job_benchmarks(workdir / results),
     }  # fmt: skip
     (workdir / "rehearsal_report.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in report.items() if k != "jobs"}, indent=2))
+    print(json.dumps({k: v for k, v in report.items() if k not in ("jobs", "plan")}, indent=2))
+    print(f"feasibility plan from the built records: {workdir / 'rehearsal_plan.md'}")
     sys.exit(code)
 
 

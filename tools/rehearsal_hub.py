@@ -224,7 +224,7 @@ def _local_sources(config: dict[str, Any], workdir: Path, scale: float, summary:
     quality = config.get("translation", {}).get("quality", {})
     if quality.get("enabled"):
         summary["local"]["wmt24"] = gen.build_wmt24(workdir / quality["test_file"], scale)
-    summary["local"]["annotations"] = gen.build_annotations(workdir / ANNOTATIONS)
+    summary["local"]["annotations"] = gen.build_annotations(workdir / ANNOTATIONS, scale)
 
 
 def main() -> None:

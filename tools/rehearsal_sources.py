@@ -66,7 +66,15 @@ LAYOUTS: dict[str, str] = {
 }
 
 
-def scaled(count: int, scale: float, minimum: int = 3) -> int:
+# Below full scale every pool keeps a floor: a source split (and so a test set, or a task's part
+# of a split) holds at least POOL_MINIMUM items, enough for a test set's draw after the study's
+# plan.dedup_loss (floor(3 x 0.95) = 2 >= 1) and for a translation quarantine or a dedup to cost
+# one item. A split holding two tasks keeps the floor for each (FrenchMedMCQA). At scale 1.0 the
+# published counts are used unchanged (min(count, max(minimum, count)) = count).
+POOL_MINIMUM = 3
+
+
+def scaled(count: int, scale: float, minimum: int = POOL_MINIMUM) -> int:
     """The published count times scale, at least `minimum` (never more than the count)."""
     return min(count, max(minimum, round(count * scale)))
 
@@ -234,9 +242,14 @@ FMMCQA_COUNTS = {"train": 2171, "dev": 312, "test": 622}
 def build_frenchmedmcqa(root: Path, scale: float, shared: Rows) -> dict[str, int]:
     """DrBenchmark/FrenchMedMCQA: data.zip with train/dev/test JSON arrays (+ loader script)."""
     w = Writer("frenchmedmcqa", "fr")
+    # two tasks share each split (single answer: mcqu, several: mcq): the floor holds for both
     rows = {
-        s: [_fmmcqa_row(w, s, i) for i in range(scaled(n, scale))] for s, n in FMMCQA_COUNTS.items()
+        s: [_fmmcqa_row(w, s, i) for i in range(scaled(n, scale, 2 * POOL_MINIMUM))]
+        for s, n in FMMCQA_COUNTS.items()
     }
+    if scale < 1.0:
+        for split_rows in rows.values():
+            _cover_answer_counts(split_rows, POOL_MINIMUM)
 
     def renew(row: dict[str, Any], tag: str) -> dict[str, Any]:
         return row | {"id": w.hexid("fmmcqa", tag)}
@@ -254,6 +267,20 @@ def build_frenchmedmcqa(root: Path, scale: float, shared: Rows) -> dict[str, int
     write_text(root / "FrenchMedMCQA.py", "# loading script (stand-in): reads data.zip\n")
     card(root, "DrBenchmark/FrenchMedMCQA")
     return {s: len(r) for s, r in rows.items()} | counts
+
+
+def _cover_answer_counts(rows: Rows, minimum: int) -> None:
+    """Turn items over (no randomness) until single- and multiple-answer items number at least
+    `minimum` each (a split of >= 2 x minimum rows); below full scale only."""
+    single = [r for r in rows if len(r["correct_answers"]) == 1]
+    multiple = [r for r in rows if len(r["correct_answers"]) > 1]
+    for row in multiple[: max(0, minimum - len(single))]:
+        row |= {"correct_answers": row["correct_answers"][:1], "type": "simple",
+                "nbr_correct_answers": 1}  # fmt: skip
+    for row in single[: max(0, minimum - len(multiple))]:
+        extra = next(x for x in "abcde" if x not in row["correct_answers"])
+        letters = sorted([*row["correct_answers"], extra])
+        row |= {"correct_answers": letters, "type": "multiple", "nbr_correct_answers": 2}
 
 
 def _fmmcqa_row(w: Writer, split: str, i: int) -> dict[str, Any]:
@@ -445,7 +472,8 @@ def build_pubmedqa_github(root: Path, scale: float) -> dict[str, int]:
     official 500 test PMIDs -> decision (layout and keys as documented in sources/pubmedqa.py)."""
     w = Writer("pubmedqa-github", "en")
     items = {}
-    for i in range(scaled(PUBMEDQA_COUNTS["pqa_labeled"], scale)):
+    # half of the items are the official test split: the floor holds for test and train
+    for i in range(scaled(PUBMEDQA_COUNTS["pqa_labeled"], scale, 2 * POOL_MINIMUM)):
         row = _pubmedqa_row(w, "pqa_labeled", 10_000_000 + i)
         context = row["context"]
         items[str(row["pubid"])] = {
@@ -908,8 +936,13 @@ def build_wmt24(path: Path, scale: float) -> dict[str, int]:
     return {"segments": len(rows)}
 
 
-def build_annotations(path: Path) -> dict[str, int]:
-    """The physician annotations in the authors' comparison file form (a JSON array, 100 items)."""
+ANNOTATED = 100  # the authors' physician-annotated pairs
+ANNOTATED_MINIMUM = 20  # below full scale: each candidate judge still meets both labels
+
+
+def build_annotations(path: Path, scale: float = 1.0) -> dict[str, int]:
+    """The physician annotations in the authors' comparison file form (a JSON array, 100 items;
+    below full scale fewer, at least 20 with at least POOL_MINIMUM of each label)."""
     w = Writer("annotations", "fr")
     rows = [
         {
@@ -920,8 +953,13 @@ def build_annotations(path: Path) -> dict[str, int]:
             "equivalence": "Oui" if w.rng.random() < 0.15 else "Non",
             "preference": w.rng.choice(("Vérité terrain", "Réponse générée")),
         }
-        for i in range(100)
+        for i in range(scaled(ANNOTATED, scale, ANNOTATED_MINIMUM))
     ]
+    if scale < 1.0:  # labels turned over in order (no randomness) to keep both present
+        for label, other in (("Oui", "Non"), ("Non", "Oui")):
+            short = POOL_MINIMUM - sum(row["equivalence"] == label for row in rows)
+            for row in [row for row in rows if row["equivalence"] == other][: max(0, short)]:
+                row["equivalence"] = label
     write_text(path, json.dumps(rows, ensure_ascii=False, indent=1))
     return {"items": len(rows)}
 

@@ -215,3 +215,15 @@ def test_hub_kind_calls_snapshot_download(monkeypatch: pytest.MonkeyPatch, tmp_p
 def test_unknown_kind_lists_valid_kinds(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="valid: \\['hub', 'local', 'tiny'\\]"):
         prepare_base_model("s3", tmp_path, None, [], None, None)
+
+
+def test_letter_seed_lines_grow_with_a_large_corpus() -> None:
+    """A corpus of options A-E only (the released data, 3.6M texts) drowned 200 seed lines: " J"
+    stayed two tokens. Small corpora (the demo's ~2K texts) keep exactly 200 lines."""
+    from medinjection.modeling.tiny import seed_texts
+
+    def lines(n: int) -> int:
+        return sum(text.startswith("A, B, C") for text in seed_texts(n))
+
+    assert lines(0) == lines(2117) == 200
+    assert lines(3_634_773) == 3_634_773 // 20

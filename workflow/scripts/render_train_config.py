@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from medinjection.logs import setup_logging
-from medinjection.modeling.train import write_train_config
+from medinjection.modeling.train_config import write_train_config  # no torch import
 
 
 def main(smk) -> None:

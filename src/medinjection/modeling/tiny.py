@@ -35,8 +35,11 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
 )
 
-# Answer-format text mixed into the tokenizer corpus so that " A".." J" become single tokens.
+# Answer-format text mixed into the tokenizer corpus so that " A".." J" become single tokens:
+# at least 200 lines, and one per 20 corpus texts in a large corpus (the released data's 3.6M
+# texts carry options A-E only: 200 lines left " J" unmerged in a 4096-token vocabulary).
 _LETTER_SEED_REPEATS = 200
+_LETTER_SEED_PER_TEXTS = 20
 
 TEXT_COLUMNS: tuple[str, ...] = ("context", "question", "answer")
 
@@ -97,13 +100,15 @@ def _record_texts(rows: list[dict[str, Any]]) -> Iterator[str]:
             yield f"({option['letter']}) {option['text']}"
 
 
-def seed_texts() -> list[str]:
-    """Fixed text every prompt contains: answer-style letter lines, chat roles, template strings."""
+def seed_texts(corpus_size: int = 0) -> list[str]:
+    """Fixed text every prompt contains: answer-style letter lines (more for a large corpus of
+    `corpus_size` texts), chat roles, template strings."""
     line = ", ".join(LETTERS * 2)  # 'A, B, ..., J, A': letters with and without a leading space
     fixed = ["system", "user", "assistant"]
     for template in TEMPLATES.values():
         fixed.extend(value for value in vars(template).values() if isinstance(value, str))
-    return [line] * _LETTER_SEED_REPEATS + fixed
+    repeats = max(_LETTER_SEED_REPEATS, corpus_size // _LETTER_SEED_PER_TEXTS)
+    return [line] * repeats + fixed
 
 
 def train_tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
@@ -125,7 +130,7 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tokenizer.train_from_iterator([*texts, *seed_texts()], trainer=trainer)
+    tokenizer.train_from_iterator([*texts, *seed_texts(len(texts))], trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         eos_token=IM_END,
