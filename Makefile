@@ -77,6 +77,7 @@ changes: install
 lint: install
 	$(BIN)/ruff check src tests workflow/scripts bench tools
 	$(BIN)/ruff format --check src tests workflow/scripts bench tools
+	$(BIN)/mypy
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint --configfile config/demo.yaml
 

@@ -287,7 +287,7 @@ def write_medical_mqca_fr(folder: Path, rng: random.Random) -> None:
     """mlabonne/medical-mqca-fr (unverified fields): data/{train,eval}-*.parquet."""
     queue = combos(list(NATIVE_STEMS["mqca"]), rng)
     for split, n in (("train", 26), ("eval", 4)):
-        rows = []
+        rows: list[dict[str, Any]] = []
         for k in range(n):
             qtype, disease = queue.pop(0)
             if k % 5 == 4:

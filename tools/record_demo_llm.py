@@ -24,7 +24,6 @@ import argparse
 import hashlib
 import json
 import re
-import sys
 import tempfile
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -289,4 +288,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

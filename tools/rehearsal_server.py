@@ -140,10 +140,11 @@ class RehearsalOpenAI(FakeOpenAI):
     @staticmethod
     def _synthesis(body: dict[str, Any], name: str, invalid: bool, seed: str) -> dict[str, Any]:
         user = next(m["content"] for m in body["messages"] if m["role"] == "user")
-        count = int(COUNT.search(user).group(1)) if COUNT.search(user) else 1
+        match = COUNT.search(user)
+        count = int(match.group(1)) if match else 1
         words = WORD.findall(user.split("Document", 1)[-1]) or ["document"]
         rng = random.Random(seed)
-        items = []
+        items: list[dict[str, Any]] = []
         for n in range(count - 1 if invalid and name == "open_qa" else count):
             question = f"Question {n + 1} : " + " ".join(rng.choices(words, k=14)) + " ?"
             if name == "open_qa":

@@ -99,7 +99,7 @@ def _show(name: str, counts: dict[str, int]) -> None:
 def rows(workdir: Path, config: str, tmp: Path) -> dict[str, dict[str, int]]:
     """Row name -> job counts of its dry run (each printed as it comes)."""
     base = ("--configfile", config)
-    out = {}
+    out: dict[str, dict[str, int]] = {}
     for name, edit in (
         ("comment or docstring everywhere", _docs),
         ("scoring logic (metrics.py)", _metrics),
@@ -109,7 +109,7 @@ def rows(workdir: Path, config: str, tmp: Path) -> dict[str, dict[str, int]]:
         sub = tmp / f"package{len(out)}"
         out[name] = _counts(workdir, *base, env=_package(sub, edit))
         _show(name, out[name])
-    for name, edit in (
+    for name, config_edit in (
         ("judge settings (max_tokens)", _judge_settings),
         ("training.learning_rate", lambda c: c["training"].update(learning_rate=3.0e-4)),
         ("training/prediction/judge mem, runtime, gpus", _resources),
@@ -118,7 +118,9 @@ def rows(workdir: Path, config: str, tmp: Path) -> dict[str, dict[str, int]]:
     ):
         sub = tmp / f"config{len(out)}"
         sub.mkdir()
-        out[name] = _counts(workdir, "--configfile", _with_config(workdir, config, sub, edit))
+        out[name] = _counts(
+            workdir, "--configfile", _with_config(workdir, config, sub, config_edit)
+        )
         _show(name, out[name])
     profile = tmp / "profile"
     shutil.copytree(REPO / "profiles" / "slurm", profile)

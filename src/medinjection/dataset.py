@@ -15,6 +15,7 @@ import csv
 import json
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def dedupe_ordered(ordered: pa.Table, threshold: float) -> tuple[pa.Table, list[
         bodies=bodies_from_columns(ordered["question"], ordered["options"]),
     )
     found = find_removals(cols, threshold)
-    keep = np.ones(len(ids), dtype=bool)
+    keep: np.ndarray = np.ones(len(ids), dtype=bool)
     keep[[i for i, _, _ in found]] = False
     rows = pa.array(np.flatnonzero(keep))
     by_id = pc.sort_indices(ordered["id"].take(rows))
@@ -217,7 +218,7 @@ def _source_rows(paths: list[Path] | None) -> list[list[object]]:
     return sorted(rows)
 
 
-def _write_csv(path: Path, header: list[str], rows: list[list[object]]) -> None:
+def _write_csv(path: Path, header: list[str], rows: Sequence[Sequence[object]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")

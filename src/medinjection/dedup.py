@@ -99,7 +99,7 @@ def _needs_nfkc(texts: pa.Array) -> np.ndarray:
     lines = pc.binary_join_element_wise(texts, newline, nothing)
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset :]
     data = lines.buffers()[2].to_pybytes() if len(lines) else b""
-    needs = np.zeros(len(texts), dtype=bool)
+    needs: np.ndarray = np.zeros(len(texts), dtype=bool)
     for start in range(0, len(texts), NFKC_BLOCK):
         stop = min(start + NFKC_BLOCK, len(texts))
         block = data[offsets[start] : offsets[stop]].decode("utf-8")
@@ -140,7 +140,7 @@ def bodies_from_columns(questions: pa.Array, options: pa.Array) -> pa.Array:
     options = options.combine_chunks() if isinstance(options, pa.ChunkedArray) else options
     lengths = pc.fill_null(pc.list_value_length(options), 0).to_numpy().astype(np.int64)
     flat = normalize_array(pc.list_flatten(options).field("text"))
-    owner = np.repeat(np.arange(len(norm_q), dtype=np.int64), lengths)
+    owner: np.ndarray = np.repeat(np.arange(len(norm_q), dtype=np.int64), lengths)
     # UTF-8 byte order is code point order, so this sorts each record's options as sorted() does
     by_owner = pa.table({"owner": owner, "text": flat})
     order = pc.sort_indices(by_owner, [("owner", "ascending"), ("text", "ascending")]).to_numpy()
@@ -158,7 +158,7 @@ def bodies_from_columns(questions: pa.Array, options: pa.Array) -> pa.Array:
 def _packed_grams(data: np.ndarray) -> np.ndarray:
     """The 5-byte window starting at every position of a byte array, as integers (little end)."""
     count = data.size - SHINGLE + 1
-    padded = np.zeros(data.size + 8, dtype=np.uint8)
+    padded: np.ndarray = np.zeros(data.size + 8, dtype=np.uint8)
     padded[: data.size] = data
     windows = np.ndarray((count,), dtype="<u8", buffer=padded, strides=(1,))  # unaligned view
     return windows & np.uint64((1 << (8 * SHINGLE)) - 1)
@@ -194,10 +194,12 @@ def _chunk_grams(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
     offsets = offsets - offsets[0]
     grams = _packed_grams(data)
-    valid = np.ones(grams.size, dtype=bool)
+    valid: np.ndarray = np.ones(grams.size, dtype=bool)
     tails = (offsets[1:, None] - np.arange(1, SHINGLE, dtype=np.int64)[None, :]).ravel()
     valid[tails[tails < grams.size]] = False  # windows that cross into the next record
-    owner = np.repeat(np.arange(len(array), dtype=np.int32), np.diff(offsets) - (SHINGLE - 1))
+    owner: np.ndarray = np.repeat(
+        np.arange(len(array), dtype=np.int32), np.diff(offsets) - (SHINGLE - 1)
+    )
     return owner, grams[valid]
 
 
@@ -205,7 +207,7 @@ def signatures(texts: pa.Array | Sequence[str]) -> np.ndarray:
     """One-permutation MinHash signatures (len(texts) x BINS, uint32) with densification."""
     if not isinstance(texts, pa.Array):
         texts = pa.array(list(texts), type=pa.large_string())
-    out = np.empty((len(texts), BINS), dtype=np.uint32)
+    out: np.ndarray = np.empty((len(texts), BINS), dtype=np.uint32)
     starts = range(0, len(texts), CHUNK_RECORDS)
     chunks = [texts.slice(start, CHUNK_RECORDS) for start in starts]
     with ThreadPoolExecutor(THREADS) as pool:  # numpy releases the GIL on these array passes
@@ -219,7 +221,7 @@ def _chunk_signatures(chunk: pa.Array) -> np.ndarray:
     owner, grams = _chunk_grams(chunk)
     h = _mix(grams)
     slot = owner * np.int32(BINS) + (h >> np.uint64(64 - 7)).astype(np.int32)
-    sig = np.full(len(chunk) * BINS, EMPTY, dtype=np.uint32)
+    sig: np.ndarray = np.full(len(chunk) * BINS, EMPTY, dtype=np.uint32)
     np.minimum.at(sig, slot, h.astype(np.uint32) & np.uint32(0xFFFFFFFE))  # the low 32 bits
     return _densify(sig.reshape(len(chunk), BINS))
 
@@ -230,7 +232,7 @@ def _densify(sig: np.ndarray) -> np.ndarray:
     if rows.size == 0:
         return sig
     part = sig[rows]
-    cols = np.arange(2 * BINS, dtype=np.int32)
+    cols: np.ndarray = np.arange(2 * BINS, dtype=np.int32)
     filled = np.tile(part != EMPTY, 2)
     nearest = np.where(filled, cols, 4 * BINS)
     nearest = np.minimum.accumulate(nearest[:, ::-1], axis=1)[:, ::-1][:, :BINS]
@@ -242,7 +244,7 @@ def _densify(sig: np.ndarray) -> np.ndarray:
 
 def band_keys(sig: np.ndarray) -> np.ndarray:
     """64-bit key per (record, band): records sharing a key in a band are LSH candidates."""
-    bands = sig.reshape(sig.shape[0], BANDS, ROWS).astype(np.uint64)
+    bands: np.ndarray = sig.reshape(sig.shape[0], BANDS, ROWS).astype(np.uint64)
     return _mix((bands * _BAND_MULT).sum(axis=2, dtype=np.uint64))
 
 
@@ -393,7 +395,8 @@ def near_pairs(
     block: list[np.ndarray] = []
     products = entries = 0
     for group in unique.values():
-        rows = np.searchsorted(members, group)
+        # asarray: numpy's stub picks searchsorted's scalar overload for an untyped ndarray
+        rows = np.asarray(np.searchsorted(members, group))
         block.append(rows)
         products += rows.size * rows.size
         entries += int(sizes[rows].sum())
@@ -412,7 +415,9 @@ def _block_pairs(
 ) -> np.ndarray:
     """later * n + earlier (member rows) of the pairs within each group reaching the threshold."""
     rows = np.concatenate(block)
-    group_of = np.repeat(np.arange(len(block), dtype=np.uint64), [g.size for g in block])
+    group_of: np.ndarray = np.repeat(
+        np.arange(len(block), dtype=np.uint64), [g.size for g in block]
+    )
     lengths = np.diff(indptr)[rows]
     row_starts = np.concatenate([[0], np.cumsum(lengths)])
     where = np.repeat(indptr[rows] - row_starts[:-1], lengths) + np.arange(row_starts[-1])
@@ -458,7 +463,7 @@ def _chunk_shingle_sets(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     offsets = offsets - offsets[0]
     lengths = np.diff(offsets)
     windows = np.maximum(lengths - (SHINGLE - 1), 0)  # texts shorter than SHINGLE: see below
-    owner = np.repeat(np.arange(len(array), dtype=np.uint64), windows)
+    owner: np.ndarray = np.repeat(np.arange(len(array), dtype=np.uint64), windows)
     first = np.concatenate([[0], np.cumsum(windows)])
     where = np.repeat(offsets[:-1] - first[:-1], windows) + np.arange(first[-1])
     grams = _packed_grams(np.concatenate([data, np.zeros(SHINGLE - 1, dtype=np.uint8)]))[where]

@@ -163,7 +163,11 @@ def _write_quarantine(source: str, items: Iterable[Quarantined], path: Path) -> 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with Path(path).open("w", encoding="utf-8") as handle:
         for item in items:
-            row = {"source": source, "raw_id": item.raw_id, "reasons": list(item.reasons)}
+            row: dict[str, Any] = {
+                "source": source,
+                "raw_id": item.raw_id,
+                "reasons": list(item.reasons),
+            }
             row["where"] = item.where
             row["raw"] = item.raw
             handle.write(json.dumps(row, ensure_ascii=False, sort_keys=True, default=str) + "\n")

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeGuard, get_args
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +26,12 @@ TASKS: tuple[str, ...] = get_args(Task)
 ORIGINS: tuple[str, ...] = get_args(Origin)
 SPLITS: tuple[str, ...] = get_args(Split)
 LETTERS: str = string.ascii_uppercase[:10]  # MedXpertQA has up to 10 options (A-J)
+
+
+def is_split(value: str) -> TypeGuard[Split]:
+    """Whether a split name read from a raw file is one of ours."""
+    return value in SPLITS
+
 
 ARROW_SCHEMA = pa.schema(
     [
@@ -172,7 +178,8 @@ _LETTER_SET = frozenset(LETTERS)
 
 def _same_texts(options: tuple[tuple[str, str], ...]) -> list[str]:
     """Options whose texts are equal but for case."""
-    errors, seen = [], {}
+    errors: list[str] = []
+    seen: dict[str, str] = {}
     for letter, text in options:
         key = (text or "").lower()
         if key and key in seen:
@@ -283,7 +290,7 @@ def meta_column(metas: Sequence[dict[str, Any]]) -> pa.Array:
         order.extend(rows)
     if not parts:
         return pa.array([], type=pa.string())
-    where = np.empty(len(order), dtype=np.int64)
+    where: np.ndarray = np.empty(len(order), dtype=np.int64)
     where[np.array(order, dtype=np.int64)] = np.arange(len(order))
     return pa.concat_arrays(parts).take(pa.array(where))
 

@@ -601,7 +601,9 @@ def _key(path: str, name: str) -> str:
 def _build(cls: type[_S], data: Any, path: str) -> _S:
     if not isinstance(data, Mapping):
         raise SettingsError(f"{path or 'the config'}: expected a mapping, got {_shown(data)}")
-    types_ = field_types(cls)
+    # as plain `type`: mypy checks type[_S] against Hashable through the instances' __hash__
+    settings_class: type = cls
+    types_ = field_types(settings_class)
     unknown = [str(key) for key in data if key not in types_]
     if unknown:
         raise SettingsError(
@@ -674,7 +676,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Settings):
         return {
             spec.name: _plain(getattr(value, spec.name))
-            for spec in dataclasses.fields(value)  # type: ignore[arg-type]
+            for spec in dataclasses.fields(value)
             if not (getattr(value, spec.name) is None and spec.default is None)
         }
     if isinstance(value, tuple):

@@ -29,7 +29,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -276,7 +276,7 @@ def run_judge(
         )
     # a Refused reply is kept as is (falsy, but it carries the API's error)
     results = [(parse_judge_output(raw), raw if raw is not None else "") for raw in raws]
-    refused = [raw.error for raw in raws if getattr(raw, "error", None) is not None]
+    refused = [error for raw in raws if (error := getattr(raw, "error", None)) is not None]
     bad = sum(score is None for score, _ in results) - len(refused)
     if bad:
         log.warning("judge: %d of %d replies unparsable (scored null, 0 in means)", bad, len(raws))
@@ -315,6 +315,10 @@ def _file_messages(
     return ids, messages
 
 
+def _is_backend(backend: str) -> TypeGuard[Backend]:
+    return backend in JUDGE_BACKENDS
+
+
 def judge_predictions(
     backend: str,
     judge_model: str,
@@ -340,8 +344,10 @@ def judge_predictions(
             f"judge: {len(prediction_files)} prediction files, {len(testset_files)} "
             f"test sets and {len(out_files)} outputs must correspond one to one"
         )
+    if not _is_backend(backend):
+        raise KeyError(f"judge backend {backend!r} unknown; valid: {sorted(JUDGE_BACKENDS)}")
     cfg = JudgeConfig(
-        backend=backend,  # type: ignore[arg-type]  (checked against JUDGE_BACKENDS in run_judge)
+        backend=backend,
         judge_model=judge_model,
         endpoint=endpoint,
         mode=mode,

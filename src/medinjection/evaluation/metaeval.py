@@ -130,7 +130,7 @@ def correlation_row(x: np.ndarray, y: np.ndarray, boot: dict) -> dict[str, Any]:
         row[name], row[f"{name}_p"] = _corr(name, x, y)
 
         def stat(idx: np.ndarray, name: str = name) -> float:
-            picked = idx.astype(int)
+            picked: np.ndarray = idx.astype(int)
             return _corr(name, x[picked], y[picked])[0]
 
         row[f"{name}_low"], row[f"{name}_high"] = bootstrap_ci(
@@ -150,7 +150,7 @@ def correlation_row(x: np.ndarray, y: np.ndarray, boot: dict) -> dict[str, Any]:
 
 def _residuals(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Values minus their group mean (regression on a categorical control)."""
-    out = values.astype(float).copy()
+    out: np.ndarray = values.astype(float).copy()
     for group in np.unique(groups):
         mask = groups == group
         out[mask] -= out[mask].mean()
@@ -240,7 +240,7 @@ def regression_row(
         row["p_length"] = float(2 * scipy_stats.t.sf(abs(t), y.size - 3))
 
     def stat(idx: np.ndarray) -> float:
-        picked = idx.astype(int)
+        picked: np.ndarray = idx.astype(int)
         return float(np.linalg.lstsq(design[picked], y[picked], rcond=None)[0][2])
 
     row["coef_length_low"], row["coef_length_high"] = bootstrap_ci(

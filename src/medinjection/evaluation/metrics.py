@@ -117,12 +117,12 @@ def corpus_bootstrap_ci(
     """Percentile 95% interval of a corpus score over item resamples of its statistics."""
     rng = np.random.default_rng(seed)
     metric = _sacrebleu_metric(name)
-    values = []
+    values: list[float] = []
     for _ in range(n_samples):
         summed = stats[rng.integers(0, len(stats), size=len(stats))].sum(axis=0)
         values.append(_unit(metric._compute_score_from_stats(summed.tolist()).score))
-    low, high = np.percentile(values, [2.5, 97.5])
-    return float(low), float(high)
+    interval: np.ndarray = np.percentile(values, [2.5, 97.5])
+    return float(interval[0]), float(interval[1])
 
 
 def sentence_bleu(hyps: Sequence[str], refs: Sequence[str]) -> list[float]:

@@ -181,7 +181,7 @@ def score_position_bias(
         pools[test_sets[name]["task"]].extend(items)
         every.extend(items)
         log.info("%s/%s: %d items x %d runs", model, name, len(items), runs)
-    payload = {
+    payload: dict[str, Any] = {
         "model": model,
         "permutations": permutations,
         "seed": seed,

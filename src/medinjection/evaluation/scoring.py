@@ -55,7 +55,7 @@ def _with_ci(out: dict[str, Any], name: str, values: Sequence[float], boot: dict
 
 def score_mcq(
     rows: list[dict[str, Any]], task: str, boot: dict
-) -> tuple[dict[str, Any], dict[str, list[float]]]:
+) -> tuple[dict[str, Any], dict[str, list[Any]]]:
     """Metrics of one MCQ/MCQU test set and its item-level scores (ITEM_COLUMNS names)."""
     single = task == "mcqu"
     per: dict[str, list[float]] = {
@@ -145,7 +145,7 @@ def score_oeq(
     bert: metrics.BertScoreConfig,
     boot: dict,
     refused_policy: str = "zero",
-) -> tuple[dict[str, Any], dict[str, list[float]]]:
+) -> tuple[dict[str, Any], dict[str, list[Any]]]:
     """Metrics of one open-question test set and its item-level scores (ITEM_COLUMNS names)."""
     hyps = [row["greedy_output"] or "" for row in rows]
     refs = [row["gold"] or "" for row in rows]
@@ -272,7 +272,7 @@ def score_model(
         pools[task].extend(items["judge" if task == "oeq" else "em_constrained"])
         item_rows.extend(_item_rows(model, name, task, rows, items))
         log.info("%s/%s: %d items scored", model, name, len(rows))
-    payload = {
+    payload: dict[str, Any] = {
         "model": model,
         "testsets": results,
         "aggregate": _aggregate(pools, bootstrap),

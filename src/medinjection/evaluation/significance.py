@@ -146,7 +146,7 @@ def comparison_pairs(rows: list[str], base: str = "base") -> list[tuple[str, str
 
 def _strata(frame: pd.DataFrame, metric: SignificanceMetric) -> list[pd.Series]:
     """Item scores of a metric, one series per stratum (task), indexed by (testset, id)."""
-    tasks = [(t,) for t in metric.tasks] if metric.macro else [metric.tasks]
+    tasks: list[tuple[str, ...]] = [(t,) for t in metric.tasks] if metric.macro else [metric.tasks]
     out = []
     for task_group in tasks:
         picked = frame[frame["task"].isin(task_group)].set_index(["testset", "id"])

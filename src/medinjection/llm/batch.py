@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import openai
 
@@ -28,7 +28,7 @@ from medinjection.llm.store import ResponseStore
 
 log = logging.getLogger(__name__)
 
-CHAT_URL = "/v1/chat/completions"
+CHAT_URL: Final = "/v1/chat/completions"
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 Accept = Callable[[str, ChatRequest, dict[str, Any]], ChatResult]
 
@@ -241,7 +241,7 @@ class BatchRunner:
     ) -> None:
         for line in lines:
             key = line.get("custom_id")
-            if key not in pending or key in results:
+            if not isinstance(key, str) or key not in pending or key in results:
                 continue  # another job's request in a shared store, or already answered
             response = line.get("response") or {}
             code = int(response.get("status_code") or 0)

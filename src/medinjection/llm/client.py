@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeGuard, get_args
 
 import httpx2
 import openai
@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["live", "replay"]
 MODES: tuple[str, ...] = get_args(Mode)
+
+
+def _is_mode(mode: str) -> TypeGuard[Mode]:
+    return mode in MODES
 
 
 # Stop sending after this many failed requests (each already retried by the SDK): an outage or a
@@ -358,7 +362,11 @@ class LLMClient:
             if self._limiter is not None:
                 self._limiter.acquire(estimated_tokens(request))
             raw = self._sdk.chat.completions.with_raw_response.create(
-                model=request.model, messages=list(request.messages), **request.params
+                model=request.model,
+                # openai's stub types each role's message as its own TypedDict; ours are plain
+                # role/content dicts that the API accepts as they are
+                messages=list(request.messages),  # type: ignore[arg-type]
+                **request.params,
             )
             try:
                 body = json.loads(raw.http_response.text)
@@ -450,7 +458,7 @@ def _open_client(
     server: contextlib.ExitStack | None,
 ) -> LLMClient:
     config = Endpoint.from_dict(endpoint)
-    if mode not in MODES:
+    if not _is_mode(mode):
         raise ValueError(f"unknown llm.mode {mode!r}; valid: {list(MODES)}")
     if submit not in SUBMITS:
         raise ValueError(f"unknown submit mode {submit!r}; valid: {list(SUBMITS)}")

@@ -47,13 +47,13 @@ def usage_cost(
     usage: Mapping[str, int], price: Mapping[str, Any] | None, submit: str
 ) -> dict[str, Any]:
     """Cost lines for a usage report: tokens actually sent (cache hits are free) and USD."""
-    price = None if price is None else price_for({"model": price}, "model")
+    priced = None if price is None else price_for({"model": price}, "model")
     prompt, completion = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
     return {
         "submit": submit,
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "estimated_usd": None
-        if price is None
-        else round(price.cost(prompt, completion, submit), 6),
+        if priced is None
+        else round(priced.cost(prompt, completion, submit), 6),
     }

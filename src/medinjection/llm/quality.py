@@ -53,7 +53,7 @@ def translate_segments(
     """Each segment with its machine translation `mt` ('' and `error` when unusable)."""
     requests = [payload_request({"text": s["en"]}, model, temperature, max_tokens)
                 for s in segments]  # fmt: skip
-    out = []
+    out: list[dict[str, Any]] = []
     for segment, result in zip(segments, client.complete_many(requests), strict=True):
         reply, errors = parse_reply(result)
         text = reply.get("text") if reply else None

@@ -275,7 +275,9 @@ def job_records(
     job: Job, reply: dict[str, Any], source: str, model: str, report: Report
 ) -> list[Record]:
     """Valid records of one parsed reply; invalid or missing items are quarantined with reasons."""
-    items = reply.get("items") if isinstance(reply.get("items"), list) else []
+    items = reply.get("items")
+    if not isinstance(items, list):
+        items = []
     if len(items) > job.count:
         report.counts["extra_items_ignored"] = (
             report.counts.get("extra_items_ignored", 0) + len(items) - job.count
@@ -318,7 +320,9 @@ def question_key(record: Record, folded: dict[str, str] | None = None) -> str:
     context = record.context or ""
     if folded is None:
         folded_context = _fold(context)
-    elif (folded_context := folded.get(context)) is None:
+    elif (cached := folded.get(context)) is not None:
+        folded_context = cached
+    else:
         folded_context = folded[context] = _fold(context)
     options = [_fold(text) for _, text in record.options or ()]
     return json.dumps([folded_context, _fold(record.question), options], ensure_ascii=False)

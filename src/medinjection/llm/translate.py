@@ -136,6 +136,14 @@ def _reply_errors(payload: dict[str, Any], reply: dict[str, Any]) -> list[str]:
     return errors
 
 
+def _reply_text(value: Any) -> str:
+    """A text of a reply that _reply_errors found non-empty."""
+    text = clean_text(value)
+    if text is None:
+        raise ValueError(f"reply text {value!r} is empty: _reply_errors should have said so")
+    return text
+
+
 def apply_translation(
     record: Record, reply: dict[str, Any], model: str
 ) -> tuple[Record | None, list[str]]:
@@ -147,7 +155,7 @@ def apply_translation(
     options = None
     if record.options is not None:
         options = tuple(
-            (letter, clean_text(reply["options"][letter])) for letter, _ in record.options
+            (letter, _reply_text(reply["options"][letter])) for letter, _ in record.options
         )
     meta = dict(record.meta)
     meta.update({name: clean_text(reply[name]) for name in TRANSLATABLE_META if name in payload})
@@ -156,10 +164,10 @@ def apply_translation(
         record,
         origin="translated",
         language="fr",
-        question=clean_text(reply["question"]),
+        question=_reply_text(reply["question"]),
         context=clean_text(reply["context"]) if "context" in payload else record.context,
-        options=options,  # type: ignore[arg-type]
-        answer=clean_text(reply["answer"]) if record.task == "oeq" else record.answer,
+        options=options,
+        answer=_reply_text(reply["answer"]) if record.task == "oeq" else record.answer,
         meta=meta,
     )
     errors = validation_errors(translated)

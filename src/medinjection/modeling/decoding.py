@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from transformers import LogitsProcessor
 
@@ -35,9 +35,13 @@ SEPARATORS: tuple[str, ...] = (",", ", ", " ", ",\n")
 STOP_TAGS: tuple[str, ...] = ("eos", "eot", "im_end")
 
 
-def check_protocol(protocol: str) -> str:
+def _is_protocol(protocol: str) -> TypeGuard[Protocol]:
+    return protocol in PROTOCOLS
+
+
+def check_protocol(protocol: str) -> Protocol:
     """The protocol name, or an error listing the valid ones."""
-    if protocol not in PROTOCOLS:
+    if not _is_protocol(protocol):
         raise ValueError(f"unknown evaluation.protocol {protocol!r}; valid: {list(PROTOCOLS)}")
     return protocol
 

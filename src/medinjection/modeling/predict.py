@@ -164,7 +164,7 @@ def _transformers_backend(
 ) -> Any:
     from medinjection.modeling.transformers_backend import TransformersPredictor
 
-    return TransformersPredictor(model_dir, adapter_dir, batch_size, protocol)  # type: ignore[arg-type]
+    return TransformersPredictor(model_dir, adapter_dir, batch_size, protocol)
 
 
 def _vllm_backend(
@@ -176,7 +176,7 @@ def _vllm_backend(
 ) -> Any:
     from medinjection.modeling.vllm_backend import VllmPredictor
 
-    return VllmPredictor(model_dir, adapter_dir, max_model_len, protocol)  # type: ignore[arg-type]
+    return VllmPredictor(model_dir, adapter_dir, max_model_len, protocol)
 
 
 BACKENDS: dict[str, Callable[[Path, Path | None, int, int | None, str], Any]] = {

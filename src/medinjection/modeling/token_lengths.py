@@ -101,7 +101,7 @@ def token_length_report(
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     template = tokenizer.chat_template or ""
-    report = {
+    report: dict[str, Any] = {
         "tokenizer": str(model_dir),
         "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest(),
         "max_length": int(max_length),

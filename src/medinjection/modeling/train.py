@@ -266,7 +266,7 @@ def train(
         config, model_dir, train_path, validation_path, run_dir, callbacks
     )
     start = time.monotonic()
-    if finished_steps(last) is not None:
+    if last is not None and finished_steps(last) is not None:
         _reload_finished(trainer, hparams, last, run_dir)
     else:
         trainer.train(resume_from_checkpoint=last)

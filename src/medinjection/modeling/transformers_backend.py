@@ -15,7 +15,6 @@ from medinjection.modeling.decoding import (
     AllowedTokens,
     LetterConstraint,
     LetterTokens,
-    Protocol,
     argmax_allowed,
     argmax_letter,
     check_protocol,
@@ -157,6 +156,8 @@ class LastPositionLayer(torch.nn.Module):
         keys = attn.k_norm(attn.k_proj(normed).view(shape)).transpose(1, 2)
         values = attn.v_proj(normed).view(shape).transpose(1, 2)
         query = attn.q_norm(attn.q_proj(normed[pick][:, None]).view(batch, 1, -1, attn.head_dim))
+        if position_embeddings is None:
+            raise RuntimeError("the decoder layer got no position_embeddings (Qwen3 passes them)")
         cos, sin = position_embeddings
         keys = rotary(keys, cos, sin)
         query = rotary(query.transpose(1, 2), cos[pick][:, None], sin[pick][:, None])
@@ -207,7 +208,7 @@ class TransformersPredictor:
         model_dir: Path,
         adapter_dir: Path | None,
         batch_size: int,
-        protocol: Protocol = "official",
+        protocol: str = "official",
     ) -> None:
         self.protocol = check_protocol(protocol)
         self.model, self.tokenizer, self.device = load_for_inference(model_dir, adapter_dir)
@@ -428,8 +429,11 @@ class TransformersPredictor:
         out: list[list[int]] = []
         for index in order:
             last = out[-1] if out else None
-            same_task = last is not None and items[last[0]].record.task == items[index].record.task
-            if same_task and len(last) < self.batch_size:
+            if (
+                last is not None
+                and items[last[0]].record.task == items[index].record.task
+                and len(last) < self.batch_size
+            ):
                 last.append(index)
             else:
                 out.append([index])

@@ -142,7 +142,7 @@ class VllmPredictor:
         model_dir: Path,
         adapter_dir: Path | None,
         max_model_len: int | None = None,
-        protocol: Protocol = "official",
+        protocol: str = "official",
     ) -> None:
         self.protocol = check_protocol(protocol)
         vllm = _import_vllm()

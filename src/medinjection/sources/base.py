@@ -9,7 +9,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -210,9 +210,16 @@ _WS = re.compile(r"[ \t\n\r]*")
 _DECODE = json.JSONDecoder().raw_decode
 
 
+def _ws_end(text: str, pos: int = 0) -> int:
+    """Where the JSON whitespace that starts at pos ends (the pattern matches even nothing)."""
+    match = _WS.match(text, pos)
+    assert match is not None  # `[ \t\n\r]*` matches the empty string at any position
+    return match.end()
+
+
 def _scan_json(text: str) -> tuple[Any, list[int] | dict[str, int] | None]:
     """One pass over a top-level array or object: its elements decoded in C, their lines."""
-    pos = _WS.match(text).end()
+    pos = _ws_end(text)
     if pos >= len(text) or text[pos] not in "[{":
         return json.loads(text), None
     is_object = text[pos] == "{"
@@ -220,7 +227,7 @@ def _scan_json(text: str) -> tuple[Any, list[int] | dict[str, int] | None]:
     values: Any = {} if is_object else []
     lines: Any = {} if is_object else []
     line, counted = 1, 0
-    pos = _WS.match(text, pos + 1).end()
+    pos = _ws_end(text, pos + 1)
     if text.startswith(closer, pos):
         pos += 1
     else:
@@ -229,21 +236,21 @@ def _scan_json(text: str) -> tuple[Any, list[int] | dict[str, int] | None]:
             counted = pos
             if is_object:
                 key, pos = _object_key(text, pos)
-                values[key], pos = _DECODE(text, _WS.match(text, pos).end())
+                values[key], pos = _DECODE(text, _ws_end(text, pos))
                 lines[key] = line
             else:
                 value, pos = _DECODE(text, pos)
                 values.append(value)
                 lines.append(line)
-            pos = _WS.match(text, pos).end()
+            pos = _ws_end(text, pos)
             if text.startswith(",", pos):
-                pos = _WS.match(text, pos + 1).end()
+                pos = _ws_end(text, pos + 1)
             elif text.startswith(closer, pos):
                 pos += 1
                 break
             else:
                 raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
-    if _WS.match(text, pos).end() != len(text):
+    if _ws_end(text, pos) != len(text):
         raise json.JSONDecodeError("Extra data", text, pos)
     return values, lines
 
@@ -252,7 +259,7 @@ def _object_key(text: str, pos: int) -> tuple[str, int]:
     if not text.startswith('"', pos):
         raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, pos)
     key, pos = _DECODE(text, pos)
-    pos = _WS.match(text, pos).end()
+    pos = _ws_end(text, pos)
     if not text.startswith(":", pos):
         raise json.JSONDecodeError("Expecting ':' delimiter", text, pos)
     return key, pos + 1
@@ -311,7 +318,10 @@ def options_from_texts(texts: Iterable[Any]) -> tuple[tuple[str, str], ...]:
 _OPTION_LETTERS = tuple(chr(ord("A") + i) for i in range(26))
 
 
-def split_of_file(path: Path, mapping: dict[str, str], source: str) -> str:
+_Split = TypeVar("_Split", bound=str)
+
+
+def split_of_file(path: Path, mapping: dict[str, _Split], source: str) -> _Split:
     """Our split for a raw file whose name starts with the source's split name (e.g. 'dev.json')."""
     prefix = path.name.split(".")[0].split("-")[0].lower()
     try:

@@ -24,6 +24,7 @@ from typing import Any
 
 from medinjection.sources.base import (
     Document,
+    DocumentKind,
     clean,
     load_json_with_lines,
     read_json_lines,
@@ -86,7 +87,7 @@ def load_morfitt(raw_dir: Path, source: str) -> Iterator[Document]:
 
 
 def _document(
-    source: str, raw_id: str, kind: str, specialty: str | None, text: Any, where: str
+    source: str, raw_id: str, kind: DocumentKind, specialty: str | None, text: Any, where: str
 ) -> Iterator[Document]:
     body = clean(text)
     if body is None:

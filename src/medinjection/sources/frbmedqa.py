@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from medinjection.records import LETTERS, Record
+from medinjection.records import LETTERS, Record, Split
 from medinjection.sources.base import (
     Quarantined,
     RawResult,
@@ -26,7 +26,7 @@ from medinjection.sources.base import (
     split_of_file,
 )
 
-SPLITS: dict[str, str] = {"train": "train", "dev": "validation", "test": "test"}
+SPLITS: dict[str, Split] = {"train": "train", "dev": "validation", "test": "test"}
 PLACEHOLDER = "@placeholder"
 BLANK = "_____"
 
@@ -42,7 +42,7 @@ def load_frbmedqa(raw_dir: Path, source: str) -> Iterator[RawResult]:
             yield _record(item, split, source, f"{path.name}:{number}")
 
 
-def _record(item: dict[str, Any], split: str, source: str, where: str) -> RawResult:
+def _record(item: dict[str, Any], split: Split, source: str, where: str) -> RawResult:
     raw_id = clean(item.get("id")) or where
     candidates = [clean(c) for c in item.get("candidates") or []]
     answer = clean(item.get("answer"))

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from medinjection.records import Record, join_letters
+from medinjection.records import Record, Split, join_letters
 from medinjection.sources.base import (
     Quarantined,
     RawResult,
@@ -24,7 +24,7 @@ from medinjection.sources.base import (
     split_of_file,
 )
 
-SPLITS: dict[str, str] = {"train": "train", "dev": "validation", "test": "test"}
+SPLITS: dict[str, Split] = {"train": "train", "dev": "validation", "test": "test"}
 
 
 def load_frenchmedmcqa(raw_dir: Path, source: str) -> Iterator[RawResult]:
@@ -32,13 +32,13 @@ def load_frenchmedmcqa(raw_dir: Path, source: str) -> Iterator[RawResult]:
     for path in require_files(raw_dir, "*.json", source):
         split = split_of_file(path, SPLITS, source)
         items, lines = load_json_with_lines(path)
-        if not isinstance(items, list):
+        if not isinstance(items, list) or isinstance(lines, dict):
             raise ValueError(f"source {source!r}: {path} must hold a JSON array of questions")
         for item in located_items(path, items, lines):
             yield _record(item, split, source)
 
 
-def _record(item: dict[str, Any], split: str, source: str) -> RawResult:
+def _record(item: dict[str, Any], split: Split, source: str) -> RawResult:
     raw_id = clean(item.get("id"))
     answers = item.get("answers")
     correct = item.get("correct_answers")
@@ -49,7 +49,7 @@ def _record(item: dict[str, Any], split: str, source: str) -> RawResult:
         reasons.append("'answers' is not a dict of letter -> text")
     if not isinstance(correct, list):
         reasons.append("'correct_answers' is not a list of letters")
-    if reasons:
+    if reasons or raw_id is None or not isinstance(answers, dict) or not isinstance(correct, list):
         return Quarantined(raw_id or f"{split}/?", tuple(reasons), item)
     letters = join_letters(str(letter) for letter in correct)
     return Record(

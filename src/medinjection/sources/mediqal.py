@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from medinjection.records import Record, join_letters
+from medinjection.records import Record, Split, Task, join_letters
 from medinjection.sources.base import (
     Quarantined,
     RawResult,
@@ -25,8 +25,8 @@ from medinjection.sources.base import (
     split_of_file,
 )
 
-CONFIG_TASKS: dict[str, str] = {"mcqu": "mcqu", "mcqm": "mcq", "oeq": "oeq"}
-SPLITS: dict[str, str] = {"train": "train", "validation": "validation", "test": "test"}
+CONFIG_TASKS: dict[str, Task] = {"mcqu": "mcqu", "mcqm": "mcq", "oeq": "oeq"}
+SPLITS: dict[str, Split] = {"train": "train", "validation": "validation", "test": "test"}
 OPTION_KEYS: tuple[str, ...] = ("answer_a", "answer_b", "answer_c", "answer_d", "answer_e")
 
 
@@ -45,7 +45,7 @@ def load_mediqal(raw_dir: Path, source: str) -> Iterator[RawResult]:
             yield _record(row, config, split, source)
 
 
-def _record(row: dict[str, Any], config: str, split: str, source: str) -> RawResult:
+def _record(row: dict[str, Any], config: str, split: Split, source: str) -> RawResult:
     raw_id = clean(row.get("id"))
     if raw_id is None:
         return Quarantined(f"{config}/{split}/?", ("missing id",), row)

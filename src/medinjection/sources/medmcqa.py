@@ -18,9 +18,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from medinjection.records import LETTERS, Record
+from medinjection.records import LETTERS, Record, Split
 from medinjection.sources.base import (
     Quarantined,
     RawResult,
@@ -34,8 +34,16 @@ from medinjection.sources.base import (
 )
 
 LOG = logging.getLogger(__name__)
-SPLITS: dict[str, str] = {"train": "train", "validation": "test", "test": "unlabelled"}
-JSON_SPLITS: dict[str, str] = {"train": "train", "dev": "test", "test": "unlabelled"}
+SPLITS: dict[str, Split | Literal["unlabelled"]] = {
+    "train": "train",
+    "validation": "test",
+    "test": "unlabelled",
+}
+JSON_SPLITS: dict[str, Split | Literal["unlabelled"]] = {
+    "train": "train",
+    "dev": "test",
+    "test": "unlabelled",
+}
 OPTION_KEYS: tuple[str, ...] = ("opa", "opb", "opc", "opd")
 
 
@@ -62,7 +70,7 @@ def load_medmcqa_json(raw_dir: Path, source: str) -> Iterator[RawResult]:
             yield row if isinstance(row, Quarantined) else _record(row, split, source, first=1)
 
 
-def _record(row: dict[str, Any], split: str, source: str, first: int) -> RawResult:
+def _record(row: dict[str, Any], split: Split, source: str, first: int) -> RawResult:
     """One record; `first` is the raw index of option A (0 in the Hub parquet, 1 in the JSON)."""
     raw_id = clean(row.get("id"))
     cop = row.get("cop")

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from medinjection.records import Record
+from medinjection.records import Record, Split
 from medinjection.sources.base import (
     Quarantined,
     RawResult,
@@ -23,7 +23,7 @@ from medinjection.sources.base import (
     split_of_file,
 )
 
-SPLITS: dict[str, str] = {"train": "train", "dev": "validation", "test": "test"}
+SPLITS: dict[str, Split] = {"train": "train", "dev": "validation", "test": "test"}
 
 
 def load_medqa(raw_dir: Path, source: str) -> Iterator[RawResult]:
@@ -38,7 +38,7 @@ def load_medqa(raw_dir: Path, source: str) -> Iterator[RawResult]:
             yield _record(item, split, source, f"{prefix}-{number:05d}")
 
 
-def _record(item: dict[str, Any], split: str, source: str, raw_id: str) -> RawResult:
+def _record(item: dict[str, Any], split: Split, source: str, raw_id: str) -> RawResult:
     options = item.get("options")
     if not isinstance(options, dict):
         return Quarantined(raw_id, ("'options' is not a dict of letter -> text",), item)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from medinjection.records import Record
+from medinjection.records import Record, Split
 from medinjection.sources.base import (
     Quarantined,
     RawResult,
@@ -24,7 +24,7 @@ from medinjection.sources.base import (
     split_of_file,
 )
 
-SPLITS: dict[str, str] = {"dev": "train", "test": "test"}
+SPLITS: dict[str, Split] = {"dev": "train", "test": "test"}
 ANSWER_CHOICES = re.compile(r"\s*Answer Choices:\s*\(A\).*\Z", re.DOTALL)
 
 
@@ -44,7 +44,7 @@ def load_medxpertqa(raw_dir: Path, source: str) -> Iterator[RawResult]:
             yield _record(item, split, source, f"{path.name}:{number}")
 
 
-def _record(item: dict[str, Any], split: str, source: str, where: str) -> RawResult:
+def _record(item: dict[str, Any], split: Split, source: str, where: str) -> RawResult:
     raw_id = clean(item.get("id")) or where
     options = item.get("options")
     if not isinstance(options, dict):

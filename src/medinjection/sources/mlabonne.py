@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from medinjection.records import Record, join_letters
+from medinjection.records import Record, Split, join_letters
 from medinjection.sources.base import (
     Quarantined,
     RawResult,
@@ -27,7 +27,7 @@ from medinjection.sources.base import (
     split_of_file,
 )
 
-SPLITS: dict[str, str] = {"train": "train", "eval": "validation"}
+SPLITS: dict[str, Split] = {"train": "train", "eval": "validation"}
 
 
 def load_medical_cases_fr(raw_dir: Path, source: str) -> Iterator[RawResult]:
@@ -69,7 +69,7 @@ def load_medical_mqca_fr(raw_dir: Path, source: str) -> Iterator[RawResult]:
         )
 
 
-def _rows(raw_dir: Path, source: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+def _rows(raw_dir: Path, source: str) -> Iterator[tuple[Split, str, dict[str, Any]]]:
     for path in require_files(raw_dir, "data/*.parquet", source):
         split = split_of_file(path, SPLITS, source)
         for number, row in located_rows(path, read_parquet_rows(path)):

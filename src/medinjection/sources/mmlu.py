@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from medinjection.records import LETTERS, Record
+from medinjection.records import LETTERS, Record, Split
 from medinjection.sources.base import (
     Quarantined,
     RawResult,
@@ -55,8 +55,8 @@ MMLU_MEDICAL_SUBJECTS: frozenset[str] = frozenset(
     }
 )
 MMLU_PRO_MEDICAL_CATEGORIES: frozenset[str] = frozenset({"health", "biology", "psychology"})
-MMLU_SPLITS: dict[str, str] = {"dev": "train", "validation": "validation", "test": "test"}
-MMLU_PRO_SPLITS: dict[str, str] = {"validation": "train", "test": "test"}
+MMLU_SPLITS: dict[str, Split] = {"dev": "train", "validation": "validation", "test": "test"}
+MMLU_PRO_SPLITS: dict[str, Split] = {"validation": "train", "test": "test"}
 
 
 AUXILIARY_TRAIN = "auxiliary_train"
@@ -108,7 +108,7 @@ def load_mmlu(raw_dir: Path, source: str) -> Iterator[RawResult]:
             yield _mmlu_record(row, raw_id, split, source)
 
 
-def _mmlu_record(row: dict[str, Any], raw_id: str, split: str, source: str) -> RawResult:
+def _mmlu_record(row: dict[str, Any], raw_id: str, split: Split, source: str) -> RawResult:
     choices = row.get("choices")
     answer = row.get("answer")
     if not isinstance(choices, list):
@@ -143,7 +143,9 @@ def load_mmlu_pro(raw_dir: Path, source: str) -> Iterator[RawResult]:
             yield _mmlu_pro_record(row, split, source, path.name.split("-")[0])
 
 
-def _mmlu_pro_record(row: dict[str, Any], split: str, source: str, source_split: str) -> RawResult:
+def _mmlu_pro_record(
+    row: dict[str, Any], split: Split, source: str, source_split: str
+) -> RawResult:
     raw_id = str(row.get("question_id"))
     options = row.get("options")
     letter = (clean(row.get("answer")) or "").upper()

@@ -27,7 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from medinjection.records import Record
+from medinjection.records import Record, Split
 from medinjection.sources.base import (
     ROW,
     Quarantined,
@@ -133,8 +133,9 @@ def _record(pmid: str, item: dict[str, Any], source: str, test_ids: set[str] | N
         reasons.append(f"final_decision {decision!r} not in {sorted(DECISIONS)}")
     if not isinstance(contexts, list) or not contexts:
         reasons.append("CONTEXTS is not a non-empty list")
-    if reasons:
+    if reasons or not isinstance(contexts, list):
         return Quarantined(pmid, tuple(reasons), item)
+    split: Split
     if test_ids is None:
         split, rule = "train", "hash"
     elif pmid in test_ids:

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from medinjection.records import Origin, Record, join_letters
+from medinjection.records import Origin, Record, Split, Task, join_letters
 from medinjection.sources.base import (
     Quarantined,
     RawResult,
@@ -33,8 +33,8 @@ from medinjection.sources.base import (
     require_files,
 )
 
-SPLIT_FOLDERS: dict[str, str] = {"train": "train", "validation": "validation", "test": "test"}
-TASK_FOLDERS: dict[str, str] = {"mcq": "mcq", "mcqu": "mcqu", "oeq": "oeq"}
+SPLIT_FOLDERS: dict[str, Split] = {"train": "train", "validation": "validation", "test": "test"}
+TASK_FOLDERS: dict[str, Task] = {"mcq": "mcq", "mcqu": "mcqu", "oeq": "oeq"}
 OPTION_LINE = re.compile(r"^\s*\(?([A-J])\s*[\)\.:]\s*(\S.*)$")
 
 
@@ -73,7 +73,11 @@ def read_released_file(
             f"of items ({INFERRED}). If the release changed format, adapt "
             "medinjection/sources/released.py"
         ) from None
-    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+    if (
+        not isinstance(items, list)
+        or isinstance(lines, dict)  # only a JSON object has keyed lines
+        or not all(isinstance(item, dict) for item in items)
+    ):
         raise ReleasedFormatError(
             f"source {source!r}: {path} holds a {type(items).__name__}, expected a JSON list of "
             f"objects ({INFERRED})"
@@ -85,7 +89,7 @@ def read_released_file(
                 f"source {source!r}: no item of {path} has the field {field!r} expected for "
                 f"{task} items ({INFERRED}); fields found: {sorted(items[0])}"
             )
-    return items, lines  # type: ignore[return-value]
+    return items, lines
 
 
 def _turn(item: dict[str, Any], role: str) -> str | None:
@@ -97,7 +101,7 @@ def _turn(item: dict[str, Any], role: str) -> str | None:
 
 
 def _record(
-    item: dict[str, Any], raw_id: str, source: str, origin: Origin, split: str, task: str
+    item: dict[str, Any], raw_id: str, source: str, origin: Origin, split: Split, task: Task
 ) -> RawResult:
     user, gold = _turn(item, "user"), _turn(item, "assistant")
     if user is None:
@@ -123,8 +127,8 @@ def _record(
         id=f"{source}:{raw_id}",
         origin=origin,
         source=source,
-        task=task,  # type: ignore[arg-type]
-        split=split,  # type: ignore[arg-type]
+        task=task,
+        split=split,
         question=question,
         answer=answer,
         options=options,

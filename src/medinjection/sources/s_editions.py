@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from medinjection.records import SPLITS, Record, join_letters
+from medinjection.records import SPLITS, Record, Split, Task, is_split, join_letters
 from medinjection.sources.base import Quarantined, RawResult, clean, json_line_items, require_files
 
 
@@ -36,9 +36,12 @@ def _record(item: dict[str, Any], source: str, line_id: str) -> RawResult:
     raw_id = clean(item.get("id"))
     if raw_id is None:
         return Quarantined(line_id, ("missing id",), item)
-    split = clean(item.get("split"))
-    if split is not None and split not in SPLITS:
-        return Quarantined(raw_id, (f"split {split!r} not in {SPLITS}",), item)
+    raw_split = clean(item.get("split"))
+    split: Split = "train"
+    if raw_split is not None:
+        if not is_split(raw_split):
+            return Quarantined(raw_id, (f"split {raw_split!r} not in {SPLITS}",), item)
+        split = raw_split
     options = item.get("options")
     if options is not None and not isinstance(options, dict):
         return Quarantined(
@@ -49,13 +52,13 @@ def _record(item: dict[str, Any], source: str, line_id: str) -> RawResult:
     answer = clean(item.get("answer")) or ""
     if options:
         answer = join_letters(answer.replace(";", ",").split(","))
-    task = "oeq" if not options else ("mcq" if "," in answer else "mcqu")
+    task: Task = "oeq" if not options else ("mcq" if "," in answer else "mcqu")
     return Record(
         id=f"{source}:{raw_id}",
         origin="native",
         source=source,
         task=task,
-        split=split or "train",
+        split=split,
         question=clean(item.get("question")) or "",
         answer=answer,
         options=tuple((str(k).strip().upper(), clean(v) or "") for k, v in sorted(options.items()))
@@ -64,5 +67,5 @@ def _record(item: dict[str, Any], source: str, line_id: str) -> RawResult:
         context=clean(item.get("context")),
         specialty=clean(item.get("specialty")),
         language="fr",
-        meta={"split_rule": "source" if split else "hash"},
+        meta={"split_rule": "source" if raw_split else "hash"},
     )
