@@ -215,6 +215,12 @@ def run_snakemake(
     command = [
         str(Path(sys.executable).parent / "snakemake"), *extra, "-s", str(ROOT / "Snakefile"),
         "-d", str(workdir), "--cores", str(cores), "--keep-going",
+        # one thread per job (snakemake sets OMP_NUM_THREADS from it), the jobs side by side on
+        # the cores: the tiny model's ops are too small to share, and two OpenMP threads on a
+        # shared, oversubscribed machine spin on each other (one 64-item OEQ batch of the
+        # full-scale rehearsal: 38 s wall with 1 thread, over 600 s with 2, at load ~30 on 2
+        # cores). A compute setting of this CPU stand-in: no param or output changes.
+        "--max-threads", "1",
         "--configfile", str(config_path.resolve()),
         str(OVERLAY), str(workdir / "rehearsal_runtime.yaml"),
     ]  # fmt: skip

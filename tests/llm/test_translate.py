@@ -221,6 +221,36 @@ def test_gather_concatenates_and_rejects_duplicates(tmp_path: Path) -> None:
         gather_shards([a, b], tmp_path / "all.parquet")
 
 
+def test_a_shard_stops_alone_only_beyond_chance_and_the_source_rate_is_checked_at_gather(
+    tmp_path: Path,
+) -> None:
+    from medinjection.llm.structured import SHARD_CHANCE, QuarantineRateError, loss_beyond_chance
+
+    # the full-scale rehearsal: PubMedQA's 1,000 items in 16 shards, 3 of a 54-item shard lost
+    # at a 1% loss rate overall stopped the run at the 5% limit
+    assert not loss_beyond_chance(3, 54, 0.05, SHARD_CHANCE)
+    assert loss_beyond_chance(20, 54, 0.05, SHARD_CHANCE)  # a broken endpoint still stops
+    assert loss_beyond_chance(4, 4, 0.25, SHARD_CHANCE)
+    assert loss_beyond_chance(1, 13000, 0.0, SHARD_CHANCE)  # a limit of 0 allows no loss
+    assert not loss_beyond_chance(700, 13000, 0.05, SHARD_CHANCE)  # 5.4%: left to the source
+    assert loss_beyond_chance(800, 13000, 0.05, SHARD_CHANCE)
+    shards, usages = [], []
+    for k, (records_in, translated) in enumerate(((54, 51), (60, 60), (50, 49))):
+        shard, usage = tmp_path / f"shard_{k}.parquet", tmp_path / f"shard_{k}.usage.json"
+        write_records([mcq(f"medqa:{k}")], shard)
+        counts = {"records_in": records_in, "translated": translated}
+        usage.write_text(json.dumps({"counts": counts}))
+        shards.append(shard)
+        usages.append(usage)
+    out = tmp_path / "all.parquet"
+    gather_shards(shards, out, usages, max_quarantine_rate=0.05)  # 4 of 164: 2.4%
+    assert len(read_records(out)) == 3
+    out.unlink()
+    with pytest.raises(QuarantineRateError, match=r"4 of 164 items lost \(2.4% > translation"):
+        gather_shards(shards, out, usages, max_quarantine_rate=0.02)
+    assert not out.exists()
+
+
 def test_non_english_input_is_refused(tmp_path: Path) -> None:
     from medinjection.llm.translate import select_shard
 

@@ -110,6 +110,27 @@ def test_chat_template_is_chatml_with_generation_prompt(tiny_dir: Path) -> None:
     )
 
 
+def test_letter_seed_keeps_its_weight_in_a_large_corpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    from medinjection.modeling import tiny
+
+    assert [tiny.letter_seed_repeats(n) for n in (0, 2117, 6400, 12700, 3_010_018)] == [
+        200, 200, 200, 635, 150_500,
+    ]  # fmt: skip
+    # lowercase pairs drawn ~1,900 times each fill a 512-token vocabulary before letter pairs
+    # seeded by 200 fixed lines (400 each): the full-scale rehearsal's failure, in small
+    rng = random.Random(0)
+    words = [
+        "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(3)) for _ in range(4000)
+    ]
+    texts = [" ".join(rng.choice(words) for _ in range(10)) for _ in range(64_000)]
+    tiny.train_tokenizer(texts, 512)  # 3,200 seed lines: every letter one token
+    monkeypatch.setattr(tiny, "letter_seed_repeats", lambda n: 200)
+    with pytest.raises(ValueError, match="splits option letters"):
+        tiny.train_tokenizer(texts, 512)
+
+
 def test_model_geometry_and_generation_defaults(tiny_dir: Path) -> None:
     tok = AutoTokenizer.from_pretrained(tiny_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_dir)

@@ -41,6 +41,7 @@ rule translate_shard:
 rule gather_translation:
     input:
         shards=expand("<results>/translate/{{source}}/shard_{shard}.parquet", shard=SHARDS),
+        usage=expand("<results>/translate/{{source}}/shard_{shard}.usage.json", shard=SHARDS),
     output:
         records="<results>/translated/{source}/records.parquet",
         manifest="<results>/translated/{source}/manifest.json",
@@ -49,6 +50,7 @@ rule gather_translation:
     conda:
         "../../envs/workflow.yaml"
     params:
+        max_quarantine_rate=config["translation"]["max_quarantine_rate"],
         code=script_code("gather_translation.py"),
     script:
         "../scripts/gather_translation.py"

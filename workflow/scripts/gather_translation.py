@@ -1,4 +1,5 @@
-"""Rule gather_translation: concatenate the translated shards of one source."""
+"""Rule gather_translation: concatenate the translated shards of one source (after checking
+the source's loss rate over all its shards)."""
 
 from pathlib import Path
 
@@ -11,6 +12,8 @@ def main(smk) -> None:
     gather_shards(
         shard_paths=[Path(p) for p in smk.input.shards],
         out_path=Path(smk.output.records),
+        usage_paths=[Path(p) for p in smk.input.usage],
+        max_quarantine_rate=float(smk.params.max_quarantine_rate),
         out_manifest=Path(smk.output.manifest),
     )
 

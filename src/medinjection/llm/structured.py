@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -10,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from medinjection.llm.request import ChatRequest, ChatResult
+
+log = logging.getLogger(__name__)
 
 FEEDBACK = (
     "Your previous reply could not be used: {reasons}. Reply again with the complete JSON "
@@ -113,12 +116,48 @@ class QuarantineRateError(RuntimeError):
     """An LLM stage lost more of its items than its config allows (the run stops)."""
 
 
+# A translation shard stops on its own only when its loss is over the limit beyond chance: the
+# probability of losing that many of its items, were each lost at exactly the limit rate, is
+# below this. A shard of a small source holds ~60 items, where 3 losses (5%) happen by chance at
+# a 1% loss rate; the source's exact rate is checked when its shards are gathered.
+SHARD_CHANCE = 0.01
+
+
+def loss_beyond_chance(lost: int, total: int, max_rate: float, chance: float) -> bool:
+    """True when `lost` of `total` exceeds `max_rate` and P(Binomial(total, max_rate) >= lost)
+    is below `chance` (a limit of 0 allows no loss at all)."""
+    if total == 0 or lost <= max_rate * total:
+        return False
+    if max_rate <= 0.0:
+        return True
+    from scipy.stats import binom
+
+    return float(binom.sf(lost - 1, total, max_rate)) < chance
+
+
 def check_loss_rate(
-    what: str, lost: int, total: int, max_rate: float, config_key: str, report_path: Path
+    what: str,
+    lost: int,
+    total: int,
+    max_rate: float,
+    config_key: str,
+    report_path: Path | str,
+    chance: float | None = None,
 ) -> None:
-    """Raise when `lost / total` exceeds `max_rate`, naming the kept file that lists the reasons."""
+    """Raise when `lost / total` exceeds `max_rate`, naming the kept file that lists the reasons.
+
+    With `chance` (a part of a larger whole, checked again as a whole) it raises only when the
+    excess is beyond chance (``loss_beyond_chance``).
+    """
     rate = lost / total if total else 0.0
     if rate <= max_rate:
+        return
+    if chance is not None and not loss_beyond_chance(lost, total, max_rate, chance):
+        log.info(
+            "%s: %d of %d items lost (%.1f%% > %s %.1f%%), within chance for %d items: the "
+            "whole source's rate is checked when its shards are gathered",
+            what, lost, total, 100 * rate, config_key, 100 * max_rate, total,
+        )  # fmt: skip
         return
     raise QuarantineRateError(
         f"{what}: {lost} of {total} items lost ({rate:.1%} > {config_key} {max_rate:.1%}); read "

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from medinjection.llm.client import ChatRequest, ChatResult, LLMClient, open_client
 from medinjection.llm.cost import usage_cost
 from medinjection.llm.structured import (
+    SHARD_CHANCE,
     Report,
     check_loss_rate,
     clean_text,
@@ -295,7 +296,9 @@ def translate_shard(
     """Translate one shard of a normalized English source; write records and a usage report.
 
     The quarantined records are also written to `quarantine_path` (beside the job's log, outside
-    its outputs, so they survive a failed job); more than `max_quarantine_rate` of them stops it.
+    its outputs, so they survive a failed job). More than `max_quarantine_rate` of them stops it
+    when the excess is beyond chance for the shard's size (structured.SHARD_CHANCE); the source's
+    exact rate is checked by `gather_shards`.
     With `input_manifests` (normalize's; the rule gives it) the records are checked first.
     """
     if input_manifests is not None:
@@ -326,14 +329,25 @@ def translate_shard(
         max_quarantine_rate,
         "translation.max_quarantine_rate",
         Path(quarantine_path),
+        chance=SHARD_CHANCE,
     )
 
 
 def gather_shards(
-    shard_paths: list[Path], out_path: Path, out_manifest: Path | None = None
+    shard_paths: list[Path],
+    out_path: Path,
+    usage_paths: Sequence[Path] = (),
+    max_quarantine_rate: float | None = None,
+    out_manifest: Path | None = None,
 ) -> None:
     """Concatenate translated shards into one file (recorded in `out_manifest`); a duplicate id
-    is an error."""
+    is an error.
+
+    With the shards' usage reports and `max_quarantine_rate`, the source's loss rate (all its
+    shards) is checked first: a shard stops alone only on a loss beyond chance for its size.
+    """
+    if max_quarantine_rate is not None:
+        check_source_loss(list(map(Path, usage_paths)), max_quarantine_rate)
     seen: dict[str, Path] = {}
     merged: list[Record] = []
     for path in shard_paths:
@@ -349,3 +363,25 @@ def gather_shards(
     if out_manifest is not None:
         write_manifest(out_manifest, "gather_translation", [Path(out_path)])
     log.info("gather: %d records from %d shards -> %s", len(merged), len(shard_paths), out_path)
+
+
+def check_source_loss(usage_paths: list[Path], max_quarantine_rate: float) -> None:
+    """Raise when the shards' usage reports lose more than the limit of the source's items."""
+    if not usage_paths:
+        raise ValueError("gather: translation.max_quarantine_rate given but no shard usage report")
+    total = lost = 0
+    for path in usage_paths:
+        counts = json.loads(Path(path).read_text(encoding="utf-8"))["counts"]
+        total += int(counts["records_in"])
+        lost += int(counts["records_in"]) - int(counts["translated"])
+    folder = Path(usage_paths[0]).parent
+    check_loss_rate(
+        f"translation of {folder.name} ({len(usage_paths)} shards)",
+        lost,
+        total,
+        max_quarantine_rate,
+        "translation.max_quarantine_rate",
+        f"the 'quarantined' lists of {folder}/shard_*.usage.json",
+    )
+    log.info("gather: %d of %d items lost over the shards (limit %.1f%%)", lost, total,
+             100 * max_quarantine_rate)  # fmt: skip

@@ -36,10 +36,18 @@ CHAT_TEMPLATE = (
 )
 
 # Answer-format text mixed into the tokenizer corpus so that " A".." J" become single tokens:
-# at least 200 lines, and one per 20 corpus texts in a large corpus (the released data's 3.6M
-# texts carry options A-E only: 200 lines left " J" unmerged in a 4096-token vocabulary).
+# at least 200 lines, and one per 20 corpus texts, so that the letters keep their weight in a
+# large corpus (200 lines left " J" split in a 4096-token vocabulary twice: the full-scale study
+# rehearsal's 3,010,018 texts, and the released data's 3.6M texts, which carry options A-E only;
+# one line per 32 texts fixed the first, one per 20 the second).
 _LETTER_SEED_REPEATS = 200
-_LETTER_SEED_PER_TEXTS = 20
+_LETTER_SEED_TEXTS_PER_LINE = 20
+
+
+def letter_seed_repeats(n_texts: int) -> int:
+    """How many answer-format seed lines a corpus of `n_texts` texts gets."""
+    return max(_LETTER_SEED_REPEATS, n_texts // _LETTER_SEED_TEXTS_PER_LINE)
+
 
 TEXT_COLUMNS: tuple[str, ...] = ("context", "question", "answer")
 
@@ -100,15 +108,14 @@ def _record_texts(rows: list[dict[str, Any]]) -> Iterator[str]:
             yield f"({option['letter']}) {option['text']}"
 
 
-def seed_texts(corpus_size: int = 0) -> list[str]:
-    """Fixed text every prompt contains: answer-style letter lines (more for a large corpus of
-    `corpus_size` texts), chat roles, template strings."""
+def seed_texts(n_texts: int = 0) -> list[str]:
+    """Fixed text every prompt contains: answer-style letter lines (as many as
+    `letter_seed_repeats(n_texts)`), chat roles, template strings."""
     line = ", ".join(LETTERS * 2)  # 'A, B, ..., J, A': letters with and without a leading space
     fixed = ["system", "user", "assistant"]
     for template in TEMPLATES.values():
         fixed.extend(value for value in vars(template).values() if isinstance(value, str))
-    repeats = max(_LETTER_SEED_REPEATS, corpus_size // _LETTER_SEED_PER_TEXTS)
-    return [line] * repeats + fixed
+    return [line] * letter_seed_repeats(n_texts) + fixed
 
 
 def train_tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
