@@ -2,6 +2,23 @@
 # engine) per model; greedy and constrained decoding for MCQ/MCQU, greedy for open questions.
 # The same job predicts the option-shuffled reruns of the MCQ/MCQU sets (position bias).
 
+def uses_merged_models():
+    return config["prediction"]["backend"] == "vllm" and config["training"]["method"] == "dora"
+
+
+def get_predict_inputs(wildcards):
+    inputs = {
+        "model": "<results>/models/base",
+        "testsets": expand("<results>/testsets/{testset}.parquet", testset=TEST_SETS),
+        "manifests": "<results>/testsets/manifest.json",
+    }
+    if wildcards.model != "base":
+        if uses_merged_models():
+            inputs["model"] = f"<results>/train/{wildcards.model}/merged"
+        else:
+            inputs["adapter"] = f"<results>/train/{wildcards.model}/adapter"
+    return inputs
+
 
 rule predict:
     input:
@@ -21,9 +38,7 @@ rule predict:
         "../../envs/gpu.yaml"
     threads: 2
     resources:
-        gpu=config["prediction"]["gpus"],
-        mem_mb=get_predict_mem_mb,
-        runtime=get_predict_runtime,
+        **job_resources("predict"),
     params:
         backend=config["prediction"]["backend"],
         batch_size=config["prediction"]["batch_size"],

@@ -2,6 +2,26 @@
 # report of each mixture, and LoRA/DoRA SFT of one adapter per mixture and seed. Checkpoints live
 # outside the declared outputs so a retry or a requeued job resumes.
 
+from medinjection.modeling.train_config import COMPUTE_KEYS
+
+
+def get_base_model_corpus(wildcards):
+    # the tiny model's tokenizer is trained on every source's text
+    if config["base_model"]["kind"] != "tiny":
+        return []
+    roles = {"native": "records", "translate": "records", "synthesize": "documents"}
+    return [
+        f"<results>/normalized/{name}/{roles[spec['role']]}.parquet"
+        for name, spec in SOURCES.items()
+    ]
+
+
+def get_train_hparams(wildcards):
+    # compute settings (GPUs, memory, runtime) are resources, never params (COMPUTE_KEYS)
+    skip = {"seeds", *COMPUTE_KEYS}
+    hparams = {k: v for k, v in config["training"].items() if k not in skip}
+    return {**hparams, "seed": int(wildcards.seed)}
+
 
 rule prepare_base_model:
     input:
@@ -62,9 +82,7 @@ rule train:
         "../../envs/gpu.yaml"
     threads: 4
     resources:
-        gpu=config["training"]["gpus"],
-        mem_mb=get_train_mem_mb,
-        runtime=get_train_runtime,
+        **job_resources("train"),
     params:
         checkpoints=results_path("checkpoints/{mixture}/seed{seed}"),
         code=module_code("medinjection.modeling.launch"),
@@ -88,8 +106,7 @@ rule token_lengths:
     conda:
         "../../envs/workflow.yaml"
     resources:
-        mem_mb=8000,
-        runtime=60,
+        **job_resources("token_lengths"),
     params:
         max_length=config["training"]["max_length"],
         code=script_code("token_lengths.py"),
@@ -108,8 +125,7 @@ rule merge_adapter:
     conda:
         "../../envs/gpu.yaml"
     resources:
-        mem_mb=get_merge_mem_mb,
-        runtime=get_merge_runtime,
+        **job_resources("merge_adapter"),
     params:
         code=script_code("merge_adapter.py"),
     script:
