@@ -9,6 +9,7 @@ from snakemake.utils import validate
 from medinjection.fingerprint import module_fingerprint, script_fingerprint
 from medinjection.plan import check_plan
 from medinjection.records import ORIGINS, SPLITS
+from medinjection.settings import StudySettings
 from medinjection.workflow_support import (
     ComputeParams,
     check_before_run,
@@ -42,21 +43,8 @@ POSITION_BIAS = config["evaluation"]["position_bias"]
 QUALITY = config["translation"]["quality"]
 JUDGE_CANDIDATES = config["judge"]["candidates"]
 JUDGE_SELECT = config["judge"]["select"]
-# Compute resources of each job family: GPUs (absent: none requested), memory (MB) and runtime
-# (minutes). Resources, never params: changing them reruns nothing.
-COMPUTE = {
-    "train": {key: config["training"][key] for key in ("gpus", "mem_mb", "runtime_min")},
-    "predict": {key: config["prediction"][key] for key in ("gpus", "mem_mb", "runtime_min")},
-    # judge and metaeval
-    "judge": {
-        "gpus": config["compute"]["judge_gpus"],
-        "mem_mb": config["compute"]["judge_mem_mb"],
-        "runtime_min": config["compute"]["judge_runtime_min"],
-    },
-    # a 4B model in bf16 is 8 GB; loading and merging holds about two copies
-    "merge_adapter": {"mem_mb": 32000, "runtime_min": 60},
-    "token_lengths": {"mem_mb": 8000, "runtime_min": 60},
-}
+# the typed settings (medinjection.settings); params take builtin values only (`.to_dict()`)
+STUDY = StudySettings.from_config(config)
 
 
 pathvars:
@@ -100,13 +88,14 @@ def results_path(path):
 
 
 def job_resources(job):
-    """`resources: **job_resources("train")`: GPUs of a job family (COMPUTE), memory and runtime
-    times the retry attempt."""
-    spec = COMPUTE[job]
-    resources = {"gpu": spec["gpus"]} if "gpus" in spec else {}
-    resources["mem_mb"] = functools.partial(_times_attempt, int(spec["mem_mb"]))
-    resources["runtime"] = functools.partial(_times_attempt, int(spec["runtime_min"]))
-    return resources
+    """`resources: **job_resources("train")`: GPUs of a job family (compute.<job>), its memory
+    and runtime times the retry attempt."""
+    spec = getattr(STUDY.compute, job)
+    return {
+        "gpu": spec.gpus,
+        "mem_mb": functools.partial(_times_attempt, spec.mem_mb),
+        "runtime": functools.partial(_times_attempt, spec.runtime_min),
+    }
 
 
 def _times_attempt(value, wildcards, attempt):

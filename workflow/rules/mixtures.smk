@@ -1,24 +1,8 @@
 # The training mixtures: constant size, shares of the included origins, deterministic. Only the
 # mixture's own definition reaches its job, so editing one mixture reruns only its chain.
 
-def mixture_origins(mixture):
-    return sorted(config["mixtures"]["definitions"][mixture])
 
-
-def get_mixture_shares(wildcards):
-    return dict(config["mixtures"]["definitions"][wildcards.mixture])
-
-
-def get_mixture_train(wildcards):
-    return expand(
-        "<results>/dataset/{origin}/train.parquet", origin=mixture_origins(wildcards.mixture)
-    )
-
-
-def get_mixture_validation(wildcards):
-    # a shared validation set comes from the configured origins, whatever the mixture's
-    origins = config["mixtures"].get("validation_origins") or mixture_origins(wildcards.mixture)
-    return expand("<results>/dataset/{origin}/validation.parquet", origin=origins)
+include: "helpers/mixtures.smk"
 
 
 rule build_mixture:

@@ -2,22 +2,8 @@
 # engine) per model; greedy and constrained decoding for MCQ/MCQU, greedy for open questions.
 # The same job predicts the option-shuffled reruns of the MCQ/MCQU sets (position bias).
 
-def uses_merged_models():
-    return config["prediction"]["backend"] == "vllm" and config["training"]["method"] == "dora"
 
-
-def get_predict_inputs(wildcards):
-    inputs = {
-        "model": "<results>/models/base",
-        "testsets": expand("<results>/testsets/{testset}.parquet", testset=TEST_SETS),
-        "manifests": "<results>/testsets/manifest.json",
-    }
-    if wildcards.model != "base":
-        if uses_merged_models():
-            inputs["model"] = f"<results>/train/{wildcards.model}/merged"
-        else:
-            inputs["adapter"] = f"<results>/train/{wildcards.model}/adapter"
-    return inputs
+include: "helpers/predict.smk"
 
 
 rule predict:

@@ -2,17 +2,8 @@
 # markers, the significance table, per-dataset tables and plots; `snakemake --report` collects
 # them with their captions.
 
-def get_mixture_targets(wildcards):
-    """Everything one mixture produces, for `snakemake mixture_NAT`-style partial runs."""
-    mixture = wildcards.mixture
-    biased = [f"{mixture}/seed{seed}" for seed in SEEDS] if position_bias_test_sets() else []
-    return [
-        f"<results>/mixtures/{mixture}/manifest.json",
-        f"<results>/train/{mixture}/token_lengths.json",
-        *(f"<results>/train/{mixture}/seed{seed}/adapter" for seed in SEEDS),
-        *(f"<results>/scores/{mixture}/seed{seed}.json" for seed in SEEDS),
-        *(f"<results>/scores/position_bias/{run}.json" for run in biased),
-    ]
+
+include: "helpers/report.smk"
 
 
 rule significance:

@@ -2,10 +2,8 @@
 # chrF, ROUGE, BERTScore and the judge for open questions; bootstrap confidence intervals; the
 # item-level scores the significance tests pair on.
 
-def get_score_manifests(wildcards):
-    # predict's manifest, and judge's when there are open questions to judge
-    judged = [f"<results>/judge/{wildcards.model}/manifest.json"] if open_test_sets() else []
-    return [f"<results>/predict/{wildcards.model}/manifest.json", *judged]
+
+include: "helpers/score.smk"
 
 
 rule score:

@@ -1,27 +1,8 @@
 # Stage each source from its public location (pinned revision) or a local path, then normalize
 # it to the one record schema (QA sources) or to documents (corpora for synthetic generation).
 
-from medinjection.workflow_support import local_source_inputs
 
-
-def get_stage_input(wildcards):
-    # A missing local file is reported by check_before_run (onstart), so dry runs still work.
-    location = SOURCES[wildcards.source]["location"]
-    if location["kind"] == "local" and os.path.exists(location["path"]):
-        return local_source_inputs(location["path"])
-    return []
-
-
-def get_source_location(wildcards):
-    return dict(SOURCES[wildcards.source]["location"])
-
-
-def get_source_adapter(wildcards):
-    return SOURCES[wildcards.source]["adapter"]
-
-
-def get_source_role(wildcards):
-    return SOURCES[wildcards.source]["role"]
+include: "helpers/sources.smk"
 
 
 rule stage_source:

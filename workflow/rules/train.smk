@@ -2,25 +2,8 @@
 # report of each mixture, and LoRA/DoRA SFT of one adapter per mixture and seed. Checkpoints live
 # outside the declared outputs so a retry or a requeued job resumes.
 
-from medinjection.modeling.train_config import COMPUTE_KEYS
 
-
-def get_base_model_corpus(wildcards):
-    # the tiny model's tokenizer is trained on every source's text
-    if config["base_model"]["kind"] != "tiny":
-        return []
-    roles = {"native": "records", "translate": "records", "synthesize": "documents"}
-    return [
-        f"<results>/normalized/{name}/{roles[spec['role']]}.parquet"
-        for name, spec in SOURCES.items()
-    ]
-
-
-def get_train_hparams(wildcards):
-    # compute settings (GPUs, memory, runtime) are resources, never params (COMPUTE_KEYS)
-    skip = {"seeds", *COMPUTE_KEYS}
-    hparams = {k: v for k, v in config["training"].items() if k not in skip}
-    return {**hparams, "seed": int(wildcards.seed)}
+include: "helpers/train.smk"
 
 
 rule prepare_base_model:

@@ -1,14 +1,8 @@
 # Translation quality of the configured translation model on a parallel EN-FR test file: BLEU and
 # chrF in the workflow env, COMET in its own env (envs/comet.yaml), beside the paper's figures.
 
-def get_quality_test_file(wildcards):
-    # A missing test file is reported by the job itself (naming the config key), so dry runs work.
-    path = QUALITY["test_file"]
-    return [path] if os.path.exists(path) else []
 
-
-def get_quality_comet(wildcards):
-    return ["<results>/translation_quality/comet.json"] if QUALITY["comet"]["enabled"] else []
+include: "helpers/translation_quality.smk"
 
 
 rule translation_quality:
@@ -52,11 +46,10 @@ rule translation_comet:
     conda:
         "../../envs/comet.yaml"
     resources:
-        gpu=QUALITY["comet"]["gpus"],
+        gpu=STUDY.compute.comet.gpus,
     params:
         model_path=QUALITY["comet"]["model_path"],
         batch_size=QUALITY["comet"]["batch_size"],
-        gpus=QUALITY["comet"]["gpus"],
     script:
         "../scripts/translation_comet.py"
 
