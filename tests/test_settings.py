@@ -325,3 +325,23 @@ def test_a_mixture_key_names_its_mixture(demo_config: dict[str, Any]) -> None:
     broken["mixtures"]["definitions"][name] = {"natve": 1}
     with pytest.raises(SettingsError, match=rf"unknown key mixtures\.definitions\.{name}\.natve"):
         StudySettings.from_config(broken)
+
+
+def test_compute_block_holds_every_job_and_deepspeed_needs_a_train_gpu(
+    demo_config: dict[str, Any],
+) -> None:
+    from medinjection.workflow_support import StudyConfigError, check_study_config
+
+    compute = StudySettings.from_config(demo_config).compute
+    assert [field.name for field in dataclasses.fields(compute)] == [
+        "train", "merge_adapter", "token_lengths", "predict", "judge", "comet"
+    ]  # fmt: skip
+    # no compute key is left in the study-design blocks (they would reach params)
+    for block in ("training", "prediction"):
+        assert not {"gpus", "mem_mb", "runtime_min"} & set(demo_config[block])
+    config = copy.deepcopy(demo_config)
+    config["training"]["distributed"] = "zero2"
+    with pytest.raises(StudyConfigError, match=r"needs compute\.train\.gpus >= 1"):
+        check_study_config(config)
+    config["compute"]["train"]["gpus"] = 1
+    check_study_config(config)

@@ -66,9 +66,9 @@ def _predict(package: Path) -> None:
 
 
 def _resources(config: dict) -> None:
-    config["training"].update(mem_mb=64000, runtime_min=600, gpus=4)
-    config["prediction"].update(mem_mb=64000, runtime_min=600)
-    config["compute"].update(judge_mem_mb=64000, judge_runtime_min=600)
+    for job in ("train", "merge_adapter", "token_lengths", "predict", "judge"):
+        config["compute"][job].update(mem_mb=64000, runtime_min=600)
+    config["compute"]["train"]["gpus"] = 4
     for endpoint in config["llm"]["endpoints"].values():
         endpoint.update(max_concurrency=1, requests_per_minute=10, max_retries=9, timeout_s=5)
     config["llm"]["batch"].update(poll_s=5, rounds=1)
@@ -112,7 +112,7 @@ def rows(workdir: Path, config: str, tmp: Path) -> dict[str, dict[str, int]]:
     for name, config_edit in (
         ("judge settings (max_tokens)", _judge_settings),
         ("training.learning_rate", lambda c: c["training"].update(learning_rate=3.0e-4)),
-        ("training/prediction/judge mem, runtime, gpus", _resources),
+        ("compute.* (gpus, mem_mb, runtime_min)", _resources),
         ("one mixture's definition", _mixture),
         ("a new test set", _test_set),
     ):

@@ -226,7 +226,6 @@ class CometSettings(Settings):
     enabled: bool
     model_path: str
     batch_size: int
-    gpus: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -399,7 +398,6 @@ class TrainingSettings(Settings):
     warmup_ratio: float
     per_device_batch_size: int
     gradient_accumulation_steps: int
-    gpus: int
     distributed: Literal["ddp", "zero2", "zero3"]
     max_length: int
     epochs: float
@@ -415,8 +413,6 @@ class TrainingSettings(Settings):
     liger_kernel: bool
     save_steps: int
     logging_steps: int
-    runtime_min: int
-    mem_mb: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -427,9 +423,6 @@ class PredictionSettings(Settings):
     batch_size: int
     max_new_tokens_oeq: int
     max_model_len: int | None
-    gpus: int
-    runtime_min: int
-    mem_mb: int
     python: str | None = None
 
 
@@ -538,12 +531,31 @@ class MetaevalSettings(Settings):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ComputeSettings(Settings):
-    """`compute:` compute needs of the judge jobs (docs/settings-migration.md: of every job)."""
+class JobResources(Settings):
+    """`compute.<job>`: GPUs, memory (MB) and runtime (minutes) of one job family."""
 
-    judge_gpus: int
-    judge_runtime_min: int
-    judge_mem_mb: int
+    gpus: int
+    mem_mb: int
+    runtime_min: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CometComputeSettings(Settings):
+    """`compute.comet`: GPUs of the COMET job."""
+
+    gpus: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ComputeSettings(Settings):
+    """`compute:` resources of every job family, apart from the study design (never params)."""
+
+    train: JobResources
+    merge_adapter: JobResources
+    token_lengths: JobResources
+    predict: JobResources
+    judge: JobResources
+    comet: CometComputeSettings
 
 
 # ---------------------------------------------------------------- the whole config

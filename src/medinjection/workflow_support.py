@@ -222,11 +222,9 @@ def _check_judge_select(config: Mapping[str, Any]) -> list[str]:
 
 
 def _check_training(config: Mapping[str, Any]) -> list[str]:
-    training = config["training"]
-    if training["distributed"] != "ddp" and int(training["gpus"]) < 1:
-        return [
-            f"training.distributed {training['distributed']!r} (DeepSpeed) needs training.gpus >= 1"
-        ]
+    distributed = config["training"]["distributed"]
+    if distributed != "ddp" and int(config["compute"]["train"]["gpus"]) < 1:
+        return [f"training.distributed {distributed!r} (DeepSpeed) needs compute.train.gpus >= 1"]
     return []
 
 

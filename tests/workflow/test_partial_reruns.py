@@ -126,9 +126,10 @@ def test_learning_rate_reruns_training_and_after_but_no_data_stage(
 
 def test_compute_settings_rerun_nothing(demo_workdir: Path, tmp_path: Path) -> None:
     def edit(config: dict) -> None:
-        config["training"].update(mem_mb=64000, runtime_min=600, gpus=2)
-        config["prediction"].update(mem_mb=64000, runtime_min=600, gpus=1)
-        config["compute"].update(judge_mem_mb=64000, judge_runtime_min=600, judge_gpus=1)
+        # every job family's resources (the whole compute block)
+        for job in ("train", "merge_adapter", "token_lengths", "predict", "judge"):
+            config["compute"][job].update(mem_mb=64000, runtime_min=600, gpus=2)
+        config["compute"]["comet"]["gpus"] = 1
         # pacing of the LLM endpoints and of the Batch API: answers are cached by content
         config["llm"]["endpoints"]["openai"].update(
             max_concurrency=1, requests_per_minute=10, max_retries=9, timeout_s=5

@@ -3,6 +3,9 @@
 # With data.build: published, the released MedInjection-FR datasets replace the sources.
 
 
+include: "helpers/dataset.smk"
+
+
 rule stage_published:
     output:
         raw=directory("<resources>/published/{origin}/raw"),

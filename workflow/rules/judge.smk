@@ -3,6 +3,9 @@
 # (judge.select: auto = best correlated; the judge jobs then read results/metaeval/judge_selection.json).
 
 
+include: "helpers/judge.smk"
+
+
 rule judge:
     input:
         unpack(get_judge_inputs),
@@ -17,9 +20,7 @@ rule judge:
         "../../envs/gpu.yaml"
     threads: 2
     resources:
-        gpu=config["compute"]["judge_gpus"],
-        mem_mb=get_judge_mem_mb,
-        runtime=get_judge_runtime,
+        **job_resources("judge"),
     params:
         candidates=get_judge_candidates,
         select=JUDGE_SELECT,
@@ -80,9 +81,7 @@ rule metaeval:
         "../../envs/gpu.yaml"
     threads: 2
     resources:
-        gpu=config["compute"]["judge_gpus"],
-        mem_mb=get_judge_mem_mb,
-        runtime=get_judge_runtime,
+        **job_resources("judge"),
     params:
         candidate_field="candidate",
         judges=get_metaeval_judges,

@@ -2,6 +2,9 @@
 # mixture's own definition reaches its job, so editing one mixture reruns only its chain.
 
 
+include: "helpers/mixtures.smk"
+
+
 rule build_mixture:
     input:
         train=get_mixture_train,

@@ -3,6 +3,9 @@
 # The same job predicts the option-shuffled reruns of the MCQ/MCQU sets (position bias).
 
 
+include: "helpers/predict.smk"
+
+
 rule predict:
     input:
         unpack(get_predict_inputs),
@@ -21,9 +24,7 @@ rule predict:
         "../../envs/gpu.yaml"
     threads: 2
     resources:
-        gpu=config["prediction"]["gpus"],
-        mem_mb=get_predict_mem_mb,
-        runtime=get_predict_runtime,
+        **job_resources("predict"),
     params:
         backend=config["prediction"]["backend"],
         batch_size=config["prediction"]["batch_size"],

@@ -3,6 +3,9 @@
 # them with their captions.
 
 
+include: "helpers/report.smk"
+
+
 rule significance:
     input:
         item_scores=expand("<results>/scores/{model}.items.parquet", model=MODELS),

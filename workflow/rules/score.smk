@@ -3,6 +3,9 @@
 # item-level scores the significance tests pair on.
 
 
+include: "helpers/score.smk"
+
+
 rule score:
     input:
         predictions=expand("<results>/predict/{{model}}/{testset}.parquet", testset=TEST_SETS),

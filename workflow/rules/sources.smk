@@ -2,6 +2,9 @@
 # it to the one record schema (QA sources) or to documents (corpora for synthetic generation).
 
 
+include: "helpers/sources.smk"
+
+
 rule stage_source:
     input:
         get_stage_input,

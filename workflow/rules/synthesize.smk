@@ -2,6 +2,9 @@
 # types plus MCQs per document), through the same cached client as translation.
 
 
+include: "helpers/synthesize.smk"
+
+
 rule synthesize:
     input:
         documents="<results>/normalized/{source}/documents.parquet",

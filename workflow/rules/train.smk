@@ -3,6 +3,9 @@
 # outside the declared outputs so a retry or a requeued job resumes.
 
 
+include: "helpers/train.smk"
+
+
 rule prepare_base_model:
     input:
         corpus=get_base_model_corpus,
@@ -62,9 +65,7 @@ rule train:
         "../../envs/gpu.yaml"
     threads: 4
     resources:
-        gpu=config["training"]["gpus"],
-        mem_mb=get_train_mem_mb,
-        runtime=get_train_runtime,
+        **job_resources("train"),
     params:
         checkpoints=results_path("checkpoints/{mixture}/seed{seed}"),
         code=module_code("medinjection.modeling.launch"),
@@ -88,8 +89,7 @@ rule token_lengths:
     conda:
         "../../envs/workflow.yaml"
     resources:
-        mem_mb=8000,
-        runtime=60,
+        **job_resources("token_lengths"),
     params:
         max_length=config["training"]["max_length"],
         code=script_code("token_lengths.py"),
@@ -108,8 +108,7 @@ rule merge_adapter:
     conda:
         "../../envs/gpu.yaml"
     resources:
-        mem_mb=get_merge_mem_mb,
-        runtime=get_merge_runtime,
+        **job_resources("merge_adapter"),
     params:
         code=script_code("merge_adapter.py"),
     script:

@@ -2,6 +2,9 @@
 # visible and partial reruns are cheap. Responses are cached outside the declared outputs.
 
 
+include: "helpers/translate.smk"
+
+
 rule translate_shard:
     input:
         records="<results>/normalized/{source}/records.parquet",

@@ -2,6 +2,9 @@
 # chrF in the workflow env, COMET in its own env (envs/comet.yaml), beside the paper's figures.
 
 
+include: "helpers/translation_quality.smk"
+
+
 rule translation_quality:
     input:
         test_file=get_quality_test_file,
@@ -43,11 +46,10 @@ rule translation_comet:
     conda:
         "../../envs/comet.yaml"
     resources:
-        gpu=QUALITY["comet"]["gpus"],
+        gpu=STUDY.compute.comet.gpus,
     params:
         model_path=QUALITY["comet"]["model_path"],
         batch_size=QUALITY["comet"]["batch_size"],
-        gpus=QUALITY["comet"]["gpus"],
     script:
         "../scripts/translation_comet.py"
 

@@ -13,7 +13,7 @@ def main(smk) -> None:
         model_path=Path(smk.params.model_path),
         out_path=Path(smk.output.comet),
         batch_size=int(smk.params.batch_size),
-        gpus=int(smk.params.gpus),
+        gpus=int(smk.resources.gpu),  # compute.comet.gpus: a resource, never a param
     )
 
 

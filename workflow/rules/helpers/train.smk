@@ -1,0 +1,22 @@
+# Input functions and params helpers of the rules in workflow/rules/train.smk (only there).
+
+
+def get_base_model_corpus(wildcards):
+    # the tiny model's tokenizer is trained on every source's text
+    if config["base_model"]["kind"] != "tiny":
+        return []
+    # the released-data study has no sources: its records are the corpus (found by rehearsing
+    # config/published.yaml: the tiny model's tokenizer had no text)
+    if config["data"]["build"] == "published":
+        return expand("<results>/published/{origin}/records.parquet", origin=PUBLISHED_ORIGINS)
+    roles = {"native": "records", "translate": "records", "synthesize": "documents"}
+    return [
+        f"<results>/normalized/{name}/{roles[spec['role']]}.parquet"
+        for name, spec in SOURCES.items()
+    ]
+
+
+def get_train_hparams(wildcards):
+    # compute settings (GPUs, memory, runtime) live in compute.train: resources, never params
+    hparams = {k: v for k, v in config["training"].items() if k != "seeds"}
+    return {**hparams, "seed": int(wildcards.seed)}
