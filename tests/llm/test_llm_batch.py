@@ -21,7 +21,7 @@ from medinjection.llm.batch import (
 from medinjection.llm.client import ChatRequest, ChatResult, LLMError, open_client
 from medinjection.llm.request import result_from_body
 from medinjection.llm.store import open_store
-from tests.support.fake_openai_server import FakeOpenAI
+from tests.support.fake_openai_server import FakeOpenAI, endpoint_for
 
 ENV = "MEDINJECTION_TEST_KEY"
 FAST = {"poll_s": 0.01}
@@ -39,15 +39,7 @@ def fake() -> Iterator[FakeOpenAI]:
 
 
 def endpoint(base_url: str) -> dict:
-    return {
-        "base_url": base_url,
-        "api_key_env": ENV,
-        "max_concurrency": 2,
-        "requests_per_minute": 1000,
-        "tokens_per_minute": 10**7,
-        "max_retries": 2,
-        "timeout_s": 5,
-    }
+    return endpoint_for(base_url, ENV, requests_per_minute=1000, max_retries=2)
 
 
 def ask(text: str) -> ChatRequest:

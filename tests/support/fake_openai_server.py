@@ -61,6 +61,20 @@ def completion(model: str, content: str, seed: str) -> dict[str, Any]:
     }
 
 
+def endpoint_for(base_url: str, api_key_env: str, **overrides: Any) -> dict[str, Any]:
+    """An `llm.endpoints` entry pointing at a fake server (pacing loose, 5 s timeout)."""
+    return {
+        "base_url": base_url,
+        "api_key_env": api_key_env,
+        "max_concurrency": 2,
+        "requests_per_minute": 10_000,
+        "tokens_per_minute": 10_000_000,
+        "max_retries": 0,
+        "timeout_s": 5,
+        **overrides,
+    }
+
+
 def body_hash(body: dict[str, Any]) -> str:
     """Identity of a request body (for the distinct-request counter)."""
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()

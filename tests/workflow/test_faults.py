@@ -17,7 +17,7 @@ import pytest
 
 from medinjection.llm.structured import QuarantineRateError
 from medinjection.records import Record, read_records, write_records
-from tests.support.fake_openai_server import FakeOpenAI
+from tests.support.fake_openai_server import FakeOpenAI, endpoint_for
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = "MEDINJECTION_FAULT_KEY"
@@ -32,15 +32,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
 
 
 def endpoint(base_url: str) -> dict:
-    return {
-        "base_url": base_url,
-        "api_key_env": ENV,
-        "max_concurrency": 2,
-        "requests_per_minute": 10_000,
-        "tokens_per_minute": 10_000_000,
-        "max_retries": 0,
-        "timeout_s": 5,
-    }
+    return endpoint_for(base_url, ENV)
 
 
 def rejected_rows(cache: Path) -> list[tuple[str, str]]:
