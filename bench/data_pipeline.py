@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from medinjection.dataset import build_dataset
 from medinjection.mixtures import build_mixture
-from medinjection.normalize import normalize_source
+from medinjection.stages.sources import normalize_source
 
 NATIVE, TRANSLATED, SYNTHETIC = 77_247, 417_674, 76_506
 LOAD_BEFORE = " ".join(f"{x:.2f}" for x in os.getloadavg())

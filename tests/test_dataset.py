@@ -12,9 +12,8 @@ import pytest
 import yaml
 
 from medinjection.dataset import build_dataset, deduplicate, extract_test_sets, normalize_text
-from medinjection.normalize import normalize_source
 from medinjection.records import Record, read_records, write_records
-from medinjection.sources.stage import stage_source
+from medinjection.stages.sources import normalize_source, stage_source
 from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]

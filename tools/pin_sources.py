@@ -15,8 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from medinjection.sources.fetch import is_commit_sha
 from medinjection.sources.pins import hub_locations, pin_config_text, resolve_revision
-from medinjection.sources.stage import is_commit_sha
 
 
 def main(argv: list[str] | None = None) -> None:

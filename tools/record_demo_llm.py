@@ -37,10 +37,9 @@ from medinjection.llm.quality import read_parallel
 from medinjection.llm.replay import completion_body, recording_entry, write_recording
 from medinjection.llm.synthesize import Job, plan_jobs
 from medinjection.llm.translate import payload_request, translation_payload, translation_request
-from medinjection.normalize import normalize_corpus, normalize_source
 from medinjection.records import Record, read_records
 from medinjection.sources.base import Document, read_documents
-from medinjection.sources.stage import stage_source
+from medinjection.stages.sources import normalize_corpus, normalize_source, stage_source
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDING = "resources/demo/llm/recorded.jsonl"

@@ -12,13 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from medinjection.normalize import normalize_corpus, normalize_source
 from medinjection.records import Record, read_records
 from medinjection.sources import ADAPTERS, CORPUS_ADAPTERS, get_adapter
 from medinjection.sources.base import Quarantined, hash_split, read_documents
 from medinjection.sources.medxpertqa import strip_answer_choices
 from medinjection.sources.mmlu import MMLU_MEDICAL_SUBJECTS
-from medinjection.sources.stage import stage_source
+from medinjection.stages.sources import normalize_corpus, normalize_source, stage_source
 from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -403,7 +402,7 @@ def test_scripts_stage_and_normalize(tmp_path: Path) -> None:
     recorded = json.loads(Path(out.manifest).read_text())  # what build_dataset checks
     assert recorded["rule"] == "normalize_source"
     assert recorded["files"]["r.parquet"]["rows"] == 36
-    from medinjection.sources.stage import stage_source
+    from medinjection.stages.sources import stage_source
 
     corpus_raw, corpus_manifest = tmp_path / "morfitt" / "raw", tmp_path / "morfitt" / "m.json"
     stage_source("morfitt", {"kind": "local", "path": str(DEMO / "morfitt")}, corpus_raw,

@@ -451,7 +451,7 @@ BAD_ROWS: dict[str, tuple[dict, str]] = {  # line content -> the reason it is qu
 
 
 def test_bad_rows_are_quarantined_with_their_reason_file_and_line(tmp_path: Path) -> None:
-    from medinjection.normalize import normalize_source
+    from medinjection.stages.sources import normalize_source
 
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -526,7 +526,7 @@ DEMO_QUARANTINE: dict[str, list[tuple[str, str, str]]] = {  # raw id, where (in 
 @pytest.mark.parametrize("source", sorted(DEMO_QUARANTINE))
 def test_every_adapter_quarantines_with_file_and_line_or_row(tmp_path: Path, source: str) -> None:
     """Each demo source's bad row (adapter checks and record validation alike) names its place."""
-    from medinjection.normalize import normalize_source
+    from medinjection.stages.sources import normalize_source
 
     native = {"mediqal", "frenchmedmcqa", "frbmedqa", "medical_cases_fr", "medical_mqca_fr"}
     raw = DEMO_SOURCES / source
@@ -545,7 +545,7 @@ def test_every_adapter_quarantines_with_file_and_line_or_row(tmp_path: Path, sou
 def test_json_arrays_objects_and_original_medmcqa_lines_are_located(tmp_path: Path) -> None:
     """A released JSON array and a PubMedQA object name the line of the bad element; a broken
     line of the original MedMCQA JSON Lines is quarantined, not fatal."""
-    from medinjection.normalize import normalize_source
+    from medinjection.stages.sources import normalize_source
 
     def run(adapter: str, raw: Path) -> dict[str, dict]:
         out = tmp_path / adapter
@@ -593,7 +593,7 @@ def test_json_arrays_objects_and_original_medmcqa_lines_are_located(tmp_path: Pa
 
 
 def test_a_latin1_file_stops_the_source_naming_file_and_line(tmp_path: Path) -> None:
-    from medinjection.normalize import normalize_source
+    from medinjection.stages.sources import normalize_source
 
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -685,7 +685,7 @@ def test_a_failed_job_traceback_is_in_its_log_file(tmp_path: Path) -> None:
 
 
 def test_the_quarantine_a_normalize_rate_error_names_outlives_the_job(tmp_path: Path) -> None:
-    from medinjection.normalize import normalize_source
+    from medinjection.stages.sources import normalize_source
 
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -741,8 +741,7 @@ def test_slurm_stop_ends_the_recorded_pids_only_never_by_name(tmp_path: Path) ->
 
 
 def test_a_staged_file_damaged_after_staging_stops_normalize(tmp_path: Path) -> None:
-    from medinjection.normalize import normalize_source
-    from medinjection.sources.stage import stage_source
+    from medinjection.stages.sources import normalize_source, stage_source
 
     source_dir = tmp_path / "medqa"
     source_dir.mkdir()
@@ -793,7 +792,7 @@ def test_a_corpus_document_without_text_is_skipped_naming_file_and_line(
 def test_each_producer_writes_a_manifest_its_consumer_accepts(tmp_path: Path) -> None:
     """normalize_source -> build_dataset -> test_sets, each checking the previous one's manifest."""
     from medinjection.dataset import build_dataset, extract_test_sets
-    from medinjection.normalize import normalize_source
+    from medinjection.stages.sources import normalize_source
 
     norm = tmp_path / "normalized" / "frbmedqa"
     normalize_source(

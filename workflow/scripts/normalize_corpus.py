@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from medinjection.logs import setup_logging
-from medinjection.normalize import normalize_corpus
+from medinjection.stages.sources import normalize_corpus
 
 
 def main(smk) -> None:

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from medinjection.logs import setup_logging
-from medinjection.normalize import normalize_source
+from medinjection.stages.sources import normalize_source
 
 
 def main(smk) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from medinjection.sources.stage import is_commit_sha
+from medinjection.sources.fetch import is_commit_sha
 
 OFFLINE_VALUES = frozenset({"1", "true", "yes", "on"})
 

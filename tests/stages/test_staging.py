@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from medinjection.sources import pins
-from medinjection.sources.stage import is_commit_sha, stage_source
+from medinjection.sources.fetch import is_commit_sha
+from medinjection.stages.sources import stage_source
 
 ROOT = Path(__file__).resolve().parents[2]
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -197,7 +198,7 @@ def fake_github(monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
             raise OSError(f"404 {url}")
         return Response(served[url])
 
-    monkeypatch.setattr("medinjection.sources.stage.urllib.request.urlopen", fake_urlopen)
+    monkeypatch.setattr("medinjection.sources.fetch.urllib.request.urlopen", fake_urlopen)
     return served
 
 

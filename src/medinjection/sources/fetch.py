@@ -1,4 +1,4 @@
-"""Stage a source's raw public files into <results_dir>/resources/sources/{source}/raw, hashed."""
+"""Fetch a source's raw public files (local copy, Hugging Face Hub, GitHub) and hash them."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import shutil
 import urllib.request
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,41 +19,26 @@ HF_CACHE_DIR = ".cache"  # huggingface_hub's local_dir metadata folder, not part
 SNAKEMAKE_STAMP = ".snakemake_timestamp"
 
 
-def stage_source(
-    source: str,
-    location: dict[str, Any],
-    raw_dir: Path,
-    manifest_path: Path,
-    offline: bool = False,
-) -> None:
-    """Copy (local) or fetch (hf via the Hub cache; github at a commit) a source's raw files;
-    write its manifest."""
-    raw_dir = Path(raw_dir)
+def fetch(
+    source: str, location: Mapping[str, Any], raw_dir: Path, offline: bool = False
+) -> str | None:
+    """Copy (local) or fetch (hf via the Hub cache; github at a commit) a source's raw files into
+    raw_dir; the commit fetched (hf, github) or None (local)."""
     kind = location.get("kind")
-    manifest: dict[str, Any] = {"source": source, "location": location}
     if kind == "local":
         _stage_local(source, location, raw_dir)
-    elif kind == "hf":
-        manifest["resolved_revision"] = _stage_hf(source, location, raw_dir, offline)
-    elif kind == "github":
-        manifest["resolved_revision"] = _stage_github(source, location, raw_dir, offline)
-    else:
-        raise ValueError(
-            f"source {source!r}: location kind {kind!r} is not one of {LOCATION_KINDS} "
-            f"(config key sources.{source}.location.kind)"
-        )
-    if location.get("extract"):
-        manifest["extracted"] = extract_archives(raw_dir)
-    files = file_hashes(raw_dir)
-    if not files:
-        raise FileNotFoundError(f"source {source!r}: nothing was staged into {raw_dir}")
-    manifest["files"] = files
-    Path(manifest_path).parent.mkdir(parents=True, exist_ok=True)
-    Path(manifest_path).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", "utf-8")
-    LOG.info("%s: staged %d files into %s", source, len(files), raw_dir)
+        return None
+    if kind == "hf":
+        return _stage_hf(source, location, raw_dir, offline)
+    if kind == "github":
+        return _stage_github(source, location, raw_dir, offline)
+    raise ValueError(
+        f"source {source!r}: location kind {kind!r} is not one of {LOCATION_KINDS} "
+        f"(config key sources.{source}.location.kind)"
+    )
 
 
-def _stage_local(source: str, location: dict[str, Any], raw_dir: Path) -> None:
+def _stage_local(source: str, location: Mapping[str, Any], raw_dir: Path) -> None:
     path = Path(_required(source, location, "path"))
     if not path.exists():
         hint = location.get("obtain", "see config/README.md for where to get it")
@@ -69,7 +55,7 @@ def _stage_local(source: str, location: dict[str, Any], raw_dir: Path) -> None:
         shutil.copy2(path, raw_dir / path.name)
 
 
-def _stage_hf(source: str, location: dict[str, Any], raw_dir: Path, offline: bool) -> str:
+def _stage_hf(source: str, location: Mapping[str, Any], raw_dir: Path, offline: bool) -> str:
     """Fetch into the Hub cache (kept across reruns), copy into raw_dir; the commit SHA used."""
     from huggingface_hub import snapshot_download  # network only when a hf location is staged
 
@@ -104,7 +90,7 @@ def _stage_hf(source: str, location: dict[str, Any], raw_dir: Path, offline: boo
     return snapshot.name if is_commit_sha(snapshot.name) else revision
 
 
-def _stage_github(source: str, location: dict[str, Any], raw_dir: Path, offline: bool) -> str:
+def _stage_github(source: str, location: Mapping[str, Any], raw_dir: Path, offline: bool) -> str:
     """Download the listed files of a GitHub repository at a commit; check their sha256."""
     key = f"sources.{source}.location"
     repo, revision = _required(source, location, "repo"), _required(source, location, "revision")
@@ -179,7 +165,7 @@ def extract_archives(raw_dir: Path) -> list[str]:
     return extracted
 
 
-def _required(source: str, location: dict[str, Any], key: str) -> Any:
+def _required(source: str, location: Mapping[str, Any], key: str) -> Any:
     if not location.get(key):
         raise ValueError(f"source {source!r}: location needs {key!r} (sources.{source}.location)")
     return location[key]

@@ -1,13 +1,15 @@
-"""Raw source -> validated records (+ quarantine and stats), and corpora -> documents."""
+"""Rules of workflow/rules/sources.smk: stage a source's raw files (hashed, with a manifest), then
+normalize them to validated records (+ quarantine and stats) or, for corpora, to documents."""
 
 from __future__ import annotations
 
 import gc
 import json
 import logging
+import os
 import shutil
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -16,11 +18,43 @@ from medinjection.manifests import write_manifest
 from medinjection.records import Record, validation_errors, write_records
 from medinjection.sources import get_adapter, get_corpus_adapter
 from medinjection.sources.base import ROW, Quarantined, hash_split, write_documents
-from medinjection.sources.stage import check_staged
+from medinjection.sources.fetch import check_staged, extract_archives, fetch, file_hashes
+from medinjection.sources.pins import is_offline
 
 LOG = logging.getLogger(__name__)
 Role = Literal["native", "translate", "published"]
 ROLE_LANGUAGE: dict[str, str] = {"native": "fr", "translate": "en", "published": "fr"}
+
+
+def offline_now(data_offline: bool) -> bool:
+    """data.offline, or HF_HUB_OFFLINE in this job's environment (not a param: where the files
+    come from is not what they are, so it reruns nothing)."""
+    return is_offline({"data": {"offline": data_offline}}, os.environ)
+
+
+def stage_source(
+    source: str,
+    location: Mapping[str, Any],
+    raw_dir: Path,
+    manifest_path: Path,
+    offline: bool = False,
+) -> None:
+    """Copy (local) or fetch (hf via the Hub cache; github at a commit) a source's raw files;
+    write its manifest."""
+    raw_dir = Path(raw_dir)
+    manifest: dict[str, Any] = {"source": source, "location": location}
+    resolved = fetch(source, location, raw_dir, offline)
+    if resolved is not None:
+        manifest["resolved_revision"] = resolved
+    if location.get("extract"):
+        manifest["extracted"] = extract_archives(raw_dir)
+    files = file_hashes(raw_dir)
+    if not files:
+        raise FileNotFoundError(f"source {source!r}: nothing was staged into {raw_dir}")
+    manifest["files"] = files
+    Path(manifest_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(manifest_path).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", "utf-8")
+    LOG.info("%s: staged %d files into %s", source, len(files), raw_dir)
 
 
 def normalize_source(
