@@ -34,12 +34,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from medinjection.dataset import build_dataset
 from medinjection.mixtures import build_mixture
+from medinjection.settings import DatasetSettings
+from medinjection.stages.dataset import build_dataset
 from medinjection.stages.sources import normalize_source
 
 NATIVE, TRANSLATED, SYNTHETIC = 77_247, 417_674, 76_506
 LOAD_BEFORE = " ".join(f"{x:.2f}" for x in os.getloadavg())
+DATASET = DatasetSettings(
+    split_seed=42,
+    validation_fraction=0.1,
+    test_fraction=0.1,
+    max_quarantine_rate=0.05,
+    near_duplicate_threshold=0.9,
+)
 MIXTURES = {
     "NAT": {"native": 1.0},
     "TRAD": {"translated": 1.0},
@@ -273,7 +281,7 @@ def run(work: Path, scale: float, workers: int) -> list[tuple[str, list[Phase], 
         ]),
         ("merge + dedup + decontaminate", [
             ("merge + dedup + decontaminate + write", n_nat + n_trad + n_syn, build_dataset,
-             [native], [french], [work / "synthetic.parquet"], data, 0.9),
+             [native], [french], [work / "synthetic.parquet"], data, DATASET),
         ]),
         ("7 mixtures", [
             (f"mixture {name}", min(33_493, int(33_493 * scale)), _mixture, work, name, shares,

@@ -11,12 +11,21 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from medinjection.dataset import build_dataset, deduplicate, extract_test_sets, normalize_text
+from medinjection.dataset import deduplicate, normalize_text
 from medinjection.records import Record, read_records, write_records
+from medinjection.settings import DatasetSettings, TestSetSettings
+from medinjection.stages.dataset import build_dataset, extract_test_sets
 from medinjection.stages.sources import normalize_source, stage_source
 from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
+DATASET = DatasetSettings(
+    split_seed=0,
+    validation_fraction=0.1,
+    test_fraction=0.1,
+    max_quarantine_rate=0.1,
+    near_duplicate_threshold=0.9,
+)
 OPTIONS = (
     ("A", "Amoxicilline orale"),
     ("B", "Lévothyroxine"),
@@ -87,7 +96,7 @@ def test_build_dataset_outputs(tmp_path: Path) -> None:
     )
     out = tmp_path / "dataset"
     build_dataset(
-        [tmp_path / "n.parquet"], [tmp_path / "t.parquet"], [tmp_path / "s.parquet"], out, 0.9
+        [tmp_path / "n.parquet"], [tmp_path / "t.parquet"], [tmp_path / "s.parquet"], out, DATASET
     )
     assert [r.id for r in read_records(out / "native" / "train.parquet")] == ["n:2"]
     assert read_records(out / "synthetic" / "test.parquet") == []
@@ -98,10 +107,10 @@ def test_build_dataset_outputs(tmp_path: Path) -> None:
     assert stats[0] == ["origin", "source", "task", "split", "n"]
     assert ["native", "n", "mcqu", "test", "1"] in stats
     with pytest.raises(ValueError, match="origin 'native'.*'translated' inputs"):
-        build_dataset([], [tmp_path / "n.parquet"], [], tmp_path / "bad", 0.9)
+        build_dataset([], [tmp_path / "n.parquet"], [], tmp_path / "bad", DATASET)
     kept_all = tmp_path / "kept_all"
     build_dataset([tmp_path / "n.parquet"], [tmp_path / "t.parquet"], [tmp_path / "s.parquet"],
-                  kept_all, 0.9, deduplicate=False)  # fmt: skip
+                  kept_all, replace(DATASET, deduplicate=False))  # fmt: skip
     assert [r.id for r in read_records(kept_all / "translated" / "train.parquet")] == ["t:1"]
     assert list(csv.reader(open(kept_all / "removed.csv"))) == [["id", "reason", "matched_id"]]
 
@@ -112,13 +121,13 @@ def test_extract_test_sets(tmp_path: Path) -> None:
         tmp_path / "native" / "test.parquet",
     )
     files = [tmp_path / "native" / "test.parquet"]
-    sets = {"n-mcqu": {"origin": "native", "source": "n", "task": "mcqu"}}
+    sets = {"n-mcqu": TestSetSettings(origin="native", source="n", task="mcqu")}
     extract_test_sets(files, sets, tmp_path / "testsets")
     assert [r.id for r in read_records(tmp_path / "testsets" / "n-mcqu.parquet")] == ["n:1"]
     with pytest.raises(ValueError, match="test set 'n-oeq'.*is empty"):
         extract_test_sets(
             files,
-            {"n-oeq": {"origin": "native", "source": "n", "task": "oeq"}},
+            {"n-oeq": TestSetSettings(origin="native", source="n", task="oeq")},
             tmp_path / "testsets",
         )
 
@@ -171,9 +180,7 @@ def test_demo_chain_pools_are_large_enough(tmp_path: Path) -> None:
             output=SimpleNamespace(
                 stats=str(dataset / "stats.csv"), manifest=str(dataset / "manifest.json")
             ),
-            params=SimpleNamespace(
-                near_duplicate_threshold=d["near_duplicate_threshold"], deduplicate=True
-            ),
+            params=SimpleNamespace(dataset=d),
             log=[str(tmp_path / "log.txt")],
         )
     )

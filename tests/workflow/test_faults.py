@@ -17,11 +17,19 @@ import pytest
 
 from medinjection.llm.structured import QuarantineRateError
 from medinjection.records import Record, read_records, write_records
+from medinjection.settings import DatasetSettings
 from tests.support.fake_openai_server import FakeOpenAI, endpoint_for
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = "MEDINJECTION_FAULT_KEY"
 SECRET = "sk-fault-0123456789"
+DATASET = DatasetSettings(
+    split_seed=0,
+    validation_fraction=0.1,
+    test_fraction=0.1,
+    max_quarantine_rate=0.1,
+    near_duplicate_threshold=0.9,
+)
 
 
 @pytest.fixture()
@@ -791,7 +799,8 @@ def test_a_corpus_document_without_text_is_skipped_naming_file_and_line(
 
 def test_each_producer_writes_a_manifest_its_consumer_accepts(tmp_path: Path) -> None:
     """normalize_source -> build_dataset -> test_sets, each checking the previous one's manifest."""
-    from medinjection.dataset import build_dataset, extract_test_sets
+    from medinjection.settings import TestSetSettings
+    from medinjection.stages.dataset import build_dataset, extract_test_sets
     from medinjection.stages.sources import normalize_source
 
     norm = tmp_path / "normalized" / "frbmedqa"
@@ -809,7 +818,7 @@ def test_each_producer_writes_a_manifest_its_consumer_accepts(tmp_path: Path) ->
     assert manifest["files"]["records.parquet"]["rows"] == kept == 31
     dataset = tmp_path / "dataset"
     build_dataset(
-        [norm / "records.parquet"], [], [], dataset, 0.9, [norm / "stats.json"],
+        [norm / "records.parquet"], [], [], dataset, DATASET, [norm / "stats.json"],
         input_manifests=[norm / "manifest.json"], out_manifest=dataset / "manifest.json",
     )  # fmt: skip
     recorded = json.loads((dataset / "manifest.json").read_text())["files"]
@@ -819,7 +828,7 @@ def test_each_producer_writes_a_manifest_its_consumer_accepts(tmp_path: Path) ->
     )
     extract_test_sets(
         [dataset / "native" / "test.parquet"],
-        {"frbmedqa": {"origin": "native", "source": "frbmedqa", "task": "mcqu"}},
+        {"frbmedqa": TestSetSettings(origin="native", source="frbmedqa", task="mcqu")},
         tmp_path / "testsets",
         input_manifests=[dataset / "manifest.json"],
         out_manifest=tmp_path / "testsets" / "manifest.json",
@@ -831,11 +840,11 @@ def test_each_producer_writes_a_manifest_its_consumer_accepts(tmp_path: Path) ->
 def call_consumer(consumer: str, inputs: list[Path], manifests: list[Path], tmp: Path) -> None:
     """Run one consumer on `inputs`; each checks them before any other work."""
     if consumer == "build_dataset":
-        from medinjection.dataset import build_dataset
+        from medinjection.stages.dataset import build_dataset
 
-        build_dataset(inputs, [], [], tmp / "d", 0.9, [], input_manifests=manifests)
+        build_dataset(inputs, [], [], tmp / "d", DATASET, [], input_manifests=manifests)
     elif consumer == "test_sets":
-        from medinjection.dataset import extract_test_sets
+        from medinjection.stages.dataset import extract_test_sets
 
         extract_test_sets(inputs, {}, tmp / "t", input_manifests=manifests)
     elif consumer == "build_mixture":

@@ -76,8 +76,7 @@ rule build_dataset:
         "../../envs/workflow.yaml"
     threads: 2  # signatures, normalisation and the parquet writers use every core it is given
     params:
-        near_duplicate_threshold=config["dataset"]["near_duplicate_threshold"],
-        deduplicate=config["dataset"].get("deduplicate", True),
+        dataset=STUDY.dataset.to_dict(),
         code=script_code("build_dataset.py"),
     script:
         "../scripts/build_dataset.py"

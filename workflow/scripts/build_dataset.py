@@ -2,8 +2,9 @@
 
 from pathlib import Path
 
-from medinjection.dataset import build_dataset
 from medinjection.logs import setup_logging
+from medinjection.settings import DatasetSettings
+from medinjection.stages.dataset import build_dataset
 
 
 def main(smk) -> None:
@@ -13,9 +14,8 @@ def main(smk) -> None:
         translated=[Path(p) for p in smk.input.translated],
         synthetic=[Path(p) for p in smk.input.synthetic],
         out_dir=Path(smk.output.stats).parent,
-        near_duplicate_threshold=float(smk.params.near_duplicate_threshold),
+        dataset=DatasetSettings.from_dict(smk.params.dataset, "dataset"),
         source_stats=[Path(p) for p in smk.input.source_stats],
-        deduplicate=bool(smk.params.deduplicate),
         input_manifests=[Path(p) for p in smk.input.manifests],
         out_manifest=Path(smk.output.manifest),
     )
