@@ -34,9 +34,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from medinjection.mixtures import build_mixture
-from medinjection.settings import DatasetSettings
+from medinjection.settings import DatasetSettings, MixtureShares, MixturesSettings
 from medinjection.stages.dataset import build_dataset
+from medinjection.stages.mixtures import build_mixture
 from medinjection.stages.sources import normalize_source
 
 NATIVE, TRANSLATED, SYNTHETIC = 77_247, 417_674, 76_506
@@ -256,11 +256,15 @@ def _normalize(name: str, adapter: str, role: str, raw: Path, out: Path) -> Path
 
 def _mixture(work: Path, name: str, shares: dict[str, float], size: int, validation: int) -> None:
     data, mix = work / "dataset", work / "mix" / name
+    mixtures = MixturesSettings(
+        size=size, validation_size=validation, seed=42, tasks=("mcq", "mcqu"),
+        definitions={name: MixtureShares(**shares)},
+    )  # fmt: skip
     build_mixture(
-        name, shares, [data / o / "train.parquet" for o in ("native", "translated", "synthetic")],
+        name, mixtures, "v1",
+        [data / o / "train.parquet" for o in ("native", "translated", "synthetic")],
         [data / o / "validation.parquet" for o in ("native", "translated", "synthetic")],
-        size, validation, 42, ["mcq", "mcqu"], "v1", mix / "train.jsonl",
-        mix / "validation.jsonl", mix / "manifest.json",
+        mix / "train.jsonl", mix / "validation.jsonl", mix / "manifest.json",
     )  # fmt: skip
 
 

@@ -8,8 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from medinjection.mixtures import allocate, build_mixture
+from medinjection.mixtures import allocate, draw_mixture
 from medinjection.records import Record, write_records
+from medinjection.settings import MixturesSettings
+from medinjection.stages.mixtures import build_mixture
 from tests.conftest import load_script
 
 OPTIONS = (("A", "Oui"), ("B", "Non"), ("C", "Peut-être"))
@@ -59,20 +61,26 @@ def run(
     vsize: int = 6,
     shared: list[str] | None = None,
 ) -> dict:
+    mixtures = MixturesSettings.from_dict(
+        {
+            "size": size,
+            "validation_size": vsize,
+            "seed": 42,
+            **({"validation_origins": shared} if shared else {}),
+            "tasks": ["mcq", "mcqu"],
+            "definitions": {name: shares},
+        },
+        "mixtures",
+    )
     build_mixture(
         name,
-        shares,
+        mixtures,
+        "v1",
         files(root, "train"),
         files(root, "validation"),
-        size,
-        vsize,
-        42,
-        ["mcq", "mcqu"],
-        "v1",
         out / "train.jsonl",
         out / "validation.jsonl",
         out / "manifest.json",
-        validation_origins=shared,
     )
     return json.loads((out / "manifest.json").read_text())
 
@@ -126,8 +134,13 @@ def test_pool_too_small_names_counts(dataset: Path, tmp_path: Path) -> None:
         r"30 \{'mcqu': 30\}",
     ):
         run(dataset, tmp_path / "syn", "SYN", {"synthetic": 1}, size=31)
+    with pytest.raises(ValueError, match="unknown key mixtures.definitions.X.web"):
+        run(dataset, tmp_path / "x", "X", {"web": 1})  # the settings refuse it first
+    mixtures = MixturesSettings.from_dict(
+        {"size": 2, "validation_size": 0, "seed": 1, "tasks": ["mcqu"], "definitions": {}}, "m"
+    )
     with pytest.raises(ValueError, match="unknown origins"):
-        run(dataset, tmp_path / "x", "X", {"web": 1})
+        draw_mixture("X", {"web": 1.0}, files(dataset, "train"), [], mixtures)
 
 
 def test_shared_validation_is_one_set_and_leaves_train_pools_whole(
@@ -176,13 +189,14 @@ def test_build_mixture_script(dataset: Path, tmp_path: Path) -> None:
             ),
             params=SimpleNamespace(
                 name="NAT",
-                shares={"native": 1},
-                size=12,
-                validation_size=4,
-                seed=42,
-                tasks=["mcq", "mcqu"],
+                mixtures={
+                    "size": 12,
+                    "validation_size": 4,
+                    "seed": 42,
+                    "tasks": ["mcq", "mcqu"],
+                    "definitions": {"NAT": {"native": 1}},
+                },
                 prompt_version="v1",
-                validation_origins=[],
             ),
             log=[str(tmp_path / "log.txt")],
         )

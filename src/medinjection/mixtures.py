@@ -16,21 +16,19 @@ training (the study's SYN pool, 33,493 synthetic MCQs, is exactly the mixture si
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import random
-from collections import Counter, defaultdict
+from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from medinjection.manifests import check_inputs
-from medinjection.prompts import training_messages
 from medinjection.records import ARROW_SCHEMA, ORIGINS, Record, from_row, table_rows
+from medinjection.settings import MixturesSettings
 
 LOG = logging.getLogger(__name__)
 # What drawing and rendering a chat read: the long meta column (e.g. MedMCQA explanations) is
@@ -38,7 +36,6 @@ LOG = logging.getLogger(__name__)
 POOL_COLUMNS: tuple[str, ...] = (
     "id", "origin", "source", "task", "split", "context", "question", "options", "answer",
 )  # fmt: skip
-_JSON = json.JSONEncoder(ensure_ascii=False)  # one encoder for every line (json.dumps makes one)
 
 
 def allocate(total: int, weights: dict[str, float]) -> dict[str, int]:
@@ -117,57 +114,18 @@ def _records(table: pa.Table, rows: list[int]) -> list[Record]:
     return [from_row(row) for row in table_rows(table.take(pa.array(rows, type=pa.int64())))]
 
 
-def _counts(records: list[Record]) -> dict[str, dict[str, dict[str, int]]]:
-    counts: dict[str, dict[str, dict[str, int]]] = {}
-    for (origin, source, task), n in sorted(
-        Counter((r.origin, r.source, r.task) for r in records).items()
-    ):
-        counts.setdefault(origin, {}).setdefault(source, {})[task] = n
-    return counts
-
-
-def _write_jsonl(records: list[Record], path: Path, order_key: str, version: str) -> str:
-    ordered = sorted(records, key=lambda r: hashlib.sha256(f"{order_key}:{r.id}".encode()).digest())
-    lines = [
-        _JSON.encode(
-            {
-                "id": r.id,
-                "origin": r.origin,
-                "source": r.source,
-                "task": r.task,
-                "messages": training_messages(r, version),
-            }
-        )
-        + "\n"
-        for r in ordered
-    ]
-    data = "".join(lines).encode("utf-8")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_bytes(data)
-    return hashlib.sha256(data).hexdigest()
-
-
-def build_mixture(
+def draw_mixture(
     name: str,
-    shares: dict[str, float],
+    shares: Mapping[str, float],
     train_files: list[Path],
     validation_files: list[Path],
-    size: int,
-    validation_size: int,
-    seed: int,
-    tasks: list[str],
-    prompt_version: str,
-    out_train: Path,
-    out_validation: Path,
-    out_manifest: Path,
-    validation_origins: list[str] | None = None,
-    input_manifests: list[Path] | None = None,
-) -> None:
-    """Draw a mixture's train/validation records by shares and write chats plus a manifest
-    (the dataset splits first checked against `input_manifests`, build_dataset's)."""
-    if input_manifests is not None:
-        check_inputs([*train_files, *validation_files], input_manifests, "build_mixture")
-    unknown = sorted((set(shares) | set(validation_origins or ())) - set(ORIGINS))
+    mixtures: MixturesSettings,
+) -> tuple[list[Record], list[Record], list[str]]:
+    """A mixture's train and validation records drawn by its shares (`mixtures`: size, seed,
+    tasks, validation size and origins), and the origins whose validation came from train."""
+    size, validation_size, seed = mixtures.size, mixtures.validation_size, mixtures.seed
+    tasks, validation_origins = list(mixtures.tasks), list(mixtures.validation_origins or ())
+    unknown = sorted((set(shares) | set(validation_origins)) - set(ORIGINS))
     if unknown:
         raise ValueError(f"mixture {name!r}: unknown origins {unknown}; valid: {list(ORIGINS)}")
     origins = set(shares)
@@ -212,23 +170,4 @@ def build_mixture(
             f"{label}, validation",
         )
         validation.extend(_records(vpool, vdrawn))
-    train_sha = _write_jsonl(train, Path(out_train), f"{seed}:{name}:train", prompt_version)
-    val_key = f"{seed}:shared:validation" if validation_origins else f"{seed}:{name}:validation"
-    val_sha = _write_jsonl(validation, Path(out_validation), val_key, prompt_version)
-    manifest: dict[str, Any] = {
-        "mixture": name,
-        "size": size,
-        "shares": {o: shares[o] for o in sorted(shares)},
-        "counts": _counts(train),
-        "train_sha256": train_sha,
-        "validation_size": validation_size,
-        "validation_counts": _counts(validation),
-        "validation_sha256": val_sha,
-        "validation_from_train": from_train,
-        "validation_shared_from": sorted(validation_origins or []),
-        "seed": seed,
-        "tasks": list(tasks),
-        "prompt_version": prompt_version,
-    }
-    Path(out_manifest).write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
-    LOG.info("mixture %s: %d train, %d validation records", name, len(train), len(validation))
+    return train, validation, from_train

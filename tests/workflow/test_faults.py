@@ -848,11 +848,16 @@ def call_consumer(consumer: str, inputs: list[Path], manifests: list[Path], tmp:
 
         extract_test_sets(inputs, {}, tmp / "t", input_manifests=manifests)
     elif consumer == "build_mixture":
-        from medinjection.mixtures import build_mixture
+        from medinjection.settings import MixturesSettings
+        from medinjection.stages.mixtures import build_mixture
 
+        mixtures = MixturesSettings.from_dict(
+            {"size": 1, "validation_size": 0, "seed": 1, "tasks": ["mcqu"],
+             "definitions": {"m": {"native": 1.0}}}, "mixtures",
+        )  # fmt: skip
         build_mixture(
-            "m", {"native": 1.0}, inputs, [], 1, 0, 1, ["mcqu"], "v1", tmp / "t.jsonl",
-            tmp / "v.jsonl", tmp / "m.json", input_manifests=manifests,
+            "m", mixtures, "v1", inputs, [], tmp / "t.jsonl", tmp / "v.jsonl", tmp / "m.json",
+            input_manifests=manifests,
         )  # fmt: skip
     elif consumer == "predict":
         from medinjection.modeling.predict import predict

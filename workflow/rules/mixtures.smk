@@ -20,13 +20,8 @@ rule build_mixture:
         "../../envs/workflow.yaml"
     params:
         name="{mixture}",
-        shares=get_mixture_shares,
-        size=config["mixtures"]["size"],
-        validation_size=config["mixtures"]["validation_size"],
-        validation_origins=config["mixtures"].get("validation_origins", []),
-        seed=config["mixtures"]["seed"],
-        tasks=config["mixtures"]["tasks"],
-        prompt_version=config["study"]["prompt_version"],
+        mixtures=get_mixture_settings,
+        prompt_version=STUDY.study.prompt_version,
         code=script_code("build_mixture.py"),
     script:
         "../scripts/build_mixture.py"

@@ -5,8 +5,12 @@ def mixture_origins(mixture):
     return sorted(config["mixtures"]["definitions"][mixture])
 
 
-def get_mixture_shares(wildcards):
-    return dict(config["mixtures"]["definitions"][wildcards.mixture])
+def get_mixture_settings(wildcards):
+    # the mixtures block with this mixture's definition only: editing another mixture reruns
+    # nothing here
+    block = STUDY.mixtures.to_dict()
+    block["definitions"] = {wildcards.mixture: block["definitions"][wildcards.mixture]}
+    return block
 
 
 def get_mixture_train(wildcards):
