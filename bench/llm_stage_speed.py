@@ -1,6 +1,6 @@
 """Speed of the LLM stages against the rehearsal server: one translation shard or synthesis job.
 
-Runs the real stage function (medinjection.llm.translate.translate_shard or
+Runs the real stage function (medinjection.stages.translate.translate_shard or
 medinjection.llm.synthesize.synthesize) in this process, with the study config's endpoint, batch
 settings (poll_s from config/rehearsal.yaml) and submit mode, against a fresh
 tools/rehearsal_server.py in its own process and a fresh response cache; prints wall time, the
@@ -99,7 +99,7 @@ def main() -> None:
 
     logging.basicConfig(level=logging.WARNING)
     if args.stage == "translate":
-        from medinjection.llm.translate import translate_shard
+        from medinjection.stages.translate import translate_shard
 
         def run() -> None:
             translate_shard(

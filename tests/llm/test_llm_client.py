@@ -289,9 +289,9 @@ def test_store_compresses_replies_and_reads_older_text_rows(tmp_path: Path) -> N
 
 
 def test_sentinel_key_never_in_log_cache_or_shard_outputs(fake, tmp_path: Path) -> None:
-    from medinjection.llm.translate import translate_shard
     from medinjection.logs import setup_logging
     from medinjection.records import Record, write_records
+    from medinjection.stages.translate import translate_shard
 
     state, url = fake
     state.plan.extend(["429", "500"])  # errors are logged and must be redacted too

@@ -353,8 +353,8 @@ def _argmax_ids(judge, messages) -> list[int]:
 def test_self_hosted_translation_endpoint(ws, tmp_path) -> None:
     """llm.endpoints.<name>.serve: the translation stage starts `vllm serve`, sends its
     structured-output requests through the project's client, and stops the server."""
-    from medinjection.llm.translate import translate_shard
     from medinjection.records import Record, write_records
+    from medinjection.stages.translate import translate_shard
 
     records = [
         Record(

@@ -71,7 +71,7 @@ def good_translation(body: dict) -> str:
 
 
 def run_translation(fake: FakeOpenAI, tmp: Path, max_rate: float) -> tuple[list[Record], dict]:
-    from medinjection.llm.translate import translate_shard
+    from medinjection.stages.translate import translate_shard
 
     records = tmp / "en.parquet"
     write_records(english(4), records)
@@ -119,7 +119,7 @@ def test_an_invalid_reply_cached_by_an_older_version_is_asked_again(
     fake: FakeOpenAI, tmp_path: Path
 ) -> None:
     from medinjection.llm.client import open_client
-    from medinjection.llm.translate import translation_request
+    from medinjection.llm.translation import translation_request
 
     [record] = english(1)
     request = translation_request(record, "m", 0.0, 256)
@@ -876,7 +876,7 @@ def call_consumer(consumer: str, inputs: list[Path], manifests: list[Path], tmp:
         score_position_bias("base", inputs, [], {}, 1, 0, tmp / "p.json", tmp / "p.csv",
                             input_manifests=manifests)  # fmt: skip
     elif consumer == "translate_shard":
-        from medinjection.llm.translate import translate_shard
+        from medinjection.stages.translate import translate_shard
 
         translate_shard(
             inputs[0], tmp / "s.parquet", tmp / "u.json", 0, 1, endpoint("http://127.0.0.1:9"),

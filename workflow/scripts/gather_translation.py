@@ -3,8 +3,8 @@ the source's loss rate over all its shards)."""
 
 from pathlib import Path
 
-from medinjection.llm.translate import gather_shards
 from medinjection.logs import setup_logging
+from medinjection.stages.translate import gather_shards
 
 
 def main(smk) -> None:

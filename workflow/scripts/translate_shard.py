@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from medinjection.llm.translate import translate_shard
 from medinjection.logs import setup_logging
+from medinjection.stages.translate import translate_shard
 
 
 def main(smk) -> None:

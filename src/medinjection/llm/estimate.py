@@ -28,7 +28,7 @@ import yaml
 from medinjection.llm.cost import price_for
 from medinjection.llm.request import ChatRequest
 from medinjection.llm.synthesize import plan_jobs
-from medinjection.llm.translate import translation_payload, translation_request
+from medinjection.llm.translation import translation_payload, translation_request
 from medinjection.records import Record, read_records
 from medinjection.sources.base import Document, read_documents
 from medinjection.workflow_support import translation_route

@@ -19,7 +19,7 @@ from sacrebleu.metrics import BLEU, CHRF
 from medinjection.llm.client import open_client
 from medinjection.llm.cost import usage_cost
 from medinjection.llm.structured import parse_reply
-from medinjection.llm.translate import payload_request
+from medinjection.llm.translation import payload_request
 
 log = logging.getLogger(__name__)
 

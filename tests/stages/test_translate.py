@@ -12,13 +12,9 @@ import pytest
 
 from medinjection.llm.replay import completion_body, recording_entry, write_recording
 from medinjection.llm.structured import parse_reply, with_feedback
-from medinjection.llm.translate import (
-    apply_translation,
-    gather_shards,
-    shard_of,
-    translation_request,
-)
+from medinjection.llm.translation import apply_translation, translation_request
 from medinjection.records import Record, read_records, write_records
+from medinjection.stages.translate import gather_shards, shard_of
 from tests.conftest import load_script
 
 URL = "https://api.openai.com/v1"
@@ -252,7 +248,7 @@ def test_a_shard_stops_alone_only_beyond_chance_and_the_source_rate_is_checked_a
 
 
 def test_non_english_input_is_refused(tmp_path: Path) -> None:
-    from medinjection.llm.translate import select_shard
+    from medinjection.stages.translate import select_shard
 
     french = Record("mediqal:1", "native", "mediqal", "oeq", "train", "Q ?", "R.", language="fr")
     with pytest.raises(ValueError, match=r"not English \(first mediqal:1\).*role"):
@@ -272,7 +268,7 @@ def test_recorder_translation_reply_round_trip(tmp_path: Path) -> None:
     assert missing == set()
     write_recording([tool.entry(URL, request(OEQ), text)], tmp_path / "rec.jsonl")
     write_records([OEQ], tmp_path / "en.parquet")
-    from medinjection.llm.translate import translate_shard
+    from medinjection.stages.translate import translate_shard
 
     translate_shard(
         tmp_path / "en.parquet",
@@ -306,7 +302,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import medinjection
-from tests.llm.test_translate import run_shard
+from tests.stages.test_translate import run_shard
 
 assert medinjection.__file__.startswith(sys.argv[2]), medinjection.__file__  # the edited copy
 tmp = Path(sys.argv[1])
@@ -333,7 +329,7 @@ def test_code_change_reruns_the_job_but_pays_no_cached_request(fixture, tmp_path
     # a code change of the translation stage that leaves the requests as they were
     copy = tmp_path / "pkg" / "medinjection"
     shutil.copytree(PACKAGE_DIR, copy)
-    module = copy / "llm" / "translate.py"
+    module = copy / "llm" / "translation.py"
     old = '"translate: %d replies unusable, retrying once with feedback"'
     text = module.read_text(encoding="utf-8")
     assert old in text
