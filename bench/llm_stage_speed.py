@@ -1,7 +1,7 @@
 """Speed of the LLM stages against the rehearsal server: one translation shard or synthesis job.
 
 Runs the real stage function (medinjection.stages.translate.translate_shard or
-medinjection.llm.synthesize.synthesize) in this process, with the study config's endpoint, batch
+medinjection.stages.synthesize.synthesize) in this process, with the study config's endpoint, batch
 settings (poll_s from config/rehearsal.yaml) and submit mode, against a fresh
 tools/rehearsal_server.py in its own process and a fresh response cache; prints wall time, the
 client's and the server's CPU seconds, items/s, the cache's size on disk and the sha256 of every
@@ -110,7 +110,7 @@ def main() -> None:
                 quarantine_path=outputs["quarantine"],
             )  # fmt: skip
     else:
-        from medinjection.llm.synthesize import synthesize
+        from medinjection.stages.synthesize import synthesize
 
         def run() -> None:
             synthesize(

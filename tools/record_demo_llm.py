@@ -35,7 +35,7 @@ import yaml
 from medinjection.llm.client import ChatRequest, request_key
 from medinjection.llm.quality import read_parallel
 from medinjection.llm.replay import completion_body, recording_entry, write_recording
-from medinjection.llm.synthesize import Job, plan_jobs
+from medinjection.llm.synthesis import Job, plan_jobs
 from medinjection.llm.translation import payload_request, translation_payload, translation_request
 from medinjection.records import Record, read_records
 from medinjection.sources.base import Document, read_documents

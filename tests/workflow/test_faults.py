@@ -139,8 +139,8 @@ def test_an_invalid_reply_cached_by_an_older_version_is_asked_again(
 def test_synthesis_with_only_unusable_replies_stops_naming_the_kept_file(
     fake: FakeOpenAI, tmp_path: Path
 ) -> None:
-    from medinjection.llm.synthesize import synthesize
     from medinjection.sources.base import Document, write_documents
+    from medinjection.stages.synthesize import synthesize
 
     docs = tmp_path / "documents.parquet"
     write_documents([Document("deft:c1", "deft", "clinical_case", None, "Un cas.")], docs)

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from medinjection.llm.synthesize import synthesize
 from medinjection.logs import setup_logging
+from medinjection.stages.synthesize import synthesize
 
 
 def main(smk) -> None:

@@ -27,7 +27,7 @@ import yaml
 
 from medinjection.llm.cost import price_for
 from medinjection.llm.request import ChatRequest
-from medinjection.llm.synthesize import plan_jobs
+from medinjection.llm.synthesis import plan_jobs
 from medinjection.llm.translation import translation_payload, translation_request
 from medinjection.records import Record, read_records
 from medinjection.sources.base import Document, read_documents

@@ -10,7 +10,7 @@ import pytest
 
 from medinjection.llm.replay import completion_body, recording_entry, write_recording
 from medinjection.llm.structured import parse_reply, with_feedback
-from medinjection.llm.synthesize import plan_jobs
+from medinjection.llm.synthesis import plan_jobs
 from medinjection.records import read_records
 from medinjection.sources.base import Document, write_documents
 from tests.conftest import load_script
@@ -233,7 +233,7 @@ def test_recorder_authored_replies_pass_validation(tmp_path: Path) -> None:
     assert all(e["response"]["id"].startswith("chatcmpl-authored-") for e in entries)
     write_recording(entries, tmp_path / "rec.jsonl")
     write_documents(docs, tmp_path / "docs.parquet")
-    from medinjection.llm.synthesize import synthesize
+    from medinjection.stages.synthesize import synthesize
 
     synthesize(
         tmp_path / "docs.parquet",
