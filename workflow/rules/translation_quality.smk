@@ -48,8 +48,7 @@ rule translation_comet:
     resources:
         gpu=STUDY.compute.comet.gpus,
     params:
-        model_path=QUALITY["comet"]["model_path"],
-        batch_size=QUALITY["comet"]["batch_size"],
+        comet=STUDY.translation.quality.comet.to_dict(),
     script:
         "../scripts/translation_comet.py"
 

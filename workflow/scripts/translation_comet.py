@@ -2,17 +2,17 @@
 
 from pathlib import Path
 
-from medinjection.llm.comet import comet_score
 from medinjection.logs import setup_logging
+from medinjection.settings import CometSettings
+from medinjection.stages.translation_quality import comet_score
 
 
 def main(smk) -> None:
     setup_logging(smk.log[0])
     comet_score(
         translations_path=Path(smk.input.translations),
-        model_path=Path(smk.params.model_path),
+        comet=CometSettings.from_dict(smk.params.comet, "translation.quality.comet"),
         out_path=Path(smk.output.comet),
-        batch_size=int(smk.params.batch_size),
         gpus=int(smk.resources.gpu),  # compute.comet.gpus: a resource, never a param
     )
 

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from medinjection.llm.quality import translation_quality
 from medinjection.logs import setup_logging
+from medinjection.stages.translation_quality import translation_quality
 
 
 def main(smk) -> None:

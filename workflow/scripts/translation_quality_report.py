@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from medinjection.llm.quality import quality_report
 from medinjection.logs import setup_logging
+from medinjection.stages.translation_quality import quality_report
 
 
 def main(smk) -> None:

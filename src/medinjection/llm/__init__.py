@@ -1,7 +1,7 @@
-"""OpenAI-compatible LLM client (cache, replay, throttling, batch) and the stages built on it.
+"""OpenAI-compatible LLM client (cache, replay, throttling, batch), and the requests and reply
+checks of the translation and synthesis stages (medinjection.stages).
 
-The re-exports are lazy, so that medinjection.llm.comet can be imported in the COMET environment,
-which has no openai package.
+The re-exports are lazy, so that importing a module of the package never imports openai by itself.
 """
 
 from __future__ import annotations
