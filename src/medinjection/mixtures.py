@@ -124,7 +124,8 @@ def draw_mixture(
     """A mixture's train and validation records drawn by its shares (`mixtures`: size, seed,
     tasks, validation size and origins), and the origins whose validation came from train."""
     size, validation_size, seed = mixtures.size, mixtures.validation_size, mixtures.seed
-    tasks, validation_origins = list(mixtures.tasks), list(mixtures.validation_origins or ())
+    tasks: list[str] = list(mixtures.tasks)
+    validation_origins: list[str] = list(mixtures.validation_origins or ())
     unknown = sorted((set(shares) | set(validation_origins)) - set(ORIGINS))
     if unknown:
         raise ValueError(f"mixture {name!r}: unknown origins {unknown}; valid: {list(ORIGINS)}")
