@@ -110,16 +110,23 @@ def main() -> None:
                 quarantine_path=outputs["quarantine"],
             )  # fmt: skip
     else:
+        from medinjection.settings import (
+            BatchSettings,
+            EndpointSettings,
+            PriceSettings,
+            SynthesisSettings,
+        )
         from medinjection.stages.synthesize import synthesize
 
         def run() -> None:
             synthesize(
-                args.documents, outputs["records"], outputs["usage"], args.source, endpoint,
-                stage["model"], stage["temperature"], stage["max_tokens"],
-                {k: int(v) for k, v in stage["task_types"].items()}, stage["mcq_per_document"],
-                "live", None, str(cache), int(config["study"]["seed"]), stage["submit"], batch,
-                price, max_quarantine_rate=stage["max_quarantine_rate"],
+                args.documents, outputs["records"], outputs["usage"], args.source,
+                SynthesisSettings.from_dict(stage, "synthesis"),
+                EndpointSettings.from_dict(endpoint, "endpoint"), mode="live", replay_file=None,
+                cache_path=str(cache), seed=int(config["study"]["seed"]),
                 quarantine_path=outputs["quarantine"],
+                batch=BatchSettings.from_dict(batch, "llm.batch"),
+                price=PriceSettings.from_dict(price, "price"),
             )  # fmt: skip
 
     spy = None

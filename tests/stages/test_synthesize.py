@@ -12,6 +12,7 @@ from medinjection.llm.replay import completion_body, recording_entry, write_reco
 from medinjection.llm.structured import parse_reply, with_feedback
 from medinjection.llm.synthesis import plan_jobs
 from medinjection.records import read_records
+from medinjection.settings import EndpointSettings, SynthesisSettings
 from medinjection.sources.base import Document, write_documents
 from tests.conftest import load_script
 
@@ -27,6 +28,22 @@ ENDPOINT = {
     "timeout_s": 10,
 }
 TASKS = {"factual_qa": 2, "medication_safety": 1}
+
+
+def synthesis_block(task_types: dict[str, int], max_quarantine_rate: float) -> dict:
+    """A `synthesis` config block (the rule's params.synthesis) for MODEL at 0.7, 512 tokens."""
+    return {
+        "endpoint": "openai",
+        "model": MODEL,
+        "temperature": 0.7,
+        "max_tokens": 512,
+        "submit": "direct",
+        "max_quarantine_rate": max_quarantine_rate,
+        "mcq_per_document": 2,
+        "task_types": task_types,
+    }
+
+
 DOCS = [
     Document(
         "deft2021:c1",
@@ -91,11 +108,7 @@ def run(tmp_path: Path):
         params = SimpleNamespace(
             source="deft2021",
             endpoint=ENDPOINT,
-            model=MODEL,
-            temperature=0.7,
-            max_tokens=512,
-            task_types=TASKS,
-            mcq_per_document=2,
+            synthesis=synthesis_block(TASKS, max_quarantine_rate=0.5),
             mode="replay",
             replay_file=str(tmp_path / "rec.jsonl"),
             submit="direct",
@@ -103,7 +116,6 @@ def run(tmp_path: Path):
             price={"input_usd_per_mtok": 2.0, "output_usd_per_mtok": 8.0, "batch_discount": 0.5},
             cache_path=str(tmp_path / "c.sqlite"),
             seed=42,
-            max_quarantine_rate=0.5,
         )
         smk = SimpleNamespace(
             input=SimpleNamespace(documents=str(docs_path), replay=[str(tmp_path / "rec.jsonl")]),
@@ -240,17 +252,12 @@ def test_recorder_authored_replies_pass_validation(tmp_path: Path) -> None:
         tmp_path / "r.parquet",
         tmp_path / "u.json",
         "deft2021",
-        ENDPOINT,
-        MODEL,
-        0.7,
-        512,
-        tasks,
-        2,
-        "replay",
-        str(tmp_path / "rec.jsonl"),
-        str(tmp_path / "c.sqlite"),
-        42,
-        max_quarantine_rate=0.0,
+        SynthesisSettings.from_dict(synthesis_block(tasks, max_quarantine_rate=0.0), "synthesis"),
+        EndpointSettings.from_dict(ENDPOINT, "endpoint"),
+        mode="replay",
+        replay_file=str(tmp_path / "rec.jsonl"),
+        cache_path=str(tmp_path / "c.sqlite"),
+        seed=42,
         quarantine_path=tmp_path / "q.jsonl",
     )
     report = json.loads((tmp_path / "u.json").read_text())

@@ -139,6 +139,7 @@ def test_an_invalid_reply_cached_by_an_older_version_is_asked_again(
 def test_synthesis_with_only_unusable_replies_stops_naming_the_kept_file(
     fake: FakeOpenAI, tmp_path: Path
 ) -> None:
+    from medinjection.settings import EndpointSettings, SynthesisSettings, TaskTypesSettings
     from medinjection.sources.base import Document, write_documents
     from medinjection.stages.synthesize import synthesize
 
@@ -148,10 +149,16 @@ def test_synthesis_with_only_unusable_replies_stops_naming_the_kept_file(
     quarantine = tmp_path / "logs" / "deft.quarantine.jsonl"
 
     def go() -> None:
+        synthesis = SynthesisSettings(
+            endpoint="fake", model="m", temperature=0.0, max_tokens=256, submit="direct",
+            max_quarantine_rate=0.5, mcq_per_document=0,
+            task_types=TaskTypesSettings(factual_qa=2),
+        )  # fmt: skip
         synthesize(
-            docs, tmp_path / "r.parquet", tmp_path / "u.json", "deft", endpoint(fake.base_url),
-            "m", 0.0, 256, {"factual_qa": 2}, 0, "live", None, str(tmp_path / "c.sqlite"), 1,
-            max_quarantine_rate=0.5, quarantine_path=quarantine,
+            docs, tmp_path / "r.parquet", tmp_path / "u.json", "deft", synthesis,
+            EndpointSettings.from_dict(endpoint(fake.base_url), "endpoint"), mode="live",
+            replay_file=None, cache_path=str(tmp_path / "c.sqlite"), seed=1,
+            quarantine_path=quarantine,
         )  # fmt: skip
 
     with pytest.raises(QuarantineRateError, match="2 of 2 items lost") as stopped:

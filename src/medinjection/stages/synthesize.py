@@ -12,6 +12,7 @@ from medinjection.llm.structured import Report, check_loss_rate
 from medinjection.llm.synthesis import plan_jobs, run_jobs
 from medinjection.manifests import write_manifest
 from medinjection.records import write_records
+from medinjection.settings import BatchSettings, EndpointSettings, PriceSettings, SynthesisSettings
 from medinjection.sources.base import read_documents
 
 log = logging.getLogger(__name__)
@@ -22,39 +23,48 @@ def synthesize(
     out_path: Path,
     usage_path: Path,
     source: str,
-    endpoint: dict,
-    model: str,
-    temperature: float,
-    max_tokens: int,
-    task_types: dict[str, int],
-    mcq_per_document: int,
+    synthesis: SynthesisSettings,
+    endpoint: EndpointSettings,
+    *,
     mode: str,
     replay_file: str | None,
     cache_path: str,
     seed: int,
-    submit: str = "direct",
-    batch: dict | None = None,
-    price: dict | None = None,
-    *,
-    max_quarantine_rate: float,
     quarantine_path: Path,
+    batch: BatchSettings | None = None,
+    price: PriceSettings | None = None,
     out_manifest: Path | None = None,
 ) -> None:
     """Generate synthetic QA records for one corpus; write records and a usage/quarantine report
     (the records recorded in `out_manifest`).
 
+    `synthesis` gives the model, sampling, task types and loss limit, `endpoint` the server
+    (llm.endpoints.<synthesis.endpoint>), `mode`/`replay_file`/`cache_path` the client (llm.*).
     The quarantined items are also written to `quarantine_path` (beside the job's log, outside
-    its outputs, so they survive a failed job); losing more than `max_quarantine_rate` of the
-    planned items stops the job.
+    its outputs, so they survive a failed job); losing more than
+    `synthesis.max_quarantine_rate` of the planned items stops the job.
     """
+    model, submit = synthesis.model, synthesis.submit
+    task_types = synthesis.task_types.to_dict()
     documents = read_documents(documents_path)
-    jobs = plan_jobs(documents, task_types, mcq_per_document, model, temperature, max_tokens, seed)
+    jobs = plan_jobs(
+        documents,
+        task_types,
+        synthesis.mcq_per_document,
+        model,
+        synthesis.temperature,
+        synthesis.max_tokens,
+        seed,
+    )
     log.info("synthesize: %s: %d documents, %d requests", source, len(documents), len(jobs))
     report = Report(stage="synthesize", model=model, extra={"source": source, "seed": seed})
-    with open_client(endpoint, mode, replay_file, cache_path, submit, batch) as client:
+    batch_dict = batch.to_dict() if batch is not None else None
+    with open_client(
+        endpoint.to_dict(), mode, replay_file, cache_path, submit, batch_dict
+    ) as client:
         records = run_jobs(jobs, client, source, model, report)
         report.usage = client.usage.as_dict()
-    report.extra["cost"] = usage_cost(report.usage, price, submit)
+    report.extra["cost"] = usage_cost(report.usage, price.to_dict() if price else None, submit)
     by_task: dict[str, int] = {}
     for record in records:
         by_task[record.task] = by_task.get(record.task, 0) + 1
@@ -78,7 +88,7 @@ def synthesize(
         f"synthesis of {source}",
         planned - len(records),
         planned,
-        max_quarantine_rate,
+        synthesis.max_quarantine_rate,
         "synthesis.max_quarantine_rate",
         Path(quarantine_path),
     )
