@@ -99,13 +99,15 @@ def main() -> None:
 
     logging.basicConfig(level=logging.WARNING)
     if args.stage == "translate":
+        from medinjection.settings import BatchSettings, EndpointSettings, PriceSettings
         from medinjection.stages.translate import translate_shard
 
         def run() -> None:
             translate_shard(
                 args.records, outputs["records"], outputs["usage"], args.shard, args.shards,
-                endpoint, stage["model"], stage["temperature"], stage["max_tokens"], "live", None,
-                str(cache), stage["submit"], batch, price,
+                EndpointSettings.from_dict(endpoint), stage["model"], stage["temperature"],
+                stage["max_tokens"], "live", None, str(cache), stage["submit"],
+                BatchSettings.from_dict(batch), PriceSettings.from_dict(price),
                 max_quarantine_rate=stage["max_quarantine_rate"],
                 quarantine_path=outputs["quarantine"],
             )  # fmt: skip

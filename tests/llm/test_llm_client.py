@@ -291,6 +291,7 @@ def test_store_compresses_replies_and_reads_older_text_rows(tmp_path: Path) -> N
 def test_sentinel_key_never_in_log_cache_or_shard_outputs(fake, tmp_path: Path) -> None:
     from medinjection.logs import setup_logging
     from medinjection.records import Record, write_records
+    from medinjection.settings import EndpointSettings
     from medinjection.stages.translate import translate_shard
 
     state, url = fake
@@ -306,7 +307,8 @@ def test_sentinel_key_never_in_log_cache_or_shard_outputs(fake, tmp_path: Path) 
     setup_logging(tmp_path / "job.log", level=logging.DEBUG)
     out, usage, cache = tmp_path / "out.parquet", tmp_path / "usage.json", tmp_path / "c.sqlite"
     translate_shard(
-        records, out, usage, 0, 1, endpoint(url), "m", 0.0, 64, "live", None, str(cache),
+        records, out, usage, 0, 1, EndpointSettings.from_dict(endpoint(url)), "m", 0.0, 64,
+        "live", None, str(cache),
         max_quarantine_rate=0.0, quarantine_path=tmp_path / "job.quarantine.jsonl",
     )  # fmt: skip
     logging.getLogger().handlers.clear()

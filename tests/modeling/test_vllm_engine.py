@@ -354,6 +354,7 @@ def test_self_hosted_translation_endpoint(ws, tmp_path) -> None:
     """llm.endpoints.<name>.serve: the translation stage starts `vllm serve`, sends its
     structured-output requests through the project's client, and stops the server."""
     from medinjection.records import Record, write_records
+    from medinjection.settings import EndpointSettings
     from medinjection.stages.translate import translate_shard
 
     records = [
@@ -379,7 +380,8 @@ def test_self_hosted_translation_endpoint(ws, tmp_path) -> None:
     }
     translate_shard(
         tmp_path / "en.parquet", tmp_path / "out.parquet", tmp_path / "usage.json", 0, 1,
-        endpoint, "translator", 0.0, 64, "live", None, str(tmp_path / "cache.sqlite"),
+        EndpointSettings.from_dict(endpoint), "translator", 0.0, 64, "live", None,
+        str(tmp_path / "cache.sqlite"),
         # the tiny model cannot translate: every record may be quarantined (the stage's checks)
         max_quarantine_rate=1.0, quarantine_path=tmp_path / "quarantine.jsonl",
     )  # fmt: skip

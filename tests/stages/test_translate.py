@@ -268,6 +268,7 @@ def test_recorder_translation_reply_round_trip(tmp_path: Path) -> None:
     assert missing == set()
     write_recording([tool.entry(URL, request(OEQ), text)], tmp_path / "rec.jsonl")
     write_records([OEQ], tmp_path / "en.parquet")
+    from medinjection.settings import EndpointSettings
     from medinjection.stages.translate import translate_shard
 
     translate_shard(
@@ -276,7 +277,7 @@ def test_recorder_translation_reply_round_trip(tmp_path: Path) -> None:
         tmp_path / "u.json",
         0,
         1,
-        ENDPOINT,
+        EndpointSettings.from_dict(ENDPOINT, "endpoint"),
         MODEL,
         0.0,
         256,

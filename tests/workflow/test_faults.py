@@ -17,7 +17,7 @@ import pytest
 
 from medinjection.llm.structured import QuarantineRateError
 from medinjection.records import Record, read_records, write_records
-from medinjection.settings import DatasetSettings
+from medinjection.settings import DatasetSettings, EndpointSettings
 from tests.support.fake_openai_server import FakeOpenAI, endpoint_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,7 +77,8 @@ def run_translation(fake: FakeOpenAI, tmp: Path, max_rate: float) -> tuple[list[
     write_records(english(4), records)
     out, usage = tmp / "shard_0.parquet", tmp / "shard_0.usage.json"
     translate_shard(
-        records, out, usage, 0, 1, endpoint(fake.base_url), "m", 0.0, 256, "live", None,
+        records, out, usage, 0, 1, EndpointSettings.from_dict(endpoint(fake.base_url)), "m", 0.0,
+        256, "live", None,
         str(tmp / "cache.sqlite"),
         max_quarantine_rate=max_rate, quarantine_path=tmp / "logs" / "0.quarantine.jsonl",
     )  # fmt: skip
@@ -139,7 +140,7 @@ def test_an_invalid_reply_cached_by_an_older_version_is_asked_again(
 def test_synthesis_with_only_unusable_replies_stops_naming_the_kept_file(
     fake: FakeOpenAI, tmp_path: Path
 ) -> None:
-    from medinjection.settings import EndpointSettings, SynthesisSettings, TaskTypesSettings
+    from medinjection.settings import SynthesisSettings, TaskTypesSettings
     from medinjection.sources.base import Document, write_documents
     from medinjection.stages.synthesize import synthesize
 
@@ -883,11 +884,13 @@ def call_consumer(consumer: str, inputs: list[Path], manifests: list[Path], tmp:
         score_position_bias("base", inputs, [], {}, 1, 0, tmp / "p.json", tmp / "p.csv",
                             input_manifests=manifests)  # fmt: skip
     elif consumer == "translate_shard":
+        from medinjection.settings import EndpointSettings
         from medinjection.stages.translate import translate_shard
 
         translate_shard(
-            inputs[0], tmp / "s.parquet", tmp / "u.json", 0, 1, endpoint("http://127.0.0.1:9"),
-            "m", 0.0, 8, "live", None, str(tmp / "c.sqlite"), max_quarantine_rate=0.0,
+            inputs[0], tmp / "s.parquet", tmp / "u.json", 0, 1,
+            EndpointSettings.from_dict(endpoint("http://127.0.0.1:9")), "m", 0.0, 8, "live",
+            None, str(tmp / "c.sqlite"), max_quarantine_rate=0.0,
             quarantine_path=tmp / "q.jsonl", input_manifests=manifests,
         )  # fmt: skip
     else:

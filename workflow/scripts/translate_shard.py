@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from medinjection.logs import setup_logging
+from medinjection.settings import BatchSettings, EndpointSettings, PriceSettings
 from medinjection.stages.translate import translate_shard
 
 
@@ -14,7 +15,8 @@ def main(smk) -> None:
         usage_path=Path(smk.output.usage),
         shard=int(smk.params.shard),
         shards=int(smk.params.shards),
-        endpoint=dict(smk.params.endpoint),
+        # the endpoint of translation.endpoint or translation.by_source.<source>
+        endpoint=EndpointSettings.from_dict(dict(smk.params.endpoint), "llm.endpoints"),
         model=smk.params.model,
         temperature=float(smk.params.temperature),
         max_tokens=int(smk.params.max_tokens),
@@ -22,8 +24,8 @@ def main(smk) -> None:
         replay_file=smk.params.replay_file,
         cache_path=str(smk.params.cache_path),
         submit=smk.params.submit,
-        batch=dict(smk.params.batch),
-        price=dict(smk.params.price),
+        batch=BatchSettings.from_dict(dict(smk.params.batch), "llm.batch"),
+        price=PriceSettings.from_dict(dict(smk.params.price), f"llm.prices.{smk.params.model}"),
         max_quarantine_rate=float(smk.params.max_quarantine_rate),
         # beside the log, not an output: it survives the failed job the rate error stops
         quarantine_path=Path(smk.log[0]).with_suffix(".quarantine.jsonl"),

@@ -26,6 +26,7 @@ from medinjection.records import (
     table_rows,
     write_records,
 )
+from medinjection.settings import BatchSettings, EndpointSettings, PriceSettings
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def translate_shard(
     usage_path: Path,
     shard: int,
     shards: int,
-    endpoint: dict,
+    endpoint: EndpointSettings,
     model: str,
     temperature: float,
     max_tokens: int,
@@ -82,8 +83,8 @@ def translate_shard(
     replay_file: str | None,
     cache_path: str,
     submit: str = "direct",
-    batch: dict | None = None,
-    price: dict | None = None,
+    batch: BatchSettings | None = None,
+    price: PriceSettings | None = None,
     *,
     max_quarantine_rate: float,
     quarantine_path: Path,
@@ -102,10 +103,12 @@ def translate_shard(
     selected, total = read_shard(records_path, shard, shards)
     log.info("translate: shard %d/%d holds %d of %d records", shard, shards, len(selected), total)
     report = Report(stage="translate", model=model, extra={"shard": shard, "shards": shards})
-    with open_client(endpoint, mode, replay_file, cache_path, submit, batch) as client:
+    batch_keys = batch.to_dict() if batch is not None else None
+    server = endpoint.to_dict()
+    with open_client(server, mode, replay_file, cache_path, submit, batch_keys) as client:
         translated = translate_records(selected, client, model, temperature, max_tokens, report)
         report.usage = client.usage.as_dict()
-    report.extra["cost"] = usage_cost(report.usage, price, submit)
+    report.extra["cost"] = usage_cost(report.usage, price.to_dict() if price else None, submit)
     report.counts.update(records_in=len(selected), translated=len(translated))
     write_records(translated, out_path)
     report.write(usage_path)
