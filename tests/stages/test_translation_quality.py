@@ -12,6 +12,7 @@ import pytest
 import yaml
 from sacrebleu.metrics import BLEU, CHRF
 
+from medinjection.settings import EndpointSettings, PriceSettings
 from medinjection.stages.translation_quality import (
     comet_inputs,
     quality_report,
@@ -28,9 +29,9 @@ def test_demo_quality_through_recorded_replies(tmp_path: Path) -> None:
     scores, translations = tmp_path / "scores.json", tmp_path / "translations.jsonl"
     translation_quality(
         ROOT / tr["quality"]["test_file"], scores, translations,
-        DEMO["llm"]["endpoints"][tr["endpoint"]], tr["model"], tr["temperature"],
-        tr["max_tokens"], "replay", str(ROOT / DEMO["llm"]["replay_file"]),
-        str(tmp_path / "c.sqlite"), price=PRICE,
+        EndpointSettings.from_dict(DEMO["llm"]["endpoints"][tr["endpoint"]]), tr["model"],
+        tr["temperature"], tr["max_tokens"], "replay", str(ROOT / DEMO["llm"]["replay_file"]),
+        str(tmp_path / "c.sqlite"), price=PriceSettings.from_dict(PRICE),
     )  # fmt: skip
     result = json.loads(scores.read_text())
     authored = [
@@ -60,8 +61,9 @@ def test_demo_quality_through_recorded_replies(tmp_path: Path) -> None:
 
 def test_missing_test_file_names_the_config_key(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="translation.quality.test_file"):
-        translation_quality(tmp_path / "none.jsonl", tmp_path / "s", tmp_path / "t", {}, "m",
-                            0.0, 8, "replay", None, str(tmp_path / "c"))  # fmt: skip
+        endpoint = EndpointSettings(base_url="http://127.0.0.1:9/v1", api_key_env="UNUSED")
+        translation_quality(tmp_path / "none.jsonl", tmp_path / "s", tmp_path / "t", endpoint,
+                            "m", 0.0, 8, "replay", None, str(tmp_path / "c"))  # fmt: skip
 
 
 def test_comet_script_imports_without_openai() -> None:

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from medinjection.logs import setup_logging
+from medinjection.settings import BatchSettings, EndpointSettings, PriceSettings
 from medinjection.stages.translation_quality import translation_quality
 
 
@@ -12,7 +13,7 @@ def main(smk) -> None:
         test_file=Path(smk.params.test_file),
         scores_path=Path(smk.output.scores),
         translations_path=Path(smk.output.translations),
-        endpoint=dict(smk.params.endpoint),
+        endpoint=EndpointSettings.from_dict(dict(smk.params.endpoint), "llm.endpoints"),
         model=smk.params.model,
         temperature=float(smk.params.temperature),
         max_tokens=int(smk.params.max_tokens),
@@ -20,8 +21,8 @@ def main(smk) -> None:
         replay_file=smk.params.replay_file,
         cache_path=str(smk.params.cache_path),
         submit=smk.params.submit,
-        batch=dict(smk.params.batch),
-        price=dict(smk.params.price),
+        batch=BatchSettings.from_dict(dict(smk.params.batch), "llm.batch"),
+        price=PriceSettings.from_dict(dict(smk.params.price), f"llm.prices.{smk.params.model}"),
     )
 
 

@@ -14,15 +14,16 @@ import json
 import logging
 from pathlib import Path
 
-from medinjection.settings import CometSettings
+from medinjection.settings import BatchSettings, CometSettings, EndpointSettings, PriceSettings
 
 LOG = logging.getLogger(__name__)
 
 
 def translation_quality(
-    test_file: Path, scores_path: Path, translations_path: Path, endpoint: dict, model: str,
-    temperature: float, max_tokens: int, mode: str, replay_file: str | None, cache_path: str,
-    submit: str = "direct", batch: dict | None = None, price: dict | None = None,
+    test_file: Path, scores_path: Path, translations_path: Path, endpoint: EndpointSettings,
+    model: str, temperature: float, max_tokens: int, mode: str, replay_file: str | None,
+    cache_path: str, submit: str = "direct", batch: BatchSettings | None = None,
+    price: PriceSettings | None = None,
 ) -> None:  # fmt: skip
     """Translate the test file with the configured model; write translations and BLEU/chrF."""
     # imported here: this module also runs in the COMET environment, which has no openai
@@ -42,7 +43,9 @@ def translation_quality(
         )
     segments = read_parallel(test_file)
     LOG.info("translation quality: %d segments of %s with %s", len(segments), test_file, model)
-    with open_client(endpoint, mode, replay_file, cache_path, submit, batch) as client:
+    batch_keys = batch.to_dict() if batch is not None else None
+    server = endpoint.to_dict()
+    with open_client(server, mode, replay_file, cache_path, submit, batch_keys) as client:
         rows = translate_segments(segments, client, model, temperature, max_tokens)
         usage = client.usage.as_dict()
     translations_path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,7 +64,7 @@ def translation_quality(
         **corpus_scores([r["mt"] for r in rows], [r["fr"] for r in rows]),
         "paper": PAPER_FIGURES,
         "usage": usage,
-        "cost": usage_cost(usage, price, submit),
+        "cost": usage_cost(usage, price.to_dict() if price else None, submit),
     }
     scores_path.write_text(json.dumps(scores, ensure_ascii=False, indent=2) + "\n")
     LOG.info("translation quality: BLEU %.2f, chrF %.2f", scores["bleu"], scores["chrf"])
