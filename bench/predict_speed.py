@@ -182,7 +182,7 @@ class OfficialLoop:
             letter_tokens,
             official_allowed_ids,
         )
-        from medinjection.modeling.predict import Prediction
+        from medinjection.modeling.types import Prediction
 
         text = self.tokenizer.apply_chat_template(
             item.messages, tokenize=False, add_generation_prompt=True
@@ -254,8 +254,8 @@ def measure(paths: dict[str, Any], items: Sequence[Any], repeats: int) -> dict[s
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Build the model and test set, time both paths per task; returns the figures."""
-    from medinjection.modeling.predict import prompt_items
     from medinjection.modeling.transformers_backend import TransformersPredictor
+    from medinjection.stages.predict import prompt_items
 
     torch.set_num_threads(args.threads)
     records = make_records(args.n_mcqu, args.n_mcq, args.n_oeq, args.seed)

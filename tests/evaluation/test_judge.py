@@ -520,7 +520,7 @@ def test_study_config_checks_judge_selection_and_endpoints():
 
     import yaml
 
-    from medinjection.workflow_support import StudyConfigError, check_study_config
+    from medinjection.config_checks import StudyConfigError, check_study_config
 
     config = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
     check_study_config(config)  # the demo as committed is consistent

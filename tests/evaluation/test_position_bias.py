@@ -18,8 +18,8 @@ from medinjection.evaluation.position_bias import (
     score_position_bias,
     to_original,
 )
-from medinjection.modeling.predict import write_predictions
 from medinjection.records import Record
+from medinjection.stages.predict import write_predictions
 
 
 def _record(answer: str = "A,C", task: str = "mcq", n: int = 4, rid: str = "t:1") -> Record:

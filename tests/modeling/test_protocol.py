@@ -24,9 +24,9 @@ from medinjection.modeling.decoding import (
     official_separator_ids,
     official_stop_ids,
 )
-from medinjection.modeling.predict import prompt_items
 from medinjection.modeling.transformers_backend import TransformersPredictor
 from medinjection.records import read_records, write_records
+from medinjection.stages.predict import prompt_items
 from tests.support import vllm_emulator
 from tests.support.predict import predict_testsets
 from tests.support.tiny_spec import vllm_tiny_spec

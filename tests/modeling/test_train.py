@@ -149,7 +149,7 @@ def test_two_gpu_launch_is_a_torchrun_command_with_the_job_port() -> None:
 
 
 def test_two_process_ddp_through_the_launcher_matches_one_process(setup, tmp_path: Path) -> None:
-    # the rule's command with training.gpus: 2, on CPU (gloo): 2 workers x batch 2 = batch 4
+    # the rule's command with compute.train.gpus: 2, on CPU (gloo): 2 workers x batch 2 = batch 4
     config = tmp_path / "ddp.json"
     write_train_config({**HPARAMS, "per_device_batch_size": 2}, "NAT", config)
     out = tmp_path / "run"
@@ -186,7 +186,7 @@ def test_launcher_runs_the_training_cli() -> None:
 def test_world_size_must_match_the_configured_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert world_size(0) == 1 and world_size(1) == 1
-    with pytest.raises(RuntimeError, match="training.gpus is 2 but WORLD_SIZE is 1"):
+    with pytest.raises(RuntimeError, match="compute.train.gpus is 2 but WORLD_SIZE is 1"):
         world_size(2)
     with pytest.raises(SystemExit):  # the launcher always passes --gpus; the CLI still parses it
         main(["--help"])

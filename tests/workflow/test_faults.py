@@ -286,7 +286,7 @@ def test_the_checkpoint_fingerprint_covers_data_hyperparameters_code_and_librari
 def test_fractions_leaving_no_training_split_are_refused() -> None:
     import yaml
 
-    from medinjection.workflow_support import StudyConfigError, check_study_config
+    from medinjection.config_checks import StudyConfigError, check_study_config
 
     config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     config["dataset"].update(validation_fraction=0.6, test_fraction=0.5)
@@ -297,7 +297,7 @@ def test_fractions_leaving_no_training_split_are_refused() -> None:
 def test_unknown_adapter_is_refused_naming_the_key_and_the_valid_ones() -> None:
     import yaml
 
-    from medinjection.workflow_support import StudyConfigError, check_study_config
+    from medinjection.config_checks import StudyConfigError, check_study_config
 
     config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     config["sources"]["frbmedqa"]["adapter"] = "frbmedqa_v2"
@@ -627,14 +627,15 @@ def test_a_malformed_json_file_names_file_and_line(tmp_path: Path) -> None:
 def test_a_prompt_longer_than_the_model_context_is_refused_without_max_model_len(
     tiny_run: dict[str, Path], tmp_path: Path
 ) -> None:
-    from medinjection.modeling.predict import predict
+    from medinjection.stages.predict import predict
+    from tests.support.predict import prediction
 
     long = Record("t:long", "native", "t", "oeq", "test", "Pourquoi ? " * 400, "Parce que.")
     short = Record("t:short", "native", "t", "oeq", "test", "Pourquoi ?", "Parce que.")
     testset, out = tmp_path / "oeq.parquet", tmp_path / "pred" / "oeq.parquet"
     write_records([short, long], testset)
     with pytest.raises(ValueError) as refused:
-        predict("transformers", tiny_run["base"], None, [testset], [out], 2, 4, "v1")
+        predict(prediction("transformers", 2, 4), tiny_run["base"], None, [testset], [out], "v1")
     message = str(refused.value)
     assert "item 't:long' needs" in message and "> the model's context" in message
     assert "max_position_embeddings; prediction.max_model_len null) 512" in message
@@ -649,7 +650,7 @@ def test_a_key_with_a_stray_line_end_gives_one_clear_message_and_no_request(
     fake: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret: str
 ) -> None:
     from medinjection.llm.client import LLMError, open_client
-    from medinjection.workflow_support import check_before_run
+    from medinjection.config_checks import check_before_run
 
     monkeypatch.setenv(ENV, secret)
     with pytest.raises(LLMError, match=f"{ENV}: the API key has leading or trailing whitespace"):
@@ -847,10 +848,11 @@ def call_consumer(consumer: str, inputs: list[Path], manifests: list[Path], tmp:
             tmp / "v.jsonl", tmp / "m.json", input_manifests=manifests,
         )  # fmt: skip
     elif consumer == "predict":
-        from medinjection.modeling.predict import predict
+        from medinjection.stages.predict import predict
+        from tests.support.predict import prediction
 
         outs = [tmp / f"p{n}.parquet" for n in range(len(inputs))]
-        predict("transformers", tmp / "no-model", None, inputs, outs, 1, 4, "v1",
+        predict(prediction("transformers", 1, 4), tmp / "no-model", None, inputs, outs, "v1",
                 input_manifests=manifests)  # fmt: skip
     elif consumer == "judge":
         from medinjection.evaluation.judge_selection import judge_with_selection

@@ -152,7 +152,7 @@ def test_prediction_code_reruns_predict_and_after_for_every_model_no_training(
 ) -> None:
     package, env = _package_copy(tmp_path)
     edit_once(
-        package / "modeling/predict.py",
+        package / "stages/predict.py",
         "    return max_new_tokens_oeq\n",
         "    return max(1, max_new_tokens_oeq)\n",
     )

@@ -31,7 +31,7 @@ from medinjection.llm.synthesize import plan_jobs
 from medinjection.llm.translate import translation_payload, translation_request
 from medinjection.records import Record, read_records
 from medinjection.sources.base import Document, read_documents
-from medinjection.workflow_support import translation_route
+from medinjection.config_checks import translation_route
 
 log = logging.getLogger(__name__)
 
