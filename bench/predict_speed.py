@@ -141,13 +141,16 @@ def make_records(n_mcqu: int, n_mcq: int, n_oeq: int, seed: int) -> list[Any]:
 
 def build_model(workdir: Path, records: Sequence[Any]) -> Path:
     """The demo's tiny Qwen3 geometry with a tokenizer trained on the bench records."""
-    from medinjection.modeling.base import prepare_base_model
     from medinjection.records import write_records
+    from medinjection.settings import TinyModelSettings
+    from medinjection.stages.train import prepare_base_model
 
     spec = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())["base_model"]["tiny"]
     corpus = workdir / "bench.parquet"
     write_records(list(records), corpus)
-    prepare_base_model("tiny", workdir / "model", dict(spec), [corpus], None, None)
+    prepare_base_model(
+        "tiny", workdir / "model", [corpus], tiny=TinyModelSettings.from_dict(dict(spec))
+    )
     return workdir / "model"
 
 

@@ -16,7 +16,6 @@ from transformers import AutoTokenizer
 
 from medinjection.evaluation.parsing import parse_letters
 from medinjection.manifests import write_manifest
-from medinjection.modeling.base import prepare_base_model
 from medinjection.modeling.decoding import (
     LetterConstraint,
     LetterTokens,
@@ -33,8 +32,9 @@ from medinjection.modeling.vllm_backend import (
 )
 from medinjection.prompts import messages_hash, prompt_messages
 from medinjection.records import read_records, write_records
-from medinjection.settings import PositionBiasSettings
+from medinjection.settings import PositionBiasSettings, TinyModelSettings
 from medinjection.stages.predict import max_new_tokens, parsed_answer, predict, prompt_items
+from medinjection.stages.train import prepare_base_model
 from tests.conftest import load_script
 from tests.support.predict import mc_record, predict_testsets, prediction
 from tests.support.tiny_spec import tiny_spec
@@ -63,7 +63,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name, records in predict_testsets().items():
         files[name] = root / "testsets" / f"{name}.parquet"
         write_records(records, files[name])
-    prepare_base_model("tiny", root / "base", TINY, list(files.values()), None, None)
+    prepare_base_model(
+        "tiny", root / "base", list(files.values()), tiny=TinyModelSettings.from_dict(TINY)
+    )
     return {"root": root, "base": root / "base", **files}
 
 

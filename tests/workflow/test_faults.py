@@ -170,14 +170,17 @@ def test_synthesis_with_only_unusable_replies_stops_naming_the_kept_file(
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from medinjection.modeling.base import prepare_base_model
     from medinjection.modeling.train import write_train_config
+    from medinjection.settings import TinyModelSettings
+    from medinjection.stages.train import prepare_base_model
     from tests.support.training import HPARAMS, TINY, train_record, write_jsonl
 
     root = tmp_path_factory.mktemp("faults_train")
     records = [train_record(i, "train") for i in range(16)]  # max_steps 2 ends mid-epoch
     write_records(records, root / "corpus.parquet")
-    prepare_base_model("tiny", root / "base", TINY, [root / "corpus.parquet"], None, None)
+    prepare_base_model(
+        "tiny", root / "base", [root / "corpus.parquet"], tiny=TinyModelSettings.from_dict(TINY)
+    )
     write_jsonl(root / "train.jsonl", records)
     write_jsonl(root / "validation.jsonl", [train_record(i, "validation") for i in range(2)])
     write_train_config({**HPARAMS, "max_steps": 2}, "NAT", root / "config.json")
@@ -381,21 +384,20 @@ def test_refused_judge_requests_are_stored_counted_apart_and_scored_as_configure
 ) -> None:
     import pyarrow.parquet as pq
 
-    from medinjection.evaluation import judge as judge_mod
+    from medinjection.evaluation.judge import JUDGE_SYSTEM_PROMPT, JudgeConfig
     from medinjection.evaluation.scoring import _judge_scores
+    from medinjection.stages import judge as judge_stage
     from tests.support.judge import write_oeq_inputs
 
     predictions, testset = write_oeq_inputs(tmp_path)
-    _, messages = judge_mod._file_messages(
-        predictions, testset, "v1", judge_mod.JUDGE_SYSTEM_PROMPT
-    )
+    _, messages = judge_stage._file_messages(predictions, testset, "v1", JUDGE_SYSTEM_PROMPT)
     fake.responder = lambda body: "1"
     fake.fail_keys[messages[1][-1]["content"]] = "400"  # a content filter refuses item 1
     out = tmp_path / "judge.parquet"
-    judge_mod.judge_predictions(
-        "openai", "j", None, [predictions], [testset], [out], endpoint(fake.base_url), "live",
-        None, str(tmp_path / "judge.sqlite"), 1, "v1",
-    )  # fmt: skip
+    cfg = JudgeConfig(
+        "openai", "j", endpoint(fake.base_url), "live", None, str(tmp_path / "judge.sqlite"), 1
+    )
+    judge_stage.judge_predictions(cfg, None, [predictions], [testset], [out], "v1")
     rows = pq.read_table(out).to_pylist()
     assert [(r["score"], r["error"] is not None) for r in rows] == [
         (1.0, False),
@@ -649,8 +651,8 @@ def test_a_prompt_longer_than_the_model_context_is_refused_without_max_model_len
 def test_a_key_with_a_stray_line_end_gives_one_clear_message_and_no_request(
     fake: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret: str
 ) -> None:
-    from medinjection.llm.client import LLMError, open_client
     from medinjection.config_checks import check_before_run
+    from medinjection.llm.client import LLMError, open_client
 
     monkeypatch.setenv(ENV, secret)
     with pytest.raises(LLMError, match=f"{ENV}: the API key has leading or trailing whitespace"):
@@ -855,14 +857,16 @@ def call_consumer(consumer: str, inputs: list[Path], manifests: list[Path], tmp:
         predict(prediction("transformers", 1, 4), tmp / "no-model", None, inputs, outs, "v1",
                 input_manifests=manifests)  # fmt: skip
     elif consumer == "judge":
-        from medinjection.evaluation.judge_selection import judge_with_selection
+        from medinjection.stages.judge import judge_with_selection
 
         judge_with_selection({}, "none", None, None, inputs, [], [], "c", "v1",
                              input_manifests=manifests)  # fmt: skip
     elif consumer == "position_bias":
-        from medinjection.evaluation.position_bias import score_position_bias
+        from medinjection.settings import PositionBiasSettings
+        from medinjection.stages.position_bias import score_position_bias
 
-        score_position_bias("base", inputs, [], {}, 1, 0, tmp / "p.json", tmp / "p.csv",
+        bias = PositionBiasSettings(permutations=1, seed=0)
+        score_position_bias("base", inputs, [], {}, bias, tmp / "p.json", tmp / "p.csv",
                             input_manifests=manifests)  # fmt: skip
     elif consumer == "translate_shard":
         from medinjection.llm.translate import translate_shard
@@ -873,9 +877,11 @@ def call_consumer(consumer: str, inputs: list[Path], manifests: list[Path], tmp:
             quarantine_path=tmp / "q.jsonl", input_manifests=manifests,
         )  # fmt: skip
     else:
-        from medinjection.evaluation.scoring import score_model
+        from medinjection.settings import BootstrapSettings
+        from medinjection.stages.score import score_model
 
-        score_model("base", inputs, [], {}, {}, {}, tmp / "s.json", input_manifests=manifests)
+        boot = BootstrapSettings(samples=1, seed=0)  # the manifest check fails before any use
+        score_model("base", inputs, [], {}, None, boot, tmp / "s.json", input_manifests=manifests)  # type: ignore[arg-type]
 
 
 PRODUCER = {  # consumer -> the rule that wrote its input

@@ -16,6 +16,12 @@ def get_base_model_corpus(wildcards):
     ]
 
 
+def get_base_model_params(name):
+    # a sub-block of base_model (tiny or hub) as plain values, None when it is not set
+    block = getattr(STUDY.base_model, name)
+    return None if block is None else block.to_dict()
+
+
 def get_train_hparams(wildcards):
     # compute settings (GPUs, memory, runtime) live in compute.train: resources, never params
     hparams = {k: v for k, v in config["training"].items() if k != "seeds"}
