@@ -3,11 +3,11 @@
 
 def get_base_model_corpus(wildcards):
     # the tiny model's tokenizer is trained on every source's text
-    if config["base_model"]["kind"] != "tiny":
+    if STUDY.base_model.kind != "tiny":
         return []
     # the released-data study has no sources: its records are the corpus (found by rehearsing
     # config/published.yaml: the tiny model's tokenizer had no text)
-    if config["data"]["build"] == "published":
+    if STUDY.data.build == "published":
         return expand("<results>/published/{origin}/records.parquet", origin=PUBLISHED_ORIGINS)
     roles = {"native": "records", "translate": "records", "synthesize": "documents"}
     return [
