@@ -75,7 +75,9 @@ def test_scoring_logic_reruns_the_scores_and_what_reads_them(
         "score": MODELS,
         "position_bias": MODELS,
         # the meta-evaluation scores the physicians' items with these metrics (BLEU, ROUGE...),
-        # and the judge jobs read the judge it selects
+        # and the judge jobs read the judge it selects; stage_annotations shares their stage
+        # module (stages/judge.py, one per rule file), so its code fingerprint changes too
+        "stage_annotations": 1,
         "metaeval": 1,
         "judge": MODELS,
         **TABLES,
@@ -87,6 +89,7 @@ def test_judge_prompt_reruns_judge_score_and_tables(demo_workdir: Path, tmp_path
     prompt = "JUDGE_SYSTEM_PROMPT = (\n"
     edit_once(package / "evaluation/judge.py", prompt, prompt + "    'Juge. '\n")
     assert _dry_counts(demo_workdir, *DEMO, env=env) == {
+        "stage_annotations": 1,  # its stage module, stages/judge.py, imports the judge
         "metaeval": 1,  # it runs every candidate judge with the same prompt
         "judge": MODELS,
         "score": MODELS,
