@@ -141,13 +141,16 @@ def make_records(n_mcqu: int, n_mcq: int, n_oeq: int, seed: int) -> list[Any]:
 
 def build_model(workdir: Path, records: Sequence[Any]) -> Path:
     """The demo's tiny Qwen3 geometry with a tokenizer trained on the bench records."""
-    from medinjection.modeling.base import prepare_base_model
     from medinjection.records import write_records
+    from medinjection.settings import TinyModelSettings
+    from medinjection.stages.train import prepare_base_model
 
     spec = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())["base_model"]["tiny"]
     corpus = workdir / "bench.parquet"
     write_records(list(records), corpus)
-    prepare_base_model("tiny", workdir / "model", dict(spec), [corpus], None, None)
+    prepare_base_model(
+        "tiny", workdir / "model", [corpus], tiny=TinyModelSettings.from_dict(dict(spec))
+    )
     return workdir / "model"
 
 
@@ -182,7 +185,7 @@ class OfficialLoop:
             letter_tokens,
             official_allowed_ids,
         )
-        from medinjection.modeling.predict import Prediction
+        from medinjection.modeling.types import Prediction
 
         text = self.tokenizer.apply_chat_template(
             item.messages, tokenize=False, add_generation_prompt=True
@@ -254,8 +257,8 @@ def measure(paths: dict[str, Any], items: Sequence[Any], repeats: int) -> dict[s
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Build the model and test set, time both paths per task; returns the figures."""
-    from medinjection.modeling.predict import prompt_items
     from medinjection.modeling.transformers_backend import TransformersPredictor
+    from medinjection.stages.predict import prompt_items
 
     torch.set_num_threads(args.threads)
     records = make_records(args.n_mcqu, args.n_mcq, args.n_oeq, args.seed)

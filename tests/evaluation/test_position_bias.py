@@ -9,17 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from medinjection.evaluation.position_bias import (
-    ItemRuns,
-    option_orders,
-    permute_record,
-    permuted_records,
-    position_bias_table,
-    score_position_bias,
-    to_original,
-)
-from medinjection.modeling.predict import write_predictions
+from medinjection.evaluation.permutation import option_orders, permute_record, permuted_records
+from medinjection.evaluation.position_bias import ItemRuns, to_original
 from medinjection.records import Record
+from medinjection.settings import PositionBiasSettings, TestSetSettings
+from medinjection.stages.position_bias import position_bias_table, score_position_bias
+from medinjection.stages.predict import write_predictions
+
+X_MCQU = {"x-mcqu": TestSetSettings(origin="native", source="t", task="mcqu")}
 
 
 def _record(answer: str = "A,C", task: str = "mcq", n: int = 4, rid: str = "t:1") -> Record:
@@ -137,9 +134,8 @@ def scored(tmp_path: Path) -> tuple[dict, list[dict]]:
         "base",
         [tmp_path / "pred" / "x-mcqu.parquet"],
         [tmp_path / "perm" / "x-mcqu.parquet"],
-        {"x-mcqu": {"task": "mcqu"}},
-        2,
-        42,
+        X_MCQU,
+        PositionBiasSettings(permutations=2, seed=42),
         out_json,
         out_items,
     )
@@ -188,9 +184,8 @@ def test_missing_run_is_an_error(tmp_path: Path) -> None:
             "base",
             [tmp_path / "p" / "x-mcqu.parquet"],
             [tmp_path / "q" / "x-mcqu.parquet"],
-            {"x-mcqu": {"task": "mcqu"}},
-            2,
-            0,
+            X_MCQU,
+            PositionBiasSettings(permutations=2, seed=0),
             tmp_path / "o.json",
             tmp_path / "o.csv",
         )

@@ -11,12 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from medinjection.evaluation.scoring import ITEM_METRICS, ITEM_SCHEMA, ITEM_STATS
-from medinjection.evaluation.significance import (
-    comparison_pairs,
-    load_items,
-    significance_frame,
-    write_significance,
-)
+from medinjection.evaluation.significance import comparison_pairs, load_items, significance_frame
 from medinjection.evaluation.stats import (
     benjamini_hochberg,
     holm,
@@ -25,6 +20,8 @@ from medinjection.evaluation.stats import (
     paired_corpus_permutation_pvalue,
     paired_permutation_pvalue,
 )
+from medinjection.settings import BootstrapSettings, SignificanceSettings
+from medinjection.stages.report import write_significance
 
 BOOT = {"samples": 500, "seed": 42}
 
@@ -156,7 +153,8 @@ def test_write_significance_csv(tmp_path):
         _write(tmp_path / "nat.parquet", _items("NAT/seed42", [1.0] * 20, [1.0] * 20, [0.0] * 5)),
     ]
     out = tmp_path / "tables" / "significance.csv"
-    write_significance(files, ["base", "NAT"], ["em", "judge"], "bh", 0.05, BOOT, out)
+    significance = SignificanceSettings(metrics=("em", "judge"), correction="bh", alpha=0.05)
+    write_significance(files, ["base", "NAT"], significance, BootstrapSettings(**BOOT), out)
     table = pd.read_csv(out)
     assert list(table.columns[:4]) == ["model_a", "model_b", "comparison", "metric"]
     assert table.loc[table.metric == "judge", "diff"].item() == pytest.approx(-1.0)

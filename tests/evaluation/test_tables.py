@@ -231,7 +231,7 @@ def test_plot_scripts_draw_table1_and_heatmap(tmp_path, score_files, saved_figur
         log=[str(tmp_path / "heat.log")],
     )
     load_script("plot_per_dataset").main(smk)
-    from medinjection.evaluation.plots import heatmap_matrix
+    from medinjection.stages.report import heatmap_matrix
 
     ax = saved_figures["heat.png"].axes[0]
     matrix = heatmap_matrix(pd.read_csv(out / "per_dataset.csv"), ORDER)
@@ -244,7 +244,7 @@ def test_plot_scripts_draw_table1_and_heatmap(tmp_path, score_files, saved_figur
 
 
 def test_heatmap_matrix_picks_em_and_judge():
-    from medinjection.evaluation.plots import heatmap_matrix
+    from medinjection.stages.report import heatmap_matrix
 
     long = pd.DataFrame(
         [("base", "a-mcq", "mcq", "em_constrained", 0.5),
@@ -277,7 +277,7 @@ def _oeq_items(path, model, judge, lengths):
 
 
 def test_model_length_summary(tmp_path):
-    from medinjection.evaluation.plots import model_length_summary
+    from medinjection.stages.report import model_length_summary
 
     files = [
         _oeq_items(tmp_path / "b.parquet", "base", [1.0, 1.0], [3000.0, 1000.0]),

@@ -16,19 +16,11 @@ from transformers import AutoTokenizer
 
 from medinjection.evaluation.parsing import parse_letters
 from medinjection.manifests import write_manifest
-from medinjection.modeling.base import prepare_base_model
 from medinjection.modeling.decoding import (
     LetterConstraint,
     LetterTokens,
     letter_tokens,
     multi_answer_regex,
-)
-from medinjection.modeling.predict import (
-    PositionBias,
-    max_new_tokens,
-    parsed_answer,
-    predict,
-    prompt_items,
 )
 from medinjection.modeling.transformers_backend import TransformersPredictor
 from medinjection.modeling.vllm_backend import (
@@ -40,8 +32,11 @@ from medinjection.modeling.vllm_backend import (
 )
 from medinjection.prompts import messages_hash, prompt_messages
 from medinjection.records import read_records, write_records
+from medinjection.settings import PositionBiasSettings, TinyModelSettings
+from medinjection.stages.predict import max_new_tokens, parsed_answer, predict, prompt_items
+from medinjection.stages.train import prepare_base_model
 from tests.conftest import load_script
-from tests.support.predict import mc_record, predict_testsets
+from tests.support.predict import mc_record, predict_testsets, prediction
 from tests.support.tiny_spec import tiny_spec
 
 TINY = tiny_spec(seed=3)
@@ -68,7 +63,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name, records in predict_testsets().items():
         files[name] = root / "testsets" / f"{name}.parquet"
         write_records(records, files[name])
-    prepare_base_model("tiny", root / "base", TINY, list(files.values()), None, None)
+    prepare_base_model(
+        "tiny", root / "base", list(files.values()), tiny=TinyModelSettings.from_dict(TINY)
+    )
     return {"root": root, "base": root / "base", **files}
 
 
@@ -92,12 +89,9 @@ def _run_script(
             manifest=str(out_dir / "manifest.json"),
         ),
         params=types.SimpleNamespace(
-            backend=backend,
-            batch_size=4,
-            max_new_tokens_oeq=6,
+            prediction=prediction(backend, 4, 6, max_model_len).to_dict(),
             prompt_version="v1",
             position_bias={"permutations": 2, "seed": 7},
-            max_model_len=max_model_len,
             protocol="letters",  # these tests hold the letters protocol (test_protocol.py: both)
         ),
         log=[str(out_dir / "predict.log")],
@@ -291,12 +285,21 @@ def test_vllm_helpers_and_missing_package(monkeypatch, tmp_path: Path, env) -> N
         adapter_rank(tmp_path)
     monkeypatch.setitem(sys.modules, "vllm", None)
     with pytest.raises(ImportError, match="prediction.backend 'vllm' needs the vllm package"):
-        predict("vllm", env["base"], None, [env["oeq"]], [tmp_path / "o.parquet"], 4, 6, "v1")
+        predict(
+            prediction("vllm", 4, 6),
+            env["base"],
+            None,
+            [env["oeq"]],
+            [tmp_path / "o.parquet"],
+            "v1",
+        )
 
 
 def test_unknown_backend_lists_valid_ones(tmp_path: Path, env) -> None:
     with pytest.raises(ValueError, match=r"valid: \['transformers', 'vllm'\]"):
-        predict("tgi", env["base"], None, [env["oeq"]], [tmp_path / "o.parquet"], 4, 6, "v1")
+        predict(
+            prediction("tgi", 4, 6), env["base"], None, [env["oeq"]], [tmp_path / "o.parquet"], "v1"
+        )
 
 
 def test_adapter_changes_the_predictions(env, predictions, tmp_path: Path) -> None:
@@ -309,8 +312,8 @@ def test_adapter_changes_the_predictions(env, predictions, tmp_path: Path) -> No
     get_peft_model(base, config).save_pretrained(tmp_path / "adapter")
     out = tmp_path / "mcqu.parquet"
     predict(
-        "transformers", env["base"], tmp_path / "adapter", [env["mcqu"]], [out], 4, 6, "v1",
-        protocol="letters",
+        prediction("transformers", 4, 6), env["base"], tmp_path / "adapter", [env["mcqu"]], [out],
+        "v1", protocol="letters",
     )  # fmt: skip
     rows = pq.read_table(out).to_pylist()
     assert [r["id"] for r in rows] == [r["id"] for r in predictions["mcqu"]]
@@ -320,7 +323,14 @@ def test_adapter_changes_the_predictions(env, predictions, tmp_path: Path) -> No
 def test_empty_test_set_gives_an_empty_file(env, tmp_path: Path) -> None:
     write_records([], tmp_path / "empty.parquet")
     out = tmp_path / "pred" / "empty.parquet"
-    predict("transformers", env["base"], None, [tmp_path / "empty.parquet"], [out], 4, 6, "v1")
+    predict(
+        prediction("transformers", 4, 6),
+        env["base"],
+        None,
+        [tmp_path / "empty.parquet"],
+        [out],
+        "v1",
+    )
     table = pq.read_table(out)
     assert table.num_rows == 0 and table.column_names == COLUMNS
 
@@ -346,9 +356,10 @@ def test_permuted_reruns_written_by_the_script(predictions, env) -> None:
 def test_permuted_outputs_need_a_matching_test_set(env, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no test set of the same name"):
         predict(
-            "transformers", env["base"], None, [env["mcq"]], [tmp_path / "mcq.parquet"], 4, 6,
-            "v1", permuted_files=[tmp_path / "permuted" / "other.parquet"],
-            position_bias=PositionBias(permutations=1, seed=0),
+            prediction("transformers", 4, 6), env["base"], None, [env["mcq"]],
+            [tmp_path / "mcq.parquet"], "v1",
+            permuted_files=[tmp_path / "permuted" / "other.parquet"],
+            position_bias=PositionBiasSettings(permutations=1, seed=0),
         )  # fmt: skip
 
 
@@ -471,8 +482,8 @@ def test_vllm_backend_writes_the_same_schema(env, fake_vllm, tmp_path: Path) -> 
     permuted = [tmp_path / "permuted" / "mcqu.parquet"]
     files = [env[n] for n in names]
     predict(
-        "vllm", env["base"], None, files, outs, 4, 7, "v1", permuted, PositionBias(1, 3),
-        protocol="letters",
+        prediction("vllm", 4, 7), env["base"], None, files, outs, "v1", protocol="letters",
+        permuted_files=permuted, position_bias=PositionBiasSettings(permutations=1, seed=3),
     )  # fmt: skip
     tables = {n: pq.read_table(p) for n, p in zip(names, outs, strict=True)}
     assert all(t.column_names == COLUMNS for t in tables.values())
@@ -532,8 +543,8 @@ def test_vllm_refuses_an_item_over_max_model_len_before_generating(
     outs = [tmp_path / f"{n}.parquet" for n in names]
     with pytest.raises(ValueError, match="prediction.max_model_len") as error:
         predict(
-            "vllm", env["base"], None, [env[n] for n in names], outs, 4, 7, "v1",
-            max_model_len=need - 1,
+            prediction("vllm", 4, 7, max_model_len=need - 1), env["base"], None,
+            [env[n] for n in names], outs, "v1",
         )  # fmt: skip
     assert f"item {item_id!r} needs" in str(error.value)
     assert f"= {need} > prediction.max_model_len {need - 1}" in str(error.value)
@@ -546,9 +557,9 @@ def test_transformers_backend_is_held_to_max_model_len(env, tmp_path: Path) -> N
     names = ("mcqu", "mcq", "oeq")
     files, outs = [env[n] for n in names], [tmp_path / f"{n}.parquet" for n in names]
     with pytest.raises(ValueError, match=f"item {item_id!r} needs .* > prediction.max_model_len"):
-        predict("transformers", env["base"], None, files, outs, 4, 6, "v1", max_model_len=need - 1)
+        predict(prediction("transformers", 4, 6, need - 1), env["base"], None, files, outs, "v1")
     assert not any(out.exists() for out in outs)
-    predict("transformers", env["base"], None, files, outs, 4, 6, "v1", max_model_len=need)
+    predict(prediction("transformers", 4, 6, need), env["base"], None, files, outs, "v1")
     assert all(out.exists() for out in outs)
 
 

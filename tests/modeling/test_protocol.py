@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from medinjection.evaluation.parsing import normalize_gold, parse_letters
-from medinjection.modeling.base import prepare_base_model
 from medinjection.modeling.decoding import (
     AllowedTokens,
     LetterConstraint,
@@ -24,9 +23,11 @@ from medinjection.modeling.decoding import (
     official_separator_ids,
     official_stop_ids,
 )
-from medinjection.modeling.predict import prompt_items
 from medinjection.modeling.transformers_backend import TransformersPredictor
 from medinjection.records import read_records, write_records
+from medinjection.settings import TinyModelSettings
+from medinjection.stages.predict import prompt_items
+from medinjection.stages.train import prepare_base_model
 from tests.support import vllm_emulator
 from tests.support.predict import predict_testsets
 from tests.support.tiny_spec import vllm_tiny_spec
@@ -138,7 +139,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     # the tiny Qwen3 that vLLM's CPU kernels run (head_dim 32): the same model for the emulated
     # and the real engine
     spec = vllm_tiny_spec(seed=3)
-    prepare_base_model("tiny", root / "base", spec, list(files.values()), None, None)
+    prepare_base_model(
+        "tiny", root / "base", list(files.values()), tiny=TinyModelSettings.from_dict(spec)
+    )
     # an untied random output head: the tied tiny model echoes the prompt's last token (a
     # newline, so every answer is empty); with this one the constrained answers vary (letters,
     # repeats, separators, an empty MCQU answer) and the backends' agreement means something

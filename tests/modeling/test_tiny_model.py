@@ -13,9 +13,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from medinjection.modeling.base import prepare_base_model
 from medinjection.modeling.tiny import TinySpec
 from medinjection.records import LETTERS, Record, write_records
+from medinjection.settings import HubModelSettings, TinyModelSettings
+from medinjection.stages.train import prepare_base_model
 from tests.conftest import load_script
 from tests.support.tiny_spec import tiny_spec
 
@@ -152,7 +153,7 @@ def test_model_geometry_and_generation_defaults(tiny_dir: Path) -> None:
 
 
 def test_tiny_build_is_deterministic(tiny_dir: Path, corpus: Path, tmp_path: Path) -> None:
-    prepare_base_model("tiny", tmp_path / "again", TINY, [corpus], None, None)
+    prepare_base_model("tiny", tmp_path / "again", [corpus], tiny=TinyModelSettings.from_dict(TINY))
     for name in ("model.safetensors", "tokenizer.json", "config.json"):
         assert _sha(tmp_path / "again" / name) == _sha(tiny_dir / name)
 
@@ -171,11 +172,11 @@ def test_bpe_merges_with_equal_counts_come_out_in_one_order() -> None:
 
 def test_initializer_range_sets_the_weights_spread(tiny_dir: Path, corpus: Path, tmp_path: Path):
     # 0.02 spelled out builds the same model as the key left out (every golden stays)
-    prepare_base_model("tiny", tmp_path / "same", {**TINY, "initializer_range": 0.02}, [corpus],
-                       None, None)  # fmt: skip
+    spec = TinyModelSettings.from_dict({**TINY, "initializer_range": 0.02})
+    prepare_base_model("tiny", tmp_path / "same", [corpus], tiny=spec)
     assert _sha(tmp_path / "same" / "model.safetensors") == _sha(tiny_dir / "model.safetensors")
-    prepare_base_model("tiny", tmp_path / "wide", {**TINY, "initializer_range": 0.1}, [corpus],
-                       None, None)  # fmt: skip
+    spec = TinyModelSettings.from_dict({**TINY, "initializer_range": 0.1})
+    prepare_base_model("tiny", tmp_path / "wide", [corpus], tiny=spec)
     narrow = AutoModelForCausalLM.from_pretrained(tiny_dir).model.embed_tokens.weight
     wide = AutoModelForCausalLM.from_pretrained(tmp_path / "wide").model.embed_tokens.weight
     assert float(narrow.std()) == pytest.approx(0.02, rel=0.1)
@@ -185,7 +186,7 @@ def test_initializer_range_sets_the_weights_spread(tiny_dir: Path, corpus: Path,
 def test_documents_corpus_is_accepted(tmp_path: Path) -> None:
     docs = tmp_path / "documents.parquet"
     pq.write_table(pa.table({"id": ["d:1"], "text": ["Cas clinique : fièvre élevée."]}), docs)
-    prepare_base_model("tiny", tmp_path / "m", TINY, [docs], None, None)
+    prepare_base_model("tiny", tmp_path / "m", [docs], tiny=TinyModelSettings.from_dict(TINY))
     tok = AutoTokenizer.from_pretrained(tmp_path / "m")
     assert tok.decode(tok.encode("fièvre", add_special_tokens=False)) == "fièvre"
 
@@ -194,7 +195,7 @@ def test_corpus_with_unknown_columns_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "bad.parquet"
     pq.write_table(pa.table({"foo": ["x"]}), bad)
     with pytest.raises(ValueError, match="bad.parquet"):
-        prepare_base_model("tiny", tmp_path / "m", TINY, [bad], None, None)
+        prepare_base_model("tiny", tmp_path / "m", [bad], tiny=TinyModelSettings.from_dict(TINY))
 
 
 def test_tiny_spec_names_missing_keys() -> None:
@@ -204,16 +205,16 @@ def test_tiny_spec_names_missing_keys() -> None:
 
 def test_local_kind_links_the_directory(tiny_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "models" / "base"
-    prepare_base_model("local", out, None, [], None, str(tiny_dir))
+    prepare_base_model("local", out, [], local_path=str(tiny_dir))
     assert out.is_symlink() and out.resolve() == tiny_dir.resolve()
-    prepare_base_model("local", out, None, [], None, str(tiny_dir))  # a rerun relinks
+    prepare_base_model("local", out, [], local_path=str(tiny_dir))  # a rerun relinks
     assert (out / "config.json").is_file()
 
 
 def test_local_kind_without_config_names_the_path(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "empty")):
         (tmp_path / "empty").mkdir()
-        prepare_base_model("local", tmp_path / "out", None, [], None, str(tmp_path / "empty"))
+        prepare_base_model("local", tmp_path / "out", [], local_path=str(tmp_path / "empty"))
 
 
 def test_hub_kind_calls_snapshot_download(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -229,13 +230,13 @@ def test_hub_kind_calls_snapshot_download(monkeypatch: pytest.MonkeyPatch, tmp_p
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
     hub = {"repo": "Qwen/Qwen3-4B-Instruct-2507", "revision": "abc123"}  # the schema's keys
-    prepare_base_model("hub", tmp_path / "base", None, [], hub, None)
+    prepare_base_model("hub", tmp_path / "base", [], hub=HubModelSettings.from_dict(hub))
     assert calls == [("Qwen/Qwen3-4B-Instruct-2507", "abc123", tmp_path / "base")]
 
 
 def test_unknown_kind_lists_valid_kinds(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="valid: \\['hub', 'local', 'tiny'\\]"):
-        prepare_base_model("s3", tmp_path, None, [], None, None)
+        prepare_base_model("s3", tmp_path, [])
 
 
 def test_letter_seed_lines_grow_with_a_large_corpus() -> None:

@@ -20,7 +20,6 @@ from peft import PeftModel
 from torch.distributed.run import get_args_parser
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
-from medinjection.modeling.base import prepare_base_model
 from medinjection.modeling.checkpoints import TrainingInterrupted, last_checkpoint
 from medinjection.modeling.kernels import apply_liger, check_attn_implementation
 from medinjection.modeling.launch import launch_argv, rendezvous_port
@@ -39,6 +38,8 @@ from medinjection.modeling.train_config import (
     write_train_config,
 )
 from medinjection.records import write_records
+from medinjection.settings import TinyModelSettings
+from medinjection.stages.train import prepare_base_model
 from tests.conftest import load_script
 from tests.support.training import HPARAMS, TINY, train_record, write_jsonl
 
@@ -52,7 +53,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("train")
     train_records = [train_record(i, "train") for i in range(16)]
     write_records(train_records, root / "corpus.parquet")
-    prepare_base_model("tiny", root / "base", TINY, [root / "corpus.parquet"], None, None)
+    prepare_base_model(
+        "tiny", root / "base", [root / "corpus.parquet"], tiny=TinyModelSettings.from_dict(TINY)
+    )
     write_jsonl(root / "train.jsonl", train_records)
     write_jsonl(root / "validation.jsonl", [train_record(i, "validation") for i in range(4)])
     write_train_config(HPARAMS, "NAT", root / "config.json")
@@ -149,7 +152,7 @@ def test_two_gpu_launch_is_a_torchrun_command_with_the_job_port() -> None:
 
 
 def test_two_process_ddp_through_the_launcher_matches_one_process(setup, tmp_path: Path) -> None:
-    # the rule's command with training.gpus: 2, on CPU (gloo): 2 workers x batch 2 = batch 4
+    # the rule's command with compute.train.gpus: 2, on CPU (gloo): 2 workers x batch 2 = batch 4
     config = tmp_path / "ddp.json"
     write_train_config({**HPARAMS, "per_device_batch_size": 2}, "NAT", config)
     out = tmp_path / "run"
@@ -186,7 +189,7 @@ def test_launcher_runs_the_training_cli() -> None:
 def test_world_size_must_match_the_configured_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert world_size(0) == 1 and world_size(1) == 1
-    with pytest.raises(RuntimeError, match="training.gpus is 2 but WORLD_SIZE is 1"):
+    with pytest.raises(RuntimeError, match="compute.train.gpus is 2 but WORLD_SIZE is 1"):
         world_size(2)
     with pytest.raises(SystemExit):  # the launcher always passes --gpus; the CLI still parses it
         main(["--help"])

@@ -36,8 +36,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from medinjection.evaluation.judge import JudgeConfig, load_local_judge, run_judge
+from medinjection.modeling.backends import BACKENDS
 from medinjection.modeling.decoding import letter_tokens, multi_answer_regex, official_allowed_ids
-from medinjection.modeling.predict import BACKENDS, PositionBias, predict
+from medinjection.settings import PositionBiasSettings
+from medinjection.stages.predict import predict
+from tests.support.predict import prediction
 from tests.support.vllm_fixtures import (
     N_MCQ,
     N_MCQU,
@@ -112,9 +115,9 @@ def _run(backend: str, model: Path, adapter: Path | None, ws: dict, out: Path) -
             outs = [root / f"{n}.parquet" for n in NAMES]
             permuted = [root / "permuted" / f"{n}.parquet" for n in PERMUTED]
             predict(
-                backend, model, adapter, [ws[n] for n in NAMES], outs, 8, 16, PROMPT_VERSION,
-                permuted, PositionBias(permutations=1, seed=3), max_model_len=1024,
-                protocol=protocol,
+                prediction(backend, 8, 16, max_model_len=1024), model, adapter,
+                [ws[n] for n in NAMES], outs, PROMPT_VERSION, protocol=protocol,
+                permuted_files=permuted, position_bias=PositionBiasSettings(permutations=1, seed=3),
             )  # fmt: skip
             rows = {n: pq.read_table(p).to_pylist() for n, p in zip(NAMES, outs, strict=True)}
             for n, p in zip(PERMUTED, permuted, strict=True):

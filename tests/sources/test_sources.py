@@ -508,7 +508,7 @@ def test_study_run_stops_naming_the_s_editions_file(
 ) -> None:
     import yaml
 
-    from medinjection.workflow_support import StudyConfigError, check_before_run
+    from medinjection.config_checks import StudyConfigError, check_before_run
 
     monkeypatch.chdir(tmp_path)  # neither resources/local/* nor staged copies exist here
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text(encoding="utf-8"))

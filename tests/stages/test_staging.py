@@ -139,7 +139,7 @@ def test_pin_config_text_and_resolve(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_self_hosted_translation_endpoint_checks() -> None:
-    from medinjection.workflow_support import (
+    from medinjection.config_checks import (
         StudyConfigError,
         check_before_run,
         check_study_config,

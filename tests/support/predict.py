@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from medinjection.records import Record
+from medinjection.settings import PredictionSettings
 
 
 def mc_record(i: int, task: str, n_options: int, answer: str) -> Record:
@@ -35,3 +36,15 @@ def predict_testsets() -> dict[str, list[Record]]:
         for i in range(3)
     ]
     return {"mcqu": mcqu, "mcq": mcq, "oeq": oeq}
+
+
+def prediction(
+    backend: str, batch_size: int, max_new_tokens_oeq: int, max_model_len: int | None = None
+) -> PredictionSettings:
+    """The `prediction:` block of a test's predict call (backend unchecked: tests pass bad ones)."""
+    return PredictionSettings(
+        backend=backend,  # type: ignore[arg-type]
+        batch_size=batch_size,
+        max_new_tokens_oeq=max_new_tokens_oeq,
+        max_model_len=max_model_len,
+    )

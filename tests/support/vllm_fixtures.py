@@ -16,11 +16,11 @@ import random
 from pathlib import Path
 
 from medinjection.evaluation.judge import judge_messages
-from medinjection.modeling.base import prepare_base_model
-from medinjection.modeling.merge import merge_adapter
 from medinjection.modeling.train import train, write_train_config
 from medinjection.prompts import prompt_messages, render_user, training_messages
 from medinjection.records import Record, write_records
+from medinjection.settings import TinyModelSettings
+from medinjection.stages.train import merge_adapter, prepare_base_model
 from tests.support.tiny_spec import vllm_tiny_spec
 
 PROMPT_VERSION = "v1"
@@ -289,7 +289,9 @@ def build_workspace(root: Path, lora_steps: int = 10, dora_steps: int = 10) -> d
         out[name] = root / "testsets" / f"{name}.parquet"
         write_records(records, out[name])
     files = [out[name] for name in sets]
-    prepare_base_model("tiny", root / "random", vllm_tiny_spec(seed=5), files, None, None)
+    prepare_base_model(
+        "tiny", root / "random", files, tiny=TinyModelSettings.from_dict(vllm_tiny_spec(seed=5))
+    )
     out["random_head"] = root / "random_head"
     # seed 5: 6 distinct official MCQ answers (letters, spaces, newlines), 2 MCQU letters
     random_head(root / "random", out["random_head"], seed=5)

@@ -37,7 +37,7 @@ def test_table1_has_every_model_in_paper_order(demo: Path) -> None:
 
 
 def test_table1_plot_shows_table1(demo: Path, tmp_path: Path, saved_figures) -> None:
-    from medinjection.evaluation.plots import plot_table1
+    from medinjection.stages.report import plot_table1
 
     table = demo / "results/demo/tables/table1.csv"
     with table.open() as handle:

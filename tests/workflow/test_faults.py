@@ -186,14 +186,17 @@ def test_synthesis_with_only_unusable_replies_stops_naming_the_kept_file(
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from medinjection.modeling.base import prepare_base_model
     from medinjection.modeling.train import write_train_config
+    from medinjection.settings import TinyModelSettings
+    from medinjection.stages.train import prepare_base_model
     from tests.support.training import HPARAMS, TINY, train_record, write_jsonl
 
     root = tmp_path_factory.mktemp("faults_train")
     records = [train_record(i, "train") for i in range(16)]  # max_steps 2 ends mid-epoch
     write_records(records, root / "corpus.parquet")
-    prepare_base_model("tiny", root / "base", TINY, [root / "corpus.parquet"], None, None)
+    prepare_base_model(
+        "tiny", root / "base", [root / "corpus.parquet"], tiny=TinyModelSettings.from_dict(TINY)
+    )
     write_jsonl(root / "train.jsonl", records)
     write_jsonl(root / "validation.jsonl", [train_record(i, "validation") for i in range(2)])
     write_train_config({**HPARAMS, "max_steps": 2}, "NAT", root / "config.json")
@@ -302,7 +305,7 @@ def test_the_checkpoint_fingerprint_covers_data_hyperparameters_code_and_librari
 def test_fractions_leaving_no_training_split_are_refused() -> None:
     import yaml
 
-    from medinjection.workflow_support import StudyConfigError, check_study_config
+    from medinjection.config_checks import StudyConfigError, check_study_config
 
     config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     config["dataset"].update(validation_fraction=0.6, test_fraction=0.5)
@@ -313,7 +316,7 @@ def test_fractions_leaving_no_training_split_are_refused() -> None:
 def test_unknown_adapter_is_refused_naming_the_key_and_the_valid_ones() -> None:
     import yaml
 
-    from medinjection.workflow_support import StudyConfigError, check_study_config
+    from medinjection.config_checks import StudyConfigError, check_study_config
 
     config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     config["sources"]["frbmedqa"]["adapter"] = "frbmedqa_v2"
@@ -397,21 +400,20 @@ def test_refused_judge_requests_are_stored_counted_apart_and_scored_as_configure
 ) -> None:
     import pyarrow.parquet as pq
 
-    from medinjection.evaluation import judge as judge_mod
+    from medinjection.evaluation.judge import JUDGE_SYSTEM_PROMPT, JudgeConfig
     from medinjection.evaluation.scoring import _judge_scores
+    from medinjection.stages import judge as judge_stage
     from tests.support.judge import write_oeq_inputs
 
     predictions, testset = write_oeq_inputs(tmp_path)
-    _, messages = judge_mod._file_messages(
-        predictions, testset, "v1", judge_mod.JUDGE_SYSTEM_PROMPT
-    )
+    _, messages = judge_stage._file_messages(predictions, testset, "v1", JUDGE_SYSTEM_PROMPT)
     fake.responder = lambda body: "1"
     fake.fail_keys[messages[1][-1]["content"]] = "400"  # a content filter refuses item 1
     out = tmp_path / "judge.parquet"
-    judge_mod.judge_predictions(
-        "openai", "j", None, [predictions], [testset], [out], endpoint(fake.base_url), "live",
-        None, str(tmp_path / "judge.sqlite"), 1, "v1",
-    )  # fmt: skip
+    cfg = JudgeConfig(
+        "openai", "j", endpoint(fake.base_url), "live", None, str(tmp_path / "judge.sqlite"), 1
+    )
+    judge_stage.judge_predictions(cfg, None, [predictions], [testset], [out], "v1")
     rows = pq.read_table(out).to_pylist()
     assert [(r["score"], r["error"] is not None) for r in rows] == [
         (1.0, False),
@@ -643,14 +645,15 @@ def test_a_malformed_json_file_names_file_and_line(tmp_path: Path) -> None:
 def test_a_prompt_longer_than_the_model_context_is_refused_without_max_model_len(
     tiny_run: dict[str, Path], tmp_path: Path
 ) -> None:
-    from medinjection.modeling.predict import predict
+    from medinjection.stages.predict import predict
+    from tests.support.predict import prediction
 
     long = Record("t:long", "native", "t", "oeq", "test", "Pourquoi ? " * 400, "Parce que.")
     short = Record("t:short", "native", "t", "oeq", "test", "Pourquoi ?", "Parce que.")
     testset, out = tmp_path / "oeq.parquet", tmp_path / "pred" / "oeq.parquet"
     write_records([short, long], testset)
     with pytest.raises(ValueError) as refused:
-        predict("transformers", tiny_run["base"], None, [testset], [out], 2, 4, "v1")
+        predict(prediction("transformers", 2, 4), tiny_run["base"], None, [testset], [out], "v1")
     message = str(refused.value)
     assert "item 't:long' needs" in message and "> the model's context" in message
     assert "max_position_embeddings; prediction.max_model_len null) 512" in message
@@ -664,8 +667,8 @@ def test_a_prompt_longer_than_the_model_context_is_refused_without_max_model_len
 def test_a_key_with_a_stray_line_end_gives_one_clear_message_and_no_request(
     fake: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret: str
 ) -> None:
+    from medinjection.config_checks import check_before_run
     from medinjection.llm.client import LLMError, open_client
-    from medinjection.workflow_support import check_before_run
 
     monkeypatch.setenv(ENV, secret)
     with pytest.raises(LLMError, match=f"{ENV}: the API key has leading or trailing whitespace"):
@@ -868,20 +871,23 @@ def call_consumer(consumer: str, inputs: list[Path], manifests: list[Path], tmp:
             input_manifests=manifests,
         )  # fmt: skip
     elif consumer == "predict":
-        from medinjection.modeling.predict import predict
+        from medinjection.stages.predict import predict
+        from tests.support.predict import prediction
 
         outs = [tmp / f"p{n}.parquet" for n in range(len(inputs))]
-        predict("transformers", tmp / "no-model", None, inputs, outs, 1, 4, "v1",
+        predict(prediction("transformers", 1, 4), tmp / "no-model", None, inputs, outs, "v1",
                 input_manifests=manifests)  # fmt: skip
     elif consumer == "judge":
-        from medinjection.evaluation.judge_selection import judge_with_selection
+        from medinjection.stages.judge import judge_with_selection
 
         judge_with_selection({}, "none", None, None, inputs, [], [], "c", "v1",
                              input_manifests=manifests)  # fmt: skip
     elif consumer == "position_bias":
-        from medinjection.evaluation.position_bias import score_position_bias
+        from medinjection.settings import PositionBiasSettings
+        from medinjection.stages.position_bias import score_position_bias
 
-        score_position_bias("base", inputs, [], {}, 1, 0, tmp / "p.json", tmp / "p.csv",
+        bias = PositionBiasSettings(permutations=1, seed=0)
+        score_position_bias("base", inputs, [], {}, bias, tmp / "p.json", tmp / "p.csv",
                             input_manifests=manifests)  # fmt: skip
     elif consumer == "translate_shard":
         from medinjection.settings import EndpointSettings
@@ -894,9 +900,11 @@ def call_consumer(consumer: str, inputs: list[Path], manifests: list[Path], tmp:
             quarantine_path=tmp / "q.jsonl", input_manifests=manifests,
         )  # fmt: skip
     else:
-        from medinjection.evaluation.scoring import score_model
+        from medinjection.settings import BootstrapSettings
+        from medinjection.stages.score import score_model
 
-        score_model("base", inputs, [], {}, {}, {}, tmp / "s.json", input_manifests=manifests)
+        boot = BootstrapSettings(samples=1, seed=0)  # the manifest check fails before any use
+        score_model("base", inputs, [], {}, None, boot, tmp / "s.json", input_manifests=manifests)  # type: ignore[arg-type]
 
 
 PRODUCER = {  # consumer -> the rule that wrote its input

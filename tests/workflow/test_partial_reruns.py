@@ -58,8 +58,8 @@ def test_comments_and_docstrings_anywhere_in_the_package_rerun_nothing(
         touch_docs_and_comments(module)
     assert _dry_counts(demo_workdir, *DEMO, env=env) == {}
     # the check can fail: the same copy with one real code change reruns something
-    edit_once(package / "evaluation/plots.py", "import logging\n", "import logging\nimport os\n")
-    assert _dry_counts(demo_workdir, *DEMO, env=env) == PLOTS | {"all": 1}
+    edit_once(package / "stages/report.py", "import logging\n", "import logging\nimport os\n")
+    assert _dry_counts(demo_workdir, *DEMO, env=env) == SCORE_TABLES  # the report.smk rules
 
 
 def test_scoring_logic_reruns_the_scores_and_what_reads_them(
@@ -75,7 +75,9 @@ def test_scoring_logic_reruns_the_scores_and_what_reads_them(
         "score": MODELS,
         "position_bias": MODELS,
         # the meta-evaluation scores the physicians' items with these metrics (BLEU, ROUGE...),
-        # and the judge jobs read the judge it selects
+        # and the judge jobs read the judge it selects; stage_annotations shares their stage
+        # module (stages/judge.py, one per rule file), so its code fingerprint changes too
+        "stage_annotations": 1,
         "metaeval": 1,
         "judge": MODELS,
         **TABLES,
@@ -87,6 +89,7 @@ def test_judge_prompt_reruns_judge_score_and_tables(demo_workdir: Path, tmp_path
     prompt = "JUDGE_SYSTEM_PROMPT = (\n"
     edit_once(package / "evaluation/judge.py", prompt, prompt + "    'Juge. '\n")
     assert _dry_counts(demo_workdir, *DEMO, env=env) == {
+        "stage_annotations": 1,  # its stage module, stages/judge.py, imports the judge
         "metaeval": 1,  # it runs every candidate judge with the same prompt
         "judge": MODELS,
         "score": MODELS,
@@ -152,7 +155,7 @@ def test_prediction_code_reruns_predict_and_after_for_every_model_no_training(
 ) -> None:
     package, env = _package_copy(tmp_path)
     edit_once(
-        package / "modeling/predict.py",
+        package / "stages/predict.py",
         "    return max_new_tokens_oeq\n",
         "    return max(1, max_new_tokens_oeq)\n",
     )

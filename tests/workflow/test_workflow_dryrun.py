@@ -164,7 +164,7 @@ def test_position_bias_reruns_follow_the_config(workdir: Path) -> None:
 
 
 def test_translation_endpoint_per_source(workdir: Path) -> None:
-    from medinjection.workflow_support import translation_route
+    from medinjection.config_checks import translation_route
 
     def routed(by_source: dict):
         def edit(config: dict) -> None:
@@ -184,7 +184,7 @@ def test_translation_endpoint_per_source(workdir: Path) -> None:
     assert translation_route(config["translation"], "medqa") == ("gemini", "gemini-2.0-flash")
     assert translation_route(config["translation"], "pubmedqa") == ("openai", "gpt-4o-mini")
     # the cross-key checks the Snakefile runs first (in-process: no more snakemake runs)
-    from medinjection.workflow_support import StudyConfigError, check_study_config
+    from medinjection.config_checks import StudyConfigError, check_study_config
 
     for bad, key in (
         ({"frbmedqa": good["medqa"]}, "translation.by_source.frbmedqa"),  # a native source

@@ -10,7 +10,7 @@ from medinjection.fingerprint import module_fingerprint, script_fingerprint
 from medinjection.plan import check_plan
 from medinjection.records import ORIGINS, SPLITS
 from medinjection.settings import StudySettings
-from medinjection.workflow_support import (
+from medinjection.config_checks import (
     ComputeParams,
     check_before_run,
     check_study_config,

@@ -25,7 +25,7 @@ rule judge:
         candidates=get_judge_candidates,
         select=JUDGE_SELECT,
         cache_path=get_judge_cache,
-        prompt_version=config["study"]["prompt_version"],
+        prompt_version=STUDY.study.prompt_version,
         code=script_code("judge.py"),
     script:
         "../scripts/judge.py"
@@ -41,8 +41,7 @@ rule stage_annotations:
     conda:
         "../../envs/workflow.yaml"
     params:
-        location=config["metaeval"]["annotations"],
-        candidate_field=config["metaeval"]["candidate_field"],
+        metaeval=STUDY.metaeval.to_dict(),
         code=script_code("stage_annotations.py"),
     script:
         "../scripts/stage_annotations.py"
@@ -52,7 +51,7 @@ rule metaeval:
     input:
         annotations="<resources>/metaeval/annotations.jsonl",
         model=get_judge_model_input,
-        prompt=config["judge"]["prompt_file"],
+        prompt=STUDY.judge.prompt_file,
     output:
         correlations=report(
             "<results>/metaeval/correlations.csv",
@@ -86,9 +85,9 @@ rule metaeval:
         candidate_field="candidate",
         judges=get_metaeval_judges,
         select=JUDGE_SELECT,
-        select_by=config["judge"]["select_by"],
-        bertscore=config["evaluation"]["bertscore"],
-        bootstrap=config["evaluation"]["bootstrap"],
+        select_by=STUDY.judge.select_by,
+        bertscore=STUDY.evaluation.bertscore.to_dict(),
+        bootstrap=STUDY.evaluation.bootstrap.to_dict(),
         code=script_code("metaeval.py"),
     script:
         "../scripts/metaeval.py"

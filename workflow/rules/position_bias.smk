@@ -24,7 +24,7 @@ rule position_bias:
     params:
         model="{model}",
         test_sets=TEST_SETS,
-        position_bias=POSITION_BIAS,
+        position_bias=STUDY.evaluation.position_bias.to_dict(),
         code=script_code("position_bias.py"),
     script:
         "../scripts/position_bias.py"

@@ -26,14 +26,10 @@ rule predict:
     resources:
         **job_resources("predict"),
     params:
-        backend=config["prediction"]["backend"],
-        batch_size=config["prediction"]["batch_size"],
-        max_new_tokens_oeq=config["prediction"]["max_new_tokens_oeq"],
-        max_model_len=config["prediction"]["max_model_len"],
-        prompt_version=config["study"]["prompt_version"],
-        protocol=config["evaluation"]["protocol"],
-        position_bias=POSITION_BIAS,
-        python=config["prediction"].get("python"),
+        prediction=STUDY.prediction.to_dict(),
+        prompt_version=STUDY.study.prompt_version,
+        protocol=STUDY.evaluation.protocol,
+        position_bias=STUDY.evaluation.position_bias.to_dict(),
         code=script_code("predict.py"),
     script:
         "../scripts/predict.py"

@@ -24,8 +24,8 @@ rule significance:
     threads: 1
     params:
         model_order=["base", *MIXTURES],
-        significance=config["evaluation"]["significance"],
-        bootstrap=config["evaluation"]["bootstrap"],
+        significance=STUDY.evaluation.significance.to_dict(),
+        bootstrap=STUDY.evaluation.bootstrap.to_dict(),
         code=script_code("significance.py"),
     script:
         "../scripts/significance.py"
@@ -64,7 +64,7 @@ rule table1:
         "../../envs/workflow.yaml"
     params:
         model_order=["base", *MIXTURES],
-        alpha=config["evaluation"]["significance"]["alpha"],
+        alpha=STUDY.evaluation.significance.alpha,
         code=script_code("table1.py"),
     script:
         "../scripts/table1.py"

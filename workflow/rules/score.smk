@@ -24,10 +24,10 @@ rule score:
     params:
         model="{model}",
         test_sets=TEST_SETS,
-        bertscore=config["evaluation"]["bertscore"],
-        bootstrap=config["evaluation"]["bootstrap"],
-        judge_refused=config["judge"]["refused"],
-        judge_prompt=config["judge"]["prompt_file"],
+        bertscore=STUDY.evaluation.bertscore.to_dict(),
+        bootstrap=STUDY.evaluation.bootstrap.to_dict(),
+        judge_refused=STUDY.judge.refused,
+        judge_prompt=STUDY.judge.prompt_file,
         code=script_code("score.py"),
     script:
         "../scripts/score.py"

@@ -16,10 +16,10 @@ rule prepare_base_model:
     conda:
         "../../envs/workflow.yaml"
     params:
-        kind=config["base_model"]["kind"],
-        tiny=config["base_model"].get("tiny"),
-        hub=config["base_model"].get("hub"),
-        local_path=config["base_model"].get("local_path"),
+        kind=STUDY.base_model.kind,
+        tiny=get_base_model_params("tiny"),
+        hub=get_base_model_params("hub"),
+        local_path=STUDY.base_model.local_path,
         code=script_code("prepare_base_model.py"),
     script:
         "../scripts/prepare_base_model.py"
@@ -91,7 +91,7 @@ rule token_lengths:
     resources:
         **job_resources("token_lengths"),
     params:
-        max_length=config["training"]["max_length"],
+        max_length=STUDY.training.max_length,
         code=script_code("token_lengths.py"),
     script:
         "../scripts/token_lengths.py"

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from medinjection.evaluation.judge_selection import judge_with_selection
 from medinjection.logs import setup_logging
+from medinjection.stages.judge import judge_with_selection
 
 
 def main(smk) -> None:

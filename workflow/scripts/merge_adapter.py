@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from medinjection.logs import setup_logging
-from medinjection.modeling.merge import merge_adapter
+from medinjection.stages.train import merge_adapter
 
 
 def main(smk) -> None:

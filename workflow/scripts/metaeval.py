@@ -3,8 +3,8 @@ judge selection."""
 
 from pathlib import Path
 
-from medinjection.evaluation.metaeval import run_metaeval
 from medinjection.logs import setup_logging
+from medinjection.stages.judge import BertScoreSettings, BootstrapSettings, run_metaeval
 
 
 def main(smk) -> None:
@@ -19,8 +19,8 @@ def main(smk) -> None:
         select=smk.params.select,
         select_by=smk.params.select_by,
         model_dir=Path(model) if model else None,
-        bertscore=dict(smk.params.bertscore),
-        bootstrap=dict(smk.params.bootstrap),
+        bertscore=BertScoreSettings.from_dict(smk.params.bertscore, "evaluation.bertscore"),
+        bootstrap=BootstrapSettings.from_dict(smk.params.bootstrap, "evaluation.bootstrap"),
         outputs={
             name: Path(getattr(smk.output, name))
             for name in ("correlations", "verbosity", "regression", "scores", "selection")

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from medinjection.evaluation.plots import plot_judge_length
 from medinjection.logs import setup_logging
+from medinjection.stages.report import plot_judge_length
 
 
 def main(smk) -> None:

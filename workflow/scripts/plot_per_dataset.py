@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from medinjection.evaluation.plots import plot_per_dataset
 from medinjection.logs import setup_logging
+from medinjection.stages.report import plot_per_dataset
 
 
 def main(smk) -> None:

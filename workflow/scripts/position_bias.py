@@ -2,8 +2,12 @@
 
 from pathlib import Path
 
-from medinjection.evaluation.position_bias import score_position_bias
 from medinjection.logs import setup_logging
+from medinjection.stages.position_bias import (
+    PositionBiasSettings,
+    TestSetSettings,
+    score_position_bias,
+)
 
 
 def main(smk) -> None:
@@ -12,9 +16,13 @@ def main(smk) -> None:
         model=smk.params.model,
         prediction_files=[Path(p) for p in smk.input.predictions],
         permuted_files=[Path(p) for p in smk.input.permuted],
-        test_sets=dict(smk.params.test_sets),
-        permutations=int(smk.params.position_bias["permutations"]),
-        seed=int(smk.params.position_bias["seed"]),
+        test_sets={
+            name: TestSetSettings.from_dict(spec, f"evaluation.test_sets.{name}")
+            for name, spec in smk.params.test_sets.items()
+        },
+        position_bias=PositionBiasSettings.from_dict(
+            smk.params.position_bias, "evaluation.position_bias"
+        ),
         out_json=Path(smk.output.scores),
         out_items=Path(smk.output.per_item),
         input_manifests=[Path(smk.input.manifest)],

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from medinjection.evaluation.position_bias import position_bias_table
 from medinjection.logs import setup_logging
+from medinjection.stages.position_bias import position_bias_table
 
 
 def main(smk) -> None:

@@ -3,17 +3,22 @@
 from pathlib import Path
 
 from medinjection.logs import setup_logging
-from medinjection.modeling.base import prepare_base_model
+from medinjection.stages.train import (
+    HubModelSettings,
+    TinyModelSettings,
+    prepare_base_model,
+)
 
 
 def main(smk) -> None:
     setup_logging(smk.log[0])
+    tiny, hub = smk.params.tiny, smk.params.hub
     prepare_base_model(
         kind=smk.params.kind,
         out_dir=Path(smk.output.model),
-        tiny=smk.params.tiny,
         corpus_files=smk.input.corpus,
-        hub=smk.params.hub,
+        tiny=TinyModelSettings.from_dict(tiny, "base_model.tiny") if tiny else None,
+        hub=HubModelSettings.from_dict(hub, "base_model.hub") if hub else None,
         local_path=smk.params.local_path,
     )
 

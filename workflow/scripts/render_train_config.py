@@ -3,13 +3,13 @@
 from pathlib import Path
 
 from medinjection.logs import setup_logging
-from medinjection.modeling.train_config import write_train_config  # no torch import
+from medinjection.stages.train import render_train_config  # no torch import
 
 
 def main(smk) -> None:
     setup_logging(smk.log[0])
-    write_train_config(
-        hparams=dict(smk.params.hparams), mixture=smk.params.mixture, path=Path(smk.output.config)
+    render_train_config(
+        hparams=smk.params.hparams, mixture=smk.params.mixture, path=Path(smk.output.config)
     )
 
 

@@ -2,8 +2,13 @@
 
 from pathlib import Path
 
-from medinjection.evaluation.scoring import score_model
 from medinjection.logs import setup_logging
+from medinjection.stages.score import (
+    BertScoreSettings,
+    BootstrapSettings,
+    TestSetSettings,
+    score_model,
+)
 
 
 def main(smk) -> None:
@@ -12,9 +17,12 @@ def main(smk) -> None:
         model=smk.params.model,
         prediction_files=[Path(p) for p in smk.input.predictions],
         judge_files=[Path(p) for p in smk.input.judgments],
-        test_sets=dict(smk.params.test_sets),
-        bertscore=dict(smk.params.bertscore),
-        bootstrap=dict(smk.params.bootstrap),
+        test_sets={
+            name: TestSetSettings.from_dict(spec, f"evaluation.test_sets.{name}")
+            for name, spec in smk.params.test_sets.items()
+        },
+        bertscore=BertScoreSettings.from_dict(smk.params.bertscore, "evaluation.bertscore"),
+        bootstrap=BootstrapSettings.from_dict(smk.params.bootstrap, "evaluation.bootstrap"),
         out_path=Path(smk.output.scores),
         out_items=Path(smk.output.item_scores),
         judge_refused=smk.params.judge_refused,

@@ -2,8 +2,12 @@
 
 from pathlib import Path
 
-from medinjection.evaluation.significance import DEFAULT_METHOD, write_significance
 from medinjection.logs import setup_logging
+from medinjection.stages.report import (
+    BootstrapSettings,
+    SignificanceSettings,
+    write_significance,
+)
 
 
 def main(smk) -> None:
@@ -11,12 +15,11 @@ def main(smk) -> None:
     write_significance(
         item_files=[Path(p) for p in smk.input.item_scores],
         model_order=list(smk.params.model_order),
-        metrics=list(smk.params.significance["metrics"]),
-        correction=smk.params.significance["correction"],
-        alpha=float(smk.params.significance["alpha"]),
-        bootstrap=dict(smk.params.bootstrap),
+        significance=SignificanceSettings.from_dict(
+            smk.params.significance, "evaluation.significance"
+        ),
+        bootstrap=BootstrapSettings.from_dict(smk.params.bootstrap, "evaluation.bootstrap"),
         out_csv=Path(smk.output.csv),
-        method=smk.params.significance.get("method", DEFAULT_METHOD),
     )
 
 

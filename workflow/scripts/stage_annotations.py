@@ -2,13 +2,14 @@
 
 from pathlib import Path
 
-from medinjection.annotations import stage_annotations
 from medinjection.logs import setup_logging
+from medinjection.stages.judge import MetaevalSettings, stage_annotations
 
 
 def main(smk) -> None:
     setup_logging(smk.log[0])
-    stage_annotations(dict(smk.params.location), smk.params.candidate_field, Path(smk.output[0]))
+    metaeval = MetaevalSettings.from_dict(smk.params.metaeval, "metaeval")
+    stage_annotations(metaeval, Path(smk.output[0]))
 
 
 if "snakemake" in globals():

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from medinjection.evaluation.per_dataset import write_tables
 from medinjection.logs import setup_logging
+from medinjection.stages.report import write_tables
 
 
 def main(smk) -> None:

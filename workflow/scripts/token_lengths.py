@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from medinjection.logs import setup_logging
-from medinjection.modeling.token_lengths import token_length_report
+from medinjection.stages.train import token_length_report
 
 
 def main(smk) -> None:

@@ -29,14 +29,11 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal, TypeGuard
+from typing import Any, Literal
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from medinjection.llm.vllm_server import serve_options, serve_vllm
-from medinjection.prompts import render_user
-from medinjection.records import read_records
 
 log = logging.getLogger(__name__)
 
@@ -289,89 +286,3 @@ def run_judge(
             refused[0],
         )
     return results
-
-
-def _error(raw: str) -> str | None:
-    """The API's refusal message of a reply (medinjection.llm.client.Refused), else None."""
-    return getattr(raw, "error", None)
-
-
-def _file_messages(
-    prediction_file: Path, testset_file: Path, prompt_version: str, system_prompt: str
-):
-    predictions = pq.read_table(prediction_file, columns=["id", "greedy_output"]).to_pylist()
-    records = {record.id: record for record in read_records(testset_file)}
-    ids, messages = [], []
-    for row in predictions:
-        record = records.get(row["id"])
-        if record is None:
-            raise KeyError(
-                f"{prediction_file}: prediction id {row['id']!r} is not in {testset_file}"
-            )
-        question = render_user(record, prompt_version)
-        candidate = row["greedy_output"] or ""
-        messages.append(judge_messages(question, candidate, record.answer, system_prompt))
-        ids.append(row["id"])
-    return ids, messages
-
-
-def _is_backend(backend: str) -> TypeGuard[Backend]:
-    return backend in JUDGE_BACKENDS
-
-
-def judge_predictions(
-    backend: str,
-    judge_model: str,
-    model_dir: Path | None,
-    prediction_files: list[Path],
-    testset_files: list[Path],
-    out_files: list[Path],
-    endpoint: dict | None,
-    mode: str,
-    replay_file: str | None,
-    cache_path: str,
-    max_tokens: int,
-    prompt_version: str,
-    serve: dict[str, Any] | None = None,
-    prompt_file: Path | None = None,
-) -> None:
-    """Judge one model's open-answer predictions; one parquet (id, score, raw, judge) per set.
-
-    `prompt_file` (judge.prompt_file) holds the system prompt; None = the shipped paraphrase.
-    """
-    if not len(prediction_files) == len(testset_files) == len(out_files):
-        raise ValueError(
-            f"judge: {len(prediction_files)} prediction files, {len(testset_files)} "
-            f"test sets and {len(out_files)} outputs must correspond one to one"
-        )
-    if not _is_backend(backend):
-        raise KeyError(f"judge backend {backend!r} unknown; valid: {sorted(JUDGE_BACKENDS)}")
-    cfg = JudgeConfig(
-        backend=backend,
-        judge_model=judge_model,
-        endpoint=endpoint,
-        mode=mode,
-        replay_file=replay_file,
-        cache_path=cache_path,
-        max_tokens=max_tokens,
-        serve=serve,
-    )
-    system_prompt = load_judge_prompt(prompt_file)
-    log.info("judge prompt: %s (sha256 %s)", prompt_file, prompt_sha256(system_prompt)[:16])
-    per_file = [
-        _file_messages(Path(p), Path(t), prompt_version, system_prompt)
-        for p, t in zip(prediction_files, testset_files, strict=True)
-    ]
-    # one backend call for all files, so a vllm server or a model is loaded once per job
-    results = run_judge([m for _, msgs in per_file for m in msgs], cfg, model_dir)
-    offset = 0
-    for (ids, _), out in zip(per_file, out_files, strict=True):
-        chunk = results[offset : offset + len(ids)]
-        offset += len(ids)
-        rows = [
-            {"id": i, "score": s, "raw": r, "judge": judge_model, "error": _error(r)}
-            for i, (s, r) in zip(ids, chunk, strict=True)
-        ]
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.Table.from_pylist(rows, schema=JUDGMENT_SCHEMA), out)
-        log.info("wrote %s (%d judgments)", out, len(rows))

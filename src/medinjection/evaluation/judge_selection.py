@@ -19,9 +19,6 @@ from typing import Any
 
 import pandas as pd
 
-from medinjection.evaluation.judge import judge_predictions, uses_base_model
-from medinjection.manifests import check_inputs, write_manifest
-
 log = logging.getLogger(__name__)
 
 AUTO = "auto"
@@ -78,65 +75,3 @@ def write_selection(selection: dict[str, Any], path: Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(selection, indent=2) + "\n", encoding="utf-8")
     log.info("judge selection: %s (%s) -> %s", selection["selected"], selection["reason"], path)
-
-
-def resolve_judge(
-    candidates: dict[str, dict[str, Any]], select: str, selection_file: Path | None
-) -> tuple[str, dict[str, Any]]:
-    """(name, judge params) of the judge to run: the configured one, or the one in the file."""
-    if select == AUTO:
-        if selection_file is None:
-            raise FileNotFoundError(
-                "judge.select is auto but no results/metaeval/judge_selection.json was given; "
-                "the metaeval rule writes it"
-            )
-        name = json.loads(Path(selection_file).read_text(encoding="utf-8"))["selected"]
-    else:
-        name = select
-    if name not in candidates:
-        raise KeyError(
-            f"judge {name!r} (from {selection_file or 'judge.select'}) is not among the "
-            f"candidates given to this job {sorted(candidates)}"
-        )
-    return name, dict(candidates[name])
-
-
-def judge_with_selection(
-    candidates: dict[str, dict[str, Any]],
-    select: str,
-    selection_file: Path | None,
-    model_dir: Path | None,
-    prediction_files: list[Path],
-    testset_files: list[Path],
-    out_files: list[Path],
-    cache_path: str,
-    prompt_version: str,
-    prompt_file: Path | None = None,
-    input_manifests: list[Path] | None = None,
-    out_manifest: Path | None = None,
-) -> None:
-    """Judge one model's open answers with the selected candidate judge (`prompt_file`: the
-    judge's system prompt, judge.prompt_file); predictions and test sets are first checked
-    against `input_manifests`, and `out_manifest` records the judgment files."""
-    if input_manifests is not None:
-        check_inputs([*prediction_files, *testset_files], input_manifests, "judge")
-    name, cfg = resolve_judge(candidates, select, selection_file)
-    log.info("judge: candidate %r (%s, %s)", name, cfg["judge_model"], cfg["backend"])
-    judge_predictions(
-        backend=cfg["backend"],
-        judge_model=cfg["judge_model"],
-        model_dir=model_dir if uses_base_model(cfg["backend"], cfg["judge_model"]) else None,
-        prediction_files=prediction_files,
-        testset_files=testset_files,
-        out_files=out_files,
-        endpoint=cfg.get("endpoint"),
-        mode=cfg["mode"],
-        replay_file=cfg.get("replay_file"),
-        cache_path=cache_path,
-        max_tokens=int(cfg["max_tokens"]),
-        prompt_version=prompt_version,
-        serve=cfg.get("serve"),
-        prompt_file=prompt_file,
-    )
-    if out_manifest is not None:
-        write_manifest(out_manifest, "judge", out_files)

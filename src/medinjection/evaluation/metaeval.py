@@ -18,10 +18,9 @@ A correlation with a constant side is undefined: it is written as NaN with a not
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +33,10 @@ from medinjection.evaluation.judge import (
     JUDGE_SYSTEM_PROMPT,
     JudgeConfig,
     judge_messages,
-    load_judge_prompt,
     run_judge,
     uses_base_model,
 )
-from medinjection.evaluation.judge_selection import judge_scorer, select_judge, write_selection
+from medinjection.evaluation.judge_selection import judge_scorer
 from medinjection.evaluation.stats import bootstrap_ci
 
 log = logging.getLogger(__name__)
@@ -53,39 +51,17 @@ HUMAN_LABELS: dict[str, float] = {"Oui": 1.0, "Non": 0.0}
 LENGTH_UNIT_CHARS = 1000.0
 
 
-def load_annotations(path: Path, candidate_field: str) -> list[dict[str, Any]]:
-    """Annotation items (JSONL or JSON list), checked for the fields the meta-evaluation needs."""
-    text = Path(path).read_text(encoding="utf-8").strip()
-    items = (
-        json.loads(text)
-        if text.startswith("[")
-        else [json.loads(line) for line in text.splitlines() if line.strip()]
-    )
-    needed = ("id", "Question", "verite_terrain", candidate_field, "equivalence")
-    for item in items:
-        missing = [name for name in needed if name not in item]
-        if missing:
-            raise KeyError(
-                f"{path}: item {item.get('id')!r} lacks {missing} "
-                f"(check metaeval.candidate_field; fields: {sorted(item)})"
-            )
-        if item["equivalence"] not in HUMAN_LABELS:
-            raise ValueError(
-                f"{path}: item {item['id']!r} equivalence "
-                f"{item['equivalence']!r} is not one of {sorted(HUMAN_LABELS)}"
-            )
-    return items
-
-
 def item_scores(
     items: list[dict[str, Any]],
     candidate_field: str,
     judges: dict[str, JudgeConfig],
     model_dir: Path | None,
-    bert: metrics.BertScoreConfig,
+    bert: Mapping[str, Any],
     system_prompt: str = JUDGE_SYSTEM_PROMPT,
+    bert_batch_size: int = 32,
 ) -> pd.DataFrame:
-    """One row per item: id, human label, candidate length, each judge's verdict, metric scores."""
+    """One row per item: id, human label, candidate length, each judge's verdict, metric scores
+    (`bert`: the resolved BERTScore arguments, `modeling.bertscore_model.bertscore_settings`)."""
     questions = [str(item["Question"]) for item in items]
     hyps = [str(item[candidate_field] or "") for item in items]
     refs = [str(item["verite_terrain"] or "") for item in items]
@@ -107,7 +83,7 @@ def item_scores(
     frame["chrf"] = metrics.sentence_chrf(hyps, refs)
     for name, values in metrics.rouge_per_item(hyps, refs).items():
         frame[name] = values
-    frame["bertscore_f1"] = metrics.bertscore_f1(hyps, refs, bert)
+    frame["bertscore_f1"] = metrics.bertscore_f1(hyps, refs, bert, bert_batch_size)
     return frame
 
 
@@ -260,14 +236,6 @@ def regression_rows(frame: pd.DataFrame, scorers: list[str], boot: dict) -> list
     ]
 
 
-def _write_table(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".parquet":
-        frame.to_parquet(path, index=False)
-    else:
-        frame.to_csv(path, index=False)
-
-
 def correlation_table(frame: pd.DataFrame, scorers: list[str], boot: dict) -> pd.DataFrame:
     """Correlation of every scorer with the human labels, noting unparsable judge verdicts."""
     human = frame["human"].to_numpy(float)
@@ -280,43 +248,3 @@ def correlation_table(frame: pd.DataFrame, scorers: list[str], boot: dict) -> pd
             row["note"] = "; ".join(filter(None, [row["note"], extra]))
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def run_metaeval(
-    annotations: Path,
-    candidate_field: str,
-    judges: dict[str, dict],
-    select: str,
-    select_by: str,
-    model_dir: Path | None,
-    bertscore: dict,
-    bootstrap: dict,
-    outputs: dict[str, Path],
-    prompt_file: Path | None = None,
-) -> None:
-    """Score every candidate judge and metric against physician labels, pick the judge, and write
-    ``outputs`` correlations, verbosity, regression, scores (CSV) and selection (JSON).
-    `prompt_file` (judge.prompt_file): the judges' system prompt; None = the shipped paraphrase."""
-    items = load_annotations(Path(annotations), candidate_field)
-    log.info("meta-evaluation on %d annotated items (%s)", len(items), annotations)
-    configs = {name: JudgeConfig.from_dict(dict(cfg)) for name, cfg in judges.items()}
-    bert = metrics.BertScoreConfig.from_dict(dict(bertscore))
-    system_prompt = load_judge_prompt(prompt_file)
-    frame = item_scores(items, candidate_field, configs, model_dir, bert, system_prompt)
-    scorers = [judge_scorer(name) for name in judges] + list(METRIC_SCORERS)
-    correlations = correlation_table(frame, scorers, bootstrap)
-    selection = select_judge(correlations, list(judges), select, select_by)
-    frame["judge"] = frame[judge_scorer(selection["selected"])]
-    _write_table(correlations, Path(outputs["correlations"]))
-    _write_table(
-        pd.DataFrame(verbosity_rows(frame, scorers, bootstrap)), Path(outputs["verbosity"])
-    )
-    _write_table(
-        pd.DataFrame(regression_rows(frame, scorers, bootstrap)), Path(outputs["regression"])
-    )
-    _write_table(frame, Path(outputs["scores"]))
-    write_selection(selection, Path(outputs["selection"]))
-    log.info(
-        "correlations with physicians:\n%s",
-        correlations[["scorer", "pearson", "spearman", "kendall", "n", "note"]],
-    )

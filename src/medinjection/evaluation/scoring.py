@@ -9,9 +9,8 @@ of judge scores over all open-question items, unparsable verdicts counting 0.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from medinjection.evaluation import metrics
-from medinjection.evaluation.judge import JUDGE_PROMPT_VERSION, load_judge_prompt, prompt_sha256
 from medinjection.evaluation.parsing import normalize_gold, parse_letters, split_letters
 from medinjection.evaluation.stats import bootstrap_ci, macro_bootstrap_ci
-from medinjection.manifests import check_inputs
 
 log = logging.getLogger(__name__)
 
@@ -142,21 +139,23 @@ def _corpus_with_ci(
 def score_oeq(
     rows: list[dict[str, Any]],
     judge_file: Path,
-    bert: metrics.BertScoreConfig,
+    bert: Mapping[str, Any],
     boot: dict,
     refused_policy: str = "zero",
+    bert_batch_size: int = 32,
 ) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-    """Metrics of one open-question test set and its item-level scores (ITEM_COLUMNS names)."""
+    """Metrics of one open-question test set and its item-level scores (ITEM_COLUMNS names);
+    `bert`: the resolved BERTScore arguments (`modeling.bertscore_model.bertscore_settings`)."""
     hyps = [row["greedy_output"] or "" for row in rows]
     refs = [row["gold"] or "" for row in rows]
     out: dict[str, Any] = {"task": "oeq", "n": len(rows)}
     item_stats = _corpus_with_ci(out, hyps, refs, boot)
     items = metrics.rouge_per_item(hyps, refs)
-    items["bertscore_f1"] = metrics.bertscore_f1(hyps, refs, bert)
+    items["bertscore_f1"] = metrics.bertscore_f1(hyps, refs, bert, bert_batch_size)
     items["judge"], unparsable, refused = _judge_scores(rows, judge_file, refused_policy)
     for name, values in items.items():
         _with_ci(out, name, values, boot)
-    out["bertscore_rescaled"] = bert.rescale_with_baseline
+    out["bertscore_rescaled"] = bert["rescale_with_baseline"]
     out["judge_unparsable"] = unparsable
     out["judge_refused"] = refused
     out["judge_model"] = _judge_models(judge_file)
@@ -170,7 +169,7 @@ def _judge_models(judge_file: Path) -> str:
     return ",".join(sorted({str(n) for n in names}))
 
 
-def _aggregate(pools: dict[str, list[float]], boot: dict) -> dict[str, Any]:
+def aggregate(pools: dict[str, list[float]], boot: dict) -> dict[str, Any]:
     samples, seed = int(boot["samples"]), int(boot["seed"])
     agg: dict[str, Any] = {}
     for task in ("mcq", "mcqu"):
@@ -190,24 +189,7 @@ def _aggregate(pools: dict[str, list[float]], boot: dict) -> dict[str, Any]:
     return agg
 
 
-def _settings(
-    bert: metrics.BertScoreConfig, boot: dict, has_oeq: bool, judge_prompt: Path | None
-) -> dict[str, Any]:
-    settings: dict[str, Any] = {"bootstrap": dict(boot), "ci_level": 0.95}
-    if has_oeq:
-        settings["bleu_signature"] = metrics.corpus_bleu(["a"], ["a"]).signature
-        settings["chrf_signature"] = metrics.corpus_chrf(["a"], ["a"]).signature
-        settings["rouge_tokenizer"] = metrics.ROUGE_TOKENIZER_NAME
-        settings["bertscore"] = metrics.bertscore_settings(bert)
-        settings["bertscore_rescaled"] = bert.rescale_with_baseline
-        settings["judge_prompt_version"] = JUDGE_PROMPT_VERSION
-        if judge_prompt is not None:  # the judge.prompt_file the judge read
-            settings["judge_prompt_file"] = str(judge_prompt)
-            settings["judge_prompt_sha256"] = prompt_sha256(load_judge_prompt(judge_prompt))
-    return settings
-
-
-def _item_rows(
+def item_rows(
     model: str, testset: str, task: str, rows: list[dict[str, Any]], items: dict[str, list]
 ) -> list[dict[str, Any]]:
     """Item-level rows of one test set; metrics that do not apply to its task are null."""
@@ -217,75 +199,3 @@ def _item_rows(
             for name in (*ITEM_METRICS, *ITEM_STATS)}}
         for k, row in enumerate(rows)
     ]  # fmt: skip
-
-
-def write_items(rows: list[dict[str, Any]], path: Path) -> None:
-    """Write the item-level scores parquet (ITEM_SCHEMA)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=ITEM_SCHEMA), path)
-
-
-def score_model(
-    model: str,
-    prediction_files: list[Path],
-    judge_files: list[Path],
-    test_sets: dict[str, dict],
-    bertscore: dict,
-    bootstrap: dict,
-    out_path: Path,
-    out_items: Path | None = None,
-    judge_refused: str = "zero",
-    judge_prompt: Path | None = None,
-    input_manifests: list[Path] | None = None,
-) -> None:
-    """Write results/scores/{model}.json (per-test-set metrics, Table 1 aggregates) and the
-    item-level scores the significance tests pair on (``out_items``); `judge_prompt` is the
-    judge.prompt_file, recorded in the settings. Predictions and judgments are first checked
-    against `input_manifests` (predict's and judge's; the rule gives them)."""
-    if input_manifests is not None:
-        check_inputs([*prediction_files, *judge_files], input_manifests, "score")
-    bert = metrics.BertScoreConfig.from_dict(dict(bertscore))
-    judges = {Path(f).stem: Path(f) for f in judge_files}
-    pools: dict[str, list[float]] = {"mcq": [], "mcqu": [], "oeq": []}
-    results: dict[str, Any] = {}
-    item_rows: list[dict[str, Any]] = []
-    for path in map(Path, prediction_files):
-        name = path.stem
-        if name not in test_sets:
-            raise KeyError(
-                f"{path}: test set {name!r} is not in evaluation.test_sets {sorted(test_sets)}"
-            )
-        task = test_sets[name]["task"]
-        rows = pq.read_table(path, columns=list(PREDICTION_COLUMNS)).to_pylist()
-        wrong = {row["task"] for row in rows} - {task}
-        if wrong:
-            raise ValueError(f"{path}: rows of task {sorted(wrong)} in a {task} test set")
-        if task == "oeq":
-            if name not in judges:
-                raise FileNotFoundError(
-                    f"{path}: no judgment file {name}.parquet among "
-                    f"{sorted(judges)}; the judge rule must run first"
-                )
-            results[name], items = score_oeq(rows, judges[name], bert, bootstrap, judge_refused)
-        else:
-            results[name], items = score_mcq(rows, task, bootstrap)
-        pools[task].extend(items["judge" if task == "oeq" else "em_constrained"])
-        item_rows.extend(_item_rows(model, name, task, rows, items))
-        log.info("%s/%s: %d items scored", model, name, len(rows))
-    payload: dict[str, Any] = {
-        "model": model,
-        "testsets": results,
-        "aggregate": _aggregate(pools, bootstrap),
-        "settings": _settings(bert, bootstrap, bool(pools["oeq"]), judge_prompt),
-    }
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    if out_items is not None:
-        write_items(item_rows, Path(out_items))
-    log.info(
-        "wrote %s (em=%s, judge=%s)",
-        out_path,
-        payload["aggregate"]["em"],
-        payload["aggregate"]["judge"],
-    )

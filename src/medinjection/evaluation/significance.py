@@ -277,26 +277,3 @@ def significance_frame(
             )  # fmt: skip
         records.extend(block)
     return pd.DataFrame(records, columns=list(SIGNIFICANCE_COLUMNS))
-
-
-def write_significance(
-    item_files: list[Path],
-    model_order: list[str],
-    metrics: list[str],
-    correction: str,
-    alpha: float,
-    bootstrap: dict,
-    out_csv: Path,
-    method: Method = DEFAULT_METHOD,
-) -> None:
-    """Write results/tables/significance.csv from the item-level score files of every model."""
-    frame = significance_frame(
-        load_items(item_files), model_order, list(metrics), correction, alpha, bootstrap, method
-    )
-    Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out_csv, index=False)
-    significant = int(frame["significant"].sum()) if len(frame) else 0
-    log.info(
-        "significance (%s): %d comparisons, %d significant at %.2f after %s -> %s",
-        method, len(frame), significant, alpha, correction, out_csv,
-    )  # fmt: skip

@@ -25,13 +25,13 @@ from typing import Any
 
 import yaml
 
+from medinjection.config_checks import translation_route
 from medinjection.llm.cost import price_for
 from medinjection.llm.request import ChatRequest
 from medinjection.llm.synthesis import plan_jobs
 from medinjection.llm.translation import translation_payload, translation_request
 from medinjection.records import Record, read_records
 from medinjection.sources.base import Document, read_documents
-from medinjection.workflow_support import translation_route
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ def launch_argv(
 ) -> list[str]:
     """The argv that runs the training CLI with `train_args` on `gpus` local GPUs."""
     if gpus < 0:
-        raise ValueError(f"training.gpus must be >= 0, got {gpus}")
+        raise ValueError(f"compute.train.gpus must be >= 0, got {gpus}")
     # the GPU count is the job's resource, not in the training config: the CLI checks it
     train_args = [*train_args, "--gpus", str(gpus)]
     if gpus <= 1:

@@ -8,7 +8,6 @@ percentiles of the templated sequence length (what TRL tokenizes), of the answer
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -101,43 +100,3 @@ def length_summary(lengths: Sequence[int], max_length: int | None = None) -> dic
         summary["share_over_max_length"] = round(over / values.size, 6)
         summary["tokens_cut"] = int(np.clip(values - max_length, 0, None).sum())
     return summary
-
-
-def _split_report(tokenizer: Any, path: Path, max_length: int) -> dict[str, Any]:
-    totals, answers = sequence_lengths(tokenizer, read_messages(path))
-    return {
-        "sequence": length_summary(totals, max_length),
-        "answer": length_summary(answers),
-        # token-weighted mean length (sum T^2 / sum T): the attention term of the MFU formula
-        "attention_length": round(float(np.square(totals).sum() / max(sum(totals), 1)), 2),
-    }
-
-
-def token_length_report(
-    model_dir: Path, train_path: Path, validation_path: Path, max_length: int, out_path: Path
-) -> dict[str, Any]:
-    """Write the token-length report of one mixture (train and validation) as JSON."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    template = tokenizer.chat_template or ""
-    report: dict[str, Any] = {
-        "tokenizer": str(model_dir),
-        "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest(),
-        "max_length": int(max_length),
-        "train": _split_report(tokenizer, Path(train_path), int(max_length)),
-        "validation": _split_report(tokenizer, Path(validation_path), int(max_length)),
-    }
-    over = report["train"]["sequence"].get("n_over_max_length", 0)
-    log.info(
-        "%s: %d train rows, p99 %s tokens, %d longer than max_length %d",
-        train_path,
-        report["train"]["sequence"]["n"],
-        report["train"]["sequence"].get("p99"),
-        over,
-        max_length,
-    )
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return report

@@ -165,7 +165,7 @@ def world_size(gpus: int) -> int:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if max(int(gpus), 1) != world:
         raise RuntimeError(
-            f"training.gpus is {gpus} but WORLD_SIZE is {world}: start training "
+            f"compute.train.gpus is {gpus} but WORLD_SIZE is {world}: start training "
             "through `python -m medinjection.modeling.launch --gpus N --` (the train rule does)"
         )
     return world
@@ -247,7 +247,7 @@ def train(
 
     With `manifest_path` (the mixture's manifest; the train rule always gives it) the mixture
     files are first checked against it: row counts and sha256. `gpus` is the job's GPU count
-    (training.gpus, a resource): not in the rendered config, so changing it reruns nothing; the
+    (compute.train.gpus, a resource): not in the rendered config, so changing it reruns nothing; the
     effective batch it sets is recorded in the metrics.
     """
     if manifest_path is not None:

@@ -22,17 +22,11 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "attn_implementation": ("sdpa", "flash_attention_2", "eager"),
 }
 
-# `training:` keys that size the job (SLURM resources, launcher), not what it computes: they stay
-# out of the rendered config and of every params, so changing them reruns nothing. The GPU count
-# reaches the training CLI from the job's resources (`launch --gpus`).
-COMPUTE_KEYS: tuple[str, ...] = ("gpus", "runtime_min", "mem_mb")
 # Exactly the keys of the config's `training:` block (TrainingSettings, in the schema's order)
-# with `seeds` replaced by `seed` (the run's own) and less the compute settings (COMPUTE_KEYS):
-# those are the job's resources, never its config.
+# with `seeds` replaced by `seed` (the run's own). The job's resources are not among them: they
+# are `compute.train` (the GPU count reaches the training CLI as `launch --gpus`).
 HPARAM_KEYS: tuple[str, ...] = tuple(
-    "seed" if spec.name == "seeds" else spec.name
-    for spec in dataclasses.fields(TrainingSettings)
-    if spec.name not in COMPUTE_KEYS
+    "seed" if spec.name == "seeds" else spec.name for spec in dataclasses.fields(TrainingSettings)
 )
 # Keys that change how a job checkpoints or logs, not what it computes: a changed value
 # still resumes the run's checkpoints.

@@ -24,7 +24,7 @@ from medinjection.modeling.decoding import (
     separator_ids,
     stop_ids,
 )
-from medinjection.modeling.predict import Prediction, PromptItem
+from medinjection.modeling.types import Prediction, PromptItem
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from medinjection.modeling.decoding import (
     official_allowed_ids,
     stop_ids,
 )
-from medinjection.modeling.predict import Prediction, PromptItem
+from medinjection.modeling.types import Prediction, PromptItem
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def adapter_rank(adapter_dir: Path) -> int:
     if config.get("use_dora"):
         raise ValueError(
             f"{adapter_dir} is a DoRA adapter, which vLLM refuses; merge it with "
-            "modeling.merge.merge_adapter and predict the merged model without an adapter"
+            "stages.train.merge_adapter and predict the merged model without an adapter"
         )
     return int(config["r"])
 

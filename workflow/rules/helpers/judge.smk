@@ -23,8 +23,8 @@ def judge_params(spec):
         "backend": spec["backend"],
         "judge_model": spec["model"],
         "endpoint": endpoint_params(spec["endpoint"]) if spec["backend"] == "openai" else None,
-        "mode": config["llm"]["mode"],
-        "replay_file": config["llm"]["replay_file"],
+        "mode": STUDY.llm.mode,
+        "replay_file": STUDY.llm.replay_file,
         "max_tokens": spec["max_tokens"],
         "serve": spec.get("serve"),
     }
@@ -38,7 +38,7 @@ def get_judge_inputs(wildcards):
             testset=open_test_sets(),
         ),
         "testsets": expand("<results>/testsets/{testset}.parquet", testset=open_test_sets()),
-        "prompt": config["judge"]["prompt_file"],
+        "prompt": STUDY.judge.prompt_file,
         "manifests": [
             f"<results>/predict/{wildcards.model}/manifest.json",
             "<results>/testsets/manifest.json",
@@ -64,9 +64,9 @@ def get_judge_model_input(wildcards):
 
 
 def get_annotations_input(wildcards):
-    location = config["metaeval"]["annotations"]
-    if location["kind"] == "local" and os.path.exists(location["path"]):
-        return [location["path"]]
+    location = STUDY.metaeval.annotations
+    if location.kind == "local" and location.path and os.path.exists(location.path):
+        return [location.path]
     return []
 
 

@@ -2,7 +2,7 @@
 
 
 def uses_merged_models():
-    return config["prediction"]["backend"] == "vllm" and config["training"]["method"] == "dora"
+    return STUDY.prediction.backend == "vllm" and STUDY.training.method == "dora"
 
 
 def get_predict_inputs(wildcards):

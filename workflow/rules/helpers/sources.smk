@@ -1,6 +1,6 @@
 # Input functions and params helpers of the rules in workflow/rules/sources.smk (only there).
 
-from medinjection.workflow_support import local_source_inputs
+from medinjection.config_checks import local_source_inputs
 
 
 def get_stage_input(wildcards):

@@ -1,6 +1,6 @@
 # Input functions and params helpers of the rules in workflow/rules/translate.smk (only there).
 
-from medinjection.workflow_support import translation_route
+from medinjection.config_checks import translation_route
 
 
 def translation_route_of(source):

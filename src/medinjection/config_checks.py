@@ -1,4 +1,5 @@
-"""Checks the Snakefile runs at parse time, before any job starts."""
+"""The study config's checks: what the Snakefile runs at parse time (check_study_config) and
+at onstart (check_before_run), before any job starts, and the config lookups they share."""
 
 from __future__ import annotations
 

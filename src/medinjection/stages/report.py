@@ -1,8 +1,12 @@
-"""Figures: Table 1 bars with 95% interval error bars, the per-dataset heat map, and the judge's
-verdicts against answer length on the physician-annotated pairs (verbosity)."""
+"""Stages of workflow/rules/report.smk: the significance table, Table 1 and the per-dataset
+tables (formatted by `evaluation.tables` and `evaluation.per_dataset`), and the figures: Table 1
+bars with 95% interval error bars, the per-dataset heat map, and the judge's verdicts against
+answer length on the physician-annotated pairs (verbosity).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -10,10 +14,79 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medinjection.evaluation.significance import load_items
-from medinjection.evaluation.tables import model_row, ordered_models
+from medinjection.evaluation.per_dataset import per_dataset_markdown
+from medinjection.evaluation.significance import DEFAULT_METHOD, load_items, significance_frame
+from medinjection.evaluation.stats import Method
+from medinjection.evaluation.tables import model_row, ordered_models, write_table1
+from medinjection.settings import BootstrapSettings, SignificanceSettings
 
 log = logging.getLogger(__name__)
+
+# ---------------------------------------------------------------- rule significance
+
+
+def write_significance(
+    item_files: list[Path],
+    model_order: list[str],
+    significance: SignificanceSettings,
+    bootstrap: BootstrapSettings,
+    out_csv: Path,
+) -> None:
+    """Write results/tables/significance.csv from the item-level score files of every model
+    (`evaluation.significance`: metrics, method, correction, alpha)."""
+    method: Method = significance.method or DEFAULT_METHOD
+    correction, alpha = significance.correction, significance.alpha
+    frame = significance_frame(
+        load_items(item_files), model_order, list(significance.metrics), correction, alpha,
+        bootstrap.to_dict(), method,
+    )  # fmt: skip
+    Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out_csv, index=False)
+    significant = int(frame["significant"].sum()) if len(frame) else 0
+    log.info(
+        "significance (%s): %d comparisons, %d significant at %.2f after %s -> %s",
+        method, len(frame), significant, alpha, correction, out_csv,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------- rule table1
+
+
+def write_per_dataset_markdown(per_dataset_csv: Path, model_order: list[str], out_md: Path) -> None:
+    """Write results/tables/per_dataset.md from results/tables/per_dataset.csv."""
+    long = pd.read_csv(per_dataset_csv)
+    if long.empty:
+        raise ValueError(f"{per_dataset_csv}: no per-dataset figures; did the score rule run?")
+    Path(out_md).parent.mkdir(parents=True, exist_ok=True)
+    Path(out_md).write_text(per_dataset_markdown(long, model_order), encoding="utf-8")
+    log.info("per-dataset tables -> %s", out_md)
+
+
+def write_tables(
+    score_files: list[Path],
+    significance_csv: Path,
+    model_order: list[str],
+    alpha: float,
+    outputs: dict[str, Path],
+) -> None:
+    """Table 1 (``table1_csv``, ``table1_md``, ``table1_tex``) and the per-dataset tables
+    (``per_dataset_csv`` long, ``per_dataset_md`` one model × test set table per metric)."""
+    write_table1(
+        score_files,
+        model_order,
+        out_csv=Path(outputs["table1_csv"]),
+        out_md=Path(outputs["table1_md"]),
+        out_per_dataset=Path(outputs["per_dataset_csv"]),
+        significance_csv=Path(significance_csv),
+        alpha=alpha,
+        out_tex=Path(outputs["table1_tex"]),
+    )
+    write_per_dataset_markdown(
+        Path(outputs["per_dataset_csv"]), model_order, Path(outputs["per_dataset_md"])
+    )
+
+
+# ---------------------------------------------------------------- rules plot_*
 
 
 def _errors(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -148,8 +221,6 @@ def plot_judge_length(
     """Left: the selected judge's verdicts (jittered) on the annotated pairs against answer
     length, coloured by the physician label. Right: each model's mean judge score against its
     mean answer length on the open-question test sets."""
-    import json
-
     plt = _pyplot()
     frame = pd.read_csv(item_scores_csv)
     selected = json.loads(Path(selection_json).read_text(encoding="utf-8"))["selected"]

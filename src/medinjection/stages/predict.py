@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +18,14 @@ import pyarrow.parquet as pq
 
 from medinjection.evaluation.parsing import parse_letters
 from medinjection.evaluation.permutation import permuted_records
+from medinjection.interpreter import needs_rerun, rerun_script
 from medinjection.manifests import check_inputs, write_manifest
+from medinjection.modeling.backends import BACKENDS
 from medinjection.modeling.decoding import check_protocol
+from medinjection.modeling.types import Prediction, PromptItem
 from medinjection.prompts import messages_hash, prompt_messages
 from medinjection.records import Record, join_letters, read_records
+from medinjection.settings import PositionBiasSettings, PredictionSettings
 
 log = logging.getLogger(__name__)
 
@@ -42,27 +45,6 @@ PREDICTION_SCHEMA = pa.schema(
         ("letter_probs", pa.string()),
     ]
 )
-
-
-@dataclass(frozen=True)
-class PromptItem:
-    """One test record ready for decoding: chat messages and its generation budget."""
-
-    record: Record
-    messages: list[dict[str, str]]
-    letters: tuple[str, ...]
-    max_new_tokens: int
-    permutation: int = 0  # 0 = original option order, k >= 1 = k-th shuffled rerun
-    option_order: str = ""  # original letters in their shown positions ("C,A,B,D")
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """Backend output for one item (constrained/probs are None for open questions)."""
-
-    greedy: str
-    constrained: str | None
-    letter_probs: dict[str, float] | None
 
 
 def max_new_tokens(record: Record, max_new_tokens_oeq: int) -> int:
@@ -155,36 +137,6 @@ def write_predictions(rows: Sequence[dict], path: Path) -> None:
     pq.write_table(pa.Table.from_pylist(list(rows), schema=PREDICTION_SCHEMA), path)
 
 
-def _transformers_backend(
-    model_dir: Path,
-    adapter_dir: Path | None,
-    batch_size: int,
-    max_model_len: int | None,
-    protocol: str,
-) -> Any:
-    from medinjection.modeling.transformers_backend import TransformersPredictor
-
-    return TransformersPredictor(model_dir, adapter_dir, batch_size, protocol)
-
-
-def _vllm_backend(
-    model_dir: Path,
-    adapter_dir: Path | None,
-    batch_size: int,
-    max_model_len: int | None,
-    protocol: str,
-) -> Any:
-    from medinjection.modeling.vllm_backend import VllmPredictor
-
-    return VllmPredictor(model_dir, adapter_dir, max_model_len, protocol)
-
-
-BACKENDS: dict[str, Callable[[Path, Path | None, int, int | None, str], Any]] = {
-    "transformers": _transformers_backend,
-    "vllm": _vllm_backend,
-}
-
-
 def model_context_length(model_dir: Path) -> int:
     """The base model's context length: max_position_embeddings of its config.json."""
     path = Path(model_dir) / "config.json"
@@ -230,14 +182,6 @@ def _path_list(value: Sequence[str | Path] | str | Path) -> list[Path]:
     return [Path(value)] if isinstance(value, str | Path) else [Path(p) for p in value]
 
 
-@dataclass(frozen=True)
-class PositionBias:
-    """Option-shuffled reruns: `permutations` seeded orders per MCQ/MCQU item."""
-
-    permutations: int
-    seed: int
-
-
 def _permuted_jobs(
     testset_files: list[Path], permuted_files: list[Path]
 ) -> list[tuple[Path, Path]]:
@@ -259,18 +203,15 @@ def _predict_file(predictor: Any, items: list[PromptItem], out: Path, label: str
 
 
 def predict(
-    backend: str,
+    prediction: PredictionSettings,
     model_dir: Path,
     adapter_dir: Path | None,
     testset_files: list[Path],
     out_files: list[Path],
-    batch_size: int,
-    max_new_tokens_oeq: int,
     prompt_version: str,
-    permuted_files: list[Path] | None = None,
-    position_bias: PositionBias | None = None,
-    max_model_len: int | None = None,
     protocol: str = "official",
+    permuted_files: list[Path] | None = None,
+    position_bias: PositionBiasSettings | None = None,
     input_manifests: list[Path] | None = None,
     out_manifest: Path | None = None,
 ) -> None:
@@ -278,6 +219,7 @@ def predict(
 
     With `input_manifests` (the test sets' manifest; the rule gives it) the test sets are checked
     against it before the model is loaded; `out_manifest` records the prediction files.
+    `prediction` gives the backend, batch size, OEQ budget and `max_model_len`.
 
     `protocol` (evaluation.protocol) picks the constrained decoding: "official" (the authors'
     Evaluate.py) or "letters" (modeling/decoding.py describes both).
@@ -288,6 +230,8 @@ def predict(
     is what enforces it there: both backends refuse the same items), or, when it is None, against
     the model's own context (max_position_embeddings).
     """
+    backend, max_model_len = prediction.backend, prediction.max_model_len
+    max_new_tokens_oeq = prediction.max_new_tokens_oeq
     testset_files, out_files = _path_list(testset_files), _path_list(out_files)
     permuted = _permuted_jobs(testset_files, _path_list(permuted_files or []))
     if backend not in BACKENDS:
@@ -305,7 +249,7 @@ def predict(
     predictor = BACKENDS[backend](
         Path(model_dir),
         Path(adapter_dir) if adapter_dir else None,
-        batch_size,
+        prediction.batch_size,
         max_model_len,
         protocol,
     )
@@ -336,3 +280,12 @@ def predict(
         _predict_file(predictor, items, out, label)
     if out_manifest is not None:
         write_manifest(out_manifest, "predict", [out for _, out, _, _ in jobs])
+
+
+def rerun_under(python: str | None, script: str) -> bool:
+    """Run the job's `script` again under `prediction.python` (the vLLM venv) when that is not
+    this interpreter; True when it did (the caller then stops), False when this one is it."""
+    if python is None or not needs_rerun(python):
+        return False
+    rerun_script(python, script, "prediction.python")
+    return True
