@@ -428,7 +428,7 @@ class TransformersPredictor:
             greedy = self._texts(self.greedy_steps(*prefill, max(budgets)), budgets)
         return [Prediction(*f) for f in zip(greedy, constrained_out, probs, strict=True)]
 
-    def batches(self, items: Sequence[PromptItem], ids: list[list[int]]) -> list[list[int]]:
+    def batches(self, items: Sequence[PromptItem], ids: Sequence[Sequence[int]]) -> list[list[int]]:
         """Item indices in batches of one task and similar prompt length (less padding)."""
         order = sorted(range(len(items)), key=lambda i: (items[i].record.task, -len(ids[i]), i))
         out: list[list[int]] = []
