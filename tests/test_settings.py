@@ -335,7 +335,7 @@ def test_compute_block_holds_every_job_and_deepspeed_needs_a_train_gpu(
 
     compute = StudySettings.from_config(demo_config).compute
     assert [field.name for field in dataclasses.fields(compute)] == [
-        "train", "merge_adapter", "token_lengths", "predict", "judge", "comet"
+        "train", "merge_adapter", "token_lengths", "predict", "judge", "score", "comet"
     ]  # fmt: skip
     # no compute key is left in the study-design blocks (they would reach params)
     for block in ("training", "prediction"):

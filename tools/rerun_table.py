@@ -66,7 +66,7 @@ def _predict(package: Path) -> None:
 
 
 def _resources(config: dict) -> None:
-    for job in ("train", "merge_adapter", "token_lengths", "predict", "judge"):
+    for job in ("train", "merge_adapter", "token_lengths", "predict", "judge", "score"):
         config["compute"][job].update(mem_mb=64000, runtime_min=600)
     config["compute"]["train"]["gpus"] = 4
     for endpoint in config["llm"]["endpoints"].values():

@@ -555,6 +555,7 @@ class ComputeSettings(Settings):
     token_lengths: JobResources
     predict: JobResources
     judge: JobResources
+    score: JobResources
     comet: CometComputeSettings
 
 

@@ -265,6 +265,7 @@ def test_score_model_hand_computed(tmp_path):
                                     judgments=[str(j) for j in judged],
                                     manifests=[str(m) for m in manifests]),
         output=types.SimpleNamespace(scores=str(out), item_scores=str(items_out)),
+        resources=types.SimpleNamespace(gpu=0),
         params=types.SimpleNamespace(model="base", test_sets=test_sets, bertscore=MINILM,
                                      bootstrap={"samples": 200, "seed": 42},
                                      judge_refused="zero",
@@ -334,3 +335,38 @@ def test_score_model_refuses_missing_judgments(tmp_path):
         score_model("base", files, [], sets, bert, boot, tmp_path / "s.json")
     with pytest.raises(KeyError, match="evaluation.test_sets"):
         score_model("base", files, [], {}, bert, boot, tmp_path / "s.json")
+
+
+def test_score_bertscore_device_follows_the_job_gpus(tmp_path, monkeypatch):
+    import bert_score
+    import torch
+
+    from medinjection.stages.score import score_model
+
+    files, judged, test_sets = _score_inputs(tmp_path)
+    sets = {name: TestSetSettings.from_dict(spec) for name, spec in test_sets.items()}
+    bert, boot = BertScoreSettings.from_dict(MINILM), BootstrapSettings(samples=10, seed=0)
+    assert bertscore_model.bertscore_device(0) == "cpu"
+    with pytest.raises(ValueError, match=r"compute\.score\.gpus must be >= 0"):
+        bertscore_model.bertscore_device(-1)
+    # a GPU job where torch sees no CUDA device fails, naming the key; no silent CPU fallback
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    no_cuda = r"compute\.score\.gpus is 1 but torch sees no CUDA device.*compute\.score\.gpus: 0"
+    with pytest.raises(RuntimeError, match=no_cuda):
+        bertscore_model.bertscore_device(1)
+    with pytest.raises(RuntimeError, match=no_cuda):  # before any file is read
+        score_model("base", [tmp_path / "none.parquet"], [], sets, bert, boot, tmp_path / "s.json",
+                    gpus=1)  # fmt: skip
+    # the device reaches bert_score.score: cuda with GPUs, cpu without (whatever torch sees)
+    devices: list[str] = []
+
+    def fake_score(cands, refs, device=None, **kwargs):
+        devices.append(device)
+        ones = torch.ones(len(cands))
+        return ones, ones, ones
+
+    monkeypatch.setattr(bert_score, "score", fake_score)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for gpus in (1, 0):
+        score_model("base", files, judged, sets, bert, boot, tmp_path / f"{gpus}.json", gpus=gpus)
+    assert devices == ["cuda", "cpu"]

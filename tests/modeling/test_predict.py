@@ -563,6 +563,42 @@ def test_transformers_backend_is_held_to_max_model_len(env, tmp_path: Path) -> N
     assert all(out.exists() for out in outs)
 
 
+def test_each_prompt_is_tokenized_once(env, monkeypatch, tmp_path: Path) -> None:
+    # the stage's context check and the decoding share one tokenization of every prompt (the
+    # permuted reruns included): a backend that counts what it tokenizes and what it is given
+    from medinjection.modeling import backends
+    from medinjection.modeling.types import Prediction
+
+    tokenized: list[str] = []
+    given: list[int] = []
+
+    class Counting:
+        def __init__(self, *args) -> None:
+            pass
+
+        def prompt_ids(self, items):
+            tokenized.extend(f"{item.record.id}/{item.permutation}" for item in items)
+            return [[7] * (1 + len(item.record.id)) for item in items]
+
+        def predict(self, items, prompt_ids=None):
+            assert prompt_ids is not None, "the stage must hand over the ids it checked"
+            given.extend(len(row) for row in prompt_ids)
+            return [Prediction("A", "A", {"A": 1.0}) for _ in items]
+
+    monkeypatch.setitem(backends.BACKENDS, "transformers", Counting)
+    names = ("mcqu", "mcq", "oeq")
+    files, outs = [env[n] for n in names], [tmp_path / f"{n}.parquet" for n in names]
+    permuted = [tmp_path / "permuted" / f"{n}.parquet" for n in ("mcqu", "mcq")]
+    predict(prediction("transformers", 4, 6), env["base"], None, files, outs, "v1", "letters",
+            permuted, PositionBiasSettings(permutations=2, seed=7))  # fmt: skip
+    items = sum(pq.read_metadata(path).num_rows for path in [*outs, *permuted])
+    assert len(tokenized) == items == len(set(tokenized)) == len(given)
+    # the transformers engine checks the ids it is given against its items
+    predictor = TransformersPredictor(env["base"], None, 4)
+    with pytest.raises(ValueError, match="1 rows of prompt ids for 2 items"):
+        predictor.predict(prompt_items(read_records(env["mcqu"]), "v1", 6)[:2], prompt_ids=[[1]])
+
+
 def test_shared_prefix_pass_changes_nothing(env, monkeypatch) -> None:
     from medinjection.modeling import transformers_backend
 

@@ -130,7 +130,7 @@ def test_learning_rate_reruns_training_and_after_but_no_data_stage(
 def test_compute_settings_rerun_nothing(demo_workdir: Path, tmp_path: Path) -> None:
     def edit(config: dict) -> None:
         # every job family's resources (the whole compute block)
-        for job in ("train", "merge_adapter", "token_lengths", "predict", "judge"):
+        for job in ("train", "merge_adapter", "token_lengths", "predict", "judge", "score"):
             config["compute"][job].update(mem_mb=64000, runtime_min=600, gpus=2)
         config["compute"]["comet"]["gpus"] = 1
         # pacing of the LLM endpoints and of the Batch API: answers are cached by content

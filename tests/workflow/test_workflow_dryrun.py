@@ -116,6 +116,9 @@ def test_slurm_profile_is_found_from_the_repo_root(workdir: Path) -> None:
     assert "gpu=2" in train and "mem_mb=128000" in train and "runtime=1440" in train
     # the launcher turns the job's 2 GPUs into torchrun with a port from SLURM_JOB_ID
     assert "python -m medinjection.modeling.launch --gpus 2 -- --config" in train
+    # BERTScore of the open answers runs on the score job's GPU (compute.score)
+    score = proc.stdout.split("\nrule score:")[1].split("\nrule ")[0]
+    assert "slurm_partition=gpu" in score and "gpu=1" in score and "mem_mb=16000" in score
     stage = proc.stdout.split("\nrule stage_source:")[1].split("\nrule ")[0]
     assert "slurm_partition=cpu" in stage and "gpu=" not in stage
     assert (

@@ -21,6 +21,8 @@ rule score:
     conda:
         "../../envs/workflow.yaml"
     threads: 2
+    resources:
+        **job_resources("score"),
     params:
         model="{model}",
         test_sets=TEST_SETS,

@@ -28,6 +28,7 @@ def main(smk) -> None:
         judge_refused=smk.params.judge_refused,
         judge_prompt=Path(smk.params.judge_prompt),
         input_manifests=[Path(p) for p in smk.input.manifests],
+        gpus=int(smk.resources.gpu),  # compute.score.gpus: a resource, never a param
     )
 
 

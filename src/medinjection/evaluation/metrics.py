@@ -164,12 +164,18 @@ def rouge_per_item(hyps: Sequence[str], refs: Sequence[str]) -> dict[str, list[f
 
 
 def bertscore_f1(
-    hyps: Sequence[str], refs: Sequence[str], settings: Mapping[str, Any], batch_size: int = 32
+    hyps: Sequence[str],
+    refs: Sequence[str],
+    settings: Mapping[str, Any],
+    batch_size: int = 32,
+    device: str | None = None,
 ) -> list[float]:
     """Per-item BERTScore F1; pairs with an empty side score 0 (bert-score crashes on them).
 
     `settings`: the keyword arguments of bert_score.score with the backbone already resolved to a
-    local directory (`medinjection.modeling.bertscore_model.bertscore_settings`)."""
+    local directory (`medinjection.modeling.bertscore_model.bertscore_settings`). `device`: the
+    torch device ("cuda", "cpu"; `bertscore_model.bertscore_device` picks it from the job's
+    GPUs); None leaves bert-score's own choice (cuda when torch sees one, else cpu)."""
     hyps, refs = list(hyps), list(refs)
     if len(hyps) != len(refs):
         raise ValueError(f"bertscore: {len(hyps)} candidates but {len(refs)} references")
@@ -186,6 +192,7 @@ def bertscore_f1(
         [hyps[i] for i in keep],
         [refs[i] for i in keep],
         batch_size=batch_size,
+        device=device,
         **settings,
     )
     for i, value in zip(keep, f1.tolist(), strict=True):

@@ -143,15 +143,17 @@ def score_oeq(
     boot: dict,
     refused_policy: str = "zero",
     bert_batch_size: int = 32,
+    bert_device: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, list[Any]]]:
     """Metrics of one open-question test set and its item-level scores (ITEM_COLUMNS names);
-    `bert`: the resolved BERTScore arguments (`modeling.bertscore_model.bertscore_settings`)."""
+    `bert`: the resolved BERTScore arguments (`modeling.bertscore_model.bertscore_settings`),
+    computed on `bert_device` (`metrics.bertscore_f1`)."""
     hyps = [row["greedy_output"] or "" for row in rows]
     refs = [row["gold"] or "" for row in rows]
     out: dict[str, Any] = {"task": "oeq", "n": len(rows)}
     item_stats = _corpus_with_ci(out, hyps, refs, boot)
     items = metrics.rouge_per_item(hyps, refs)
-    items["bertscore_f1"] = metrics.bertscore_f1(hyps, refs, bert, bert_batch_size)
+    items["bertscore_f1"] = metrics.bertscore_f1(hyps, refs, bert, bert_batch_size, bert_device)
     items["judge"], unparsable, refused = _judge_scores(rows, judge_file, refused_policy)
     for name, values in items.items():
         _with_ci(out, name, values, boot)

@@ -1,7 +1,10 @@
 """The prediction backends by name (`prediction.backend`): each loader returns a predictor with
-`prompt_lengths(items) -> list[int]` and `predict(items) -> list[Prediction]`
-(`medinjection.modeling.types`). A new backend is a module beside `transformers_backend.py` and
-one entry here. The engines are imported by the loader, so choosing one never imports the other.
+`prompt_ids(items) -> list[list[int]]` (the chat-templated prompts' token ids) and
+`predict(items, prompt_ids=None) -> list[Prediction]` (`medinjection.modeling.types`), which
+decodes from the given ids when the caller has them: the predict stage tokenizes each prompt
+once, for its context check and for decoding. A new backend is a module beside
+`transformers_backend.py` and one entry here. The engines are imported by the loader, so choosing
+one never imports the other.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ resolved keyword arguments; the score and judge stages resolve them once per job
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,29 @@ BERTSCORE_BATCH_SIZE = 32  # evaluation.bertscore.batch_size when not set
 def bertscore_batch_size(cfg: BertScoreSettings) -> int:
     """The batch size of bert_score.score (evaluation.bertscore.batch_size, else 32)."""
     return BERTSCORE_BATCH_SIZE if cfg.batch_size is None else cfg.batch_size
+
+
+def bertscore_device(gpus: int, job: str = "score") -> str:
+    """The torch device BERTScore runs on in a job with `gpus` GPUs (compute.<job>.gpus, a
+    resource): "cuda" when the job has GPUs, "cpu" when it has none. A job that asked for GPUs
+    but sees no CUDA device raises: falling back to the CPU would turn minutes into hours."""
+    if gpus < 0:
+        raise ValueError(f"compute.{job}.gpus must be >= 0, got {gpus}")
+    if gpus == 0:
+        return "cpu"
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RuntimeError(
+            f"compute.{job}.gpus is {gpus} but torch sees no CUDA device "
+            f"(torch {torch.__version__}, CUDA build {torch.version.cuda}, "
+            "CUDA_VISIBLE_DEVICES="
+            f"{os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>')}): run the {job} job on a GPU "
+            "node (the profile's gpu partition) with a CUDA build of torch, or set "
+            f"compute.{job}.gpus: 0 to compute BERTScore on the CPU (hours per model with "
+            "xlm-roberta-large)"
+        )
+    return "cuda"
 
 
 def _minilm_packaged_dir() -> Path:

@@ -46,6 +46,15 @@ def load_for_inference(model_dir: Path, adapter_dir: Path | None) -> tuple[Any, 
     return model, tokenizer, device
 
 
+def _given_ids(prompt_ids: Sequence[Sequence[int]] | None, n: int) -> list[Sequence[int]]:
+    """The caller's prompt ids of `n` items (checked: one row per item), else []."""
+    if prompt_ids is None:
+        return []
+    if len(prompt_ids) != n:
+        raise ValueError(f"{len(prompt_ids)} rows of prompt ids for {n} items")
+    return list(prompt_ids)
+
+
 # Shortest shared prompt head worth a separate pass (shorter ones are computed with each row).
 MIN_SHARED_PREFIX = 16
 
@@ -238,10 +247,6 @@ class TransformersPredictor:
         ]
         return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
-    def prompt_lengths(self, items: Sequence[PromptItem]) -> list[int]:
-        """Prompt tokens of each item, as prefilled."""
-        return [len(ids) for ids in self.prompt_ids(items)]
-
     def letter_tokens(self, letters: tuple[str, ...]) -> LetterTokens:
         """Letter token ids of one option set (cached: test sets reuse a few sets)."""
         if letters not in self._letters:
@@ -423,7 +428,7 @@ class TransformersPredictor:
             greedy = self._texts(self.greedy_steps(*prefill, max(budgets)), budgets)
         return [Prediction(*f) for f in zip(greedy, constrained_out, probs, strict=True)]
 
-    def batches(self, items: Sequence[PromptItem], ids: list[list[int]]) -> list[list[int]]:
+    def batches(self, items: Sequence[PromptItem], ids: Sequence[Sequence[int]]) -> list[list[int]]:
         """Item indices in batches of one task and similar prompt length (less padding)."""
         order = sorted(range(len(items)), key=lambda i: (items[i].record.task, -len(ids[i]), i))
         out: list[list[int]] = []
@@ -439,9 +444,16 @@ class TransformersPredictor:
                 out.append([index])
         return out
 
-    def predict(self, items: Sequence[PromptItem], constrained: bool = True) -> list[Prediction]:
-        """Predictions in item order; items are batched by task and sorted by prompt length."""
-        ids = self.prompt_ids(items) if items else []
+    def predict(
+        self,
+        items: Sequence[PromptItem],
+        constrained: bool = True,
+        prompt_ids: Sequence[Sequence[int]] | None = None,
+    ) -> list[Prediction]:
+        """Predictions in item order; items are batched by task and sorted by prompt length.
+        `prompt_ids`: the items' `prompt_ids`, when the caller already has them (the predict
+        stage tokenizes once, for the context check and for decoding)."""
+        ids = _given_ids(prompt_ids, len(items)) or (self.prompt_ids(items) if items else [])
         results: list[Prediction | None] = [None] * len(items)
         done = 0
         for chunk in self.batches(items, ids):

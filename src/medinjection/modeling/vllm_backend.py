@@ -204,13 +204,16 @@ class VllmPredictor:
         ]
         return [self.tokenizer.encode(text, add_special_tokens=False) for text in texts]
 
-    def prompt_lengths(self, items: Sequence[PromptItem]) -> list[int]:
-        """Prompt tokens of each item, as sent to the engine."""
-        return [len(ids) for ids in self.prompt_ids(items)]
-
-    def predict(self, items: Sequence[PromptItem]) -> list[Prediction]:
-        """Predictions in item order."""
-        prompts = [{"prompt_token_ids": ids} for ids in self.prompt_ids(items)]
+    def predict(
+        self, items: Sequence[PromptItem], prompt_ids: Sequence[Sequence[int]] | None = None
+    ) -> list[Prediction]:
+        """Predictions in item order; `prompt_ids`: the items' `prompt_ids`, when the caller
+        already has them (the predict stage tokenizes once, for the context check and here)."""
+        if prompt_ids is None:
+            prompt_ids = self.prompt_ids(items)
+        elif len(prompt_ids) != len(items):
+            raise ValueError(f"{len(prompt_ids)} rows of prompt ids for {len(items)} items")
+        prompts = [{"prompt_token_ids": list(ids)} for ids in prompt_ids]
         requests: list[tuple[str, int, dict[str, Any]]] = []
         tokens: dict[int, LetterTokens] = {}
         for k, item in enumerate(items):

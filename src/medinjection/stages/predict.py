@@ -195,9 +195,11 @@ def _permuted_jobs(
     return [(by_name[path.stem], path) for path in permuted_files]
 
 
-def _predict_file(predictor: Any, items: list[PromptItem], out: Path, label: str) -> None:
+def _predict_file(
+    predictor: Any, items: list[PromptItem], ids: list[list[int]], out: Path, label: str
+) -> None:
     log.info("%s: %d items", label, len(items))
-    preds = predictor.predict(items) if items else []
+    preds = predictor.predict(items, prompt_ids=ids) if items else []
     write_predictions(prediction_rows(items, preds), out)
     log.info("%s: wrote %d predictions", out, len(preds))
 
@@ -273,11 +275,15 @@ def predict(
     if limit is None:  # no configured limit: the model's own context still holds
         limit = model_context_length(Path(model_dir))
         limit_name = "the model's context (max_position_embeddings; prediction.max_model_len null)"
+    # each prompt is tokenized once: the ids checked here are the ids the backend decodes from
+    prompt_ids: list[list[list[int]]] = []
     for items, _, testset, _ in jobs:
-        if items:
-            check_context(items, predictor.prompt_lengths(items), limit, str(testset), limit_name)
-    for items, out, _, label in jobs:
-        _predict_file(predictor, items, out, label)
+        ids = predictor.prompt_ids(items) if items else []
+        check_context(items, [len(row) for row in ids], limit, str(testset), limit_name)
+        prompt_ids.append(ids)
+    for index, (items, out, _, label) in enumerate(jobs):
+        _predict_file(predictor, items, prompt_ids[index], out, label)
+        prompt_ids[index] = []  # this file's ids are no longer needed
     if out_manifest is not None:
         write_manifest(out_manifest, "predict", [out for _, out, _, _ in jobs])
 

@@ -25,7 +25,11 @@ from medinjection.evaluation.scoring import (
     score_oeq,
 )
 from medinjection.manifests import check_inputs
-from medinjection.modeling.bertscore_model import bertscore_batch_size, bertscore_settings
+from medinjection.modeling.bertscore_model import (
+    bertscore_batch_size,
+    bertscore_device,
+    bertscore_settings,
+)
 from medinjection.settings import BertScoreSettings, BootstrapSettings, TestSetSettings
 
 log = logging.getLogger(__name__)
@@ -66,11 +70,15 @@ def score_model(
     judge_refused: str = "zero",
     judge_prompt: Path | None = None,
     input_manifests: list[Path] | None = None,
+    gpus: int = 0,
 ) -> None:
     """Write results/scores/{model}.json (per-test-set metrics, Table 1 aggregates) and the
     item-level scores the significance tests pair on (``out_items``); `judge_prompt` is the
     judge.prompt_file, recorded in the settings. Predictions and judgments are first checked
-    against `input_manifests` (predict's and judge's; the rule gives them)."""
+    against `input_manifests` (predict's and judge's; the rule gives them). `gpus`: the job's
+    (compute.score.gpus, a resource): BERTScore runs on cuda with GPUs, on the CPU without; a
+    job with GPUs that sees no CUDA device fails here, before any file is read."""
+    device = bertscore_device(gpus, "score")
     if input_manifests is not None:
         check_inputs([*prediction_files, *judge_files], input_manifests, "score")
     boot = bootstrap.to_dict()
@@ -99,7 +107,13 @@ def score_model(
             if bert_args is None:
                 bert_args = bertscore_settings(bertscore)
             results[name], items = score_oeq(
-                rows, judges[name], bert_args, boot, judge_refused, bertscore_batch_size(bertscore)
+                rows,
+                judges[name],
+                bert_args,
+                boot,
+                judge_refused,
+                bertscore_batch_size(bertscore),
+                device,
             )
         else:
             results[name], items = score_mcq(rows, task, boot)
