@@ -8,6 +8,7 @@ from medinjection.stages.score import (
     BootstrapSettings,
     TestSetSettings,
     score_model,
+    write_score_manifest,
 )
 
 
@@ -28,6 +29,9 @@ def main(smk) -> None:
         judge_refused=smk.params.judge_refused,
         judge_prompt=Path(smk.params.judge_prompt),
         input_manifests=[Path(p) for p in smk.input.manifests],
+    )
+    write_score_manifest(
+        Path(smk.output.manifest), [Path(smk.output.scores), Path(smk.output.item_scores)]
     )
 
 
