@@ -150,12 +150,6 @@ def folder_files(folder: Path) -> list[Path]:
     return found
 
 
-def folder_manifest_path(folder: Path) -> Path:
-    """The manifest beside a folder: `<folder>.manifest.json`."""
-    folder = Path(folder)
-    return folder.with_name(folder.name + ".manifest.json")
-
-
 def write_folder_manifest(manifest_path: Path, rule: str, folders: Iterable[Path]) -> None:
     """Write `manifest_path`: the producing rule and the bytes and sha256 of every file of
     `folders` (named relative to the manifest's folder, links kept as they are named)."""
