@@ -382,13 +382,13 @@ def _import_nodes(
         yield Statement(_dump(single), frozenset({bound}), effect, (), target, stmt.lineno)
 
 
-def _statement_deps(uses: _Uses, module: str) -> tuple[Target, ...]:
+def _statement_deps(uses: _Uses, module: str, is_package: bool) -> tuple[Target, ...]:
     deps: list[Target] = [("local", module, name, chain) for name, chain in sorted(uses.names)]
     for node in uses.imports:  # imports inside functions: no attribute tracking there
         if isinstance(node, ast.Import):
             deps.extend(("whole", a.name) for a in node.names if _in_package(a.name))
         else:
-            source = _resolve_from(node, module, False)
+            source = _resolve_from(node, module, is_package)
             if _in_package(source):
                 deps.extend(("sym", str(source), a.name, ()) for a in node.names)
     for text in sorted(uses.strings):
@@ -443,8 +443,10 @@ def module_statements(tree: ast.Module, module: str, is_package: bool = False) -
     plain = _pure_classes(tree, package_names, frozenset({"__init_subclass__"}))
     statements: list[Statement] = []
     for stmt in tree.body:
-        if isinstance(stmt, ast.Pass):
-            continue
+        if isinstance(stmt, ast.Pass) or (
+            isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
+        ):
+            continue  # does nothing when it runs
         if isinstance(stmt, ast.Import | ast.ImportFrom):
             statements.extend(_import_nodes(stmt, module, is_package, used))
             continue
@@ -455,7 +457,7 @@ def module_statements(tree: ast.Module, module: str, is_package: bool = False) -
             or isinstance(stmt, (*COMPOUND, ast.Delete))
             or _changes_state(stmt, package_names, records, plain)
         )
-        deps = _statement_deps(uses[id(stmt)], module)
+        deps = _statement_deps(uses[id(stmt)], module, is_package)
         statements.append(Statement(_dump(stmt), binds, effect, deps, None, stmt.lineno))
     bindings: dict[str, list[int]] = {}
     for index, statement in enumerate(statements):
