@@ -348,6 +348,13 @@ def test_an_edit_of_a_definition_changes_only_the_rules_that_reach_it(tmp_path: 
             "BPE tokenizer from %d",
             ["prepare_base_model"],
         ),
+        # one settings block: the rules that build it (settings.py holds every block)
+        (
+            "settings.py",
+            '    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"]',
+            '    lr_scheduler: Literal["cosine", "linear", "constant"]',
+            ["render_train_config", "train"],
+        ),
         # a new definition nothing uses yet, then an edit of one report function
         ("stages/report.py", "import logging\n", "import logging\n\nEDITED = True\n", []),
         ("stages/report.py", "per-dataset tables -> %s", "per-dataset tables: %s", ["table1"]),
