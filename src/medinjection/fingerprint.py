@@ -23,7 +23,13 @@ assignment to an attribute or item, a call or a decorator of a package function 
 an import of another library that its module never uses, `from __future__`) count for every
 script that imports their module, directly or not, or one of its sub-modules (a package's
 `__init__` runs first). `if __name__ == "__main__":` blocks count only where the module is run by
-name (a string, or `module_fingerprint`).
+name (a string, or `module_fingerprint`). Building an instance of a plain record class of the
+module (no `__init__`, `__new__` or `__post_init__`: a dataclass constant) is not a state change.
+
+Not seen (keep such code out of the package, or make it visible): package code that another
+library calls at import time when handed a function (`map(register, ...)` at the top level),
+module names computed from parts that are not string constants, and code reached only through
+objects unpickled from files.
 """
 
 from __future__ import annotations
