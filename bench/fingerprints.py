@@ -11,16 +11,20 @@ import statistics
 import time
 from pathlib import Path
 
-from medinjection.fingerprint import module_fingerprint, package_modules, script_fingerprint
+from medinjection.fingerprint import (
+    clear_caches,
+    module_fingerprint,
+    parse_module,
+    script_fingerprint,
+)
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
 
 
 def one_pass() -> float:
     """CPU seconds of one cold pass over every script plus the training launcher."""
-    package_modules.cache_clear()
-    script_fingerprint.cache_clear()
-    module_fingerprint.cache_clear()
+    clear_caches()
+    parse_module.cache_clear()
     start = time.process_time()  # CPU: a loaded machine's waits do not count
     for script in sorted(SCRIPTS.glob("*.py")):
         script_fingerprint(script)

@@ -2,12 +2,14 @@
 
 Runs `snakemake -n` with the given arguments (e.g. `--configfile config/demo.yaml`) and prints
 one line per rule: how many of its jobs would run and their reasons, where "params" covers both
-config values and the rule's `code` fingerprint (the package modules its script imports, see
-medinjection.fingerprint) and "after <rules>" names the upstream rules whose jobs rerun first.
+config values and the rule's `code` fingerprint (the package definitions its script can reach,
+see medinjection.fingerprint) and "after <rules>" names the upstream rules whose jobs rerun first.
 
     python tools/changes.py --configfile config/demo.yaml
-    # the workflow scripts (rules) whose code fingerprint covers a package module:
+    # the workflow scripts (rules) whose code fingerprint covers some definition of a module:
     python tools/changes.py --covers src/medinjection/evaluation/metrics.py
+    # ... or one top-level name of it (a function, a class, a constant):
+    python tools/changes.py --covers src/medinjection/stages/train.py:merge_adapter
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def _params(detail: str) -> str:
         return "params"
     before, now = match.groups()
     if FINGERPRINT.fullmatch(before.strip()) and FINGERPRINT.fullmatch(now.strip()):
-        return "code of imported package modules"
+        return "package code it reaches"
     shown = f"params: {before.strip()} -> {now.strip()}"
     return shown if len(shown) <= 90 else shown[:87] + "..."
 
@@ -106,35 +108,77 @@ def summary(dry_run: str) -> str:
     return "\n".join(lines)
 
 
-def covering_rules(module_file: Path) -> list[str]:
-    """Workflow scripts (and so rules) whose code fingerprint covers a package module file."""
-    import ast
+def _launcher() -> str:
+    return "train (python -m medinjection.modeling.launch)"
 
-    from medinjection.fingerprint import closure, imported_names, package_modules
+
+def _reach(module_file: Path) -> tuple[str, list[tuple[str, frozenset]], dict[str, frozenset]]:
+    """(module, its nodes as (label, node ids), the nodes each script or the launcher reaches)."""
+    from medinjection.fingerprint import clear_caches, module_nodes, package_modules, script_nodes
 
     package = REPO / "src" / "medinjection"
-    name = ".".join(module_file.resolve().relative_to(package.parent).with_suffix("").parts)
-    name = name.removesuffix(".__init__")
+    module = ".".join(module_file.resolve().relative_to(package.parent).with_suffix("").parts)
+    module = module.removesuffix(".__init__")
+    clear_caches()
     modules = package_modules(package)
-    if name not in modules:
+    if module not in modules:
         raise SystemExit(f"{module_file} is not a module of {package}")
-    hits = []
-    for script in sorted((REPO / "workflow" / "scripts").glob("*.py")):
-        tree = ast.parse(script.read_text(encoding="utf-8"))
-        if name in closure(imported_names(tree), modules):
-            hits.append(script.name)
-    if name in closure(["medinjection.modeling.launch"], modules):
-        hits.append("train (python -m medinjection.modeling.launch)")
-    return hits
+    info = modules[module]
+    labels = [
+        (", ".join(sorted(node.binds)) or f"line {node.line}", frozenset({(module, index)}))
+        for index, node in enumerate(info.statements)
+    ]
+    reached = {
+        script.name: script_nodes(script, package)
+        for script in sorted((REPO / "workflow" / "scripts").glob("*.py"))
+    }
+    reached[_launcher()] = module_nodes("medinjection.modeling.launch", package)
+    return module, labels, reached
+
+
+def covering_rules(module_file: Path, name: str | None = None) -> list[str]:
+    """Workflow scripts (and so rules) whose code fingerprint covers a package module file: one of
+    its top-level statements, or with `name` one of those that bind that name."""
+    module, labels, reached = _reach(module_file)
+    edited: set = set()
+    for label, nodes in labels:
+        if name is None or name in label.split(", "):
+            edited |= nodes
+    if not edited:
+        raise SystemExit(f"{module_file} binds no top-level name {name!r}")
+    return [rule for rule, nodes in reached.items() if edited & nodes]
+
+
+def covering_by_name(module_file: Path) -> list[tuple[list[str], list[str]]]:
+    """The module's top-level names grouped by the rules their edit reaches: (names, rules)."""
+    _, labels, reached = _reach(module_file)
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for label, nodes in labels:
+        rules = tuple(rule for rule, reach in reached.items() if nodes & reach)
+        groups.setdefault(rules, []).append(label)
+    return [(names, list(rules)) for rules, names in sorted(groups.items(), key=lambda g: g[0])]
 
 
 def main(argv: list[str] | None = None) -> None:
     """CLI: summarise `snakemake -n <args>`, or list the scripts a module's edit reaches."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--covers", type=Path, help="a package module: which scripts import it")
+    parser.add_argument(
+        "--covers",
+        metavar="MODULE_FILE[:NAME]",
+        help="a package module file, or one top-level name of it: which rules' code covers it",
+    )
+    parser.add_argument(
+        "--by-name", action="store_true", help="with --covers FILE: the rules of each name of it"
+    )
     args, snakemake_args = parser.parse_known_args(argv)
+    if args.covers and args.by_name:
+        for names, rules in covering_by_name(Path(args.covers)):
+            print(f"{', '.join(names)}\n    -> {' '.join(rules) or 'no rule'}")
+        return
     if args.covers:
-        print("\n".join(covering_rules(args.covers)) or "no workflow script imports it")
+        path, _, name = args.covers.partition(":")
+        hits = covering_rules(Path(path), name or None)
+        print("\n".join(hits) or "no workflow script reaches it")
         return
     command = [str(Path(sys.executable).with_name("snakemake")), "-n", *snakemake_args]
     proc = subprocess.run(command, capture_output=True, text=True)

@@ -55,6 +55,22 @@ def _metrics(package: Path) -> None:
     edit_once(package / "evaluation/metrics.py", old, "    return float(set(gold) == set(pred))\n")
 
 
+def _rouge(package: Path) -> None:
+    old = "            out[name].append(float(scores[name].fmeasure))\n"
+    new = "            out[name].append(float(scores[name].fmeasure) + 0.0)\n"
+    edit_once(package / "evaluation/metrics.py", old, new)
+
+
+def _run_metaeval(package: Path) -> None:
+    old = '    log.info("meta-evaluation on %d annotated items (%s)", len(items), annotations)\n'
+    edit_once(package / "stages/judge.py", old, old.replace("evaluation on", "evaluation:"))
+
+
+def _merge_adapter(package: Path) -> None:
+    old = '    log.info("merged %s into %s -> %s", adapter_dir, base_dir, out_dir)\n'
+    edit_once(package / "stages/train.py", old, old.replace("into", "in"))
+
+
 def _judge_prompt(package: Path) -> None:
     prompt = "JUDGE_SYSTEM_PROMPT = (\n"
     edit_once(package / "evaluation/judge.py", prompt, prompt + "    'Juge. '\n")
@@ -102,9 +118,12 @@ def rows(workdir: Path, config: str, tmp: Path) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for name, edit in (
         ("comment or docstring everywhere", _docs),
-        ("scoring logic (metrics.py)", _metrics),
+        ("MCQ exact match (metrics.exact_match)", _metrics),
+        ("a text metric (metrics.rouge_per_item)", _rouge),
         ("judge prompt", _judge_prompt),
         ("prediction code", _predict),
+        ("stage function stages/judge.py:run_metaeval", _run_metaeval),
+        ("stage function stages/train.py:merge_adapter", _merge_adapter),
     ):
         sub = tmp / f"package{len(out)}"
         out[name] = _counts(workdir, *base, env=_package(sub, edit))

@@ -40,7 +40,7 @@ def test_summary_names_rules_counts_and_reasons() -> None:
     assert changes.summary(DRY_RUN).splitlines() == [
         "3 jobs would run:",
         "rule                jobs  why",
-        "translate_shard        2  params: 2048 -> 1000 (1); code of imported package modules (1)",
+        "translate_shard        2  params: 2048 -> 1000 (1); package code it reaches (1)",
         "gather_translation     1  after translate_shard",
     ]
     assert changes.summary("Nothing to be done (all requested files are present)").startswith(
@@ -49,8 +49,24 @@ def test_summary_names_rules_counts_and_reasons() -> None:
 
 
 def test_covers_lists_the_scripts_an_edit_reaches() -> None:
-    hits = changes.covering_rules(REPO / "src/medinjection/modeling/train_config.py")
+    train_config = REPO / "src/medinjection/modeling/train_config.py"
+    hits = changes.covering_rules(train_config, "write_train_config")
     assert hits == ["render_train_config.py", "train (python -m medinjection.modeling.launch)"]
+    # a module's `from __future__` line runs wherever the module is imported: the whole file
+    # reaches the other train.smk scripts too (their stage module imports it)
+    assert changes.covering_rules(train_config) == [
+        "merge_adapter.py", "prepare_base_model.py", "render_train_config.py",
+        "token_lengths.py", "train (python -m medinjection.modeling.launch)",
+    ]  # fmt: skip
     # render_train_config only writes the JSON: the training loop is not its code
     hits = changes.covering_rules(REPO / "src/medinjection/modeling/train.py")
     assert hits == ["train (python -m medinjection.modeling.launch)"]
+    # one stage module, three rules: each function reaches its own rule only
+    groups = dict(
+        (tuple(rules), names)
+        for names, rules in changes.covering_by_name(REPO / "src/medinjection/stages/judge.py")
+    )
+    assert "run_metaeval" in groups[("metaeval.py",)]
+    assert "stage_annotations" in groups[("stage_annotations.py",)]
+    assert "judge_with_selection" in groups[("judge.py",)]
+    assert "judge_config" in groups[("judge.py", "metaeval.py")]

@@ -66,6 +66,8 @@ def test_scoring_logic_reruns_the_scores_and_what_reads_them(
     demo_workdir: Path, tmp_path: Path
 ) -> None:
     package, env = _package_copy(tmp_path)
+    # the MCQ exact match: the scores and the position bias use it, the meta-evaluation does not
+    # (it scores open answers), so the judge keeps its selection and its judgments
     edit_once(
         package / "evaluation/metrics.py",
         "    return 1.0 if set(gold) == set(pred) else 0.0\n",
@@ -74,13 +76,21 @@ def test_scoring_logic_reruns_the_scores_and_what_reads_them(
     assert _dry_counts(demo_workdir, *DEMO, env=env) == {
         "score": MODELS,
         "position_bias": MODELS,
-        # the meta-evaluation scores the physicians' items with these metrics (BLEU, ROUGE...),
-        # and the judge jobs read the judge it selects; stage_annotations shares their stage
-        # module (stages/judge.py, one per rule file), so its code fingerprint changes too
-        "stage_annotations": 1,
+        **TABLES,
+    }
+    # a text metric: the meta-evaluation scores the physicians' items with it too, and the
+    # judge jobs read the judge it selects; stage_annotations does not use it and stays
+    package, env = _package_copy(tmp_path / "rouge")
+    edit_once(
+        package / "evaluation/metrics.py",
+        "            out[name].append(float(scores[name].fmeasure))\n",
+        "            out[name].append(float(scores[name].fmeasure) + 0.0)\n",
+    )
+    assert _dry_counts(demo_workdir, *DEMO, env=env) == {
         "metaeval": 1,
         "judge": MODELS,
-        **TABLES,
+        "score": MODELS,
+        **SCORE_TABLES,
     }
 
 
@@ -89,8 +99,26 @@ def test_judge_prompt_reruns_judge_score_and_tables(demo_workdir: Path, tmp_path
     prompt = "JUDGE_SYSTEM_PROMPT = (\n"
     edit_once(package / "evaluation/judge.py", prompt, prompt + "    'Juge. '\n")
     assert _dry_counts(demo_workdir, *DEMO, env=env) == {
-        "stage_annotations": 1,  # its stage module, stages/judge.py, imports the judge
         "metaeval": 1,  # it runs every candidate judge with the same prompt
+        "judge": MODELS,
+        "score": MODELS,
+        **SCORE_TABLES,
+    }
+
+
+def test_a_stage_function_reruns_its_rule_and_what_reads_its_outputs(
+    demo_workdir: Path, tmp_path: Path
+) -> None:
+    # run_metaeval shares stages/judge.py with the judge and stage_annotations rules: only its
+    # rule's code changes, and the judge jobs rerun because they read its selection
+    package, env = _package_copy(tmp_path)
+    edit_once(
+        package / "stages/judge.py",
+        '    log.info("meta-evaluation on %d annotated items (%s)", len(items), annotations)\n',
+        '    log.info("meta-evaluation: %d annotated items (%s)", len(items), annotations)\n',
+    )
+    assert _dry_counts(demo_workdir, *DEMO, env=env) == {
+        "metaeval": 1,
         "judge": MODELS,
         "score": MODELS,
         **SCORE_TABLES,

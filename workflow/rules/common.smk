@@ -72,7 +72,7 @@ wildcard_constraints:
 
 
 def script_code(script):
-    # the `code` param: only the package modules the script imports (transitively) count,
+    # the `code` param: only the package definitions the script can reach count,
     # without comments, docstrings or formatting (medinjection.fingerprint)
     return script_fingerprint(os.path.join(workflow.basedir, "workflow", "scripts", script))
 
