@@ -104,8 +104,9 @@ def _corr_replicates(
 
     The resamples are the ones bootstrap_ci draws (one (samples, n) index matrix from
     default_rng(seed)); a resample with a constant side, or fewer than 3 items, gives NaN as in
-    _corr. Pearson is scipy's own along an axis, Spearman is Pearson on average ranks (scipy's
-    definition), Kendall is tau-b from the pair signs (integer counts, as scipy's)."""
+    _corr. Pearson is scipy's own along an axis; Spearman is scipy's steps (average ranks, then
+    np.corrcoef, one resample at a time: its intervals stay bit-identical); Kendall is tau-b from
+    the pair signs (integer counts, as scipy's)."""
     if x.size == 0:
         return np.full(samples, np.nan)
     index = np.random.default_rng(seed).integers(0, x.size, size=(samples, x.size))
@@ -121,10 +122,13 @@ def _corr_replicates(
         warnings.simplefilter("ignore")
         if name == "pearson":
             out[ok] = scipy_stats.pearsonr(xs, ys, axis=1)[0]
-        elif name == "spearman":
+        elif name == "spearman":  # scipy's own steps: average ranks, then np.corrcoef per pair
             rx = scipy_stats.rankdata(xs, axis=1)
             ry = scipy_stats.rankdata(ys, axis=1)
-            out[ok] = scipy_stats.pearsonr(rx, ry, axis=1)[0]
+            out[ok] = [
+                np.corrcoef(np.column_stack((a, b)), rowvar=False)[1, 0]
+                for a, b in zip(rx, ry, strict=True)
+            ]
         elif name == "kendall":
             out[ok] = _kendall_tau_b_rows(xs, ys)
         else:
