@@ -1,6 +1,6 @@
 # Two entry points do all set-up on a fresh machine:
 #   make demo   creates .venv, installs, runs the whole study graph on the embedded demo, builds the report
-#   make test   same set-up, then lint + unit and integration tests
+#   make test   same set-up, then lint + unit and integration tests + the CI-scale rehearsal
 #   make rehearsal  the study config itself (and the released-data config when present) end to
 #               end on CPU and offline, at full data scale, in build/rehearsal*/ (tools/rehearsal.py)
 PYTHON ?= python3.11
@@ -81,23 +81,26 @@ lint: install
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint --configfile config/demo.yaml
 
+# the CPU suite (and the vLLM venv beside it), then the CI-scale rehearsal, then the vLLM tests:
+# one after the other, each has the 2 cores to itself
 test: lint
 	$(MAKE) -j2 test-cpu vllm-env
+	$(MAKE) test-rehearsal
 	$(MAKE) test-vllm
 
 # the CPU suite on 2 workers, each test file on one worker (its module fixtures built once; the
 # session demo run is built once and shared: tests/conftest.py); the vLLM venv (mostly a
 # download) builds beside it. Not --dist loadgroup: xdist 3.8 rewrites Item._nodeid, which
-# pytest 9 no longer reads, so its groups are ignored. The CI-scale rehearsal is not in it: it
-# costs about 1,600-2,300 CPU s (both study configs at 0.4%), far over its 5 min budget
+# pytest 9 no longer reads, so its groups are ignored. The rehearsal runs on its own after it
+# (test-rehearsal): inside the suite it would hold one worker with 4 busy processes and end last
 test-cpu: install
 	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations 25 \
 		-m "not vllm and not rehearsal"
 
-# the CI-scale rehearsal alone: both study configs end to end at 0.4% of their data (not in
-# `make test`: see test-cpu)
+# the CI-scale rehearsal (part of `make test`): both study configs end to end, side by side, at
+# 0.4% of their data (REHEARSAL_TEST_SCALE, the one key that differs from `make rehearsal`)
 test-rehearsal: install
-	$(BIN)/pytest -q -p no:cacheprovider -m rehearsal tests/workflow/test_rehearsal.py
+	$(BIN)/pytest -q -p no:cacheprovider -m rehearsal --durations 5 tests/workflow/test_rehearsal.py
 
 # the real vLLM engine (CPU build) in its own venv: prediction backend against the transformers
 # engine under each evaluation.protocol, LoRA/DoRA, the judge and a translation endpoint through

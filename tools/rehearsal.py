@@ -78,6 +78,7 @@ def runtime_overlay(config: dict[str, Any], base_url: str, pins: dict, scale: fl
             "size": max(8, round(mixtures["size"] * scale)),
             "validation_size": max(4, round(mixtures["validation_size"] * scale)),
         }
+        overlay["training"] = {"max_steps": 1}  # below scale 1 one step shows training runs
         # shards only partition the work (progress, resumption): one per 1/16 of the full data,
         # so a small rehearsal pays for 8 translation jobs rather than 128 job start-ups
         shards = config["translation"]["shards"]

@@ -3,7 +3,7 @@ judge selection."""
 
 from pathlib import Path
 
-from medinjection.logs import setup_logging
+from medinjection.logs import exit_without_teardown, setup_logging
 from medinjection.stages.judge import BertScoreSettings, BootstrapSettings, run_metaeval
 
 
@@ -31,3 +31,4 @@ def main(smk) -> None:
 
 if "snakemake" in globals():
     main(snakemake)  # noqa: F821
+    exit_without_teardown()

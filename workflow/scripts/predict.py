@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from medinjection.logs import setup_logging
+from medinjection.logs import exit_without_teardown, setup_logging
 from medinjection.stages.predict import (
     PositionBiasSettings,
     PredictionSettings,
@@ -39,3 +39,4 @@ if __name__ == "__main__" and "snakemake" in globals():
     python = snakemake.params.prediction.get("python")  # noqa: F821
     if not rerun_under(python, __real_file__):  # noqa: F821
         main(snakemake)  # noqa: F821
+        exit_without_teardown()

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from medinjection.logs import setup_logging
+from medinjection.logs import exit_without_teardown, setup_logging
 from medinjection.stages.train import token_length_report
 
 
@@ -20,3 +20,4 @@ def main(smk) -> None:
 
 if "snakemake" in globals():
     main(snakemake)  # noqa: F821
+    exit_without_teardown()

@@ -37,7 +37,7 @@ from medinjection.evaluation.judge import (
     uses_base_model,
 )
 from medinjection.evaluation.judge_selection import judge_scorer
-from medinjection.evaluation.stats import bootstrap_ci
+from medinjection.evaluation.stats import bootstrap_ci, percentile_interval
 
 log = logging.getLogger(__name__)
 
@@ -97,21 +97,77 @@ def _corr(name: str, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return (float(result[0]), float(result[1]))
 
 
+def _corr_replicates(
+    name: str, x: np.ndarray, y: np.ndarray, samples: int, seed: int
+) -> np.ndarray:
+    """The statistic of `name` on `samples` bootstrap resamples of the pairs (x, y), all at once.
+
+    The resamples are the ones bootstrap_ci draws (one (samples, n) index matrix from
+    default_rng(seed)); a resample with a constant side, or fewer than 3 items, gives NaN as in
+    _corr. Pearson is scipy's own along an axis; Spearman is scipy's steps (average ranks, then
+    np.corrcoef, one resample at a time: its intervals stay bit-identical); Kendall is tau-b from
+    the pair signs (integer counts, as scipy's)."""
+    if x.size == 0:
+        return np.full(samples, np.nan)
+    index = np.random.default_rng(seed).integers(0, x.size, size=(samples, x.size))
+    xs, ys = x[index], y[index]
+    out = np.full(samples, np.nan)
+    if x.size < 3:
+        return out
+    ok = (np.ptp(xs, axis=1) > 0) & (np.ptp(ys, axis=1) > 0)
+    if not ok.any():
+        return out
+    xs, ys = xs[ok], ys[ok]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if name == "pearson":
+            out[ok] = scipy_stats.pearsonr(xs, ys, axis=1)[0]
+        elif name == "spearman":  # scipy's own steps: average ranks, then np.corrcoef per pair
+            rx = scipy_stats.rankdata(xs, axis=1)
+            ry = scipy_stats.rankdata(ys, axis=1)
+            out[ok] = [
+                np.corrcoef(np.column_stack((a, b)), rowvar=False)[1, 0]
+                for a, b in zip(rx, ry, strict=True)
+            ]
+        elif name == "kendall":
+            out[ok] = _kendall_tau_b_rows(xs, ys)
+        else:
+            raise KeyError(f"unknown correlation {name!r}; valid: {sorted(CORRELATIONS)}")
+    return out
+
+
+KENDALL_CELLS = 4_000_000  # sign-matrix cells per chunk (32 MB per int64 array), whatever n
+
+
+def _kendall_tau_b_rows(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Kendall's tau-b of each row pair (no constant row): (concordant - discordant) over
+    sqrt(pairs untied in x) * sqrt(pairs untied in y), pairs i < j; scipy's formula and order of
+    operations. Rows go in chunks of at most KENDALL_CELLS pair cells (n = 100: 400 rows)."""
+    n = xs.shape[1]
+    upper = np.triu(np.ones((n, n), dtype=bool), k=1)
+    total = n * (n - 1) // 2
+    chunk = max(1, KENDALL_CELLS // (n * n))
+    out = np.empty(xs.shape[0])
+    for start in range(0, xs.shape[0], chunk):
+        x, y = xs[start : start + chunk], ys[start : start + chunk]
+        sx = np.sign(x[:, :, None] - x[:, None, :])[:, upper].astype(np.int64)
+        sy = np.sign(y[:, :, None] - y[:, None, :])[:, upper].astype(np.int64)
+        con_minus_dis = (sx * sy).sum(axis=1)
+        xtie = (sx == 0).sum(axis=1)
+        ytie = (sy == 0).sum(axis=1)
+        out[start : start + chunk] = con_minus_dis / np.sqrt(total - xtie) / np.sqrt(total - ytie)
+    return np.clip(out, -1.0, 1.0)
+
+
 def correlation_row(x: np.ndarray, y: np.ndarray, boot: dict) -> dict[str, Any]:
     """Pearson/Spearman/Kendall of x with y, p-values, bootstrap intervals, n and a note."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     row: dict[str, Any] = {}
-    index = np.arange(x.size)
     for name in CORRELATIONS:
         row[name], row[f"{name}_p"] = _corr(name, x, y)
 
-        def stat(idx: np.ndarray, name: str = name) -> float:
-            picked: np.ndarray = idx.astype(int)
-            return _corr(name, x[picked], y[picked])[0]
-
-        row[f"{name}_low"], row[f"{name}_high"] = bootstrap_ci(
-            index, int(boot["samples"]), int(boot["seed"]), stat=stat
-        )
+        replicates = _corr_replicates(name, x, y, int(boot["samples"]), int(boot["seed"]))
+        row[f"{name}_low"], row[f"{name}_high"] = percentile_interval(replicates)
     row["n"] = int(x.size)
     notes = []
     if x.size and np.ptp(x) == 0:

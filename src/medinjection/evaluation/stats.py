@@ -18,7 +18,8 @@ CI_LEVEL = 0.95
 TIE = 1e-12  # replicates within this of the observed |difference| count as extreme
 
 
-def _percentile_interval(replicates: np.ndarray) -> tuple[float, float]:
+def percentile_interval(replicates: np.ndarray) -> tuple[float, float]:
+    """Percentile 95% interval of the finite replicates (NaN, NaN when none is finite)."""
     finite = replicates[np.isfinite(replicates)]
     if finite.size == 0:
         return (float("nan"), float("nan"))
@@ -57,7 +58,7 @@ def bootstrap_ci(
     values: Sequence[float] | np.ndarray, n_samples: int, seed: int, stat: Stat = np.mean
 ) -> tuple[float, float]:
     """Percentile 95% bootstrap interval of `stat` over `values`, reproducible under `seed`."""
-    return _percentile_interval(bootstrap_replicates(values, n_samples, seed, stat))
+    return percentile_interval(bootstrap_replicates(values, n_samples, seed, stat))
 
 
 def macro_bootstrap_ci(
@@ -68,7 +69,7 @@ def macro_bootstrap_ci(
     if not present:
         return (float("nan"), float("nan"))
     reps = [bootstrap_replicates(g, n_samples, seed + k) for k, g in enumerate(present)]
-    return _percentile_interval(np.mean(np.vstack(reps), axis=0))
+    return percentile_interval(np.mean(np.vstack(reps), axis=0))
 
 
 def _two_sided_p(observed: float, null_reps: np.ndarray) -> float:
@@ -147,7 +148,7 @@ def paired_bootstrap(
         np.vstack([bootstrap_replicates(d, n_samples, seed + k) for k, d in enumerate(diffs)]),
         axis=0,
     )
-    low, high = _percentile_interval(reps)
+    low, high = percentile_interval(reps)
     p = _two_sided_p(observed, reps - observed)
     return PairedComparison(observed, low, high, p, int(sum(d.size for d in diffs)))
 
@@ -221,7 +222,7 @@ def paired_corpus_bootstrap(
         counts = np.bincount(flat, minlength=index.size).reshape(index.shape).astype(float)
         reps.append(_corpus_diffs(score, counts @ a, counts @ b))  # counts: draws of each item
     replicates = np.concatenate(reps)
-    low, high = _percentile_interval(replicates)
+    low, high = percentile_interval(replicates)
     p = _two_sided_p(observed, replicates - observed)
     return PairedComparison(float(observed), low, high, p, len(a))
 

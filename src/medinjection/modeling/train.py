@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medinjection.logs import setup_logging
+from medinjection.logs import exit_without_teardown, setup_logging
 from medinjection.modeling.checkpoints import (
     StopOnSignal,
     TrainingInterrupted,
@@ -404,3 +404,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+    exit_without_teardown()  # returns under torchrun (WORLD_SIZE > 1): every rank exits normally
