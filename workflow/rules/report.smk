@@ -9,7 +9,6 @@ include: "helpers/report.smk"
 rule significance:
     input:
         item_scores=expand("<results>/scores/{model}.items.parquet", model=MODELS),
-        manifests=expand("<results>/scores/{model}.manifest.json", model=MODELS),
     output:
         csv=report(
             "<results>/tables/significance.csv",
@@ -36,7 +35,6 @@ rule table1:
     input:
         scores=expand("<results>/scores/{model}.json", model=MODELS),
         significance="<results>/tables/significance.csv",
-        manifests=expand("<results>/scores/{model}.manifest.json", model=MODELS),
     output:
         csv=report(
             "<results>/tables/table1.csv",
@@ -118,7 +116,6 @@ rule plot_judge_length:
         scores="<results>/metaeval/item_scores.csv",
         selection="<results>/metaeval/judge_selection.json",
         model_scores=expand("<results>/scores/{model}.items.parquet", model=MODELS),
-        manifests=expand("<results>/scores/{model}.manifest.json", model=MODELS),
     output:
         png=report(
             "<results>/plots/judge_vs_length.png",
