@@ -78,7 +78,10 @@ def runtime_overlay(config: dict[str, Any], base_url: str, pins: dict, scale: fl
             "size": max(8, round(mixtures["size"] * scale)),
             "validation_size": max(4, round(mixtures["validation_size"] * scale)),
         }
-        overlay["training"] = {"max_steps": 1}  # below scale 1 one step shows training runs
+        # the step cap stays config/rehearsal.yaml's 2 below scale 1 too: the study's
+        # warmup_ratio (0.05) makes the first step a warmup step at learning rate 0
+        # (transformers' warmup starts at 0), so one step would leave the adapter at its
+        # initialisation (DoRA's B = 0: every fine-tuned model was the base model)
         # shards only partition the work (progress, resumption): one per 1/16 of the full data,
         # so a small rehearsal pays for 8 translation jobs rather than 128 job start-ups
         shards = config["translation"]["shards"]
@@ -154,13 +157,30 @@ def server_stats(base_url: str) -> dict[str, Any]:
 
 
 RULE_SCRIPT = re.compile(r"\.([a-z0-9_]+)\.py$")
+# rules that run a shell command rather than a script, by the module the command runs: `train`
+# starts `python -m medinjection.modeling.launch`, which replaces itself with
+# `python -m medinjection.modeling.train` (or torchrun, whose workers run that module), so the
+# job's process shows one of the two, as a word of bash's `-c` string or as its own argv
+SHELL_RULES = {"medinjection.modeling.launch": "train", "medinjection.modeling.train": "train"}
+SHELL_MODULE = re.compile(r"-m\s+(" + "|".join(map(re.escape, SHELL_RULES)) + r")(?![\w.])")
+
+
+def job_rule(cmdline: list[str]) -> str | None:
+    """The rule a snakemake job process runs, from its command line (None: not a job)."""
+    for arg in cmdline:
+        if match := RULE_SCRIPT.search(arg):
+            return match.group(1)
+    if match := SHELL_MODULE.search(" ".join(cmdline)):
+        return SHELL_RULES[match.group(1)]
+    return None
 
 
 class StageSampler(threading.Thread):
     """Samples snakemake's job processes every `period` s: per rule, peak RSS and CPU seconds.
 
-    Jobs run as `python .snakemake/scripts/tmpXXXX.<rule>.py` (their children, e.g. the
-    training module, are counted with them); a process's CPU time is its last sample's.
+    Script jobs run as `python .snakemake/scripts/tmpXXXX.<rule>.py`, shell jobs as the command
+    of their rule (`job_rule`); a job's children are counted with it. A process's CPU time is
+    its last sample's.
     """
 
     def __init__(self, pid: int, period: float = 1.0) -> None:
@@ -182,8 +202,7 @@ class StageSampler(threading.Thread):
                 return
             for job in jobs:
                 try:
-                    rule = next((m.group(1) for a in job.cmdline() if (m := RULE_SCRIPT.search(a))),
-                                None)  # fmt: skip
+                    rule = job_rule(job.cmdline())
                     if rule is None:
                         continue
                     family = [job, *job.children(recursive=True)]
