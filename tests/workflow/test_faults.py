@@ -394,20 +394,21 @@ def test_refused_judge_requests_are_stored_counted_apart_and_scored_as_configure
 ) -> None:
     import pyarrow.parquet as pq
 
-    from medinjection.evaluation.judge import JUDGE_SYSTEM_PROMPT, JudgeConfig
+    from medinjection.evaluation.judge import JUDGE_SYSTEM_PROMPT
     from medinjection.evaluation.scoring import _judge_scores
     from medinjection.stages import judge as judge_stage
-    from tests.support.judge import write_oeq_inputs
+    from tests.support.judge import candidate, write_oeq_inputs
 
     predictions, testset = write_oeq_inputs(tmp_path)
     _, messages = judge_stage._file_messages(predictions, testset, "v1", JUDGE_SYSTEM_PROMPT)
     fake.responder = lambda body: "1"
     fake.fail_keys[messages[1][-1]["content"]] = "400"  # a content filter refuses item 1
     out = tmp_path / "judge.parquet"
-    cfg = JudgeConfig(
-        "openai", "j", endpoint(fake.base_url), "live", None, str(tmp_path / "judge.sqlite"), 1
+    api = EndpointSettings.from_dict(endpoint(fake.base_url))
+    run = judge_stage.JudgeRun(
+        candidate("openai", "j"), api, "live", None, str(tmp_path / "j.sqlite")
     )
-    judge_stage.judge_predictions(cfg, None, [predictions], [testset], [out], "v1")
+    judge_stage.judge_predictions(run, None, [predictions], [testset], [out], "v1")
     rows = pq.read_table(out).to_pylist()
     assert [(r["score"], r["error"] is not None) for r in rows] == [
         (1.0, False),

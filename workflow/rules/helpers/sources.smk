@@ -21,4 +21,3 @@ def get_source_adapter(wildcards):
 
 def get_source_role(wildcards):
     return SOURCES[wildcards.source]["role"]
-
