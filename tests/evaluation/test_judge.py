@@ -26,7 +26,8 @@ from medinjection.llm.vllm_server import vllm_command, wait_until_ready
 from medinjection.prompts import render_user
 from medinjection.records import read_records
 from medinjection.settings import EndpointSettings
-from medinjection.stages.judge import JudgeRun, judge_predictions, run_judge
+from medinjection.stages.judge import judge_predictions
+from medinjection.stages.judge_backends import JudgeRun, run_judge
 from tests.conftest import load_script
 from tests.support.judge import candidate, write_oeq_inputs
 

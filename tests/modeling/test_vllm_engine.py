@@ -39,7 +39,7 @@ from medinjection.evaluation.judge import load_local_judge
 from medinjection.modeling.backends import BACKENDS
 from medinjection.modeling.decoding import letter_tokens, multi_answer_regex, official_allowed_ids
 from medinjection.settings import PositionBiasSettings
-from medinjection.stages.judge import JudgeRun, run_judge
+from medinjection.stages.judge_backends import JudgeRun, run_judge
 from medinjection.stages.predict import predict
 from tests.support.judge import candidate
 from tests.support.predict import prediction

@@ -5,21 +5,20 @@ annotations, and the meta-evaluation of every candidate judge and metric against
 Every judge, in either rule, is built one way: the script rebuilds each candidate's settings
 (`judge.candidates.<name>`, a `JudgeCandidateSettings`) and the endpoint of each openai candidate
 (`llm.endpoints.<name>`, an `EndpointSettings`) from the rule's params; `JudgeRun` adds the llm
-mode, replay file and response cache of this job, and `JUDGE_BACKENDS` turns it into a chat
-function (`evaluation.judge.Chat`): the local model, or the LLM client (`llm.chat.ChatFn`, one
-client and at most one vllm server per candidate and job, closed once at the end).
+mode, replay file and response cache of this job, and `JUDGE_BACKENDS` (stages/judge_backends.py)
+turns it into a chat function (`evaluation.judge.Chat`): the local model, or the LLM client
+(`llm.chat.ChatFn`, one client and at most one vllm server per candidate and job, closed once at
+the end).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
 import logging
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +28,8 @@ import pyarrow.parquet as pq
 
 from medinjection.evaluation.judge import (
     JUDGMENT_SCHEMA,
-    Chat,
-    Messages,
     judge_messages,
-    judge_verdicts,
     load_judge_prompt,
-    local_replies,
     prompt_sha256,
     uses_base_model,
 )
@@ -64,25 +59,11 @@ from medinjection.settings import (
     LocationSettings,
     MetaevalSettings,
 )
+from medinjection.stages.judge_backends import DEFAULT_CACHE, JUDGE_BACKENDS, JudgeRun, run_judge
 
 log = logging.getLogger(__name__)
 
-# ---------------------------------------------------------------- the judges and their backends
-
-
-DEFAULT_CACHE = "results/llm_cache/judge.sqlite"
-
-
-@dataclass(frozen=True)
-class JudgeRun:
-    """One candidate judge as a job runs it: its settings, the endpoint of an openai candidate
-    (llm.endpoints.<candidate.endpoint>), the llm mode and replay file, and its response cache."""
-
-    candidate: JudgeCandidateSettings
-    endpoint: EndpointSettings | None = None
-    mode: str = "live"
-    replay_file: str | None = None
-    cache_path: str = DEFAULT_CACHE
+# ---------------------------------------------------------------- the judges
 
 
 def judge_run(
@@ -104,86 +85,6 @@ def judge_run(
     return JudgeRun(candidate, endpoint, mode, replay_file, cache_path)
 
 
-@contextlib.contextmanager
-def _local_chat(run: JudgeRun, model_dir: Path | None) -> Iterator[Chat]:
-    yield functools.partial(local_replies, model_dir=model_dir)
-
-
-@contextlib.contextmanager
-def _openai_chat(run: JudgeRun, model_dir: Path | None) -> Iterator[Chat]:
-    """Replies of an OpenAI-compatible endpoint (the project's cached, replayable client)."""
-    if run.endpoint is None:
-        raise ValueError("judge backend openai needs an endpoint (the llm.endpoints entry)")
-    from medinjection.llm.chat import make_chat_fn  # openai is imported by the jobs that use it
-
-    chat = make_chat_fn(
-        endpoint=run.endpoint.to_dict(),
-        model=run.candidate.model,
-        mode=run.mode,
-        replay_file=run.replay_file,
-        cache_path=run.cache_path,
-        max_tokens=run.candidate.max_tokens,
-        temperature=0.0,
-    )
-    with contextlib.closing(chat):
-        yield chat
-
-
-@contextlib.contextmanager
-def _vllm_server_chat(run: JudgeRun, model_dir: Path | None) -> Iterator[Chat]:
-    """Replies of a `vllm serve` judge started for this job and stopped afterwards.
-
-    The server is started here, so its replies are always live (llm.mode is ignored; replaying a
-    recorded judge is what backend 'openai' is for); the response cache still applies.
-    """
-    from medinjection.llm.chat import served_chat_fn
-    from medinjection.llm.vllm_server import serve_options
-
-    if run.mode != "live":
-        log.info(
-            "judge backend vllm_server: llm.mode %r ignored, querying the server live", run.mode
-        )
-    serve = run.candidate.serve
-    chat = served_chat_fn(
-        model_path=Path(model_dir) if model_dir is not None else Path(run.candidate.model),
-        served_name=run.candidate.model,
-        log_path=Path(run.cache_path).parent / "vllm_judge_server.log",
-        cache_path=run.cache_path,
-        max_tokens=run.candidate.max_tokens,
-        serve_options=serve_options(serve.to_dict() if serve is not None else None),
-        base_endpoint=run.endpoint.to_dict() if run.endpoint is not None else None,
-    )
-    with contextlib.closing(chat):
-        yield chat
-
-
-# backend -> the chat function of a JudgeRun (on the base model directory, when it uses it),
-# open for the `with` block
-JUDGE_BACKENDS: dict[
-    str, Callable[[JudgeRun, Path | None], contextlib.AbstractContextManager[Chat]]
-] = {
-    "local": _local_chat,
-    "openai": _openai_chat,
-    "vllm_server": _vllm_server_chat,
-}
-
-
-def run_judge(
-    messages: Sequence[Messages], run: JudgeRun, model_dir: Path | None
-) -> list[tuple[float | None, str]]:
-    """(score, raw reply) for each judgment, with the candidate's backend (one chat function,
-    opened and closed here: one client and at most one server for all the messages)."""
-    backend = run.candidate.backend
-    if backend not in JUDGE_BACKENDS:
-        raise KeyError(f"judge backend {backend!r} unknown; valid: {sorted(JUDGE_BACKENDS)}")
-    if not messages:
-        return []
-    log.info("judging %d items with %s (%s)", len(messages), run.candidate.model, backend)
-    with JUDGE_BACKENDS[backend](run, model_dir) as chat:
-        raws = chat([list(m) for m in messages])
-    return judge_verdicts(raws, len(messages), backend)
-
-
 def _base_model_dir(run: JudgeRun, model_dir: Path | None) -> Path | None:
     return model_dir if uses_base_model(run.candidate.backend, run.candidate.model) else None
 
@@ -196,7 +97,7 @@ def _cache_path(cache_paths: Mapping[str, str] | None, name: str) -> str:
 
 
 def _error(raw: str) -> str | None:
-    """The API's refusal message of a reply (medinjection.llm.client.Refused), else None."""
+    """The API's refusal message of a reply (medinjection.llm.chat.Refused), else None."""
     return getattr(raw, "error", None)
 
 
