@@ -248,8 +248,7 @@ def _stage(jobs: list[tuple], workers: int) -> tuple[list[Phase], float]:
 
 def _normalize(name: str, adapter: str, role: str, raw: Path, out: Path) -> Path:
     normalize_source(
-        name, adapter, role, raw, out / "records.parquet", out / "q.jsonl", out / "s.json",
-        42, 0.1, 0.1, 0.05,
+        name, adapter, role, raw, out / "records.parquet", out / "q.jsonl", out / "s.json", DATASET
     )  # fmt: skip
     return out / "records.parquet"
 

@@ -29,10 +29,12 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from medinjection.modeling.flops import (
     H100_BF16_DENSE_FLOPS,
@@ -40,6 +42,7 @@ from medinjection.modeling.flops import (
     flops_summary,
     utilisation,
 )
+from medinjection.settings import TrainingSettings
 
 # Qwen/Qwen3-4B-Instruct-2507 config.json (the 2507 release: 262,144-token context and rope theta
 # 5e6, where the original Qwen3-4B has 40,960 and 1e6).
@@ -74,34 +77,20 @@ TINY: dict[str, Any] = {
     "eos_token_id": 2,
 }
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-# config/config.yaml `training:` (the paper's settings), less the workflow-only keys
-PAPER: dict[str, Any] = {
-    "method": "dora",
-    "r": 16,
-    "alpha": 16,
-    "dropout": 0.05,
-    "target_modules": TARGETS,
-    "learning_rate": 1.0e-4,
-    "lr_scheduler": "cosine",
-    "warmup_ratio": 0.05,
-    "per_device_batch_size": 12,
-    "gradient_accumulation_steps": 8,
-    "distributed": "ddp",
-    "max_length": 2048,
-    "epochs": 1,
-    "max_steps": 0,
-    "seed": 42,
-    "bf16": True,
-    "gradient_checkpointing": True,
-    "loss_on": "conversation",
-    "packing": False,
-    "group_by_length": True,
-    "pad_to_multiple_of": 8,
-    "attn_implementation": "sdpa",
-    "liger_kernel": False,
-    "save_steps": 1_000_000,  # no checkpoint inside the timed steps
-    "logging_steps": 1_000_000,  # tokens are counted in the trainer state, no log lines needed
-}
+CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
+
+
+def paper_hparams() -> dict[str, Any]:
+    """config/config.yaml's `training:` block (the paper's settings) as one run's hparams (seed
+    42), for a few timed steps: one epoch, no checkpoint or log line inside them."""
+    block = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))["training"]
+    training = TrainingSettings.from_dict(block, "training")
+    return replace(training, epochs=1, save_steps=1_000_000, logging_steps=1_000_000).run_hparams(
+        42
+    )
+
+
+PAPER: dict[str, Any] = paper_hparams()
 FAST = {"dropout": 0.0, "packing": True, "gradient_checkpointing": False}
 VARIANTS: dict[str, dict[str, Any]] = {
     "paper": {},
@@ -210,6 +199,7 @@ def run_variant(
     vocab = int(config_values["vocab_size"])
     rows = [{"input_ids": rng.integers(1, vocab, size=t).tolist()} for t in lengths]
     hparams = {**hparams, "max_steps": warmup + steps}
+    training, seed = TrainingSettings.from_run_hparams(hparams)
     timer = _step_timer()
     if device == "cuda":
         torch.cuda.empty_cache()
@@ -217,10 +207,10 @@ def run_variant(
     with tempfile.TemporaryDirectory() as tmp:
         trainer = SFTTrainer(
             model=_model(config_values, hparams, device),
-            args=sft_config(hparams, Path(tmp), bool(hparams["bf16"]), evaluate=False),
+            args=sft_config(training, seed, Path(tmp), training.bf16, evaluate=False),
             train_dataset=datasets.Dataset.from_list(rows),
             processing_class=_pad_tokenizer(),
-            peft_config=lora_config(hparams),
+            peft_config=lora_config(training),
             callbacks=[timer],
         )
         trainer.train()

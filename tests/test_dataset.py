@@ -3,25 +3,7 @@
 from __future__ import annotations
 
 from medinjection.dataset import deduplicate, normalize_text
-from medinjection.records import Record
-
-OPTIONS = (
-    ("A", "Amoxicilline orale"),
-    ("B", "Lévothyroxine"),
-    ("C", "Colchicine"),
-    ("D", "Insuline basal-bolus"),
-)
-
-
-def rec(rid: str, split: str = "train", question: str = "Quel traitement ?", **kw) -> Record:
-    fields = {
-        "origin": "native",
-        "source": rid.split(":")[0],
-        "task": "mcqu",
-        "answer": "A",
-        "options": OPTIONS,
-    } | kw
-    return Record(id=rid, split=split, question=question, **fields)
+from tests.support.records import OPTIONS, rec
 
 
 def test_normalize_text() -> None:

@@ -262,6 +262,27 @@ def demo_config() -> dict[str, Any]:
     return load_config("config/demo.yaml")
 
 
+def test_a_run_of_the_training_block_is_its_keys_with_the_run_seed(
+    demo_config: dict[str, Any],
+) -> None:
+    # what render_train_config gets and writes: the config's values (an int alpha stays an int),
+    # `seeds` replaced by the run's seed in place; and back, strictly
+    training = StudySettings.from_config(demo_config).training
+    hparams = training.run_hparams(7)
+    assert list(hparams) == list(HPARAM_KEYS)
+    assert hparams == {**{k: v for k, v in demo_config["training"].items() if k != "seeds"},
+                       "seed": 7}  # fmt: skip
+    assert [type(hparams[k]) for k in ("alpha", "learning_rate")] == [
+        type(demo_config["training"][k]) for k in ("alpha", "learning_rate")
+    ]
+    back, seed = settings.TrainingSettings.from_run_hparams(hparams)
+    assert seed == 7 and back == dataclasses.replace(training, seeds=(7,))
+    with pytest.raises(SettingsError, match=r"training\.r: expected int, got str '16'"):
+        settings.TrainingSettings.from_run_hparams({**hparams, "r": "16"})
+    with pytest.raises(SettingsError, match="need `seed`"):
+        settings.TrainingSettings.from_run_hparams(training.to_dict())
+
+
 def test_settings_are_frozen_and_values_exact(demo_config: dict[str, Any]) -> None:
     study = StudySettings.from_config(demo_config)
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -38,6 +38,7 @@ from medinjection.llm.replay import completion_body, recording_entry, write_reco
 from medinjection.llm.synthesis import Job, plan_jobs
 from medinjection.llm.translation import payload_request, translation_payload, translation_request
 from medinjection.records import Record, read_records
+from medinjection.settings import DatasetSettings, LocationSettings
 from medinjection.sources.base import Document, read_documents
 from medinjection.stages.sources import normalize_corpus, normalize_source, stage_source
 
@@ -171,7 +172,7 @@ def prepare_inputs(config: dict[str, Any], root: Path, work: Path) -> tuple[dict
     """English records and corpus documents per source, built by the data stage's functions."""
     records: dict[str, list[Record]] = {}
     documents: dict[str, list[Document]] = {}
-    data = config["dataset"]
+    dataset = DatasetSettings.from_dict(config["dataset"], "dataset")
     for source, spec in config["sources"].items():
         if spec["role"] not in ("translate", "synthesize"):
             continue
@@ -179,7 +180,9 @@ def prepare_inputs(config: dict[str, Any], root: Path, work: Path) -> tuple[dict
         if location.get("kind") == "local":
             location["path"] = str(root / location["path"])
         raw = work / source / "raw"
-        stage_source(source, location, raw, work / source / "manifest.json")
+        stage_source(
+            source, LocationSettings.from_dict(location), raw, work / source / "manifest.json"
+        )
         if spec["role"] == "synthesize":
             normalize_corpus(source, spec["adapter"], raw, work / source / "documents.parquet")
             documents[source] = read_documents(work / source / "documents.parquet")
@@ -193,10 +196,7 @@ def prepare_inputs(config: dict[str, Any], root: Path, work: Path) -> tuple[dict
             out,
             work / source / "q.jsonl",
             work / source / "stats.json",
-            data["split_seed"],
-            data["validation_fraction"],
-            data["test_fraction"],
-            data["max_quarantine_rate"],
+            dataset,
         )
         records[source] = read_records(out)
     return records, documents

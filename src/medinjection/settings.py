@@ -414,6 +414,28 @@ class TrainingSettings(Settings):
     save_steps: int
     logging_steps: int
 
+    def run_hparams(self, seed: int) -> dict[str, Any]:
+        """One training run's hyper-parameters: this block's values in its order, `seeds`
+        replaced by the run's own `seed` (the `hparams` of its rendered train_config.json)."""
+        return {
+            ("seed" if key == "seeds" else key): (seed if key == "seeds" else value)
+            for key, value in self.to_dict().items()
+        }
+
+    @classmethod
+    def from_run_hparams(cls, hparams: Mapping[str, Any]) -> tuple[TrainingSettings, int]:
+        """(block, seed) of one run's hyper-parameters (`run_hparams`), converted strictly:
+        an unknown, missing or mistyped key raises SettingsError naming `training.<key>`."""
+        if "seed" not in hparams or "seeds" in hparams:
+            raise SettingsError(
+                "training hparams of one run need `seed` (the run's own), not `seeds`; "
+                f"got keys {sorted(hparams)}"
+            )
+        seed = _scalar(int, hparams["seed"], "training.seed")
+        values = {("seeds" if k == "seed" else k): ([v] if k == "seed" else v)
+                  for k, v in hparams.items()}  # fmt: skip
+        return cls.from_dict(values, "training"), seed
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PredictionSettings(Settings):

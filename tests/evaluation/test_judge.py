@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import types
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -16,19 +17,19 @@ import pytest
 from medinjection.evaluation import judge as judge_mod
 from medinjection.evaluation.judge import (
     JUDGE_SYSTEM_PROMPT,
-    JudgeConfig,
     judge_messages,
     load_judge_prompt,
     parse_judge_output,
-    run_judge,
 )
 from medinjection.llm import vllm_server
 from medinjection.llm.vllm_server import vllm_command, wait_until_ready
 from medinjection.prompts import render_user
 from medinjection.records import read_records
+from medinjection.settings import EndpointSettings
 from medinjection.stages.judge import judge_predictions
+from medinjection.stages.judge_backends import JudgeRun, run_judge
 from tests.conftest import load_script
-from tests.support.judge import write_oeq_inputs
+from tests.support.judge import candidate, write_oeq_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
 PARAPHRASE = ROOT / "config" / "prompts" / "judge_equivalence_paraphrase.txt"
@@ -151,7 +152,7 @@ def test_local_judge_verdicts(tiny_model_dir):
     import torch
 
     messages = _messages(6)
-    verdicts = run_judge(messages, JudgeConfig("local", "tiny"), tiny_model_dir)
+    verdicts = run_judge(messages, JudgeRun(candidate("local", "tiny")), tiny_model_dir)
     judge = judge_mod.load_local_judge(tiny_model_dir)
     expected = torch.cat([judge_mod.digit_logits(judge, [m]) for m in messages]).argmax(-1)
     assert verdicts == [(float(p), str(p)) for p in expected.tolist()]
@@ -176,9 +177,9 @@ def test_judge_script_local_backend(tiny_model_dir, tmp_path):
                                     manifests=_input_manifests(tmp_path, predictions, testset)),
         output=types.SimpleNamespace(judgments=[str(out)], manifest=str(out.parent / "m.json")),
         params=types.SimpleNamespace(
-            candidates={"tiny": {"backend": "local", "judge_model": "base", "endpoint": None,
-                                 "mode": "replay", "replay_file": None, "max_tokens": 1}},
-            select="tiny", cache_path=str(tmp_path / "c"), prompt_version="v1"),
+            candidates={"tiny": candidate("local", "base").to_dict()}, endpoints={},
+            mode="replay", replay_file=None, select="tiny", cache_path=str(tmp_path / "c"),
+            prompt_version="v1"),
         log=[str(tmp_path / "judge.log")],
     )  # fmt: skip
     load_script("judge").main(smk)
@@ -189,29 +190,43 @@ def test_judge_script_local_backend(tiny_model_dir, tmp_path):
     assert all(r["score"] in (0.0, 1.0) and r["judge"] == "base" for r in rows)
 
 
+class _FakeChat:
+    """Stands in for llm.chat.ChatFn: answers with `reply`, records calls and closes."""
+
+    def __init__(self, reply, calls: list | None, sent: list | None, model: str) -> None:
+        self.reply, self.calls, self.sent, self.model = reply, calls, sent, model
+        self.closed = 0
+
+    def __call__(self, conversations):
+        if self.sent is not None:
+            self.sent.extend(conversations)
+        if self.calls is not None:
+            self.calls.append(self.model)
+        return self.reply(conversations)
+
+    def close(self) -> None:
+        self.closed += 1
+
+
 def _fake_chat(
     monkeypatch, replies_by_model: dict, calls: list | None = None, sent: list | None = None
-):
-    """Replace the LLM client: each judge model answers with its own function of the prompt."""
+) -> list[_FakeChat]:
+    """Replace the LLM client: each judge model answers with its own function of the prompt;
+    the chat functions made are returned (in a list filled as they are made)."""
+    made: list[_FakeChat] = []
 
     def fake_make_chat_fn(**kwargs):
-        def chat(conversations):
-            if sent is not None:
-                sent.extend(conversations)
-            if calls is not None:
-                calls.append(kwargs["model"])
+        def reply(conversations):
             return [replies_by_model[kwargs["model"]](c[1]["content"]) for c in conversations]
 
-        return chat
+        made.append(_FakeChat(reply, calls, sent, kwargs["model"]))
+        return made[-1]
 
-    fake = types.ModuleType("medinjection.llm.client")
-    fake.make_chat_fn = fake_make_chat_fn
-    monkeypatch.setitem(sys.modules, "medinjection.llm.client", fake)
+    monkeypatch.setattr("medinjection.llm.chat.make_chat_fn", fake_make_chat_fn)
+    return made
 
 
-def _api_judge(model: str) -> dict:
-    return {"backend": "openai", "judge_model": model, "endpoint": {"base_url": "http://x/v1"},
-            "mode": "replay", "replay_file": None, "max_tokens": 1}  # fmt: skip
+ENDPOINT = EndpointSettings(base_url="http://x/v1", api_key_env="X")
 
 
 def test_judge_script_runs_the_auto_selected_candidate(tmp_path, monkeypatch):
@@ -220,7 +235,7 @@ def test_judge_script_runs_the_auto_selected_candidate(tmp_path, monkeypatch):
     predictions, testset = write_oeq_inputs(tmp_path)
     calls: list = []
     sent: list = []
-    _fake_chat(monkeypatch, {"good": lambda _: "1", "bad": lambda _: "0"}, calls, sent)
+    made = _fake_chat(monkeypatch, {"good": lambda _: "1", "bad": lambda _: "0"}, calls, sent)
     selection = tmp_path / "judge_selection.json"
     selection.write_text(json.dumps({"selected": "good"}))
     # judge.prompt_file: a user's own prompt text, sent verbatim (only the final newline goes)
@@ -233,21 +248,27 @@ def test_judge_script_runs_the_auto_selected_candidate(tmp_path, monkeypatch):
                                     manifests=_input_manifests(tmp_path, predictions, testset)),
         output=types.SimpleNamespace(judgments=[str(out)], manifest=str(tmp_path / "m.json")),
         params=types.SimpleNamespace(
-            candidates={"bad": _api_judge("bad"), "good": _api_judge("good")}, select="auto",
-            cache_path=str(tmp_path / "c"), prompt_version="v1"),
+            candidates={"bad": candidate("openai", "bad").to_dict(),
+                        "good": candidate("openai", "good").to_dict()},
+            endpoints={"openai": ENDPOINT.to_dict()}, mode="replay", replay_file=None,
+            select="auto", cache_path=str(tmp_path / "c"), prompt_version="v1"),
         log=[str(tmp_path / "judge.log")],
     )  # fmt: skip
     load_script("judge").main(smk)
     rows = pq.read_table(out).to_pylist()
     assert calls == ["good"] and [r["score"] for r in rows] == [1.0, 1.0, 1.0]
+    assert [chat.closed for chat in made] == [1]  # one chat function, closed once
     systems = {conversation[0]["content"] for conversation in sent}
     assert systems == {"  Exact wording, kept as is.\n\nSecond line: 0 or 1 "}
     assert {r["judge"] for r in rows} == {"good"}
     with pytest.raises(FileNotFoundError, match="judge_selection.json"):
-        resolve_judge({"good": {}}, "auto", None)
+        resolve_judge({"good": candidate("openai", "good")}, "auto", None)
     with pytest.raises(KeyError, match="not among the candidates"):
-        resolve_judge({"bad": {}}, "auto", selection)
-    assert resolve_judge({"bad": {"x": 1}}, "bad", None) == ("bad", {"x": 1})
+        resolve_judge({"bad": candidate("openai", "bad")}, "auto", selection)
+    assert resolve_judge({"bad": candidate("local", "x")}, "bad", None) == (
+        "bad",
+        candidate("local", "x"),
+    )
 
 
 def test_openai_backend_uses_client_and_parses(tmp_path, monkeypatch):
@@ -257,22 +278,20 @@ def test_openai_backend_uses_client_and_parses(tmp_path, monkeypatch):
     def fake_make_chat_fn(**kwargs):
         calls.update(kwargs)
 
-        def chat(conversations):
+        def reply(conversations):
             calls["conversations"] = conversations
             return ["1", "Score : 0", "je ne sais pas"]
 
-        return chat
+        return _FakeChat(reply, None, None, kwargs["model"])
 
-    fake = types.ModuleType("medinjection.llm.client")
-    fake.make_chat_fn = fake_make_chat_fn
-    monkeypatch.setitem(sys.modules, "medinjection.llm.client", fake)
+    monkeypatch.setattr("medinjection.llm.chat.make_chat_fn", fake_make_chat_fn)
     out = tmp_path / "judge.parquet"
-    endpoint = {"base_url": "http://x/v1"}
-    cfg = JudgeConfig("openai", "medgemma", endpoint, "replay", "rec.jsonl", "cache.sqlite", 1)
-    judge_predictions(cfg, None, [predictions], [testset], [out], "v1")
+    run = JudgeRun(candidate("openai", "medgemma"), ENDPOINT, "replay", "rec.jsonl", "c.sqlite")
+    judge_predictions(run, None, [predictions], [testset], [out], "v1")
     assert [r["score"] for r in pq.read_table(out).to_pylist()] == [1.0, 0.0, None]
     assert calls["model"] == "medgemma" and calls["temperature"] == 0.0
     assert calls["max_tokens"] == 1 and calls["mode"] == "replay"
+    assert calls["endpoint"] == {"base_url": "http://x/v1", "api_key_env": "X"}
     first = read_records(testset)[0]
     assert calls["conversations"][0][1]["content"] == (
         f"Question: {render_user(first, 'v1')}\nCandidate_answer: \nGround_truth: Hépatite 0"
@@ -281,7 +300,7 @@ def test_openai_backend_uses_client_and_parses(tmp_path, monkeypatch):
 
 def test_unknown_backend_lists_valid_ones():
     with pytest.raises(KeyError, match="vllm_server"):
-        run_judge(_messages(1), JudgeConfig("hf", "x"), None)  # type: ignore[arg-type]
+        run_judge(_messages(1), JudgeRun(replace(candidate("local", "x"), backend="hf")), None)  # type: ignore[arg-type]
 
 
 def test_vllm_command_rendering():
@@ -346,6 +365,7 @@ def test_correlation_row_hand_computed_and_constant_scorer():
 
 
 def _metaeval_smk(tmp_path, judges: dict, select: str, model=None) -> types.SimpleNamespace:
+    """The metaeval script's stand-in Snakemake object; `judges`: name -> candidate settings."""
     annotations = ROOT / "resources" / "demo" / "metaeval" / "annotations.jsonl"
     out = tmp_path / "metaeval"
     names = ("correlations", "verbosity", "regression", "scores")
@@ -355,7 +375,10 @@ def _metaeval_smk(tmp_path, judges: dict, select: str, model=None) -> types.Simp
         output=types.SimpleNamespace(**{n: str(out / f"{n}.csv") for n in names},
                                      selection=str(out / "judge_selection.json")),
         params=types.SimpleNamespace(
-            candidate_field="candidate", judges=judges, select=select, select_by="pearson",
+            candidate_field="candidate", candidates={n: c.to_dict() for n, c in judges.items()},
+            endpoints={"openai": ENDPOINT.to_dict()}, mode="replay", replay_file=None,
+            caches={name: str(tmp_path / name) for name in judges},
+            select=select, select_by="pearson",
             bertscore={"model": "minilm-packaged", "num_layers": 6, "lang": "fr",
                        "rescale_with_baseline": False},
             bootstrap={"samples": 50, "seed": 42},
@@ -365,8 +388,7 @@ def _metaeval_smk(tmp_path, judges: dict, select: str, model=None) -> types.Simp
 
 
 def test_metaeval_script_on_demo_annotations(tiny_model_dir, tmp_path):
-    tiny = {"backend": "local", "judge_model": "base", "endpoint": None, "mode": "replay",
-            "replay_file": None, "cache_path": str(tmp_path / "c"), "max_tokens": 1}  # fmt: skip
+    tiny = candidate("local", "base")
     load_script("metaeval").main(_metaeval_smk(tmp_path, {"tiny": tiny}, "auto", tiny_model_dir))
     import numpy as np
     import pandas as pd
@@ -433,10 +455,13 @@ def test_metaeval_auto_selects_the_best_correlated_judge(tmp_path, monkeypatch):
         candidate = prompt.split("Candidate_answer: ", 1)[1].split("\nGround_truth:", 1)[0]
         return "1" if len(candidate) > 60 else "0"
 
-    _fake_chat(monkeypatch, {"oracle": oracle, "verbose": verbose, "mute": lambda _: "?"})
-    judges = {name: {**_api_judge(name), "cache_path": str(tmp_path / name)}
-              for name in ("mute", "verbose", "oracle")}  # fmt: skip
+    made = _fake_chat(monkeypatch, {"oracle": oracle, "verbose": verbose, "mute": lambda _: "?"})
+    judges = {name: candidate("openai", name) for name in ("mute", "verbose", "oracle")}
     load_script("metaeval").main(_metaeval_smk(tmp_path, judges, "auto"))
+    # one chat function per candidate, each asked once and closed once
+    assert [(chat.model, chat.closed) for chat in made] == [
+        ("mute", 1), ("verbose", 1), ("oracle", 1),
+    ]  # fmt: skip
     out = tmp_path / "metaeval"
     selection = json.loads((out / "judge_selection.json").read_text())
     assert selection["selected"] == "oracle"

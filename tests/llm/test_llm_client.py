@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from medinjection.llm.chat import make_chat_fn
 from medinjection.llm.client import (
     ChatRequest,
     Endpoint,
     LLMError,
     ReplayMissError,
-    make_chat_fn,
     open_client,
 )
 from medinjection.llm.ratelimit import RateLimiter
@@ -228,6 +228,10 @@ def test_make_chat_fn_keeps_order(fake, tmp_path: Path) -> None:
     assert chat(convs) == ["echo: one", "echo: two", "echo: three"]
     assert state.seen[0]["body"]["max_tokens"] == 4 and state.seen[0]["body"]["temperature"] == 0
     assert chat(convs[:1]) == ["echo: one"] and len(state.seen) == 3
+    assert chat.usage.requests == 4 and chat.usage.cache_hits == 1  # one client for both calls
+    chat.close()
+    with pytest.raises(RuntimeError, match="after close"):
+        chat(convs)
 
 
 def test_rate_limiter_paces_requests_and_tokens() -> None:
@@ -372,3 +376,41 @@ def test_self_hosted_endpoint_starts_vllm_and_stops_it_on_close(
     with pytest.raises(FileNotFoundError, match="model directory"):
         open_client({**served, "serve": {**serve, "model_path": str(tmp_path / "none")}},
                     "live", None, tmp_path / "d.sqlite")  # fmt: skip
+
+
+def test_chat_fn_starts_one_server_for_all_calls_and_stops_it_on_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+    import urllib.request
+
+    from medinjection.llm import vllm_server
+
+    fake_vllm = tmp_path / "bin" / "vllm"
+    fake_vllm.parent.mkdir()
+    root = str(Path(__file__).resolve().parents[2])
+    fake_vllm.write_text(FAKE_VLLM.format(python=sys.executable, root=root))
+    fake_vllm.chmod(0o755)
+    (tmp_path / "weights").mkdir()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.delenv(ENV)
+    started: list[list[str]] = []
+    popen = subprocess.Popen
+
+    def counting_popen(command, *args, **kwargs):
+        started.append(list(command))
+        return popen(command, *args, **kwargs)
+
+    monkeypatch.setattr(vllm_server.subprocess, "Popen", counting_popen)
+    serve = {"model_path": str(tmp_path / "weights"), "served_model_name": "m",
+             "executable": str(fake_vllm), "ready_timeout_s": 30}  # fmt: skip
+    served = endpoint(f"http://127.0.0.1:{port}/v1", serve=serve)
+    with make_chat_fn(served, "m", "live", None, str(tmp_path / "c.sqlite"), 8) as chat:
+        assert started == []  # nothing starts before the first call
+        assert chat([[{"role": "user", "content": "un"}]]) == ["echo: un"]
+        assert chat([[{"role": "user", "content": "deux"}]]) == ["echo: deux"]
+        assert len(started) == 1  # one `vllm serve` for both calls
+    with pytest.raises(OSError):  # stopped when the chat function closed
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2)

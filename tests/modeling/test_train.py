@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import types
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,7 @@ from medinjection.records import write_records
 from medinjection.settings import TinyModelSettings
 from medinjection.stages.train import prepare_base_model
 from tests.conftest import load_script
-from tests.support.training import HPARAMS, TINY, train_record, write_jsonl
+from tests.support.training import HPARAMS, TINY, TRAINING, train_record, write_jsonl
 
 # First four logged losses of the seeded run below (CPU, float32), for a random model; measured
 # again after this stop's merges (one process and the 2-process DDP run agree to 1e-5).
@@ -102,7 +103,7 @@ def test_train_config_rejects_unknown_and_missing_keys(tmp_path: Path) -> None:
         write_train_config(bad, "NAT", tmp_path / "c.json")
     with pytest.raises(ValueError, match="training.method"):
         write_train_config({**HPARAMS, "method": "qlora"}, "NAT", tmp_path / "c.json")
-    with pytest.raises(ValueError, match="training.loss_on 'full'"):
+    with pytest.raises(ValueError, match="training.loss_on: str 'full' is not one of"):
         write_train_config({**HPARAMS, "loss_on": "full"}, "NAT", tmp_path / "c.json")
     with pytest.raises(ValueError, match=r"unknown keys \['gpus', 'mem_mb'\]"):  # resources
         write_train_config({**HPARAMS, "gpus": 2, "mem_mb": 1}, "NAT", tmp_path / "c.json")
@@ -116,10 +117,10 @@ def test_deepspeed_option_renders_a_zero_config(tmp_path: Path) -> None:
     # ZeRO-3 must gather the sharded adapter on save, or the saved adapter is empty
     assert rendered["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] is True
     assert rendered["train_micro_batch_size_per_gpu"] == "auto"  # filled in by the Trainer
-    zero2 = deepspeed_config({**zero3, "distributed": "zero2"})
+    zero2 = deepspeed_config(replace(TRAINING, distributed="zero2"))
     assert zero2["zero_optimization"]["stage"] == 2
     assert "stage3_gather_16bit_weights_on_model_save" not in zero2["zero_optimization"]
-    assert deepspeed_config(HPARAMS) is None
+    assert deepspeed_config(TRAINING) is None
 
 
 def test_two_gpu_launch_is_a_torchrun_command_with_the_job_port() -> None:

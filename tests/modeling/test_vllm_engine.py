@@ -35,11 +35,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from medinjection.evaluation.judge import JudgeConfig, load_local_judge, run_judge
+from medinjection.evaluation.judge import load_local_judge
 from medinjection.modeling.backends import BACKENDS
 from medinjection.modeling.decoding import letter_tokens, multi_answer_regex, official_allowed_ids
 from medinjection.settings import PositionBiasSettings
+from medinjection.stages.judge_backends import JudgeRun, run_judge
 from medinjection.stages.predict import predict
+from tests.support.judge import candidate
 from tests.support.predict import prediction
 from tests.support.vllm_fixtures import (
     N_MCQ,
@@ -307,19 +309,21 @@ def test_judge_through_vllm_serve_matches_the_local_judge(
         question = render_user(record, PROMPT_VERSION)
         messages.append(judge_messages(question, row["greedy_output"], record.answer))
     model = ws["base"]
-    local = run_judge(messages, JudgeConfig(backend="local", judge_model="base"), model)
-    served_cfg = JudgeConfig(
-        backend="vllm_server",
-        judge_model="judge",
+    local = run_judge(messages, JudgeRun(candidate("local", "base")), model)
+    served_run = JudgeRun(
+        candidate(
+            "vllm_server",
+            "judge",
+            # float32 as the local judge on CPU (vllm serve would load bf16), eager: no compile
+            serve={
+                "executable": _vllm_executable(),
+                "max_model_len": 1024,
+                "extra_args": ["--dtype", "float32", "--enforce-eager"],
+            },
+        ),
         cache_path=str(tmp_path / "judge.sqlite"),
-        # float32 as the local judge on CPU (vllm serve would load bf16), eager: no compile
-        serve={
-            "executable": _vllm_executable(),
-            "max_model_len": 1024,
-            "extra_args": ["--dtype", "float32", "--enforce-eager"],
-        },
     )
-    served = run_judge(messages, served_cfg, model)
+    served = run_judge(messages, served_run, model)
     # the server's reply is the model's free greedy first token (the study's judge request:
     # max_tokens 1, no constraint): the same token as transformers' argmax over the vocabulary
     judge = load_local_judge(model)

@@ -13,12 +13,14 @@ import pytest
 import yaml
 
 from medinjection.records import Record, read_records
+from medinjection.settings import LocationSettings
 from medinjection.sources import ADAPTERS, CORPUS_ADAPTERS, get_adapter
 from medinjection.sources.base import Quarantined, hash_split, read_documents
 from medinjection.sources.medxpertqa import strip_answer_choices
 from medinjection.sources.mmlu import MMLU_MEDICAL_SUBJECTS
 from medinjection.stages.sources import normalize_corpus, normalize_source, stage_source
 from tests.conftest import load_script
+from tests.support.records import dataset_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "resources" / "demo" / "sources"
@@ -234,10 +236,7 @@ def test_normalize_demo_sources(tmp_path: Path, source: str, kept: int, quaranti
         out / "records.parquet",
         out / "quarantine.jsonl",
         out / "stats.json",
-        42,
-        0.15,
-        0.2,
-        0.25,
+        dataset_settings(42, 0.15, 0.2, 0.25),
     )
     stats = json.loads((out / "stats.json").read_text())
     assert (stats["kept"], stats["quarantined"]) == (kept, quarantined)
@@ -258,10 +257,7 @@ def test_quarantine_reasons_duplicate_id_and_rate_limit(tmp_path: Path) -> None:
         out / "r.parquet",
         out / "q.jsonl",
         out / "s.json",
-        42,
-        0.15,
-        0.2,
-        0.25,
+        dataset_settings(42, 0.15, 0.2, 0.25),
     )
     reasons = {q["raw_id"]: q["reasons"] for q in map(json.loads, open(out / "q.jsonl"))}
     assert reasons["mq-00004"] == [
@@ -277,10 +273,7 @@ def test_quarantine_reasons_duplicate_id_and_rate_limit(tmp_path: Path) -> None:
             out / "r.parquet",
             out / "q.jsonl",
             out / "s.json",
-            42,
-            0.15,
-            0.2,
-            0.01,
+            dataset_settings(42, 0.15, 0.2, 0.01),
         )
     with pytest.raises(ValueError, match="language 'en' but role 'native'"):
         normalize_source(
@@ -291,10 +284,7 @@ def test_quarantine_reasons_duplicate_id_and_rate_limit(tmp_path: Path) -> None:
             out / "r.parquet",
             out / "q.jsonl",
             out / "s.json",
-            42,
-            0.15,
-            0.2,
-            0.0,
+            dataset_settings(42, 0.15, 0.2, 0.0),
         )
 
 
@@ -320,10 +310,7 @@ def test_normalize_is_byte_identical(tmp_path: Path) -> None:
             tmp_path / name / "r.parquet",
             tmp_path / name / "q.jsonl",
             tmp_path / name / "s.json",
-            42,
-            0.15,
-            0.2,
-            0.25,
+            dataset_settings(42, 0.15, 0.2, 0.25),
         )
     for file in ("r.parquet", "q.jsonl", "s.json"):
         assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
@@ -347,16 +334,17 @@ def test_unknown_adapter_lists_valid_ones() -> None:
 
 def test_stage_local_copies_and_hashes(tmp_path: Path) -> None:
     manifest = tmp_path / "manifest.json"
-    location = {"kind": "local", "path": str(DEMO / "frenchmedmcqa")}
+    location = LocationSettings(kind="local", path=str(DEMO / "frenchmedmcqa"))
     stage_source("frenchmedmcqa", location, tmp_path / "raw", manifest)
     data = json.loads(manifest.read_text())
     assert sorted(data["files"]) == ["dev.json", "test.json", "train.json"]
-    assert data["source"] == "frenchmedmcqa" and data["location"] == location
+    assert data["source"] == "frenchmedmcqa" and data["location"] == location.to_dict()
     assert all(len(h) == 64 for h in data["files"].values())
     with pytest.raises(FileNotFoundError, match=r"missing/dir does not exist; provide"):
-        stage_source("x", {"kind": "local", "path": "missing/dir"}, tmp_path / "r2", manifest)
-    with pytest.raises(ValueError, match="location kind 'ftp'"):
-        stage_source("x", {"kind": "ftp"}, tmp_path / "r3", manifest)
+        stage_source("x", LocationSettings(kind="local", path="missing/dir"), tmp_path / "r2",
+                     manifest)  # fmt: skip
+    with pytest.raises(ValueError, match="location kind 'url' is not one of"):  # no fetcher
+        stage_source("x", LocationSettings(kind="url"), tmp_path / "r3", manifest)
 
 
 def test_scripts_stage_and_normalize(tmp_path: Path) -> None:
@@ -384,10 +372,7 @@ def test_scripts_stage_and_normalize(tmp_path: Path) -> None:
         source="medqa",
         adapter="medqa",
         role="translate",
-        split_seed=42,
-        validation_fraction=0.15,
-        test_fraction=0.2,
-        max_quarantine_rate=0.25,
+        dataset=dataset_settings(42, 0.15, 0.2, 0.25).to_dict(),
     )
     load_script("normalize_source").main(
         SimpleNamespace(
@@ -405,8 +390,8 @@ def test_scripts_stage_and_normalize(tmp_path: Path) -> None:
     from medinjection.stages.sources import stage_source
 
     corpus_raw, corpus_manifest = tmp_path / "morfitt" / "raw", tmp_path / "morfitt" / "m.json"
-    stage_source("morfitt", {"kind": "local", "path": str(DEMO / "morfitt")}, corpus_raw,
-                 corpus_manifest)  # fmt: skip
+    stage_source("morfitt", LocationSettings(kind="local", path=str(DEMO / "morfitt")),
+                 corpus_raw, corpus_manifest)  # fmt: skip
     load_script("normalize_corpus").main(
         SimpleNamespace(
             input=SimpleNamespace(raw=str(corpus_raw), manifest=str(corpus_manifest)),

@@ -11,77 +11,14 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from medinjection.dataset import deduplicate, normalize_text
-from medinjection.records import Record, read_records, write_records
-from medinjection.settings import DatasetSettings, TestSetSettings
+from medinjection.records import read_records, write_records
+from medinjection.settings import DatasetSettings, LocationSettings, TestSetSettings
 from medinjection.stages.dataset import build_dataset, extract_test_sets
 from medinjection.stages.sources import normalize_source, stage_source
 from tests.conftest import load_script
+from tests.support.records import DATASET, rec
 
 ROOT = Path(__file__).resolve().parents[2]
-DATASET = DatasetSettings(
-    split_seed=0,
-    validation_fraction=0.1,
-    test_fraction=0.1,
-    max_quarantine_rate=0.1,
-    near_duplicate_threshold=0.9,
-)
-OPTIONS = (
-    ("A", "Amoxicilline orale"),
-    ("B", "Lévothyroxine"),
-    ("C", "Colchicine"),
-    ("D", "Insuline basal-bolus"),
-)
-
-
-def rec(rid: str, split: str = "train", question: str = "Quel traitement ?", **kw) -> Record:
-    fields = {
-        "origin": "native",
-        "source": rid.split(":")[0],
-        "task": "mcqu",
-        "answer": "A",
-        "options": OPTIONS,
-    } | kw
-    return Record(id=rid, split=split, question=question, **fields)
-
-
-def test_normalize_text() -> None:
-    assert normalize_text("  Quel  TRAITEMENT\u00a0?! (ﬁn) ") == "quel traitement fin"
-    assert normalize_text(None) == ""
-
-
-def test_exact_duplicate_and_test_leak_are_removed() -> None:
-    question = "Quel est le traitement de première intention de la goutte aiguë ?"
-    records = [
-        rec("a:1", "test", question),
-        rec("a:2", "train", question.upper() + "  ", options=tuple(reversed(OPTIONS))),
-        rec("b:1", "train", "Quel examen confirme l'embolie pulmonaire ?"),
-        rec("b:2", "train", "Quel examen confirme l'embolie pulmonaire?"),
-    ]
-    kept, removals = deduplicate(records, 0.9)
-    assert [r.id for r in kept] == ["a:1", "b:1"]
-    assert [(r.id, r.reason, r.matched_id) for r in removals] == [
-        ("a:2", "test_leak_exact", "a:1"),
-        ("b:2", "duplicate_exact", "b:1"),
-    ]
-
-
-def test_near_duplicate_leak_and_context_rule() -> None:
-    long_q = (
-        "Un homme de 54 ans consulte pour une douleur thoracique rétrosternale constrictive "
-        "de plus de vingt minutes irradiant dans le bras gauche. Quel examen demander ?"
-    )
-    records = [
-        rec("t:1", "test", long_q),
-        rec("t:2", "validation", long_q.replace("54 ans", "55 ans")),  # near leak
-        rec("c:1", "train", "Quel est le diagnostic ?", context="Fièvre et toux productive."),
-        rec("c:2", "train", "Quel est le diagnostic ?", context="Arthrite aiguë du gros orteil."),
-    ]
-    kept, removals = deduplicate(records, 0.9)
-    assert [(r.id, r.reason, r.matched_id) for r in removals] == [("t:2", "test_leak_near", "t:1")]
-    assert {r.id for r in kept} == {"t:1", "c:1", "c:2"}  # same stem, different cases: kept
-    kept_low, _ = deduplicate(records, 0.999)
-    assert "t:2" in {r.id for r in kept_low}
 
 
 def test_build_dataset_outputs(tmp_path: Path) -> None:
@@ -135,13 +72,13 @@ def test_extract_test_sets(tmp_path: Path) -> None:
 def test_demo_chain_pools_are_large_enough(tmp_path: Path) -> None:
     """stage -> normalize -> dataset on the demo fixtures (English relabelled as translated)."""
     config = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
-    d = config["dataset"]
+    settings = DatasetSettings.from_dict(config["dataset"], "dataset")
     groups: dict[str, list[Path]] = {"native": [], "translated": []}
     for source, spec in config["sources"].items():
         if spec["role"] == "synthesize":
             continue
         raw, out = tmp_path / "raw" / source, tmp_path / "norm" / source
-        location = {"kind": "local", "path": str(ROOT / spec["location"]["path"])}
+        location = LocationSettings(kind="local", path=str(ROOT / spec["location"]["path"]))
         stage_source(source, location, raw, tmp_path / "raw" / f"{source}.json")
         normalize_source(
             source,
@@ -151,10 +88,7 @@ def test_demo_chain_pools_are_large_enough(tmp_path: Path) -> None:
             out / "records.parquet",
             out / "quarantine.jsonl",
             out / "stats.json",
-            d["split_seed"],
-            d["validation_fraction"],
-            d["test_fraction"],
-            d["max_quarantine_rate"],
+            settings,
         )
         if spec["role"] == "native":
             groups["native"].append(out / "records.parquet")
@@ -180,7 +114,7 @@ def test_demo_chain_pools_are_large_enough(tmp_path: Path) -> None:
             output=SimpleNamespace(
                 stats=str(dataset / "stats.csv"), manifest=str(dataset / "manifest.json")
             ),
-            params=SimpleNamespace(dataset=d),
+            params=SimpleNamespace(dataset=config["dataset"]),
             log=[str(tmp_path / "log.txt")],
         )
     )

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from medinjection.settings import LocationSettings
 from medinjection.sources import pins
 from medinjection.sources.fetch import is_commit_sha
 from medinjection.stages.sources import stage_source
@@ -41,7 +42,7 @@ def fake_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[dict]:
 
 def test_stage_hf_records_the_resolved_commit_and_extracts(tmp_path: Path, fake_hub) -> None:
     location = {"kind": "hf", "repo": "org/ds", "revision": "main", "extract": True}
-    stage_source("ds", location, tmp_path / "raw", tmp_path / "m.json")
+    stage_source("ds", LocationSettings.from_dict(location), tmp_path / "raw", tmp_path / "m.json")
     assert fake_hub == [
         {
             "repo_id": "org/ds",
@@ -63,7 +64,13 @@ def test_stage_hf_records_the_resolved_commit_and_extracts(tmp_path: Path, fake_
 def test_stage_hf_offline_says_what_is_missing(tmp_path: Path, fake_hub) -> None:
     location = {"kind": "hf", "repo": "org/ds", "revision": SHA, "files": ["data/*"]}
     with pytest.raises(RuntimeError, match=r"org/ds@0123.*offline mode: it is not in the Hugging"):
-        stage_source("ds", location, tmp_path / "raw", tmp_path / "m.json", offline=True)
+        stage_source(
+            "ds",
+            LocationSettings.from_dict(location),
+            tmp_path / "raw",
+            tmp_path / "m.json",
+            offline=True,
+        )
     assert fake_hub[0]["local_files_only"] is True
 
 
@@ -74,7 +81,9 @@ def test_zip_member_outside_the_folder_is_refused(tmp_path: Path) -> None:
         bundle.writestr("../escape.txt", "x")
     location = {"kind": "local", "path": str(source), "extract": True}
     with pytest.raises(ValueError, match="would unpack outside"):
-        stage_source("x", location, tmp_path / "raw", tmp_path / "m.json")
+        stage_source(
+            "x", LocationSettings.from_dict(location), tmp_path / "raw", tmp_path / "m.json"
+        )
 
 
 def test_is_commit_sha() -> None:
@@ -212,7 +221,9 @@ def test_pubmedqa_official_test_split_staged_from_github(tmp_path: Path, fake_gi
                zip(files, fake_github.values(), strict=True)}  # fmt: skip
     location = {"kind": "github", "repo": "pubmedqa/pubmedqa", "revision": SHA, "files": files,
                 "checksums": digests}  # fmt: skip
-    stage_source("pubmedqa", location, tmp_path / "raw", tmp_path / "m.json")
+    stage_source(
+        "pubmedqa", LocationSettings.from_dict(location), tmp_path / "raw", tmp_path / "m.json"
+    )
     manifest = json.loads((tmp_path / "m.json").read_text())
     assert manifest["resolved_revision"] == SHA and sorted(manifest["files"]) == files
     records = {r.id: r for r in get_adapter("pubmedqa")(tmp_path / "raw", "pubmedqa")}
@@ -222,12 +233,22 @@ def test_pubmedqa_official_test_split_staged_from_github(tmp_path: Path, fake_gi
     assert {r.split for rid, r in records.items() if rid not in test} <= {"train", "validation"}
     with pytest.raises(ValueError, match=r"has sha256 .* \(sources.pubmedqa.location.checksums\)"):
         bad = {**location, "checksums": {files[0]: "0" * 64}}
-        stage_source("pubmedqa", bad, tmp_path / "raw2", tmp_path / "m2.json")
+        stage_source(
+            "pubmedqa", LocationSettings.from_dict(bad), tmp_path / "raw2", tmp_path / "m2.json"
+        )
     with pytest.raises(ValueError, match="not a 40-hex commit hash"):
         moving = {**location, "revision": "master"}
-        stage_source("pubmedqa", moving, tmp_path / "r3", tmp_path / "m3")
+        stage_source(
+            "pubmedqa", LocationSettings.from_dict(moving), tmp_path / "r3", tmp_path / "m3"
+        )
     with pytest.raises(RuntimeError, match="GitHub download and data.offline"):
-        stage_source("pubmedqa", location, tmp_path / "r4", tmp_path / "m4", offline=True)
+        stage_source(
+            "pubmedqa",
+            LocationSettings.from_dict(location),
+            tmp_path / "r4",
+            tmp_path / "m4",
+            offline=True,
+        )
 
 
 def test_study_config_reads_pubmedqa_official_split() -> None:
@@ -258,7 +279,13 @@ def test_offline_stage_keeps_only_the_files_patterns(
     location = {"kind": "hf", "repo": "qiaojin/PubMedQA", "revision": SHA,
                 "repo_type": "dataset", "files": ["pqa_labeled/*"]}  # fmt: skip
     raw = tmp_path / "raw"
-    stage_source("pubmedqa", location, raw, tmp_path / "manifest.json", offline=True)
+    stage_source(
+        "pubmedqa",
+        LocationSettings.from_dict(location),
+        raw,
+        tmp_path / "manifest.json",
+        offline=True,
+    )
     staged = sorted(p.relative_to(raw).as_posix() for p in raw.rglob("*") if p.is_file())
     assert staged == ["pqa_labeled/train-0.parquet"]
     assert (raw / staged[0]).read_bytes() == b"pqa_labeled/train-0.parquet"

@@ -1,4 +1,5 @@
-"""Judge inputs the judge and fault tests share: a small OEQ test set and its predictions."""
+"""Judge inputs the judge and fault tests share: a small OEQ test set and its predictions, and
+candidate judge settings."""
 
 from __future__ import annotations
 
@@ -8,6 +9,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from medinjection.records import Record, write_records
+from medinjection.settings import JudgeCandidateSettings
+
+
+def candidate(backend: str, model: str, **overrides: object) -> JudgeCandidateSettings:
+    """A `judge.candidates.<name>` entry (endpoint `openai`, max_tokens 1 unless overridden)."""
+    values = {"backend": backend, "model": model, "endpoint": "openai", "max_tokens": 1}
+    return JudgeCandidateSettings.from_dict({**values, **overrides}, f"candidate {model}")
 
 
 def write_oeq_inputs(tmp_path: Path) -> tuple[Path, Path]:

@@ -7,36 +7,39 @@ from pathlib import Path
 
 from medinjection.prompts import training_messages
 from medinjection.records import Record
+from medinjection.settings import TrainingSettings
 from tests.support.tiny_spec import tiny_spec
 
 TINY = tiny_spec(seed=7)
-HPARAMS = {  # the `training:` keys; paper-like lr (the demo config uses a larger one)
-    "method": "dora",
-    "r": 16,
-    "alpha": 16,
-    "dropout": 0.05,
-    "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-    "learning_rate": 1.0e-4,
-    "lr_scheduler": "cosine",
-    "warmup_ratio": 0.05,
-    "per_device_batch_size": 4,
-    "gradient_accumulation_steps": 1,
-    "distributed": "ddp",
-    "max_length": 512,
-    "epochs": 1,
-    "max_steps": 4,
-    "seed": 42,
-    "bf16": False,
-    "gradient_checkpointing": False,
-    "loss_on": "conversation",
-    "packing": False,
-    "group_by_length": False,  # the goldens below were drawn in random order
-    "pad_to_multiple_of": 0,
-    "attn_implementation": "sdpa",
-    "liger_kernel": False,
-    "save_steps": 50,
-    "logging_steps": 1,
-}
+# the `training:` block of the model tests; paper-like lr (the demo config uses a larger one)
+TRAINING = TrainingSettings(
+    method="dora",
+    r=16,
+    alpha=16,
+    dropout=0.05,
+    target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+    learning_rate=1.0e-4,
+    lr_scheduler="cosine",
+    warmup_ratio=0.05,
+    per_device_batch_size=4,
+    gradient_accumulation_steps=1,
+    distributed="ddp",
+    max_length=512,
+    epochs=1,
+    max_steps=4,
+    seeds=(42,),
+    bf16=False,
+    gradient_checkpointing=False,
+    loss_on="conversation",
+    packing=False,
+    group_by_length=False,  # the goldens below were drawn in random order
+    pad_to_multiple_of=0,
+    attn_implementation="sdpa",
+    liger_kernel=False,
+    save_steps=50,
+    logging_steps=1,
+)
+HPARAMS = TRAINING.run_hparams(42)  # what render_train_config writes for seed 42
 
 
 def train_record(i: int, split: str) -> Record:

@@ -19,7 +19,7 @@ from medinjection.evaluation.judge import judge_messages
 from medinjection.modeling.train import train, write_train_config
 from medinjection.prompts import prompt_messages, render_user, training_messages
 from medinjection.records import Record, write_records
-from medinjection.settings import TinyModelSettings
+from medinjection.settings import TinyModelSettings, TrainingSettings
 from medinjection.stages.train import merge_adapter, prepare_base_model
 from tests.support.tiny_spec import vllm_tiny_spec
 
@@ -34,34 +34,38 @@ TREATMENTS = (
     "repos strict, hydratation, antalgiques, antibiotiques, anticoagulants, chirurgie, "
     "corticoïdes, diurétiques, insuline, surveillance clinique, oxygène, kinésithérapie"
 ).split(", ")
-# the training rule's hparams (config `training:` block), small enough for a CPU test
-HPARAMS = {
-    "r": 16,
-    "alpha": 64,
-    "dropout": 0.0,
-    "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+# the training rule's `training:` block, small enough for a CPU test (method and max_steps are
+# set per run: HPARAMS | {"method": ..., "max_steps": ...})
+TRAINING = TrainingSettings(
+    method="lora",
+    r=16,
+    alpha=64,
+    dropout=0.0,
+    target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
     # small: the adapters perturb reader_base's answers (probabilities move by 1e-2 to 2e-1, a
     # few answers change) without erasing them; 1e-2 taught both adapters one letter everywhere
-    "learning_rate": 1.0e-3,
-    "lr_scheduler": "constant",
-    "warmup_ratio": 0.0,
-    "per_device_batch_size": 8,
-    "gradient_accumulation_steps": 1,
-    "distributed": "ddp",
-    "max_length": 512,
-    "epochs": 1,
-    "seed": 7,
-    "bf16": False,
-    "gradient_checkpointing": False,
-    "loss_on": "answer",  # the answers, not the long shared prompt: learnt in few steps
-    "packing": False,
-    "group_by_length": False,
-    "pad_to_multiple_of": 8,
-    "attn_implementation": "sdpa",
-    "liger_kernel": False,
-    "save_steps": 1000,
-    "logging_steps": 10,
-}
+    learning_rate=1.0e-3,
+    lr_scheduler="constant",
+    warmup_ratio=0.0,
+    per_device_batch_size=8,
+    gradient_accumulation_steps=1,
+    distributed="ddp",
+    max_length=512,
+    epochs=1,
+    max_steps=0,
+    seeds=(7,),
+    bf16=False,
+    gradient_checkpointing=False,
+    loss_on="answer",  # the answers, not the long shared prompt: learnt in few steps
+    packing=False,
+    group_by_length=False,
+    pad_to_multiple_of=8,
+    attn_implementation="sdpa",
+    liger_kernel=False,
+    save_steps=1000,
+    logging_steps=10,
+)
+HPARAMS = TRAINING.run_hparams(7)
 
 
 # one keyword per answer letter: a question names the keywords of its gold letters (reader_base

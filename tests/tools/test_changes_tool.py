@@ -69,4 +69,4 @@ def test_covers_lists_the_scripts_an_edit_reaches() -> None:
     assert "run_metaeval" in groups[("metaeval.py",)]
     assert "stage_annotations" in groups[("stage_annotations.py",)]
     assert "judge_with_selection" in groups[("judge.py",)]
-    assert "judge_config" in groups[("judge.py", "metaeval.py")]
+    assert "judge_run" in groups[("judge.py", "metaeval.py")]

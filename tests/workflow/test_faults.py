@@ -17,19 +17,13 @@ import pytest
 
 from medinjection.llm.structured import QuarantineRateError
 from medinjection.records import Record, read_records, write_records
-from medinjection.settings import DatasetSettings, EndpointSettings
+from medinjection.settings import EndpointSettings, LocationSettings
 from tests.support.fake_openai_server import FakeOpenAI, endpoint_for
+from tests.support.records import DATASET, dataset_settings
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = "MEDINJECTION_FAULT_KEY"
 SECRET = "sk-fault-0123456789"
-DATASET = DatasetSettings(
-    split_seed=0,
-    validation_fraction=0.1,
-    test_fraction=0.1,
-    max_quarantine_rate=0.1,
-    near_duplicate_threshold=0.9,
-)
 
 
 @pytest.fixture()
@@ -400,20 +394,21 @@ def test_refused_judge_requests_are_stored_counted_apart_and_scored_as_configure
 ) -> None:
     import pyarrow.parquet as pq
 
-    from medinjection.evaluation.judge import JUDGE_SYSTEM_PROMPT, JudgeConfig
+    from medinjection.evaluation.judge import JUDGE_SYSTEM_PROMPT
     from medinjection.evaluation.scoring import _judge_scores
     from medinjection.stages import judge as judge_stage
-    from tests.support.judge import write_oeq_inputs
+    from tests.support.judge import candidate, write_oeq_inputs
 
     predictions, testset = write_oeq_inputs(tmp_path)
     _, messages = judge_stage._file_messages(predictions, testset, "v1", JUDGE_SYSTEM_PROMPT)
     fake.responder = lambda body: "1"
     fake.fail_keys[messages[1][-1]["content"]] = "400"  # a content filter refuses item 1
     out = tmp_path / "judge.parquet"
-    cfg = JudgeConfig(
-        "openai", "j", endpoint(fake.base_url), "live", None, str(tmp_path / "judge.sqlite"), 1
+    api = EndpointSettings.from_dict(endpoint(fake.base_url))
+    run = judge_stage.JudgeRun(
+        candidate("openai", "j"), api, "live", None, str(tmp_path / "j.sqlite")
     )
-    judge_stage.judge_predictions(cfg, None, [predictions], [testset], [out], "v1")
+    judge_stage.judge_predictions(run, None, [predictions], [testset], [out], "v1")
     rows = pq.read_table(out).to_pylist()
     assert [(r["score"], r["error"] is not None) for r in rows] == [
         (1.0, False),
@@ -485,8 +480,8 @@ def test_bad_rows_are_quarantined_with_their_reason_file_and_line(tmp_path: Path
     )
     records, quarantine = tmp_path / "r.parquet", tmp_path / "q.jsonl"
     normalize_source(
-        "medqa", "medqa", "translate", raw, records, quarantine, tmp_path / "s.json", 1, 0.1,
-        0.1, max_quarantine_rate=0.25,
+        "medqa", "medqa", "translate", raw, records, quarantine, tmp_path / "s.json",
+        dataset_settings(1, 0.1, 0.1, 0.25),
     )  # fmt: skip
     kept = read_records(records)
     assert len(kept) == 41  # the 40 good rows and the good row after the two broken lines
@@ -550,7 +545,8 @@ def test_every_adapter_quarantines_with_file_and_line_or_row(tmp_path: Path, sou
     raw = DEMO_SOURCES / source
     normalize_source(
         source, source, "native" if source in native else "translate", raw,
-        tmp_path / "r.parquet", tmp_path / "q.jsonl", tmp_path / "s.json", 42, 0.15, 0.2, 0.25,
+        tmp_path / "r.parquet", tmp_path / "q.jsonl", tmp_path / "s.json",
+        dataset_settings(42, 0.15, 0.2, 0.25),
     )  # fmt: skip
     rows = [json.loads(line) for line in (tmp_path / "q.jsonl").read_text().splitlines()]
     found = [(q["raw_id"], q["where"], q["reasons"][0]) for q in rows]
@@ -569,7 +565,7 @@ def test_json_arrays_objects_and_original_medmcqa_lines_are_located(tmp_path: Pa
         out = tmp_path / adapter
         normalize_source(
             adapter, adapter, "native" if adapter.startswith("released") else "translate", raw,
-            out / "r.parquet", out / "q.jsonl", out / "s.json", 1, 0.1, 0.1, 0.5,
+            out / "r.parquet", out / "q.jsonl", out / "s.json", dataset_settings(1, 0.1, 0.1, 0.5),
         )  # fmt: skip
         return {q["raw_id"]: q for q in map(json.loads, (out / "q.jsonl").read_text().splitlines())}
 
@@ -620,7 +616,7 @@ def test_a_latin1_file_stops_the_source_naming_file_and_line(tmp_path: Path) -> 
     with pytest.raises(ValueError) as stopped:
         normalize_source(
             "medqa", "medqa", "translate", raw, tmp_path / "r.parquet", tmp_path / "q.jsonl",
-            tmp_path / "s.json", 1, 0.1, 0.1, max_quarantine_rate=0.25,
+            tmp_path / "s.json", dataset_settings(1, 0.1, 0.1, 0.25),
         )  # fmt: skip
     message = str(stopped.value)
     assert "5 of 5 raw items quarantined" in message
@@ -715,7 +711,7 @@ def test_the_quarantine_a_normalize_rate_error_names_outlives_the_job(tmp_path: 
     with pytest.raises(ValueError) as stopped:
         normalize_source(
             "medqa", "medqa", "translate", raw, outputs / "r.parquet", outputs / "q.jsonl",
-            outputs / "s.json", 1, 0.1, 0.1, max_quarantine_rate=0.25,
+            outputs / "s.json", dataset_settings(1, 0.1, 0.1, 0.25),
             kept_quarantine_path=kept,
         )  # fmt: skip
     assert f"see {kept}" in str(stopped.value)
@@ -766,13 +762,13 @@ def test_a_staged_file_damaged_after_staging_stops_normalize(tmp_path: Path) -> 
     source_dir.mkdir()
     (source_dir / "train.jsonl").write_text("\n".join(medqa_line(n) for n in range(4)) + "\n")
     raw, manifest = tmp_path / "staged" / "raw", tmp_path / "staged" / "manifest.json"
-    stage_source("medqa", {"kind": "local", "path": str(source_dir)}, raw, manifest)
+    stage_source("medqa", LocationSettings(kind="local", path=str(source_dir)), raw, manifest)
     (raw / ".snakemake_timestamp").touch()  # Snakemake's mark on a directory output: ignored
 
     def go() -> None:
         normalize_source(
             "medqa", "medqa", "translate", raw, tmp_path / "r.parquet", tmp_path / "q.jsonl",
-            tmp_path / "s.json", 1, 0.1, 0.1, max_quarantine_rate=0.25, manifest_path=manifest,
+            tmp_path / "s.json", dataset_settings(1, 0.1, 0.1, 0.25), manifest_path=manifest,
         )  # fmt: skip
 
     go()
@@ -817,7 +813,7 @@ def test_each_producer_writes_a_manifest_its_consumer_accepts(tmp_path: Path) ->
     norm = tmp_path / "normalized" / "frbmedqa"
     normalize_source(
         "frbmedqa", "frbmedqa", "native", DEMO_SOURCES / "frbmedqa", norm / "records.parquet",
-        norm / "quarantine.jsonl", norm / "stats.json", 42, 0.15, 0.2, 0.25,
+        norm / "quarantine.jsonl", norm / "stats.json", dataset_settings(42, 0.15, 0.2, 0.25),
         out_manifest=norm / "manifest.json",
     )  # fmt: skip
     manifest = json.loads((norm / "manifest.json").read_text())

@@ -139,6 +139,13 @@ def open_test_sets():
     return [name for name, spec in TEST_SETS.items() if spec["task"] == "oeq"]
 
 
+def normalize_dataset():
+    # the dataset block for normalize_source and normalize_published; only the keys they use
+    # count for reruns (param `split`): the dedup keys are build_dataset's
+    keys = ("split_seed", "validation_fraction", "test_fraction", "max_quarantine_rate")
+    return ComputeParams(STUDY.dataset.to_dict(), keys)
+
+
 # ---------------------------------------------------------------- LLM client (endpoints, caches)
 
 

@@ -23,6 +23,9 @@ rule judge:
         **job_resources("judge"),
     params:
         candidates=get_judge_candidates,
+        endpoints=get_judge_endpoints,
+        mode=STUDY.llm.mode,
+        replay_file=STUDY.llm.replay_file,
         select=JUDGE_SELECT,
         cache_path=get_judge_cache,
         prompt_version=STUDY.study.prompt_version,
@@ -83,7 +86,11 @@ rule metaeval:
         **job_resources("judge"),
     params:
         candidate_field="candidate",
-        judges=get_metaeval_judges,
+        candidates=get_metaeval_candidates,
+        endpoints=get_metaeval_endpoints,
+        mode=STUDY.llm.mode,
+        replay_file=STUDY.llm.replay_file,
+        caches=get_metaeval_caches,
         select=JUDGE_SELECT,
         select_by=STUDY.judge.select_by,
         bertscore=STUDY.evaluation.bertscore.to_dict(),

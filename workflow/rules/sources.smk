@@ -41,10 +41,8 @@ rule normalize_source:
         source="{source}",
         adapter=get_source_adapter,
         role=get_source_role,
-        split_seed=config["dataset"]["split_seed"],
-        validation_fraction=config["dataset"]["validation_fraction"],
-        test_fraction=config["dataset"]["test_fraction"],
-        max_quarantine_rate=config["dataset"]["max_quarantine_rate"],
+        dataset=normalize_dataset(),
+        split=normalize_dataset().tracked(),
         code=script_code("normalize_source.py"),
     script:
         "../scripts/normalize_source.py"

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from medinjection.logs import exit_without_teardown, setup_logging
+from medinjection.settings import EndpointSettings, JudgeCandidateSettings
 from medinjection.stages.judge import judge_with_selection
 
 
@@ -13,7 +14,10 @@ def main(smk) -> None:
         model = next(iter(model), None)
     selection = getattr(smk.input, "selection", None)  # present when judge.select is auto
     judge_with_selection(
-        candidates={name: dict(cfg) for name, cfg in dict(smk.params.candidates).items()},
+        candidates={
+            name: JudgeCandidateSettings.from_dict(spec, f"judge.candidates.{name}")
+            for name, spec in dict(smk.params.candidates).items()
+        },
         select=smk.params.select,
         selection_file=Path(selection) if selection else None,
         model_dir=Path(model) if model else None,
@@ -25,6 +29,12 @@ def main(smk) -> None:
         prompt_file=Path(smk.input.prompt),
         input_manifests=[Path(p) for p in smk.input.manifests],
         out_manifest=Path(smk.output.manifest),
+        endpoints={
+            name: EndpointSettings.from_dict(spec, f"llm.endpoints.{name}")
+            for name, spec in dict(smk.params.endpoints).items()
+        },
+        mode=smk.params.mode,
+        replay_file=smk.params.replay_file,
     )
 
 

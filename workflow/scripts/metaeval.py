@@ -4,7 +4,13 @@ judge selection."""
 from pathlib import Path
 
 from medinjection.logs import exit_without_teardown, setup_logging
-from medinjection.stages.judge import BertScoreSettings, BootstrapSettings, run_metaeval
+from medinjection.settings import (
+    BertScoreSettings,
+    BootstrapSettings,
+    EndpointSettings,
+    JudgeCandidateSettings,
+)
+from medinjection.stages.judge import run_metaeval
 
 
 def main(smk) -> None:
@@ -15,7 +21,10 @@ def main(smk) -> None:
     run_metaeval(
         annotations=Path(smk.input.annotations),
         candidate_field=smk.params.candidate_field,
-        judges={name: dict(cfg) for name, cfg in dict(smk.params.judges).items()},
+        judges={
+            name: JudgeCandidateSettings.from_dict(spec, f"judge.candidates.{name}")
+            for name, spec in dict(smk.params.candidates).items()
+        },
         select=smk.params.select,
         select_by=smk.params.select_by,
         model_dir=Path(model) if model else None,
@@ -26,6 +35,13 @@ def main(smk) -> None:
             for name in ("correlations", "verbosity", "regression", "scores", "selection")
         },
         prompt_file=Path(smk.input.prompt),
+        endpoints={
+            name: EndpointSettings.from_dict(spec, f"llm.endpoints.{name}")
+            for name, spec in dict(smk.params.endpoints).items()
+        },
+        mode=smk.params.mode,
+        replay_file=smk.params.replay_file,
+        cache_paths=dict(smk.params.caches),
     )
 
 

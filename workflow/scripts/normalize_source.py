@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from medinjection.logs import setup_logging
+from medinjection.settings import DatasetSettings
 from medinjection.stages.sources import normalize_source
 
 
@@ -16,10 +17,7 @@ def main(smk) -> None:
         records_path=Path(smk.output.records),
         quarantine_path=Path(smk.output.quarantine),
         stats_path=Path(smk.output.stats),
-        split_seed=int(smk.params.split_seed),
-        validation_fraction=float(smk.params.validation_fraction),
-        test_fraction=float(smk.params.test_fraction),
-        max_quarantine_rate=float(smk.params.max_quarantine_rate),
+        dataset=DatasetSettings.from_dict(smk.params.dataset, "dataset"),
         # beside the log, not an output: the copy the rate error names survives the failed job
         kept_quarantine_path=Path(smk.log[0]).with_suffix(".quarantine.jsonl"),
         manifest_path=Path(smk.input.manifest),

@@ -1,18 +1,19 @@
-"""LLM-as-a-judge for open answers: a binary equivalence prompt and three backends.
+"""LLM-as-a-judge for open answers: the binary equivalence prompt, the local judge, the verdicts.
 
 The system prompt is the text of `judge.prompt_file`, used verbatim (one final newline, which
 editors add, is dropped). The shipped file, config/prompts/judge_equivalence_paraphrase.txt, is this
 project's paraphrase of the authors' prompt (LLM-as-a-judge.py), not their wording, which cannot
 ship here; `JUDGE_SYSTEM_PROMPT` is the same text, the default when no file is given.
 
-Backends (``JUDGE_BACKENDS``):
-- ``local``: a transformers causal LM directory; one forward pass per left-padded batch, the
-  verdict is the argmax over the two tokens "0" and "1" (the authors decode one token greedily
-  over the whole vocabulary; restricting it to the two digits makes every verdict parsable, a
-  difference listed in docs/deviations.md).
-- ``openai``: any OpenAI-compatible server through ``medinjection.llm.client.make_chat_fn``.
-- ``vllm_server``: starts ``vllm serve`` on a free local port, runs the openai backend against it,
-  and always stops it.
+The backends (`medinjection.stages.judge.JUDGE_BACKENDS`) each give a chat function, a list of
+conversations -> reply texts; this module holds none of the LLM client (the stage wires it in):
+- ``local`` (`local_replies`): a transformers causal LM directory; one forward pass per
+  left-padded batch, the verdict is the argmax over the two tokens "0" and "1" (the authors decode
+  one token greedily over the whole vocabulary; restricting it to the two digits makes every
+  verdict parsable, a difference listed in docs/deviations.md).
+- ``openai``: any OpenAI-compatible server through the project's client (`medinjection.llm.chat`).
+- ``vllm_server``: ``vllm serve`` started on a free local port for the job, queried as the
+  openai backend, and always stopped.
 
 Scores: first match of ``\\b[01]\\b`` in the raw reply, else of ``[01]``; a reply without either
 scores None ("unparsable"): it is kept as null in the judgment files, counted as 0 in means, and
@@ -27,18 +28,20 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 
-from medinjection.llm.vllm_server import serve_options, serve_vllm
-
 log = logging.getLogger(__name__)
 
-Backend = Literal["local", "openai", "vllm_server"]
 Messages = list[dict[str, str]]
+# a judge's chat function: the conversations -> its reply texts, in order (a reply the API refused
+# is an empty string carrying `.error`, medinjection.llm.chat.Refused)
+Chat = Callable[[list[Messages]], list[str]]
+# a judge ready to run: the conversations -> (score, raw reply) each (`judge_verdicts`)
+JudgeFn = Callable[[Sequence[Messages]], list[tuple[float | None, str]]]
 
 JUDGE_PROMPT_VERSION = "equivalence-v1"
 # A paraphrase of the authors' judge prompt (same scores, criteria and output rule; not their text)
@@ -107,29 +110,6 @@ def parse_judge_output(raw: str | None) -> float | None:
     return float(match.group(0)) if match else None
 
 
-@dataclass(frozen=True)
-class JudgeConfig:
-    """How to run the judge (rule params, or the ``judge`` dict of the meta-evaluation)."""
-
-    backend: Backend
-    judge_model: str
-    endpoint: dict[str, Any] | None = None
-    mode: str = "live"
-    replay_file: str | None = None
-    cache_path: str = "results/llm_cache/judge.sqlite"
-    max_tokens: int = 1
-    serve: dict[str, Any] | None = None  # vllm_server: executable, max_model_len, extra_args...
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> JudgeConfig:
-        """Build from a params dict; unknown keys raise an error listing the valid ones."""
-        valid = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - valid)
-        if unknown:
-            raise KeyError(f"judge config: unknown key(s) {unknown}; valid: {sorted(valid)}")
-        return cls(**values)
-
-
 BASE_MODEL = "base"  # judge model name that means results/models/base (the rule's model input)
 
 
@@ -192,8 +172,9 @@ def digit_logits(judge: LocalJudge, batch: Sequence[Messages]) -> Any:
     return logits[:, list(judge.digit_ids)].float().cpu()
 
 
-def _local_raw(messages: Sequence[Messages], model_dir: Path | None) -> list[str]:
-    """Verdicts of a local causal LM: argmax over the tokens '0'/'1' after the generation prompt."""
+def local_replies(messages: Sequence[Messages], model_dir: Path | None) -> list[str]:
+    """Verdicts of a local causal LM: argmax over the tokens '0'/'1' after the generation prompt
+    (one constrained step: a candidate's max_tokens does not apply)."""
     judge = load_local_judge(model_dir)
     out: list[str] = []
     for start in range(0, len(messages), LOCAL_BATCH_SIZE):
@@ -204,72 +185,14 @@ def _local_raw(messages: Sequence[Messages], model_dir: Path | None) -> list[str
     return out
 
 
-def _openai_raw(
-    messages: Sequence[Messages], cfg: JudgeConfig, model_dir: Path | None
-) -> list[str]:
-    """Replies of an OpenAI-compatible endpoint (through the project's cached/replayable client)."""
-    if cfg.endpoint is None:
-        raise ValueError("judge backend openai needs params.endpoint (the llm.endpoints entry)")
-    from medinjection.llm.client import make_chat_fn
-
-    chat = make_chat_fn(
-        endpoint=cfg.endpoint,
-        model=cfg.judge_model,
-        mode=cfg.mode,
-        replay_file=cfg.replay_file,
-        cache_path=cfg.cache_path,
-        max_tokens=cfg.max_tokens,
-        temperature=0.0,
-    )
-    return list(chat([list(m) for m in messages]))
-
-
-def _vllm_server_raw(
-    messages: Sequence[Messages], cfg: JudgeConfig, model_dir: Path | None
-) -> list[str]:
-    """Replies of a `vllm serve` judge started for this job and stopped afterwards.
-
-    The server is started here, so its replies are always live (llm.mode is ignored; replaying a
-    recorded judge is what backend 'openai' is for); the response cache still applies.
-    """
-    if cfg.mode != "live":
-        log.info(
-            "judge backend vllm_server: llm.mode %r ignored, querying the server live", cfg.mode
-        )
-    model_path = Path(model_dir) if model_dir is not None else Path(cfg.judge_model)
-    log_path = Path(cfg.cache_path).parent / "vllm_judge_server.log"
-    options = serve_options(cfg.serve)
-    with serve_vllm(model_path, cfg.judge_model, log_path, cfg.endpoint, **options) as endpoint:
-        served = JudgeConfig(**{**cfg.__dict__, "endpoint": endpoint, "mode": "live"})
-        return _openai_raw(messages, served, model_dir)
-
-
-def _local_backend(
-    messages: Sequence[Messages], cfg: JudgeConfig, model_dir: Path | None
-) -> list[str]:
-    return _local_raw(messages, model_dir)  # one constrained step: max_tokens does not apply
-
-
-JUDGE_BACKENDS: dict[str, Callable[[Sequence[Messages], JudgeConfig, Path | None], list[str]]] = {
-    "local": _local_backend,
-    "openai": _openai_raw,
-    "vllm_server": _vllm_server_raw,
-}
-
-
-def run_judge(
-    messages: Sequence[Messages], cfg: JudgeConfig, model_dir: Path | None
+def judge_verdicts(
+    raws: Sequence[str], expected: int, backend: str
 ) -> list[tuple[float | None, str]]:
-    """(score, raw reply) for each judgment, with the configured backend."""
-    if cfg.backend not in JUDGE_BACKENDS:
-        raise KeyError(f"judge backend {cfg.backend!r} unknown; valid: {sorted(JUDGE_BACKENDS)}")
-    if not messages:
-        return []
-    log.info("judging %d items with %s (%s)", len(messages), cfg.judge_model, cfg.backend)
-    raws = JUDGE_BACKENDS[cfg.backend](messages, cfg, model_dir)
-    if len(raws) != len(messages):
+    """(score, raw reply) for each of `expected` judgments; unparsable and refused replies are
+    counted and logged (both score None)."""
+    if len(raws) != expected:
         raise RuntimeError(
-            f"judge backend {cfg.backend} returned {len(raws)} replies for {len(messages)} prompts"
+            f"judge backend {backend} returned {len(raws)} replies for {expected} prompts"
         )
     # a Refused reply is kept as is (falsy, but it carries the API's error)
     results = [(parse_judge_output(raw), raw if raw is not None else "") for raw in raws]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,13 +28,7 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from medinjection.evaluation import metrics
-from medinjection.evaluation.judge import (
-    JUDGE_SYSTEM_PROMPT,
-    JudgeConfig,
-    judge_messages,
-    run_judge,
-    uses_base_model,
-)
+from medinjection.evaluation.judge import JUDGE_SYSTEM_PROMPT, JudgeFn, judge_messages
 from medinjection.evaluation.judge_selection import judge_scorer
 from medinjection.evaluation.stats import bootstrap_ci, percentile_interval
 
@@ -54,14 +47,14 @@ LENGTH_UNIT_CHARS = 1000.0
 def item_scores(
     items: list[dict[str, Any]],
     candidate_field: str,
-    judges: dict[str, JudgeConfig],
-    model_dir: Path | None,
+    judges: Mapping[str, JudgeFn],
     bert: Mapping[str, Any],
     system_prompt: str = JUDGE_SYSTEM_PROMPT,
     bert_batch_size: int = 32,
 ) -> pd.DataFrame:
     """One row per item: id, human label, candidate length, each judge's verdict, metric scores
-    (`bert`: the resolved BERTScore arguments, `modeling.bertscore_model.bertscore_settings`)."""
+    (`judges`: each candidate's judge, run once on all items; `bert`: the resolved BERTScore
+    arguments, `modeling.bertscore_model.bertscore_settings`)."""
     questions = [str(item["Question"]) for item in items]
     hyps = [str(item[candidate_field] or "") for item in items]
     refs = [str(item["verite_terrain"] or "") for item in items]
@@ -72,9 +65,8 @@ def item_scores(
         "human": [HUMAN_LABELS[item["equivalence"]] for item in items],
         "length_chars": [len(h) for h in hyps],
     })  # fmt: skip
-    for name, cfg in judges.items():
-        own_dir = model_dir if uses_base_model(cfg.backend, cfg.judge_model) else None
-        verdicts = run_judge(messages, cfg, own_dir)
+    for name, judge in judges.items():
+        verdicts = judge(messages)
         column = judge_scorer(name)
         frame[column] = [0.0 if score is None else score for score, _ in verdicts]
         frame[f"{column}_parsed"] = [score is not None for score, _ in verdicts]

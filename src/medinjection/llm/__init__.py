@@ -25,5 +25,6 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        return getattr(importlib.import_module("medinjection.llm.client"), name)
+        module = "medinjection.llm.chat" if name == "make_chat_fn" else "medinjection.llm.client"
+        return getattr(importlib.import_module(module), name)
     raise AttributeError(f"module 'medinjection.llm' has no attribute {name!r}")

@@ -155,7 +155,7 @@ class LLMClient:
         secret: str | None = None,
         submit: str = "direct",
         batch: BatchSettings | None = None,
-        server: contextlib.ExitStack | None = None,
+        closing: contextlib.ExitStack | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.mode = mode
@@ -168,7 +168,7 @@ class LLMClient:
         self._limiter = limiter
         self._recording = recording
         self._secret = secret
-        self._server = server
+        self._closing = closing
         self._lock = threading.Lock()
 
     @property
@@ -184,11 +184,11 @@ class LLMClient:
         self.close()
 
     def close(self) -> None:
-        """Close the HTTP client and the store, and stop the vllm server this client started."""
+        """Close the HTTP client and the store, then what the client owns (a vllm server)."""
         self._sdk.close()
         self._store.close()
-        if self._server is not None:
-            self._server.close()
+        if self._closing is not None:
+            self._closing.close()
 
     def key(self, request: ChatRequest) -> str:
         """The request's cache/replay key for this endpoint."""
@@ -426,25 +426,26 @@ def open_client(
     cache_path: str | Path,
     submit: str = "direct",
     batch: Mapping[str, Any] | None = None,
+    closing: contextlib.ExitStack | None = None,
 ) -> LLMClient:
     """Build a client: live reads the API key from the endpoint's env var, replay needs a file.
 
     submit='batch' sends uncached requests through the Batch API in live mode; in replay mode
     the recording answers them as direct requests (same keys). An endpoint with a `serve` block
-    is self-hosted: in live mode `vllm serve` is started here on its base_url's port (falling back
-    to a free one) and stopped by `close()`; replay needs no server.
+    is self-hosted: in live mode `vllm serve` is started (medinjection.llm.vllm_server) on its
+    base_url's port (falling back to a free one); replay needs no server. The client owns that
+    server and `closing` (what the caller started for it): `close()` stops them, and so does a
+    failure here.
     """
-    server = None
-    if endpoint.get("serve") and mode == "live":
-        server = contextlib.ExitStack()
-        log_path = Path(cache_path).with_suffix(".vllm.log")
-        endpoint = server.enter_context(served_endpoint(endpoint, log_path))
-    endpoint = {k: v for k, v in endpoint.items() if k != "serve"}
+    closing = closing if closing is not None else contextlib.ExitStack()
     try:
-        return _open_client(endpoint, mode, replay_file, cache_path, submit, batch, server)
+        if endpoint.get("serve") and mode == "live":
+            log_path = Path(cache_path).with_suffix(".vllm.log")
+            endpoint = closing.enter_context(served_endpoint(endpoint, log_path))
+        endpoint = {k: v for k, v in endpoint.items() if k != "serve"}
+        return _open_client(endpoint, mode, replay_file, cache_path, submit, batch, closing)
     except BaseException:
-        if server is not None:
-            server.close()
+        closing.close()
         raise
 
 
@@ -455,7 +456,7 @@ def _open_client(
     cache_path: str | Path,
     submit: str,
     batch: Mapping[str, Any] | None,
-    server: contextlib.ExitStack | None,
+    closing: contextlib.ExitStack,
 ) -> LLMClient:
     config = Endpoint.from_dict(endpoint)
     if not _is_mode(mode):
@@ -497,64 +498,5 @@ def _open_client(
     )
     store = open_store(cache_path)
     return LLMClient(
-        config, mode, sdk, store, limiter, recording, attempts, secret, submit, settings, server
+        config, mode, sdk, store, limiter, recording, attempts, secret, submit, settings, closing
     )
-
-
-class Refused(str):
-    """The empty reply text of a request the API refused for good; `.error` says why."""
-
-    error: str
-
-    def __new__(cls, error: str) -> Refused:
-        text = super().__new__(cls, "")
-        text.error = error
-        return text
-
-
-class ChatFn:
-    """Callable: a list of conversations -> the response texts in order (usage kept on `.usage`)."""
-
-    def __init__(
-        self,
-        endpoint: Mapping[str, Any],
-        model: str,
-        mode: str,
-        replay_file: str | None,
-        cache_path: str,
-        params: Mapping[str, Any],
-    ) -> None:
-        self.endpoint = dict(endpoint)
-        self.model = model
-        self.mode = mode
-        self.replay_file = replay_file
-        self.cache_path = cache_path
-        self.params = dict(params)
-        self.usage = Usage()
-
-    def __call__(self, conversations: list[list[dict[str, str]]]) -> list[str]:
-        """Answer every conversation; an empty answer (no choice) is logged and '', a request
-        the API refused is a `Refused` ('' carrying the error) so callers count it apart."""
-        requests = [ChatRequest(self.model, tuple(conv), self.params) for conv in conversations]
-        with open_client(self.endpoint, self.mode, self.replay_file, self.cache_path) as client:
-            results = client.complete_many(requests)
-            for name, value in client.usage.as_dict().items():
-                setattr(self.usage, name, getattr(self.usage, name) + value)
-        empty = [r.key for r in results if not r.text and r.error is None]
-        if empty:
-            log.warning("llm: %d empty responses, first key %s", len(empty), empty[0])
-        return [Refused(r.error) if r.error is not None else r.text or "" for r in results]
-
-
-def make_chat_fn(
-    endpoint: dict,
-    model: str,
-    mode: str,
-    replay_file: str | None,
-    cache_path: str,
-    max_tokens: int,
-    temperature: float = 0.0,
-) -> Callable[[list[list[dict[str, str]]]], list[str]]:
-    """A function answering a list of conversations with the cached client (used by the judge)."""
-    params = {"temperature": temperature, "max_tokens": max_tokens}
-    return ChatFn(endpoint, model, mode, replay_file, cache_path, params)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from medinjection.llm.request import ChatRequest, ChatResult
+
+if TYPE_CHECKING:  # the client imports nothing of this module; only its type is needed here
+    from medinjection.llm.client import LLMClient
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,43 @@ def with_feedback(request: ChatRequest, reply: str | None, reasons: Sequence[str
         {"role": "user", "content": FEEDBACK.format(reasons="; ".join(reasons))},
     )
     return ChatRequest(request.model, messages, request.params)
+
+
+T = TypeVar("T")
+# a reply's use: (what it makes, or None when unusable; the reasons it is unusable)
+Outcome = tuple[T | None, list[str]]
+
+
+def ask_with_one_retry(
+    client: LLMClient,
+    requests: Sequence[ChatRequest],
+    checks: Sequence[Callable[[ChatResult], Sequence[str]]],
+    judge: Callable[[int, ChatResult], Outcome[T]],
+    stage: str,
+) -> tuple[list[ChatResult], list[Outcome[T]], list[int]]:
+    """Send `requests` (the client caches only replies their `checks` pass), `judge` each reply,
+    and ask once more, with feedback, for each unusable reply the API did not refuse.
+
+    Returns the first replies, each request's final outcome (a retried one that still fails has
+    the reasons of both attempts, prefixed `attempt 1: ` / `attempt 2: `) and the retried indices.
+    """
+    first = client.complete_many(requests, checks)
+    outcomes = [judge(i, result) for i, result in enumerate(first)]
+    retry = [i for i, (made, _) in enumerate(outcomes) if made is None and worth_retrying(first[i])]
+    if retry:
+        log.info("%s: %d replies unusable, retrying once with feedback", stage, len(retry))
+        second = client.complete_many(
+            [with_feedback(requests[i], first[i].text, outcomes[i][1]) for i in retry],
+            [checks[i] for i in retry],
+        )
+        for i, result in zip(retry, second, strict=True):
+            made, errors = judge(i, result)
+            if made is None:
+                errors = [f"attempt 1: {e}" for e in outcomes[i][1]] + [
+                    f"attempt 2: {e}" for e in errors
+                ]
+            outcomes[i] = (made, errors)
+    return first, outcomes, retry
 
 
 @dataclass

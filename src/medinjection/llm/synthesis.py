@@ -23,12 +23,11 @@ from typing import Any
 from medinjection.llm.client import ChatRequest, ChatResult, LLMClient
 from medinjection.llm.structured import (
     Report,
+    ask_with_one_retry,
     clean_text,
     json_schema_format,
     parse_reply,
     strict_object,
-    with_feedback,
-    worth_retrying,
 )
 from medinjection.records import Record, join_letters, validation_errors
 from medinjection.sources.base import Document
@@ -360,24 +359,10 @@ def run_jobs(
 ) -> list[Record]:
     """Send every job, retry unparsable replies once with feedback, build and dedup records."""
     checks = [partial(reply_check, job, source, model) for job in jobs]
-    results: list[ChatResult] = client.complete_many([job.request for job in jobs], checks)
-    parsed = [parse_reply(result) for result in results]
-    retry = [
-        i for i, (reply, _) in enumerate(parsed) if reply is None and worth_retrying(results[i])
-    ]
-    if retry:
-        log.info("synthesize: %d replies unusable, retrying once with feedback", len(retry))
-        again = client.complete_many(
-            [with_feedback(jobs[i].request, results[i].text, parsed[i][1]) for i in retry],
-            [checks[i] for i in retry],
-        )
-        for i, result in zip(retry, again, strict=True):
-            reply, errors = parse_reply(result)
-            first_errors = parsed[i][1]
-            parsed[i] = (
-                reply,
-                [f"attempt 1: {e}" for e in first_errors] + [f"attempt 2: {e}" for e in errors],
-            )
+    requests = [job.request for job in jobs]
+    _, parsed, retry = ask_with_one_retry(
+        client, requests, checks, lambda i, result: parse_reply(result), "synthesize"
+    )
     report.counts["retried"] = len(retry)
     records: list[Record] = []
     for job, (reply, errors) in zip(jobs, parsed, strict=True):

@@ -17,12 +17,11 @@ from typing import Any
 from medinjection.llm.client import ChatRequest, ChatResult, LLMClient
 from medinjection.llm.structured import (
     Report,
+    ask_with_one_retry,
     clean_text,
     json_schema_format,
     parse_reply,
     strict_object,
-    with_feedback,
-    worth_retrying,
 )
 from medinjection.records import (
     Record,
@@ -198,24 +197,14 @@ def translate_records(
     """Translate records (one retry with feedback for unusable replies, then quarantine)."""
     requests = [translation_request(r, model, temperature, max_tokens) for r in records]
     checks = [_Check(record, model) for record in records]
-    first = client.complete_many(requests, checks)
-    outcomes = [check.outcome(res) for check, res in zip(checks, first, strict=True)]
-    retry_index = [
-        i for i, (out, _) in enumerate(outcomes) if out is None and worth_retrying(first[i])
-    ]
-    for i, (out, errors) in enumerate(outcomes):
-        if out is None and not worth_retrying(first[i]):
-            report.quarantine(records[i].id, errors, source=records[i].source)
-    if retry_index:
-        log.info("translate: %d replies unusable, retrying once with feedback", len(retry_index))
-        retries = [with_feedback(requests[i], first[i].text, outcomes[i][1]) for i in retry_index]
-        second = client.complete_many(retries, [checks[i] for i in retry_index])
-        for i, res in zip(retry_index, second, strict=True):
-            out, errors = checks[i].outcome(res)
-            if out is None:
-                reasons = [f"attempt 1: {e}" for e in outcomes[i][1]]
-                reasons += [f"attempt 2: {e}" for e in errors]
-                report.quarantine(records[i].id, reasons, source=records[i].source)
-            outcomes[i] = (out, errors)
-    report.counts["retried"] = len(retry_index)
+    _, outcomes, retry = ask_with_one_retry(
+        client, requests, checks, lambda i, result: checks[i].outcome(result), "translate"
+    )
+    retried = set(retry)
+    # refused for good first, then the replies still unusable after their retry
+    lost = [i for i in range(len(records)) if i not in retried] + retry
+    for i in lost:
+        if outcomes[i][0] is None:
+            report.quarantine(records[i].id, outcomes[i][1], source=records[i].source)
+    report.counts["retried"] = len(retry)
     return [out for out, _ in outcomes if out is not None]

@@ -24,6 +24,7 @@ from medinjection.modeling.kernels import check_attn_implementation, load_model
 from medinjection.modeling.provenance import training_provenance
 from medinjection.modeling.token_lengths import count_over_length
 from medinjection.modeling.train_config import (
+    check_hparams,
     lora_config,
     read_train_config,
     sft_config,
@@ -204,19 +205,17 @@ def build_trainer(
     from trl import SFTTrainer
 
     hparams = config["hparams"]
-    use_bf16 = _use_bf16(hparams["bf16"])
-    check_attn_implementation(hparams["attn_implementation"])
+    training, seed = check_hparams(hparams)
+    use_bf16 = _use_bf16(training.bf16)
+    check_attn_implementation(training.attn_implementation)
     check_deepspeed(hparams)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     train_ds, val_ds, counts = _datasets(
-        Path(train_path),
-        Path(validation_path),
-        hparams["loss_on"],
-        tokenizer,
-        int(hparams["max_length"]),
+        Path(train_path), Path(validation_path), training.loss_on, tokenizer, training.max_length
     )
     # SFTConfig before the model: under ZeRO-3 it must exist for from_pretrained to shard
-    args = sft_config(hparams, run_dir, use_bf16, val_ds is not None, config.get("deepspeed"))
+    evaluate, deepspeed = val_ds is not None, config.get("deepspeed")
+    args = sft_config(training, seed, run_dir, use_bf16, evaluate, deepspeed)
     model = load_model(Path(model_dir), hparams, use_bf16)
     trainer = SFTTrainer(
         model=model,
@@ -224,7 +223,7 @@ def build_trainer(
         train_dataset=train_ds,
         eval_dataset=val_ds,
         processing_class=tokenizer,
-        peft_config=lora_config(hparams),
+        peft_config=lora_config(training),
         callbacks=list(callbacks),
     )
     return trainer, counts

@@ -6,21 +6,10 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import medinjection
 from medinjection.settings import TrainingSettings
-
-Method = Literal["lora", "dora"]
-LossOn = Literal["conversation", "answer"]
-Distributed = Literal["ddp", "zero2", "zero3"]
-AttnImplementation = Literal["sdpa", "flash_attention_2", "eager"]
-CHOICES: dict[str, tuple[str, ...]] = {
-    "method": ("lora", "dora"),
-    "loss_on": ("conversation", "answer"),
-    "distributed": ("ddp", "zero2", "zero3"),
-    "attn_implementation": ("sdpa", "flash_attention_2", "eager"),
-}
 
 # Exactly the keys of the config's `training:` block (TrainingSettings, in the schema's order)
 # with `seeds` replaced by `seed` (the run's own). The job's resources are not among them: they
@@ -33,8 +22,9 @@ HPARAM_KEYS: tuple[str, ...] = tuple(
 NON_MODEL_KEYS: tuple[str, ...] = ("logging_steps", "save_steps")
 
 
-def check_hparams(hparams: Mapping[str, Any]) -> None:
-    """Raise unless `hparams` has exactly HPARAM_KEYS with valid closed-choice values."""
+def check_hparams(hparams: Mapping[str, Any]) -> tuple[TrainingSettings, int]:
+    """(settings, seed) of one run's hparams; raises unless they are exactly HPARAM_KEYS with
+    values of the types and choices TrainingSettings declares, and in range."""
     missing = sorted(set(HPARAM_KEYS) - set(hparams))
     unknown = sorted(set(hparams) - set(HPARAM_KEYS))
     if missing or unknown:
@@ -42,18 +32,17 @@ def check_hparams(hparams: Mapping[str, Any]) -> None:
             f"training hparams: missing keys {missing}, unknown keys {unknown}; "
             f"expected exactly {list(HPARAM_KEYS)}"
         )
-    for key, valid in CHOICES.items():
-        if hparams[key] not in valid:
-            raise ValueError(f"training.{key} {hparams[key]!r} not in {valid}")
-    if not 0 <= float(hparams["warmup_ratio"]) < 1:
-        raise ValueError(f"training.warmup_ratio {hparams['warmup_ratio']} must be in [0, 1)")
-    if int(hparams["max_length"]) <= 0:
-        raise ValueError(f"training.max_length {hparams['max_length']} must be > 0")
+    training, seed = TrainingSettings.from_run_hparams(hparams)
+    if not 0 <= training.warmup_ratio < 1:
+        raise ValueError(f"training.warmup_ratio {training.warmup_ratio} must be in [0, 1)")
+    if training.max_length <= 0:
+        raise ValueError(f"training.max_length {training.max_length} must be > 0")
+    return training, seed
 
 
-def deepspeed_config(hparams: Mapping[str, Any]) -> dict[str, Any] | None:
+def deepspeed_config(training: TrainingSettings) -> dict[str, Any] | None:
     """DeepSpeed JSON for `distributed: zero2|zero3` (None: plain DDP); 'auto' = Trainer's value."""
-    stage = {"ddp": None, "zero2": 2, "zero3": 3}[hparams["distributed"]]
+    stage = {"ddp": None, "zero2": 2, "zero3": 3}[training.distributed]
     if stage is None:
         return None
     zero: dict[str, Any] = {
@@ -76,14 +65,14 @@ def deepspeed_config(hparams: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def write_train_config(hparams: dict, mixture: str, path: Path) -> None:
+def write_train_config(hparams: Mapping[str, Any], mixture: str, path: Path) -> None:
     """Write the rendered training config (hparams, DeepSpeed JSON, mixture, version) as JSON."""
-    check_hparams(hparams)
+    training, _seed = check_hparams(hparams)
     payload = {
         "mixture": mixture,
         "package_version": medinjection.__version__,
         "hparams": {key: hparams[key] for key in HPARAM_KEYS},
-        "deepspeed": deepspeed_config(hparams),
+        "deepspeed": deepspeed_config(training),
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,54 +88,55 @@ def read_train_config(path: Path) -> dict[str, Any]:
     return payload
 
 
-def lora_config(hparams: Mapping[str, Any]) -> Any:
-    """PEFT LoraConfig (DoRA when method is 'dora') from the hparams."""
+def lora_config(training: TrainingSettings) -> Any:
+    """PEFT LoraConfig (DoRA when method is 'dora') from the training settings."""
     from peft import LoraConfig
 
     return LoraConfig(
-        r=int(hparams["r"]),
-        lora_alpha=int(hparams["alpha"]),
-        lora_dropout=float(hparams["dropout"]),
-        target_modules=list(hparams["target_modules"]),
-        use_dora=hparams["method"] == "dora",
+        r=training.r,
+        lora_alpha=int(training.alpha),  # a number in the schema, an integer for PEFT
+        lora_dropout=float(training.dropout),
+        target_modules=list(training.target_modules),
+        use_dora=training.method == "dora",
         bias="none",
         task_type="CAUSAL_LM",
     )
 
 
 def sft_config(
-    hparams: Mapping[str, Any],
+    training: TrainingSettings,
+    seed: int,
     checkpoints_dir: Path,
     use_bf16: bool,
     evaluate: bool = True,
     deepspeed: Mapping[str, Any] | None = None,
 ) -> Any:
-    """TRL SFTConfig from the hparams; checkpoints go to `checkpoints_dir` so retries resume."""
+    """TRL SFTConfig of one run; checkpoints go to `checkpoints_dir` so retries resume."""
     from trl import SFTConfig
 
-    gradient_checkpointing = bool(hparams["gradient_checkpointing"])
+    gradient_checkpointing = training.gradient_checkpointing
     return SFTConfig(
         output_dir=str(checkpoints_dir),
-        max_length=int(hparams["max_length"]),  # explicit: TRL's default 1024 truncates silently
-        packing=bool(hparams["packing"]),  # bfd packing, which TRL makes padding-free
+        max_length=training.max_length,  # explicit: TRL's default 1024 truncates silently
+        packing=training.packing,  # bfd packing, which TRL makes padding-free
         # answer: prompt-completion rows, loss on the completion only; conversation: `messages`
         # rows, loss on every token (the authors' SFT-Training.py sets no completion collator)
-        completion_only_loss=hparams["loss_on"] == "answer",
+        completion_only_loss=training.loss_on == "answer",
         assistant_only_loss=False,
         # the authors' group_by_length=True (transformers 5 renamed it); moot once rows are packed
         train_sampling_strategy="group_by_length"
-        if hparams["group_by_length"] and not hparams["packing"]
+        if training.group_by_length and not training.packing
         else "random",
-        pad_to_multiple_of=int(hparams["pad_to_multiple_of"]) or None,
-        learning_rate=float(hparams["learning_rate"]),
-        lr_scheduler_type=hparams["lr_scheduler"],
-        warmup_steps=float(hparams["warmup_ratio"]),  # transformers 5: a float < 1 is a ratio
-        per_device_train_batch_size=int(hparams["per_device_batch_size"]),
-        per_device_eval_batch_size=int(hparams["per_device_batch_size"]),
-        gradient_accumulation_steps=int(hparams["gradient_accumulation_steps"]),
-        num_train_epochs=float(hparams["epochs"]),
-        max_steps=int(hparams["max_steps"]) if int(hparams["max_steps"]) > 0 else -1,
-        seed=int(hparams["seed"]),
+        pad_to_multiple_of=training.pad_to_multiple_of or None,
+        learning_rate=float(training.learning_rate),
+        lr_scheduler_type=training.lr_scheduler,
+        warmup_steps=float(training.warmup_ratio),  # transformers 5: a float < 1 is a ratio
+        per_device_train_batch_size=training.per_device_batch_size,
+        per_device_eval_batch_size=training.per_device_batch_size,
+        gradient_accumulation_steps=training.gradient_accumulation_steps,
+        num_train_epochs=float(training.epochs),
+        max_steps=training.max_steps if training.max_steps > 0 else -1,
+        seed=seed,
         bf16=use_bf16,
         gradient_checkpointing=gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False} if gradient_checkpointing else None,
@@ -155,9 +145,9 @@ def sft_config(
         optim="adamw_torch",
         eval_strategy="epoch" if evaluate else "no",
         save_strategy="steps",
-        save_steps=int(hparams["save_steps"]),
+        save_steps=training.save_steps,
         save_total_limit=2,
-        logging_steps=int(hparams["logging_steps"]),
+        logging_steps=training.logging_steps,
         include_num_input_tokens_seen="non_padding",
         report_to="none",
         disable_tqdm=True,

@@ -8,9 +8,10 @@ import logging
 import shutil
 import urllib.request
 import zipfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from medinjection.settings import LocationSettings
 
 LOG = logging.getLogger(__name__)
 LOCATION_KINDS: tuple[str, ...] = ("local", "hf", "github")
@@ -20,11 +21,11 @@ SNAKEMAKE_STAMP = ".snakemake_timestamp"
 
 
 def fetch(
-    source: str, location: Mapping[str, Any], raw_dir: Path, offline: bool = False
+    source: str, location: LocationSettings, raw_dir: Path, offline: bool = False
 ) -> str | None:
     """Copy (local) or fetch (hf via the Hub cache; github at a commit) a source's raw files into
     raw_dir; the commit fetched (hf, github) or None (local)."""
-    kind = location.get("kind")
+    kind = location.kind
     if kind == "local":
         _stage_local(source, location, raw_dir)
         return None
@@ -38,10 +39,10 @@ def fetch(
     )
 
 
-def _stage_local(source: str, location: Mapping[str, Any], raw_dir: Path) -> None:
+def _stage_local(source: str, location: LocationSettings, raw_dir: Path) -> None:
     path = Path(_required(source, location, "path"))
     if not path.exists():
-        hint = location.get("obtain", "see config/README.md for where to get it")
+        hint = location.obtain or "see config/README.md for where to get it"
         raise FileNotFoundError(
             f"source {source!r}: local path {path} does not exist; provide the source's raw "
             f"files there (config key sources.{source}.location.path; {hint})"
@@ -55,19 +56,19 @@ def _stage_local(source: str, location: Mapping[str, Any], raw_dir: Path) -> Non
         shutil.copy2(path, raw_dir / path.name)
 
 
-def _stage_hf(source: str, location: Mapping[str, Any], raw_dir: Path, offline: bool) -> str:
+def _stage_hf(source: str, location: LocationSettings, raw_dir: Path, offline: bool) -> str:
     """Fetch into the Hub cache (kept across reruns), copy into raw_dir; the commit SHA used."""
     from huggingface_hub import snapshot_download  # network only when a hf location is staged
 
     repo = _required(source, location, "repo")
     revision = _required(source, location, "revision")
-    patterns = location.get("files")
+    patterns = location.files
     try:
         snapshot = Path(
             snapshot_download(
                 repo_id=repo,
                 revision=revision,
-                repo_type=location.get("repo_type", "dataset"),
+                repo_type=location.repo_type or "dataset",
                 allow_patterns=list(patterns) if patterns else None,
                 local_files_only=offline,
             )
@@ -90,7 +91,7 @@ def _stage_hf(source: str, location: Mapping[str, Any], raw_dir: Path, offline: 
     return snapshot.name if is_commit_sha(snapshot.name) else revision
 
 
-def _stage_github(source: str, location: Mapping[str, Any], raw_dir: Path, offline: bool) -> str:
+def _stage_github(source: str, location: LocationSettings, raw_dir: Path, offline: bool) -> str:
     """Download the listed files of a GitHub repository at a commit; check their sha256."""
     key = f"sources.{source}.location"
     repo, revision = _required(source, location, "repo"), _required(source, location, "revision")
@@ -106,7 +107,7 @@ def _stage_github(source: str, location: Mapping[str, Any], raw_dir: Path, offli
             f"HF_HUB_OFFLINE is set; stage it once online, or copy the files into a folder and "
             f"make {key} a local location"
         )
-    checksums = dict(location.get("checksums") or {})
+    checksums = dict(location.checksums or {})
     if raw_dir.exists():
         shutil.rmtree(raw_dir)
     for path in files:
@@ -165,10 +166,11 @@ def extract_archives(raw_dir: Path) -> list[str]:
     return extracted
 
 
-def _required(source: str, location: Mapping[str, Any], key: str) -> Any:
-    if not location.get(key):
+def _required(source: str, location: LocationSettings, key: str) -> Any:
+    value = getattr(location, key)
+    if not value:
         raise ValueError(f"source {source!r}: location needs {key!r} (sources.{source}.location)")
-    return location[key]
+    return value
 
 
 def file_hashes(root: Path) -> dict[str, str]:

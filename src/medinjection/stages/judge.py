@@ -2,13 +2,18 @@
 `judge.select`, or of the meta-evaluation's selection file), the staging of the physician
 annotations, and the meta-evaluation of every candidate judge and metric against them.
 
-Every judge, in either rule, is built one way: the rule's params give one plain dict per
-candidate (`workflow/rules/helpers/judge.smk`, `judge_params`), and `judge_config` turns it into
-the `JudgeConfig` the backends of `evaluation.judge` run.
+Every judge, in either rule, is built one way: the script rebuilds each candidate's settings
+(`judge.candidates.<name>`, a `JudgeCandidateSettings`) and the endpoint of each openai candidate
+(`llm.endpoints.<name>`, an `EndpointSettings`) from the rule's params; `JudgeRun` adds the llm
+mode, replay file and response cache of this job, and `JUDGE_BACKENDS` (stages/judge_backends.py)
+turns it into a chat function (`evaluation.judge.Chat`): the local model, or the LLM client
+(`llm.chat.ChatFn`, one client and at most one vllm server per candidate and job, closed once at
+the end).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -22,13 +27,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from medinjection.evaluation.judge import (
-    JUDGE_BACKENDS,
     JUDGMENT_SCHEMA,
-    JudgeConfig,
     judge_messages,
     load_judge_prompt,
     prompt_sha256,
-    run_judge,
     uses_base_model,
 )
 from medinjection.evaluation.judge_selection import (
@@ -52,27 +54,50 @@ from medinjection.records import read_records
 from medinjection.settings import (
     BertScoreSettings,
     BootstrapSettings,
+    EndpointSettings,
+    JudgeCandidateSettings,
     LocationSettings,
     MetaevalSettings,
 )
+from medinjection.stages.judge_backends import DEFAULT_CACHE, JUDGE_BACKENDS, JudgeRun, run_judge
 
 log = logging.getLogger(__name__)
 
+# ---------------------------------------------------------------- the judges
 
-def judge_config(params: Mapping[str, Any], cache_path: str | None = None) -> JudgeConfig:
-    """The JudgeConfig of one candidate's params (backend, judge_model, endpoint, mode,
-    replay_file, max_tokens, serve; `cache_path` given here or in the params)."""
-    values = dict(params)
-    if cache_path is not None:
-        values["cache_path"] = cache_path
-    return JudgeConfig.from_dict(values)
+
+def judge_run(
+    candidate: JudgeCandidateSettings,
+    endpoints: Mapping[str, EndpointSettings],
+    mode: str,
+    replay_file: str | None,
+    cache_path: str,
+) -> JudgeRun:
+    """The JudgeRun of a candidate: an openai candidate gets its endpoint from `endpoints`."""
+    endpoint = None
+    if candidate.backend == "openai":
+        if candidate.endpoint not in endpoints:
+            raise KeyError(
+                f"judge backend openai needs endpoint {candidate.endpoint!r} (llm.endpoints), "
+                f"but this job was given {sorted(endpoints)}"
+            )
+        endpoint = endpoints[candidate.endpoint]
+    return JudgeRun(candidate, endpoint, mode, replay_file, cache_path)
+
+
+def _base_model_dir(run: JudgeRun, model_dir: Path | None) -> Path | None:
+    return model_dir if uses_base_model(run.candidate.backend, run.candidate.model) else None
+
+
+def _cache_path(cache_paths: Mapping[str, str] | None, name: str) -> str:
+    return (cache_paths or {}).get(name, DEFAULT_CACHE)
 
 
 # ---------------------------------------------------------------- rule judge
 
 
 def _error(raw: str) -> str | None:
-    """The API's refusal message of a reply (medinjection.llm.client.Refused), else None."""
+    """The API's refusal message of a reply (medinjection.llm.chat.Refused), else None."""
     return getattr(raw, "error", None)
 
 
@@ -96,7 +121,7 @@ def _file_messages(
 
 
 def judge_predictions(
-    cfg: JudgeConfig,
+    run: JudgeRun,
     model_dir: Path | None,
     prediction_files: list[Path],
     testset_files: list[Path],
@@ -113,8 +138,10 @@ def judge_predictions(
             f"judge: {len(prediction_files)} prediction files, {len(testset_files)} "
             f"test sets and {len(out_files)} outputs must correspond one to one"
         )
-    if cfg.backend not in JUDGE_BACKENDS:
-        raise KeyError(f"judge backend {cfg.backend!r} unknown; valid: {sorted(JUDGE_BACKENDS)}")
+    if run.candidate.backend not in JUDGE_BACKENDS:
+        raise KeyError(
+            f"judge backend {run.candidate.backend!r} unknown; valid: {sorted(JUDGE_BACKENDS)}"
+        )
     system_prompt = load_judge_prompt(prompt_file)
     log.info("judge prompt: %s (sha256 %s)", prompt_file, prompt_sha256(system_prompt)[:16])
     per_file = [
@@ -122,13 +149,13 @@ def judge_predictions(
         for p, t in zip(prediction_files, testset_files, strict=True)
     ]
     # one backend call for all files, so a vllm server or a model is loaded once per job
-    results = run_judge([m for _, msgs in per_file for m in msgs], cfg, model_dir)
+    results = run_judge([m for _, msgs in per_file for m in msgs], run, model_dir)
     offset = 0
     for (ids, _), out in zip(per_file, out_files, strict=True):
         chunk = results[offset : offset + len(ids)]
         offset += len(ids)
         rows = [
-            {"id": i, "score": s, "raw": r, "judge": cfg.judge_model, "error": _error(r)}
+            {"id": i, "score": s, "raw": r, "judge": run.candidate.model, "error": _error(r)}
             for i, (s, r) in zip(ids, chunk, strict=True)
         ]
         Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -137,9 +164,9 @@ def judge_predictions(
 
 
 def resolve_judge(
-    candidates: dict[str, dict[str, Any]], select: str, selection_file: Path | None
-) -> tuple[str, dict[str, Any]]:
-    """(name, judge params) of the judge to run: the configured one, or the one in the file."""
+    candidates: Mapping[str, JudgeCandidateSettings], select: str, selection_file: Path | None
+) -> tuple[str, JudgeCandidateSettings]:
+    """(name, settings) of the judge to run: the configured one, or the one in the file."""
     if select == AUTO:
         if selection_file is None:
             raise FileNotFoundError(
@@ -154,11 +181,11 @@ def resolve_judge(
             f"judge {name!r} (from {selection_file or 'judge.select'}) is not among the "
             f"candidates given to this job {sorted(candidates)}"
         )
-    return name, dict(candidates[name])
+    return name, candidates[name]
 
 
 def judge_with_selection(
-    candidates: dict[str, dict[str, Any]],
+    candidates: Mapping[str, JudgeCandidateSettings],
     select: str,
     selection_file: Path | None,
     model_dir: Path | None,
@@ -170,18 +197,22 @@ def judge_with_selection(
     prompt_file: Path | None = None,
     input_manifests: list[Path] | None = None,
     out_manifest: Path | None = None,
+    endpoints: Mapping[str, EndpointSettings] | None = None,
+    mode: str = "live",
+    replay_file: str | None = None,
 ) -> None:
     """Judge one model's open answers with the selected candidate judge (`prompt_file`: the
-    judge's system prompt, judge.prompt_file); predictions and test sets are first checked
-    against `input_manifests`, and `out_manifest` records the judgment files."""
+    judge's system prompt, judge.prompt_file; `endpoints`: the llm.endpoints of the openai
+    candidates; `mode`, `replay_file`: llm.mode and llm.replay_file); predictions and test sets
+    are first checked against `input_manifests`, and `out_manifest` records the judgment files."""
     if input_manifests is not None:
         check_inputs([*prediction_files, *testset_files], input_manifests, "judge")
-    name, params = resolve_judge(candidates, select, selection_file)
-    cfg = judge_config(params, cache_path)
-    log.info("judge: candidate %r (%s, %s)", name, cfg.judge_model, cfg.backend)
+    name, candidate = resolve_judge(candidates, select, selection_file)
+    run = judge_run(candidate, endpoints or {}, mode, replay_file, cache_path)
+    log.info("judge: candidate %r (%s, %s)", name, candidate.model, candidate.backend)
     judge_predictions(
-        cfg,
-        model_dir=model_dir if uses_base_model(cfg.backend, cfg.judge_model) else None,
+        run,
+        model_dir=_base_model_dir(run, model_dir),
         prediction_files=prediction_files,
         testset_files=testset_files,
         out_files=out_files,
@@ -309,7 +340,7 @@ def _write_table(frame: pd.DataFrame, path: Path) -> None:
 def run_metaeval(
     annotations: Path,
     candidate_field: str,
-    judges: dict[str, dict],
+    judges: Mapping[str, JudgeCandidateSettings],
     select: str,
     select_by: str,
     model_dir: Path | None,
@@ -317,19 +348,33 @@ def run_metaeval(
     bootstrap: BootstrapSettings,
     outputs: dict[str, Path],
     prompt_file: Path | None = None,
+    endpoints: Mapping[str, EndpointSettings] | None = None,
+    mode: str = "live",
+    replay_file: str | None = None,
+    cache_paths: Mapping[str, str] | None = None,
 ) -> None:
     """Score every candidate judge and metric against physician labels, pick the judge, and write
     ``outputs`` correlations, verbosity, regression, scores (CSV) and selection (JSON).
-    `prompt_file` (judge.prompt_file): the judges' system prompt; None = the shipped paraphrase."""
+    `prompt_file` (judge.prompt_file): the judges' system prompt; None = the shipped paraphrase.
+    `endpoints`, `mode`, `replay_file` as for `judge_with_selection`; `cache_paths`: each
+    candidate's response cache."""
     items = load_annotations(Path(annotations), candidate_field)
     log.info("meta-evaluation on %d annotated items (%s)", len(items), annotations)
-    configs = {name: judge_config(params) for name, params in judges.items()}
+    runs = {
+        name: judge_run(
+            candidate, endpoints or {}, mode, replay_file, _cache_path(cache_paths, name)
+        )
+        for name, candidate in judges.items()
+    }
     bert = bertscore_settings(bertscore)
     system_prompt = load_judge_prompt(prompt_file)
+    judge_fns = {
+        name: functools.partial(run_judge, run=run, model_dir=_base_model_dir(run, model_dir))
+        for name, run in runs.items()
+    }
     frame = item_scores(
-        items, candidate_field, configs, model_dir, bert, system_prompt,
-        bertscore_batch_size(bertscore),
-    )  # fmt: skip
+        items, candidate_field, judge_fns, bert, system_prompt, bertscore_batch_size(bertscore)
+    )
     boot = bootstrap.to_dict()
     scorers = [judge_scorer(name) for name in judges] + list(METRIC_SCORERS)
     correlations = correlation_table(frame, scorers, boot)

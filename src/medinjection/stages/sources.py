@@ -9,13 +9,14 @@ import logging
 import os
 import shutil
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
 from medinjection.manifests import write_manifest
 from medinjection.records import Record, validation_errors, write_records
+from medinjection.settings import DatasetSettings, LocationSettings
 from medinjection.sources import get_adapter, get_corpus_adapter
 from medinjection.sources.base import ROW, Quarantined, hash_split, write_documents
 from medinjection.sources.fetch import check_staged, extract_archives, fetch, file_hashes
@@ -34,19 +35,19 @@ def offline_now(data_offline: bool) -> bool:
 
 def stage_source(
     source: str,
-    location: Mapping[str, Any],
+    location: LocationSettings,
     raw_dir: Path,
     manifest_path: Path,
     offline: bool = False,
 ) -> None:
-    """Copy (local) or fetch (hf via the Hub cache; github at a commit) a source's raw files;
-    write its manifest."""
+    """Copy (local) or fetch (hf via the Hub cache; github at a commit) a source's raw files
+    (`location`: sources.<name>.location, or data.published.<origin>); write its manifest."""
     raw_dir = Path(raw_dir)
-    manifest: dict[str, Any] = {"source": source, "location": location}
+    manifest: dict[str, Any] = {"source": source, "location": location.to_dict()}
     resolved = fetch(source, location, raw_dir, offline)
     if resolved is not None:
         manifest["resolved_revision"] = resolved
-    if location.get("extract"):
+    if location.extract:
         manifest["extracted"] = extract_archives(raw_dir)
     files = file_hashes(raw_dir)
     if not files:
@@ -65,10 +66,7 @@ def normalize_source(
     records_path: Path,
     quarantine_path: Path,
     stats_path: Path,
-    split_seed: int,
-    validation_fraction: float,
-    test_fraction: float,
-    max_quarantine_rate: float,
+    dataset: DatasetSettings,
     kept_quarantine_path: Path | None = None,
     manifest_path: Path | None = None,
     out_manifest: Path | None = None,
@@ -76,11 +74,13 @@ def normalize_source(
 ) -> None:
     """Run a QA adapter, assign splits, validate, quarantine failures, write records and stats.
 
-    When the quarantined share exceeds `max_quarantine_rate` the quarantine is copied to
-    `kept_quarantine_path` (outside the job's outputs, which a failed job loses) and the error
-    names that copy. With `manifest_path` (the rule always gives it) the staged files are first
-    checked against the hashes it records; `out_manifest` records the records and stats written
-    (for build_dataset's check), naming `rule` as their producer.
+    `dataset` gives the hash split of records without a split of their own (split_seed,
+    validation_fraction, test_fraction) and the quarantine limit; its dedup keys are
+    build_dataset's. When the quarantined share exceeds `dataset.max_quarantine_rate` the
+    quarantine is copied to `kept_quarantine_path` (outside the job's outputs, which a failed
+    job loses) and the error names that copy. With `manifest_path` (the rule always gives it)
+    the staged files are first checked against the hashes it records; `out_manifest` records
+    the records and stats written (for build_dataset's check), naming `rule` as their producer.
     """
     if manifest_path is not None:
         check_staged(source, Path(raw_dir), Path(manifest_path))
@@ -94,7 +94,7 @@ def normalize_source(
             get_adapter(adapter)(Path(raw_dir), source),
             source,
             role,
-            (split_seed, validation_fraction, test_fraction),
+            (dataset.split_seed, dataset.validation_fraction, dataset.test_fraction),
             f"{raw_dir} (row not located)",
         )
         write_records(kept, records_path)
@@ -103,7 +103,12 @@ def normalize_source(
     Path(stats_path).write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n", "utf-8")
     LOG.info("%s: kept %d, quarantined %d", source, len(kept), len(quarantined))
     _check_rate(
-        source, len(kept), quarantined, max_quarantine_rate, quarantine_path, kept_quarantine_path
+        source,
+        len(kept),
+        quarantined,
+        dataset.max_quarantine_rate,
+        quarantine_path,
+        kept_quarantine_path,
     )
     if out_manifest is not None:
         write_manifest(out_manifest, rule, [Path(records_path), Path(stats_path)])

@@ -35,4 +35,4 @@ def get_normalize_stats(wildcards):
 
 
 def get_published_location(wildcards):
-    return dict(config["data"]["published"][wildcards.origin])
+    return getattr(STUDY.data.published, wildcards.origin).to_dict()

@@ -18,16 +18,16 @@ def needs_local_judge(names):
     )
 
 
-def judge_params(spec):
-    return {
-        "backend": spec["backend"],
-        "judge_model": spec["model"],
-        "endpoint": endpoint_params(spec["endpoint"]) if spec["backend"] == "openai" else None,
-        "mode": STUDY.llm.mode,
-        "replay_file": STUDY.llm.replay_file,
-        "max_tokens": spec["max_tokens"],
-        "serve": spec.get("serve"),
-    }
+def candidate_settings(names):
+    # judge.candidates.<name> (JudgeCandidateSettings) of each named candidate, as plain values
+    return {name: STUDY.judge.candidates[name].to_dict() for name in names}
+
+
+def candidate_endpoints(names):
+    # llm.endpoints.<name> of each openai candidate; pacing keys don't count for reruns
+    used = [STUDY.judge.candidates[name] for name in names]
+    wanted = sorted({spec.endpoint for spec in used if spec.backend == "openai"})
+    return {endpoint: endpoint_params(endpoint) for endpoint in wanted}
 
 
 def get_judge_inputs(wildcards):
@@ -52,7 +52,11 @@ def get_judge_inputs(wildcards):
 
 
 def get_judge_candidates(wildcards):
-    return {name: judge_params(JUDGE_CANDIDATES[name]) for name in judge_candidates_in_play()}
+    return candidate_settings(judge_candidates_in_play())
+
+
+def get_judge_endpoints(wildcards):
+    return candidate_endpoints(judge_candidates_in_play())
 
 
 def get_judge_cache(wildcards):
@@ -70,8 +74,13 @@ def get_annotations_input(wildcards):
     return []
 
 
-def get_metaeval_judges(wildcards):
-    return {
-        name: {**judge_params(spec), "cache_path": llm_cache("judge", "metaeval", name)}
-        for name, spec in JUDGE_CANDIDATES.items()
-    }
+def get_metaeval_candidates(wildcards):
+    return candidate_settings(JUDGE_CANDIDATES)
+
+
+def get_metaeval_endpoints(wildcards):
+    return candidate_endpoints(JUDGE_CANDIDATES)
+
+
+def get_metaeval_caches(wildcards):
+    return {name: llm_cache("judge", "metaeval", name) for name in JUDGE_CANDIDATES}

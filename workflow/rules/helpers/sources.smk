@@ -12,7 +12,7 @@ def get_stage_input(wildcards):
 
 
 def get_source_location(wildcards):
-    return dict(SOURCES[wildcards.source]["location"])
+    return STUDY.sources[wildcards.source].location.to_dict()
 
 
 def get_source_adapter(wildcards):

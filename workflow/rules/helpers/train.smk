@@ -23,6 +23,6 @@ def get_base_model_params(name):
 
 
 def get_train_hparams(wildcards):
-    # compute settings (GPUs, memory, runtime) live in compute.train: resources, never params
-    hparams = {k: v for k, v in config["training"].items() if k != "seeds"}
-    return {**hparams, "seed": int(wildcards.seed)}
+    # the training block with this run's seed (TrainingSettings.run_hparams); compute settings
+    # (GPUs, memory, runtime) live in compute.train: resources, never params
+    return STUDY.training.run_hparams(int(wildcards.seed))
