@@ -141,7 +141,7 @@ def run(tmp_path: Path):
     return go
 
 
-def test_valid_items_kept_invalid_quarantined(run) -> None:
+def test_valid_items_kept_invalid_quarantined(run, tmp_path: Path) -> None:
     records, report = run()
     assert sorted(records) == [
         "deft2021:c1:factual_qa:0",
@@ -179,6 +179,9 @@ def test_valid_items_kept_invalid_quarantined(run) -> None:
         "deft2021:c2:mcq:1": ["reply holds 1 of 2 items"],
         "deft2021:c2:factual_qa:1": ["duplicate question of deft2021:c2:factual_qa:0"],
     }
+    # the script keeps them beside the job's log, outside its outputs (a failed job's are deleted)
+    kept = [json.loads(line) for line in (tmp_path / "s.quarantine.jsonl").read_text().splitlines()]
+    assert {q["id"]: q["reasons"] for q in kept} == reasons
     assert report["counts"] == {
         "retried": 1,
         "documents": 2,

@@ -172,6 +172,9 @@ def test_structure_preserved_retry_and_quarantine(fixture) -> None:
         == "attempt 1: option letters ['A', 'B', 'C'] differ from ['A', 'B', 'C', 'D']"
     )
     assert lost["reasons"][1].startswith("attempt 2: reply is not valid JSON")
+    # the script keeps it beside the job's log, outside its outputs (a failed job's are deleted)
+    [kept] = map(json.loads, (fixture.tmp / "log_0.quarantine.jsonl").read_text().splitlines())
+    assert kept == lost
     assert report["usage"]["requests_sent"] == 6 and report["usage"]["cache_hits"] == 0
 
 
