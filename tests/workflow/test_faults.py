@@ -303,15 +303,24 @@ def test_the_checkpoint_fingerprint_covers_data_hyperparameters_code_and_librari
 # ---------------------------------------------------------------- 3. changed or damaged inputs
 
 
-def test_fractions_leaving_no_training_split_are_refused() -> None:
+@pytest.mark.parametrize(("validation", "test", "total"), [(0.6, 0.5, "1.1"), (0.5, 0.5, "1")])
+def test_fractions_leaving_no_training_split_are_refused(
+    validation: float, test: float, total: str
+) -> None:
     import yaml
 
     from medinjection.config_checks import StudyConfigError, check_study_config
 
     config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
-    config["dataset"].update(validation_fraction=0.6, test_fraction=0.5)
-    with pytest.raises(StudyConfigError, match=r"dataset.validation_fraction \(0.6\) \+ "):
+    config["dataset"].update(validation_fraction=validation, test_fraction=test)
+    with pytest.raises(StudyConfigError) as refused:
         check_study_config(config)
+    assert (
+        f"dataset.validation_fraction ({validation}) + dataset.test_fraction ({test}) = {total} "
+        "leaves no training records in a hash split; make the sum < 1"
+    ) in str(refused.value)
+    config["dataset"].update(validation_fraction=0.5, test_fraction=0.49)
+    check_study_config(config)  # a sum under 1 leaves a training split: accepted
 
 
 def test_unknown_adapter_is_refused_naming_the_key_and_the_valid_ones() -> None:
