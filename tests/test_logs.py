@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.modeling.test_token_lengths import _row, _word_tokenizer
+from tests.support.manifests import record_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,6 +92,7 @@ def test_workflow_script_under_snakemake_writes_its_outputs_and_log(tmp_path):
     """The token_lengths job through Snakemake's `script:`, as the workflow runs it: exit 0,
     the report written, the log complete, and the teardown really skipped."""
     model = _word_tokenizer(tmp_path / "model")
+    model_manifest = record_folder(model, "prepare_base_model")
     (tmp_path / "train.jsonl").write_text("\n".join(_row(k, 1) for k in range(1, 6)) + "\n")
     (tmp_path / "validation.jsonl").write_text(_row(3, 2) + "\n")
     script = ROOT / "workflow" / "scripts" / "token_lengths.py"
@@ -100,6 +102,7 @@ def test_workflow_script_under_snakemake_writes_its_outputs_and_log(tmp_path):
             rule token_lengths:
                 input:
                     model="{model}",
+                    model_manifest="{model_manifest}",
                     train="train.jsonl",
                     validation="validation.jsonl",
                 output:

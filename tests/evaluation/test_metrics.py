@@ -264,7 +264,8 @@ def test_score_model_hand_computed(tmp_path):
         input=types.SimpleNamespace(predictions=[str(f) for f in files],
                                     judgments=[str(j) for j in judged],
                                     manifests=[str(m) for m in manifests]),
-        output=types.SimpleNamespace(scores=str(out), item_scores=str(items_out)),
+        output=types.SimpleNamespace(scores=str(out), item_scores=str(items_out),
+                                     manifest=str(tmp_path / "scores" / "base.manifest.json")),
         resources=types.SimpleNamespace(gpu=0),
         params=types.SimpleNamespace(model="base", test_sets=test_sets, bertscore=MINILM,
                                      bootstrap={"samples": 200, "seed": 42},
@@ -274,6 +275,10 @@ def test_score_model_hand_computed(tmp_path):
     )  # fmt: skip
     load_script("score").main(smk)
     scores = json.loads(out.read_text())
+    recorded = json.loads(Path(smk.output.manifest).read_text())  # what table1 etc. check
+    assert recorded["rule"] == "score" and sorted(recorded["files"]) == [
+        "base.items.parquet", "base.json"]  # fmt: skip
+    assert recorded["files"]["base.items.parquet"]["rows"] == 8  # one per test set item
     mcqu, mcq, oeq = (scores["testsets"][k] for k in ("a-mcqu", "b-mcq", "c-oeq"))
     assert mcqu["n"] == 3 and "hamming_greedy" not in mcqu
     assert mcqu["em_greedy"] == pytest.approx(1 / 3)

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from medinjection.evaluation.tables import write_table1
+from medinjection.stages.score import write_score_manifest
 from tests.conftest import load_script
 
 ORDER = ["base", "NAT", "TRAD", "SYN", "NAT-TRAD", "NAT-SYN", "TRAD-SYN", "ALL"]
@@ -122,13 +123,22 @@ def _significance_csv(tmp_path, rows):
     return path
 
 
+def _score_manifests(files):
+    """Each file's manifest, as the score rule writes it (one per model: here one per file)."""
+    manifests = [path.with_name(f"{path.name}.manifest.json") for path in files]
+    for manifest, path in zip(manifests, files, strict=True):
+        write_score_manifest(manifest, [path])
+    return [str(m) for m in manifests]
+
+
 def _table1_smk(tmp_path, score_files, significance):
     out = tmp_path / "tables"
     names = {"csv": "table1.csv", "md": "table1.md", "tex": "table1.tex",
              "per_dataset": "per_dataset.csv", "per_dataset_md": "per_dataset.md"}  # fmt: skip
     return types.SimpleNamespace(
         input=types.SimpleNamespace(scores=[str(p) for p in score_files],
-                                    significance=str(significance)),
+                                    significance=str(significance),
+                                    manifests=_score_manifests(score_files)),
         output=types.SimpleNamespace(**{k: str(out / v) for k, v in names.items()}),
         params=types.SimpleNamespace(model_order=ORDER, alpha=0.05),
         log=[str(tmp_path / "table1.log")],
@@ -159,6 +169,18 @@ def test_table1_significance_markers_and_latex(tmp_path, score_files):
     assert "## Exact match, constrained decoding (%) (`em_constrained`)" in per_md
     assert "| base | 34.53 |" in per_md  # no interval bounds in these score files
     assert "## LLM-as-a-judge (0-1) (`judge`)" in per_md and "| NAT | 0.24 |" in per_md
+
+
+def test_table1_refuses_a_score_file_changed_after_score_wrote_it(tmp_path, score_files):
+    from medinjection.manifests import ManifestMismatch
+
+    smk = _table1_smk(tmp_path, score_files, _significance_csv(tmp_path, []))
+    edited = score_files[1]
+    edited.write_text(edited.read_text().replace('"em": 0.34531', '"em": 0.94531'))
+    refused = rf"^{edited}: 1 rows, sha256 .* after rule score wrote it\. Rerun it \(snakemake "
+    with pytest.raises(ManifestMismatch, match=refused + r"--forcerun score\), then table1$"):
+        load_script("table1").main(smk)
+    assert not (tmp_path / "tables" / "table1.csv").exists()
 
 
 def test_tex_escape_of_model_names():
@@ -308,7 +330,8 @@ def test_judge_length_plot(tmp_path, saved_figures):
     png = tmp_path / "plots" / "judge_vs_length.png"
     smk = types.SimpleNamespace(
         input=types.SimpleNamespace(scores=str(scores), selection=str(selection),
-                                    model_scores=[str(p) for p in models]),
+                                    model_scores=[str(p) for p in models],
+                                    manifests=_score_manifests(models)),
         output=types.SimpleNamespace(png=str(png)),
         params=types.SimpleNamespace(model_order=ORDER),
         log=[str(tmp_path / "p.log")],

@@ -36,6 +36,7 @@ from medinjection.settings import PositionBiasSettings, TinyModelSettings
 from medinjection.stages.predict import max_new_tokens, parsed_answer, predict, prompt_items
 from medinjection.stages.train import prepare_base_model
 from tests.conftest import load_script
+from tests.support.manifests import manifest_beside, record_folder
 from tests.support.predict import mc_record, predict_testsets, prediction
 from tests.support.tiny_spec import tiny_spec
 
@@ -64,13 +65,18 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         files[name] = root / "testsets" / f"{name}.parquet"
         write_records(records, files[name])
     prepare_base_model(
-        "tiny", root / "base", list(files.values()), tiny=TinyModelSettings.from_dict(TINY)
-    )
+        "tiny", root / "base", list(files.values()), tiny=TinyModelSettings.from_dict(TINY),
+        out_manifest=manifest_beside(root / "base"),
+    )  # fmt: skip
     return {"root": root, "base": root / "base", **files}
 
 
 def _run_script(
-    env: dict[str, Path], out_dir: Path, backend: str = "transformers", max_model_len=None
+    env: dict[str, Path],
+    out_dir: Path,
+    backend: str = "transformers",
+    max_model_len=None,
+    model_manifest: Path | None = None,
 ) -> list[Path]:
     script = load_script("predict")
     outs = [out_dir / f"{name}.parquet" for name in ("mcqu", "mcq", "oeq")]
@@ -82,6 +88,7 @@ def _run_script(
             model=str(env["base"]),
             testsets=[str(env[n]) for n in ("mcqu", "mcq", "oeq")],
             manifests=str(testsets),
+            model_manifests=[str(model_manifest or manifest_beside(env["base"]))],
         ),
         output=types.SimpleNamespace(
             predictions=[str(p) for p in outs],
@@ -125,6 +132,17 @@ def test_output_schema_and_contents(predictions, env) -> None:
         probs = json.loads(row["letter_probs"])
         assert sorted(probs) == row["letters"].split(",")
         assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_the_script_checks_the_model_folder_against_the_rule_s_manifest(env, tmp_path) -> None:
+    from medinjection.manifests import ManifestMismatch
+
+    other = tmp_path / "other"  # a manifest that vouches for another folder, not this model
+    other.mkdir()
+    (other / "config.json").write_text("{}")
+    with pytest.raises(ManifestMismatch, match=rf"^{env['base']}/\S+: not listed in "):
+        _run_script(env, tmp_path / "run", model_manifest=record_folder(other, "train"))
+    assert not (tmp_path / "run" / "mcqu.parquet").exists()  # refused before predicting
 
 
 def test_mcqu_constrained_answer_is_one_allowed_letter(predictions) -> None:

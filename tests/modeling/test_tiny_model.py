@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import types
 from pathlib import Path
@@ -18,6 +19,7 @@ from medinjection.records import LETTERS, Record, write_records
 from medinjection.settings import HubModelSettings, TinyModelSettings
 from medinjection.stages.train import prepare_base_model
 from tests.conftest import load_script
+from tests.support.manifests import manifest_beside
 from tests.support.tiny_spec import tiny_spec
 
 TINY = tiny_spec(seed=7)
@@ -57,7 +59,7 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Path:
     script = load_script("prepare_base_model")
     smk = types.SimpleNamespace(
         input=types.SimpleNamespace(corpus=[str(corpus)]),
-        output=types.SimpleNamespace(model=str(out)),
+        output=types.SimpleNamespace(model=str(out), manifest=str(manifest_beside(out))),
         params=types.SimpleNamespace(kind="tiny", tiny=TINY, hub=None, local_path=None),
         log=[str(out.parent / "prepare.log")],
     )
@@ -150,6 +152,17 @@ def test_model_geometry_and_generation_defaults(tiny_dir: Path) -> None:
     assert tok.convert_tokens_to_ids("<|im_end|>") in model.generation_config.eos_token_id
     logits = model(torch.tensor([tok.encode("Bonjour", add_special_tokens=False)])).logits
     assert logits.shape[-1] == len(tok) and torch.isfinite(logits).all()
+
+
+def test_the_script_records_every_file_of_the_model(tiny_dir: Path) -> None:
+    from medinjection.manifests import check_folder
+
+    recorded = json.loads(manifest_beside(tiny_dir).read_text())
+    assert recorded["rule"] == "prepare_base_model"
+    files = {name.removeprefix("base/"): entry for name, entry in recorded["files"].items()}
+    assert sorted(files) == sorted(p.name for p in tiny_dir.iterdir())
+    assert files["model.safetensors"]["sha256"] == _sha(tiny_dir / "model.safetensors")
+    check_folder(tiny_dir, [manifest_beside(tiny_dir)], "predict")  # what its consumers run
 
 
 def test_tiny_build_is_deterministic(tiny_dir: Path, corpus: Path, tmp_path: Path) -> None:

@@ -10,9 +10,11 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
+from medinjection.manifests import ManifestMismatch
 from medinjection.modeling.tiny import CHAT_TEMPLATE, EOT, IM_END, IM_START
 from medinjection.modeling.token_lengths import length_summary
 from tests.conftest import load_script
+from tests.support.manifests import record_folder
 
 WORDS = range(1, 21)  # the user turn of row k has k words
 
@@ -54,6 +56,7 @@ def test_token_length_report_of_a_constructed_mixture(tmp_path: Path) -> None:
     smk = types.SimpleNamespace(
         input=types.SimpleNamespace(
             model=str(model),
+            model_manifest=str(record_folder(model, "prepare_base_model")),
             train=str(tmp_path / "train.jsonl"),
             validation=str(tmp_path / "validation.jsonl"),
         ),
@@ -76,6 +79,11 @@ def test_token_length_report_of_a_constructed_mixture(tmp_path: Path) -> None:
     validation = report["validation"]["sequence"]
     assert (validation["n"], validation["max"], validation["n_over_max_length"]) == (2, 41, 1)
     assert report["max_length"] == 25 and len(report["chat_template_sha256"]) == 64
+    # the tokenizer edited after prepare_base_model recorded it: refused, nothing counted
+    (model / "tokenizer.json").write_text((model / "tokenizer.json").read_text() + " ")
+    refused = rf"^{model / 'tokenizer.json'}: \d+ bytes, .* Rerun it \(snakemake --forcerun "
+    with pytest.raises(ManifestMismatch, match=refused + r"prepare_base_model\), then token_len"):
+        load_script("token_lengths").main(smk)
 
 
 def test_length_summary_of_nothing_and_without_a_limit() -> None:

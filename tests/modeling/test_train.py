@@ -42,6 +42,7 @@ from medinjection.records import write_records
 from medinjection.settings import TinyModelSettings
 from medinjection.stages.train import prepare_base_model
 from tests.conftest import load_script
+from tests.support.manifests import manifest_beside, record_folder
 from tests.support.training import HPARAMS, TINY, TRAINING, train_record, write_jsonl
 
 # First four logged losses of the seeded run below (CPU, float32), for a random model; measured
@@ -55,8 +56,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     train_records = [train_record(i, "train") for i in range(16)]
     write_records(train_records, root / "corpus.parquet")
     prepare_base_model(
-        "tiny", root / "base", [root / "corpus.parquet"], tiny=TinyModelSettings.from_dict(TINY)
-    )
+        "tiny", root / "base", [root / "corpus.parquet"], tiny=TinyModelSettings.from_dict(TINY),
+        out_manifest=manifest_beside(root / "base"),
+    )  # fmt: skip
     write_jsonl(root / "train.jsonl", train_records)
     write_jsonl(root / "validation.jsonl", [train_record(i, "validation") for i in range(4)])
     write_train_config(HPARAMS, "NAT", root / "config.json")
@@ -285,13 +287,20 @@ def test_reloaded_adapter_gives_the_in_memory_logits(trained, setup) -> None:
 
 
 def test_merged_model_matches_the_adapter(trained, setup, tmp_path: Path) -> None:
+    from medinjection.manifests import check_folder
+
     out, _ = trained
+    manifests = [manifest_beside(setup["base"]), record_folder(out / "adapter", "train")]
     smk = types.SimpleNamespace(
-        input=types.SimpleNamespace(model=str(setup["base"]), adapter=str(out / "adapter")),
-        output=types.SimpleNamespace(merged=str(tmp_path / "merged")),
+        input=types.SimpleNamespace(model=str(setup["base"]), adapter=str(out / "adapter"),
+                                    manifests=[str(m) for m in manifests]),
+        output=types.SimpleNamespace(merged=str(tmp_path / "merged"),
+                                     manifest=str(tmp_path / "merged.manifest.json")),
         log=[str(tmp_path / "log")],
-    )
+    )  # fmt: skip
     load_script("merge_adapter").main(smk)
+    assert json.loads((tmp_path / "merged.manifest.json").read_text())["rule"] == "merge_adapter"
+    check_folder(tmp_path / "merged", [tmp_path / "merged.manifest.json"], "predict")
     tok = AutoTokenizer.from_pretrained(tmp_path / "merged")
     ids = torch.tensor([tok.encode("Le patient a de la fièvre.", add_special_tokens=False)])
     with torch.no_grad():

@@ -395,12 +395,16 @@ def test_scripts_stage_and_normalize(tmp_path: Path) -> None:
     load_script("normalize_corpus").main(
         SimpleNamespace(
             input=SimpleNamespace(raw=str(corpus_raw), manifest=str(corpus_manifest)),
-            output=SimpleNamespace(documents=str(tmp_path / "d.parquet")),
+            output=SimpleNamespace(documents=str(tmp_path / "d.parquet"),
+                                   manifest=str(tmp_path / "d.manifest.json")),
             params=SimpleNamespace(source="morfitt", adapter="morfitt"),
             log=log,
         )
-    )
+    )  # fmt: skip
     assert len(read_documents(tmp_path / "d.parquet")) == 12
+    recorded = json.loads((tmp_path / "d.manifest.json").read_text())  # what synthesize checks
+    assert recorded["rule"] == "normalize_corpus"
+    assert recorded["files"]["d.parquet"]["rows"] == 12
 
 
 def test_pubmedqa_hub_parquet_form_and_long_answer_oeq(tmp_path: Path) -> None:

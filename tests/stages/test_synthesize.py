@@ -11,6 +11,7 @@ import pytest
 from medinjection.llm.replay import completion_body, recording_entry, write_recording
 from medinjection.llm.structured import parse_reply, with_feedback
 from medinjection.llm.synthesis import plan_jobs
+from medinjection.manifests import write_manifest
 from medinjection.records import read_records
 from medinjection.settings import EndpointSettings, SynthesisSettings
 from medinjection.sources.base import Document, write_documents
@@ -90,6 +91,8 @@ RETRY_REPLY = qa(("Quelle surveillance ?", "La thyroïde."))
 def run(tmp_path: Path):
     docs_path = tmp_path / "documents.parquet"
     write_documents(DOCS, docs_path)
+    documents_manifest = tmp_path / "documents.manifest.json"  # what normalize_corpus writes
+    write_manifest(documents_manifest, "normalize_corpus", [docs_path])
     jobs = plan_jobs(DOCS, TASKS, 2, MODEL, 0.7, 512, 42)
     entries = []
     for job in jobs:
@@ -118,7 +121,11 @@ def run(tmp_path: Path):
             seed=42,
         )
         smk = SimpleNamespace(
-            input=SimpleNamespace(documents=str(docs_path), replay=[str(tmp_path / "rec.jsonl")]),
+            input=SimpleNamespace(
+                documents=str(docs_path),
+                replay=[str(tmp_path / "rec.jsonl")],
+                manifest=str(documents_manifest),
+            ),
             output=SimpleNamespace(
                 records=str(tmp_path / "r.parquet"),
                 usage=str(tmp_path / "u.json"),
@@ -134,7 +141,7 @@ def run(tmp_path: Path):
     return go
 
 
-def test_valid_items_kept_invalid_quarantined(run) -> None:
+def test_valid_items_kept_invalid_quarantined(run, tmp_path: Path) -> None:
     records, report = run()
     assert sorted(records) == [
         "deft2021:c1:factual_qa:0",
@@ -172,6 +179,9 @@ def test_valid_items_kept_invalid_quarantined(run) -> None:
         "deft2021:c2:mcq:1": ["reply holds 1 of 2 items"],
         "deft2021:c2:factual_qa:1": ["duplicate question of deft2021:c2:factual_qa:0"],
     }
+    # the script keeps them beside the job's log, outside its outputs (a failed job's are deleted)
+    kept = [json.loads(line) for line in (tmp_path / "s.quarantine.jsonl").read_text().splitlines()]
+    assert {q["id"]: q["reasons"] for q in kept} == reasons
     assert report["counts"] == {
         "retried": 1,
         "documents": 2,
@@ -183,6 +193,16 @@ def test_valid_items_kept_invalid_quarantined(run) -> None:
         "quarantined": 4,
     }
     assert report["usage"]["requests_sent"] == 7
+
+
+def test_documents_changed_after_normalize_corpus_are_refused(run, tmp_path: Path) -> None:
+    from medinjection.manifests import ManifestMismatch
+
+    write_documents(DOCS[:1], tmp_path / "documents.parquet")
+    with pytest.raises(ManifestMismatch, match=r"documents.parquet: 1 rows, .* records 2 rows, "
+                       r".*--forcerun normalize_corpus\), then synthesize$"):  # fmt: skip
+        run()
+    assert not (tmp_path / "u.json").exists()  # refused before any request
 
 
 def test_rerun_uses_cache(run) -> None:

@@ -13,6 +13,7 @@ import pytest
 from medinjection.llm.replay import completion_body, recording_entry, write_recording
 from medinjection.llm.structured import parse_reply, with_feedback
 from medinjection.llm.translation import apply_translation, translation_request
+from medinjection.manifests import ManifestMismatch
 from medinjection.records import Record, read_records, write_records
 from medinjection.stages.translate import gather_shards, shard_of
 from tests.conftest import load_script
@@ -107,6 +108,10 @@ def fixture(tmp_path: Path) -> SimpleNamespace:
     return SimpleNamespace(replay=replay, records=records, tmp=tmp_path)
 
 
+def shard_manifest(fx: SimpleNamespace, shard: int) -> Path:
+    return fx.tmp / f"shard_{shard}.manifest.json"
+
+
 def run_shard(fx: SimpleNamespace, shard: int, shards: int) -> tuple[list[Record], dict]:
     module = load_script("translate_shard")
     out, usage = fx.tmp / f"shard_{shard}.parquet", fx.tmp / f"shard_{shard}.usage.json"
@@ -133,7 +138,9 @@ def run_shard(fx: SimpleNamespace, shard: int, shards: int) -> tuple[list[Record
         input=SimpleNamespace(
             records=str(fx.records), replay=[str(fx.replay)], manifest=str(normalized)
         ),
-        output=SimpleNamespace(records=str(out), usage=str(usage)),
+        output=SimpleNamespace(
+            records=str(out), usage=str(usage), manifest=str(shard_manifest(fx, shard))
+        ),
         params=params,
         log=[str(fx.tmp / f"log_{shard}.log")],
     )
@@ -165,6 +172,9 @@ def test_structure_preserved_retry_and_quarantine(fixture) -> None:
         == "attempt 1: option letters ['A', 'B', 'C'] differ from ['A', 'B', 'C', 'D']"
     )
     assert lost["reasons"][1].startswith("attempt 2: reply is not valid JSON")
+    # the script keeps it beside the job's log, outside its outputs (a failed job's are deleted)
+    [kept] = map(json.loads, (fixture.tmp / "log_0.quarantine.jsonl").read_text().splitlines())
+    assert kept == lost
     assert report["usage"]["requests_sent"] == 6 and report["usage"]["cache_hits"] == 0
 
 
@@ -204,6 +214,27 @@ def test_shards_partition_every_record_once(fixture) -> None:
     assert [shard_of(f"medqa:{i}", 3) for i in range(10)] == [0, 0, 2, 2, 1, 1, 0, 0, 0, 0]
     got = [run_shard(fixture, s, 2)[0] for s in (0, 1)]
     assert sorted(r.id for part in got for r in part) == ["medqa:1", "medqa:2", "pubmedqa:7"]
+    # the rule gather_translation: each shard and usage report checked against its manifest
+    tmp = fixture.tmp
+    smk = SimpleNamespace(
+        input=SimpleNamespace(
+            shards=[str(tmp / f"shard_{s}.parquet") for s in (0, 1)],
+            usage=[str(tmp / f"shard_{s}.usage.json") for s in (0, 1)],
+            manifests=[str(shard_manifest(fixture, s)) for s in (0, 1)],
+        ),
+        output=SimpleNamespace(records=str(tmp / "all.parquet"), manifest=str(tmp / "m.json")),
+        params=SimpleNamespace(max_quarantine_rate=0.5),
+        log=[str(tmp / "gather.log")],
+    )
+    load_script("gather_translation").main(smk)
+    assert sorted(r.id for r in read_records(tmp / "all.parquet")) == sorted(
+        r.id for part in got for r in part
+    )
+    assert len(got[0]) == 2  # medqa:1, pubmedqa:7 (medqa:3 quarantined)
+    write_records(got[0][:1], tmp / "shard_0.parquet")  # a shard cut after translate_shard
+    with pytest.raises(ManifestMismatch, match=r"shard_0.parquet: 1 rows, .* records 2 rows, "
+                       r".*--forcerun translate_shard\), then gather_translation$"):  # fmt: skip
+        load_script("gather_translation").main(smk)
 
 
 def test_gather_concatenates_and_rejects_duplicates(tmp_path: Path) -> None:

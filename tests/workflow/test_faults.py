@@ -189,8 +189,9 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     records = [train_record(i, "train") for i in range(16)]  # max_steps 2 ends mid-epoch
     write_records(records, root / "corpus.parquet")
     prepare_base_model(
-        "tiny", root / "base", [root / "corpus.parquet"], tiny=TinyModelSettings.from_dict(TINY)
-    )
+        "tiny", root / "base", [root / "corpus.parquet"], tiny=TinyModelSettings.from_dict(TINY),
+        out_manifest=root / "base.manifest.json",
+    )  # fmt: skip
     write_jsonl(root / "train.jsonl", records)
     write_jsonl(root / "validation.jsonl", [train_record(i, "validation") for i in range(2)])
     write_train_config({**HPARAMS, "max_steps": 2}, "NAT", root / "config.json")
@@ -296,15 +297,24 @@ def test_the_checkpoint_fingerprint_covers_data_hyperparameters_code_and_librari
 # ---------------------------------------------------------------- 3. changed or damaged inputs
 
 
-def test_fractions_leaving_no_training_split_are_refused() -> None:
+@pytest.mark.parametrize(("validation", "test", "total"), [(0.6, 0.5, "1.1"), (0.5, 0.5, "1")])
+def test_fractions_leaving_no_training_split_are_refused(
+    validation: float, test: float, total: str
+) -> None:
     import yaml
 
     from medinjection.config_checks import StudyConfigError, check_study_config
 
     config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
-    config["dataset"].update(validation_fraction=0.6, test_fraction=0.5)
-    with pytest.raises(StudyConfigError, match=r"dataset.validation_fraction \(0.6\) \+ "):
+    config["dataset"].update(validation_fraction=validation, test_fraction=test)
+    with pytest.raises(StudyConfigError) as refused:
         check_study_config(config)
+    assert (
+        f"dataset.validation_fraction ({validation}) + dataset.test_fraction ({test}) = {total} "
+        "leaves no training records in a hash split; make the sum < 1"
+    ) in str(refused.value)
+    config["dataset"].update(validation_fraction=0.5, test_fraction=0.49)
+    check_study_config(config)  # a sum under 1 leaves a training split: accepted
 
 
 def test_unknown_adapter_is_refused_naming_the_key_and_the_valid_ones() -> None:
@@ -895,6 +905,40 @@ def call_consumer(consumer: str, inputs: list[Path], manifests: list[Path], tmp:
             None, str(tmp / "c.sqlite"), max_quarantine_rate=0.0,
             quarantine_path=tmp / "q.jsonl", input_manifests=manifests,
         )  # fmt: skip
+    elif consumer == "synthesize":
+        from medinjection.settings import EndpointSettings, SynthesisSettings, TaskTypesSettings
+        from medinjection.stages.synthesize import synthesize
+
+        synthesis = SynthesisSettings(
+            endpoint="fake", model="m", temperature=0.0, max_tokens=8, submit="direct",
+            max_quarantine_rate=0.0, mcq_per_document=0, task_types=TaskTypesSettings(),
+        )  # fmt: skip
+        synthesize(
+            inputs[0], tmp / "r.parquet", tmp / "u.json", "deft", synthesis,
+            EndpointSettings.from_dict(endpoint("http://127.0.0.1:9")), mode="live",
+            replay_file=None, cache_path=str(tmp / "c.sqlite"), seed=1,
+            quarantine_path=tmp / "q.jsonl", input_manifests=manifests,
+        )  # fmt: skip
+    elif consumer == "gather_translation":
+        from medinjection.stages.translate import gather_shards
+
+        gather_shards(inputs, tmp / "g.parquet", [], None, input_manifests=manifests)
+    elif consumer == "table1":
+        from medinjection.stages.report import write_tables
+
+        write_tables(inputs, tmp / "s.csv", [], 0.05, {}, input_manifests=manifests)
+    elif consumer == "significance":
+        from medinjection.settings import BootstrapSettings, SignificanceSettings
+        from medinjection.stages.report import write_significance
+
+        tests = SignificanceSettings(metrics=("em",), correction="holm", alpha=0.05)
+        write_significance(inputs, [], tests, BootstrapSettings(samples=1, seed=0),
+                           tmp / "s.csv", input_manifests=manifests)  # fmt: skip
+    elif consumer == "plot_judge_length":
+        from medinjection.stages.report import plot_judge_length
+
+        plot_judge_length(tmp / "i.csv", tmp / "s.json", inputs, [], tmp / "p.png",
+                          input_manifests=manifests)  # fmt: skip
     else:
         from medinjection.settings import BootstrapSettings
         from medinjection.stages.score import score_model
@@ -912,6 +956,11 @@ PRODUCER = {  # consumer -> the rule that wrote its input
     "score": "predict",
     "position_bias": "predict",
     "translate_shard": "normalize_source",
+    "synthesize": "normalize_corpus",
+    "gather_translation": "translate_shard",
+    "table1": "score",
+    "significance": "score",
+    "plot_judge_length": "score",
 }
 
 
@@ -960,3 +1009,243 @@ def test_a_damaged_or_unlisted_input_is_refused(tmp_path: Path) -> None:
     write_records(english(1), other)
     with pytest.raises(ManifestMismatch, match=rf"other.parquet: not listed in {manifest}; rule "):
         check_inputs([other], [manifest], "predict")
+
+
+def test_the_new_producers_write_manifests_their_consumers_accept(
+    fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    """normalize_corpus -> synthesize and translate_shard -> gather_translation, untouched: run."""
+    from medinjection.settings import SynthesisSettings, TaskTypesSettings
+    from medinjection.stages.sources import normalize_corpus
+    from medinjection.stages.synthesize import synthesize
+    from medinjection.stages.translate import gather_shards, translate_shard
+
+    docs = tmp_path / "deft2021" / "documents.parquet"
+    normalize_corpus("deft2021", "deft2021", DEMO_SOURCES / "deft2021", docs,
+                     out_manifest=docs.with_suffix(".manifest.json"))  # fmt: skip
+    recorded = json.loads(docs.with_suffix(".manifest.json").read_text())
+    assert recorded["rule"] == "normalize_corpus" and list(recorded["files"]) == [
+        "documents.parquet"
+    ]
+    fake.responder = lambda body: '{"items": [{"question": "Q ?", "answer": "R."}]}'
+    synthesis = SynthesisSettings(
+        endpoint="fake", model="m", temperature=0.0, max_tokens=64, submit="direct",
+        max_quarantine_rate=0.0, mcq_per_document=0, task_types=TaskTypesSettings(factual_qa=1),
+    )  # fmt: skip
+    synthesize(
+        docs, tmp_path / "r.parquet", tmp_path / "u.json", "deft", synthesis,
+        EndpointSettings.from_dict(endpoint(fake.base_url)), mode="live", replay_file=None,
+        cache_path=str(tmp_path / "c.sqlite"), seed=1, quarantine_path=tmp_path / "q.jsonl",
+        input_manifests=[docs.with_suffix(".manifest.json")],
+    )  # fmt: skip
+    documents = recorded["files"]["documents.parquet"]["rows"]
+    assert len(read_records(tmp_path / "r.parquet")) == documents  # one item per document
+
+    fake.responder = good_translation
+    records = tmp_path / "en.parquet"
+    write_records(english(4), records)
+    shards = [tmp_path / "t" / f"shard_{n}.parquet" for n in range(2)]
+    for n, shard in enumerate(shards):
+        translate_shard(
+            records, shard, shard.with_suffix(".usage.json"), n, 2,
+            EndpointSettings.from_dict(endpoint(fake.base_url)), "m", 0.0, 256, "live", None,
+            str(tmp_path / "t.sqlite"), max_quarantine_rate=0.0,
+            quarantine_path=tmp_path / f"{n}.quarantine.jsonl",
+            out_manifest=shard.with_suffix(".manifest.json"),
+        )  # fmt: skip
+    assert set(json.loads(shards[0].with_suffix(".manifest.json").read_text())["files"]) == {
+        "shard_0.parquet",
+        "shard_0.usage.json",
+    }
+    gather_shards(
+        shards, tmp_path / "g.parquet", [s.with_suffix(".usage.json") for s in shards], 0.0,
+        input_manifests=[s.with_suffix(".manifest.json") for s in shards],
+    )  # fmt: skip
+    assert len(read_records(tmp_path / "g.parquet")) == 4
+    usage = shards[1].with_suffix(".usage.json")  # a usage report edited: the loss count lies
+    usage.write_text(usage.read_text().replace('"records_in": ', '"records_in": 1', 1))
+    with pytest.raises(ValueError, match=r"shard_1.usage.json: \d+ rows, sha256 .* after rule "
+                       r"translate_shard wrote it"):  # fmt: skip
+        gather_shards(
+            shards, tmp_path / "g.parquet", [s.with_suffix(".usage.json") for s in shards], 0.0,
+            input_manifests=[s.with_suffix(".manifest.json") for s in shards],
+        )  # fmt: skip
+
+
+def flip_one_byte(path: Path) -> tuple[str, str]:
+    """Damage `path` in its middle, same size; return its sha256 before and after."""
+    import hashlib
+
+    data = bytearray(path.read_bytes())
+    before = hashlib.sha256(data).hexdigest()
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return before, hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture()
+def model_folders(tiny_run: dict[str, Path], tmp_path: Path) -> dict[str, Path]:
+    """A copy of the tiny base model with prepare_base_model's manifest, and a trained adapter
+    with the manifest the train rule writes (`python -m medinjection.manifests`)."""
+    import shutil
+
+    from medinjection.manifests import main as write_folder_manifest_cli
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_run["base"], models / "base")
+    shutil.copy(tiny_run["root"] / "base.manifest.json", models / "base.manifest.json")
+    run = tmp_path / "train" / "NAT" / "seed1"
+    train_once(tiny_run, run)  # the finished run's checkpoint is reloaded: no step taken
+    write_folder_manifest_cli([str(run / "adapter.manifest.json"), "train", str(run / "adapter")])
+    return {
+        "base": models / "base",
+        "base_manifest": models / "base.manifest.json",
+        "adapter": run / "adapter",
+        "adapter_manifest": run / "adapter.manifest.json",
+    }
+
+
+def predict_with(folders: dict[str, Path], tmp: Path, model: Path, adapter: Path | None,
+                 manifests: list[Path]) -> None:  # fmt: skip
+    from medinjection.stages.predict import predict
+    from tests.support.predict import prediction
+
+    testset = tmp / "mcqu.parquet"
+    write_records([Record("t:1", "native", "t", "mcqu", "test", "Quel ?", "A",
+                          (("A", "oui"), ("B", "non")))], testset)  # fmt: skip
+    predict(prediction("transformers", 1, 4), model, adapter, [testset],
+            [tmp / "pred" / "mcqu.parquet"], "v1", model_manifests=manifests)  # fmt: skip
+
+
+def test_models_and_adapters_are_checked_against_their_manifests(
+    tiny_run: dict[str, Path], model_folders: dict[str, Path], tmp_path: Path
+) -> None:
+    """predict, merge_adapter and token_lengths: untouched folders run; a weights file damaged
+    at the same size, a missing, added or edited file stop the job naming file, hashes, manifest
+    and the rule to rerun. token_lengths does not read (nor hash) the weights."""
+    from medinjection.manifests import ManifestMismatch
+    from medinjection.stages.train import merge_adapter, token_length_report
+
+    base, adapter = model_folders["base"], model_folders["adapter"]
+    manifests = [model_folders["base_manifest"], model_folders["adapter_manifest"]]
+    recorded = json.loads(model_folders["base_manifest"].read_text())
+    assert recorded["rule"] == "prepare_base_model"
+    assert {"base/config.json", "base/model.safetensors", "base/tokenizer.json"} <= set(
+        recorded["files"]
+    )
+    assert set(json.loads(manifests[1].read_text())["files"]) >= {
+        "adapter/adapter_config.json",
+        "adapter/adapter_model.safetensors",
+    }
+
+    def lengths() -> None:
+        token_length_report(base, tiny_run["root"] / "train.jsonl",
+                            tiny_run["root"] / "validation.jsonl", 64, tmp_path / "lengths.json",
+                            model_manifests=manifests[:1])  # fmt: skip
+
+    predict_with(model_folders, tmp_path, base, adapter, manifests)  # untouched: runs
+    assert (tmp_path / "pred" / "mcqu.parquet").is_file()
+    merged = tmp_path / "merged"
+    merge_adapter(base, adapter, merged, manifests, out_manifest=tmp_path / "merged.manifest.json")
+    predict_with(model_folders, tmp_path, merged, None, [tmp_path / "merged.manifest.json"])
+    lengths()
+
+    weights = base / "model.safetensors"
+    size = weights.stat().st_size
+    before, after = flip_one_byte(weights)  # same size: only the hash tells
+    assert weights.stat().st_size == size
+    expected = (
+        f"{weights}: {size} bytes, sha256 {after[:12]}…, but its manifest {manifests[0]} records "
+        f"{size} bytes, sha256 {before[:12]}…: the file was cut or changed after rule "
+        "prepare_base_model wrote it. Rerun it (snakemake --forcerun prepare_base_model), then "
+    )
+    with pytest.raises(ManifestMismatch) as refused:
+        predict_with(model_folders, tmp_path, base, adapter, manifests)
+    assert str(refused.value) == expected + "predict"
+    with pytest.raises(ManifestMismatch) as refused:
+        merge_adapter(base, adapter, tmp_path / "merged2", manifests)
+    assert str(refused.value) == expected + "merge_adapter"
+    assert not (tmp_path / "merged2").exists()
+    lengths()  # the tokenizer is intact: token_lengths does not read the weights
+
+    tokenizer = base / "tokenizer.json"
+    tokenizer.rename(tmp_path / "tokenizer.json")
+    with pytest.raises(ManifestMismatch, match=rf"^{tokenizer}: missing, but its manifest "
+                       rf"{manifests[0]} records it \(\d+ bytes, sha256 "):  # fmt: skip
+        lengths()
+    (tmp_path / "tokenizer.json").rename(tokenizer)
+    (base / "extra.json").write_text("{}")
+    with pytest.raises(ManifestMismatch, match=rf"^{base / 'extra.json'}: not listed in "):
+        lengths()
+
+    (base / "extra.json").unlink()
+    flip_one_byte(weights)  # the base restored: the adapter is what differs now
+    adapter_weights = adapter / "adapter_model.safetensors"
+    before, after = flip_one_byte(adapter_weights)
+    with pytest.raises(ManifestMismatch) as refused:
+        predict_with(model_folders, tmp_path, base, adapter, manifests)
+    assert str(refused.value).startswith(f"{adapter_weights}: ")
+    assert (
+        f"sha256 {before[:12]}…: the file was cut or changed after rule train wrote it. "
+        "Rerun it (snakemake --forcerun train), then predict" in str(refused.value)
+    )
+
+
+def test_a_linked_local_base_model_is_recorded_and_checked_through_its_link(
+    tiny_run: dict[str, Path], tmp_path: Path
+) -> None:
+    """base_model.kind local links the user's folder: its manifest names the files through the
+    link, and an edit of the linked folder is refused."""
+    import shutil
+
+    from medinjection.manifests import ManifestMismatch, check_folder
+    from medinjection.stages.train import prepare_base_model
+
+    mine = tmp_path / "my_model"
+    shutil.copytree(tiny_run["base"], mine)
+    base, manifest = tmp_path / "models" / "base", tmp_path / "models" / "base.manifest.json"
+    prepare_base_model("local", base, [], local_path=str(mine), out_manifest=manifest)
+    assert base.is_symlink() and "base/config.json" in json.loads(manifest.read_text())["files"]
+    check_folder(base, [manifest], "predict")
+    (mine / "config.json").write_text((mine / "config.json").read_text() + " ")
+    with pytest.raises(ManifestMismatch, match=rf"^{base / 'config.json'}: \d+ bytes, sha256 "):
+        check_folder(base, [manifest], "predict")
+
+
+# ---------------------------------------------------------------- through real Snakemake rules
+
+
+def fault_config(work: Path, text: str) -> Path:
+    """A config merged over config/demo.yaml (`--configfile config/demo.yaml <it>`)."""
+    path = work / "config" / "fault.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_an_unknown_adapter_stops_the_dry_run_naming_the_key(tmp_path: Path) -> None:
+    from tests.support.workflow import make_workdir, snakemake
+
+    work = make_workdir(tmp_path / "w")
+    fault_config(work, "sources:\n  frbmedqa:\n    adapter: frbmedqa_v2\n")
+    dry = snakemake(work, "--configfile", "config/demo.yaml", "config/fault.yaml", "-n",
+                    check=False)  # fmt: skip
+    assert dry.returncode != 0
+    assert "sources.frbmedqa.adapter: unknown QA adapter 'frbmedqa_v2'" in dry.stdout
+    assert "'mediqal'" in dry.stdout and "Job stats" not in dry.stdout  # before any job
+
+
+def test_a_failed_rule_writes_its_traceback_to_its_log_file(tmp_path: Path) -> None:
+    """A real job (normalize_source, over its quarantine limit) fails: its log file holds the
+    error and the traceback, not only Snakemake's stderr."""
+    from tests.support.workflow import make_workdir, snakemake
+
+    work = make_workdir(tmp_path / "w")
+    fault_config(work, "dataset:\n  max_quarantine_rate: 0.0\n")
+    run = snakemake(work, "--configfile", "config/demo.yaml", "config/fault.yaml", "--cores", "1",
+                    "results/demo/normalized/frbmedqa/records.parquet", check=False)  # fmt: skip
+    assert run.returncode != 0 and "Error in rule normalize_source" in run.stdout
+    log = (work / "results/demo/logs/normalize_source/frbmedqa.log").read_text()
+    assert "CRITICAL medinjection: job failed: ValueError: " in log
+    assert "dataset.max_quarantine_rate" in log
+    assert "Traceback (most recent call last)" in log and "in normalize_source" in log
+    assert not (work / "results/demo/normalized/frbmedqa/records.parquet").exists()

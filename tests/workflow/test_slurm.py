@@ -20,12 +20,33 @@ def cluster() -> Iterator[None]:
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         pytest.skip("the local SLURM cluster needs root and apt-get (Debian)")
     script = str(REPO / "tools/slurm_local.sh")
+    state = Path(os.environ.get("SLURM_LOCAL_STATE", "/var/lib/medinjection-slurm"))
+    started: list[tuple[str, int]] = []
     try:
         subprocess.run(["bash", script, "start"], check=True, timeout=600)
+        started = _recorded_daemons(state / "started.pids")
         yield
     finally:
         # the daemons this test started, by the PIDs `start` recorded (never by name)
         subprocess.run(["bash", script, "stop"], check=True, timeout=60)
+    # issue 14: `make test` used to leave munged, slurmctld and slurmd running
+    left = [f"{name} (pid {pid})" for name, pid in started if _running(pid)]
+    assert not left, f"still running after tools/slurm_local.sh stop: {left}"
+
+
+def _recorded_daemons(path: Path) -> list[tuple[str, int]]:
+    """The daemons `slurm_local.sh start` launched (none if all were already running)."""
+    if not path.is_file():
+        return []
+    return [(name, int(pid)) for name, pid in map(str.split, path.read_text().splitlines())]
+
+
+def _running(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "\nState:\tZ" not in status.read_text()
+    except FileNotFoundError:
+        return False
 
 
 def _slurmctld_job_ids() -> set[str]:

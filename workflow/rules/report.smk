@@ -9,6 +9,7 @@ include: "helpers/report.smk"
 rule significance:
     input:
         item_scores=expand("<results>/scores/{model}.items.parquet", model=MODELS),
+        manifests=expand("<results>/scores/{model}.manifest.json", model=MODELS),
     output:
         csv=report(
             "<results>/tables/significance.csv",
@@ -35,6 +36,7 @@ rule table1:
     input:
         scores=expand("<results>/scores/{model}.json", model=MODELS),
         significance="<results>/tables/significance.csv",
+        manifests=expand("<results>/scores/{model}.manifest.json", model=MODELS),
     output:
         csv=report(
             "<results>/tables/table1.csv",
@@ -116,6 +118,7 @@ rule plot_judge_length:
         scores="<results>/metaeval/item_scores.csv",
         selection="<results>/metaeval/judge_selection.json",
         model_scores=expand("<results>/scores/{model}.items.parquet", model=MODELS),
+        manifests=expand("<results>/scores/{model}.manifest.json", model=MODELS),
     output:
         png=report(
             "<results>/plots/judge_vs_length.png",

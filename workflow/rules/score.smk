@@ -14,6 +14,7 @@ rule score:
     output:
         scores="<results>/scores/{model}.json",
         item_scores="<results>/scores/{model}.items.parquet",
+        manifest="<results>/scores/{model}.manifest.json",
     log:
         "<logs>/score/{model}.log",
     benchmark:

@@ -54,6 +54,7 @@ rule normalize_corpus:
         manifest="<resources>/sources/{source}/manifest.json",
     output:
         documents="<results>/normalized/{source}/documents.parquet",
+        manifest="<results>/normalized/{source}/documents.manifest.json",
     log:
         "<logs>/normalize_corpus/{source}.log",
     conda:

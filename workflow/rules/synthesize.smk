@@ -8,6 +8,7 @@ include: "helpers/synthesize.smk"
 rule synthesize:
     input:
         documents="<results>/normalized/{source}/documents.parquet",
+        manifest="<results>/normalized/{source}/documents.manifest.json",
         replay=get_llm_replay,
     output:
         records="<results>/synthetic/{source}/records.parquet",

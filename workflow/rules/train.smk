@@ -11,6 +11,7 @@ rule prepare_base_model:
         corpus=get_base_model_corpus,
     output:
         model=directory("<results>/models/base"),
+        manifest="<results>/models/base.manifest.json",
     log:
         "<logs>/prepare_base_model/base.log",
     conda:
@@ -50,6 +51,7 @@ rule train:
         manifest="<results>/mixtures/{mixture}/manifest.json",
     output:
         adapter=directory("<results>/train/{mixture}/seed{seed}/adapter"),
+        adapter_manifest="<results>/train/{mixture}/seed{seed}/adapter.manifest.json",
         metrics="<results>/train/{mixture}/seed{seed}/metrics.json",
         loss_plot=report(
             "<results>/train/{mixture}/seed{seed}/loss.png",
@@ -75,11 +77,14 @@ rule train:
         " --train {input.train} --validation {input.validation} --manifest {input.manifest}"
         " --adapter {output.adapter} --metrics {output.metrics}"
         " --loss-plot {output.loss_plot} --checkpoints {params.checkpoints} > {log} 2>&1"
+        " && python -m medinjection.manifests {output.adapter_manifest} train {output.adapter}"
+        " >> {log} 2>&1"
 
 
 rule token_lengths:
     input:
         model="<results>/models/base",
+        model_manifest="<results>/models/base.manifest.json",
         train="<results>/mixtures/{mixture}/train.jsonl",
         validation="<results>/mixtures/{mixture}/validation.jsonl",
     output:
@@ -101,8 +106,13 @@ rule merge_adapter:
     input:
         model="<results>/models/base",
         adapter="<results>/train/{mixture}/seed{seed}/adapter",
+        manifests=[
+            "<results>/models/base.manifest.json",
+            "<results>/train/{mixture}/seed{seed}/adapter.manifest.json",
+        ],
     output:
         merged=directory("<results>/train/{mixture}/seed{seed}/merged"),
+        manifest="<results>/train/{mixture}/seed{seed}/merged.manifest.json",
     log:
         "<logs>/merge_adapter/{mixture}/seed{seed}.log",
     conda:

@@ -13,6 +13,7 @@ rule translate_shard:
     output:
         records="<results>/translate/{source}/shard_{shard}.parquet",
         usage="<results>/translate/{source}/shard_{shard}.usage.json",
+        manifest="<results>/translate/{source}/shard_{shard}.manifest.json",
     log:
         "<logs>/translate_shard/{source}/{shard}.log",
     benchmark:
@@ -45,6 +46,7 @@ rule gather_translation:
     input:
         shards=expand("<results>/translate/{{source}}/shard_{shard}.parquet", shard=SHARDS),
         usage=expand("<results>/translate/{{source}}/shard_{shard}.usage.json", shard=SHARDS),
+        manifests=expand("<results>/translate/{{source}}/shard_{shard}.manifest.json", shard=SHARDS),
     output:
         records="<results>/translated/{source}/records.parquet",
         manifest="<results>/translated/{source}/manifest.json",

@@ -15,6 +15,7 @@ def main(smk) -> None:
         usage_paths=[Path(p) for p in smk.input.usage],
         max_quarantine_rate=float(smk.params.max_quarantine_rate),
         out_manifest=Path(smk.output.manifest),
+        input_manifests=[Path(p) for p in smk.input.manifests],
     )
 
 

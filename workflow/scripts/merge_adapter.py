@@ -12,6 +12,8 @@ def main(smk) -> None:
         base_dir=Path(smk.input.model),
         adapter_dir=Path(smk.input.adapter),
         out_dir=Path(smk.output.merged),
+        input_manifests=[Path(p) for p in smk.input.manifests],
+        out_manifest=Path(smk.output.manifest),
     )
 
 

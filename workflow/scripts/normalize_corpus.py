@@ -14,6 +14,7 @@ def main(smk) -> None:
         raw_dir=Path(smk.input.raw),
         documents_path=Path(smk.output.documents),
         manifest_path=Path(smk.input.manifest),
+        out_manifest=Path(smk.output.manifest),
     )
 
 

@@ -14,6 +14,7 @@ def main(smk) -> None:
         model_item_files=[Path(p) for p in smk.input.model_scores],
         model_order=list(smk.params.model_order),
         out_png=Path(smk.output.png),
+        input_manifests=[Path(p) for p in smk.input.manifests],
     )
 
 

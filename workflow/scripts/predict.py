@@ -27,6 +27,7 @@ def main(smk) -> None:
             smk.params.position_bias, "evaluation.position_bias"
         ),
         input_manifests=[Path(smk.input.manifests)],
+        model_manifests=[Path(p) for p in smk.input.model_manifests],
         out_manifest=Path(smk.output.manifest),
     )
 

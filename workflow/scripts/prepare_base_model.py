@@ -20,6 +20,7 @@ def main(smk) -> None:
         tiny=TinyModelSettings.from_dict(tiny, "base_model.tiny") if tiny else None,
         hub=HubModelSettings.from_dict(hub, "base_model.hub") if hub else None,
         local_path=smk.params.local_path,
+        out_manifest=Path(smk.output.manifest),
     )
 
 

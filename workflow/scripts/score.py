@@ -8,6 +8,7 @@ from medinjection.stages.score import (
     BootstrapSettings,
     TestSetSettings,
     score_model,
+    write_score_manifest,
 )
 
 
@@ -29,6 +30,9 @@ def main(smk) -> None:
         judge_prompt=Path(smk.params.judge_prompt),
         input_manifests=[Path(p) for p in smk.input.manifests],
         gpus=int(smk.resources.gpu),  # compute.score.gpus: a resource, never a param
+    )
+    write_score_manifest(
+        Path(smk.output.manifest), [Path(smk.output.scores), Path(smk.output.item_scores)]
     )
 
 

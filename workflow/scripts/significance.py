@@ -20,6 +20,7 @@ def main(smk) -> None:
         ),
         bootstrap=BootstrapSettings.from_dict(smk.params.bootstrap, "evaluation.bootstrap"),
         out_csv=Path(smk.output.csv),
+        input_manifests=[Path(p) for p in smk.input.manifests],
     )
 
 

@@ -28,6 +28,7 @@ def main(smk) -> None:
         # beside the log, not an output: it survives the failed job the rate error stops
         quarantine_path=Path(smk.log[0]).with_suffix(".quarantine.jsonl"),
         out_manifest=Path(smk.output.manifest),
+        input_manifests=[Path(smk.input.manifest)],
     )
 
 

@@ -20,6 +20,7 @@ def main(smk) -> None:
             "per_dataset_csv": Path(smk.output.per_dataset),
             "per_dataset_md": Path(smk.output.per_dataset_md),
         },
+        input_manifests=[Path(p) for p in smk.input.manifests],
     )
 
 

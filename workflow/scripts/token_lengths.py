@@ -14,6 +14,7 @@ def main(smk) -> None:
         validation_path=Path(smk.input.validation),
         max_length=int(smk.params.max_length),
         out_path=Path(smk.output.report),
+        model_manifests=[Path(smk.input.model_manifest)],
     )
 
 

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from medinjection.evaluation.parsing import parse_letters
 from medinjection.evaluation.permutation import permuted_records
 from medinjection.interpreter import needs_rerun, rerun_script
-from medinjection.manifests import check_inputs, write_manifest
+from medinjection.manifests import check_folder, check_inputs, write_manifest
 from medinjection.modeling.backends import BACKENDS
 from medinjection.modeling.decoding import check_protocol
 from medinjection.modeling.types import Prediction, PromptItem
@@ -216,11 +216,14 @@ def predict(
     position_bias: PositionBiasSettings | None = None,
     input_manifests: list[Path] | None = None,
     out_manifest: Path | None = None,
+    model_manifests: list[Path] | None = None,
 ) -> None:
     """Predict every test set with one model (+ optional adapter) and write one file per set.
 
     With `input_manifests` (the test sets' manifest; the rule gives it) the test sets are checked
-    against it before the model is loaded; `out_manifest` records the prediction files.
+    against it before the model is loaded; `out_manifest` records the prediction files. With
+    `model_manifests` (prepare_base_model's, and train's or merge_adapter's) every file of the
+    model folder and of the adapter is checked (bytes, sha256: once per job) before loading.
     `prediction` gives the backend, batch size, OEQ budget and `max_model_len`.
 
     `protocol` (evaluation.protocol) picks the constrained decoding: "official" (the authors'
@@ -248,6 +251,10 @@ def predict(
     check_protocol(protocol)
     if input_manifests is not None:
         check_inputs(testset_files, input_manifests, "predict")
+    if model_manifests is not None:
+        for folder in (model_dir, adapter_dir):
+            if folder is not None:
+                check_folder(Path(folder), model_manifests, "predict")
     predictor = BACKENDS[backend](
         Path(model_dir),
         Path(adapter_dir) if adapter_dir else None,

@@ -18,6 +18,7 @@ from medinjection.evaluation.per_dataset import per_dataset_markdown
 from medinjection.evaluation.significance import DEFAULT_METHOD, load_items, significance_frame
 from medinjection.evaluation.stats import Method
 from medinjection.evaluation.tables import model_row, ordered_models, write_table1
+from medinjection.manifests import check_inputs
 from medinjection.settings import BootstrapSettings, SignificanceSettings
 
 log = logging.getLogger(__name__)
@@ -31,9 +32,13 @@ def write_significance(
     significance: SignificanceSettings,
     bootstrap: BootstrapSettings,
     out_csv: Path,
+    input_manifests: list[Path] | None = None,
 ) -> None:
     """Write results/tables/significance.csv from the item-level score files of every model
-    (`evaluation.significance`: metrics, method, correction, alpha)."""
+    (`evaluation.significance`: metrics, method, correction, alpha), first checked against
+    `input_manifests` (score's; the rule gives them)."""
+    if input_manifests is not None:
+        check_inputs(item_files, input_manifests, "significance")
     method: Method = significance.method or DEFAULT_METHOD
     correction, alpha = significance.correction, significance.alpha
     frame = significance_frame(
@@ -68,9 +73,13 @@ def write_tables(
     model_order: list[str],
     alpha: float,
     outputs: dict[str, Path],
+    input_manifests: list[Path] | None = None,
 ) -> None:
     """Table 1 (``table1_csv``, ``table1_md``, ``table1_tex``) and the per-dataset tables
-    (``per_dataset_csv`` long, ``per_dataset_md`` one model × test set table per metric)."""
+    (``per_dataset_csv`` long, ``per_dataset_md`` one model × test set table per metric); the
+    score files are first checked against `input_manifests` (score's; the rule gives them)."""
+    if input_manifests is not None:
+        check_inputs(score_files, input_manifests, "table1")
     write_table1(
         score_files,
         model_order,
@@ -217,10 +226,14 @@ def plot_judge_length(
     model_item_files: list[Path],
     model_order: list[str],
     out_png: Path,
+    input_manifests: list[Path] | None = None,
 ) -> None:
     """Left: the selected judge's verdicts (jittered) on the annotated pairs against answer
     length, coloured by the physician label. Right: each model's mean judge score against its
-    mean answer length on the open-question test sets."""
+    mean answer length on the open-question test sets (item files first checked against
+    `input_manifests`, score's; the rule gives them)."""
+    if input_manifests is not None:
+        check_inputs(model_item_files, input_manifests, "plot_judge_length")
     plt = _pyplot()
     frame = pd.read_csv(item_scores_csv)
     selected = json.loads(Path(selection_json).read_text(encoding="utf-8"))["selected"]

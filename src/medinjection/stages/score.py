@@ -24,7 +24,7 @@ from medinjection.evaluation.scoring import (
     score_mcq,
     score_oeq,
 )
-from medinjection.manifests import check_inputs
+from medinjection.manifests import check_inputs, write_manifest
 from medinjection.modeling.bertscore_model import (
     bertscore_batch_size,
     bertscore_device,
@@ -137,3 +137,12 @@ def score_model(
         payload["aggregate"]["em"],
         payload["aggregate"]["judge"],
     )
+
+
+# ---------------------------------------------------------------- the score files' manifest
+
+
+def write_score_manifest(manifest_path: Path, files: list[Path]) -> None:
+    """Record the score files (scores JSON, item-level parquet) for their consumers: table1,
+    significance and plot_judge_length check them against it (medinjection.manifests)."""
+    write_manifest(manifest_path, "score", files)

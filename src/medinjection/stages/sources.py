@@ -255,8 +255,10 @@ def normalize_corpus(
     raw_dir: Path,
     documents_path: Path,
     manifest_path: Path | None = None,
+    out_manifest: Path | None = None,
 ) -> None:
-    """Run a corpus adapter and write its documents (sorted by id; duplicate ids are an error)."""
+    """Run a corpus adapter and write its documents (sorted by id; duplicate ids are an error),
+    recorded in `out_manifest` for synthesize."""
     if manifest_path is not None:
         check_staged(source, Path(raw_dir), Path(manifest_path))
     documents = sorted(get_corpus_adapter(adapter)(Path(raw_dir), source), key=lambda d: d.id)
@@ -266,4 +268,6 @@ def normalize_corpus(
     if not documents:
         raise ValueError(f"source {source!r}: no document with text under {raw_dir}")
     write_documents(documents, documents_path)
+    if out_manifest is not None:
+        write_manifest(out_manifest, "normalize_corpus", [Path(documents_path)])
     LOG.info("%s: wrote %d documents to %s", source, len(documents), documents_path)

@@ -10,7 +10,7 @@ from medinjection.llm.client import open_client
 from medinjection.llm.cost import usage_cost
 from medinjection.llm.structured import Report, check_loss_rate
 from medinjection.llm.synthesis import plan_jobs, run_jobs
-from medinjection.manifests import write_manifest
+from medinjection.manifests import check_inputs, write_manifest
 from medinjection.records import write_records
 from medinjection.settings import BatchSettings, EndpointSettings, PriceSettings, SynthesisSettings
 from medinjection.sources.base import read_documents
@@ -34,6 +34,7 @@ def synthesize(
     batch: BatchSettings | None = None,
     price: PriceSettings | None = None,
     out_manifest: Path | None = None,
+    input_manifests: list[Path] | None = None,
 ) -> None:
     """Generate synthetic QA records for one corpus; write records and a usage/quarantine report
     (the records recorded in `out_manifest`).
@@ -42,8 +43,11 @@ def synthesize(
     (llm.endpoints.<synthesis.endpoint>), `mode`/`replay_file`/`cache_path` the client (llm.*).
     The quarantined items are also written to `quarantine_path` (beside the job's log, outside
     its outputs, so they survive a failed job); losing more than
-    `synthesis.max_quarantine_rate` of the planned items stops the job.
+    `synthesis.max_quarantine_rate` of the planned items stops the job. With `input_manifests`
+    (normalize_corpus's; the rule gives it) the documents are checked first.
     """
+    if input_manifests is not None:
+        check_inputs([Path(documents_path)], input_manifests, "synthesize")
     model, submit = synthesis.model, synthesis.submit
     task_types = synthesis.task_types.to_dict()
     documents = read_documents(documents_path)

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from medinjection.manifests import check_folder, is_weights, write_folder_manifest
 from medinjection.modeling.tiny import TinySpec, build_tiny
 from medinjection.modeling.token_lengths import length_summary, read_messages, sequence_lengths
 from medinjection.modeling.train_config import write_train_config
@@ -85,9 +86,11 @@ def prepare_base_model(
     tiny: TinyModelSettings | None = None,
     hub: HubModelSettings | None = None,
     local_path: str | None = None,
+    out_manifest: Path | None = None,
 ) -> None:
     """Write the base model dir (`base_model.kind`): build a tiny model from `tiny`, download a
-    Hub snapshot of `hub`, or link `local_path`."""
+    Hub snapshot of `hub`, or link `local_path`; `out_manifest` records each of its files (bytes,
+    sha256) for the rules that read it."""
     try:
         preparer = PREPARERS[kind]
     except KeyError:
@@ -103,6 +106,8 @@ def prepare_base_model(
         hub=hub,
         local_path=local_path,
     )
+    if out_manifest is not None:
+        write_folder_manifest(Path(out_manifest), "prepare_base_model", [Path(out_dir)])
 
 
 # ---------------------------------------------------------------- rule render_train_config
@@ -127,10 +132,20 @@ def _split_report(tokenizer: Any, path: Path, max_length: int) -> dict[str, Any]
 
 
 def token_length_report(
-    model_dir: Path, train_path: Path, validation_path: Path, max_length: int, out_path: Path
+    model_dir: Path,
+    train_path: Path,
+    validation_path: Path,
+    max_length: int,
+    out_path: Path,
+    model_manifests: list[Path] | None = None,
 ) -> dict[str, Any]:
-    """Write the token-length report of one mixture (train and validation) as JSON."""
+    """Write the token-length report of one mixture (train and validation) as JSON. With
+    `model_manifests` (prepare_base_model's; the rule gives it) the base model's files are
+    checked first, all but the weights, which this rule does not read."""
     from transformers import AutoTokenizer
+
+    if model_manifests is not None:
+        check_folder(Path(model_dir), model_manifests, "token_lengths", skip=is_weights)
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     template = tokenizer.chat_template or ""
@@ -159,8 +174,18 @@ def token_length_report(
 # ---------------------------------------------------------------- rule merge_adapter
 
 
-def merge_adapter(base_dir: Path, adapter_dir: Path, out_dir: Path) -> None:
-    """Load base + adapter, `merge_and_unload`, save the merged model with the tokenizer."""
+def merge_adapter(
+    base_dir: Path,
+    adapter_dir: Path,
+    out_dir: Path,
+    input_manifests: list[Path] | None = None,
+    out_manifest: Path | None = None,
+) -> None:
+    """Load base + adapter, `merge_and_unload`, save the merged model with the tokenizer.
+
+    With `input_manifests` (prepare_base_model's and train's; the rule gives them) every file of
+    the base model and of the adapter is checked first; `out_manifest` records the merged model.
+    """
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -168,10 +193,15 @@ def merge_adapter(base_dir: Path, adapter_dir: Path, out_dir: Path) -> None:
         raise FileNotFoundError(
             f"{adapter_dir} has no adapter_config.json; train the adapter first"
         )
+    if input_manifests is not None:
+        check_folder(Path(base_dir), input_manifests, "merge_adapter")
+        check_folder(Path(adapter_dir), input_manifests, "merge_adapter")
     base = AutoModelForCausalLM.from_pretrained(base_dir, dtype="auto")
     merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(out_dir)
     AutoTokenizer.from_pretrained(base_dir).save_pretrained(out_dir)
+    if out_manifest is not None:
+        write_folder_manifest(Path(out_manifest), "merge_adapter", [out_dir])
     log.info("merged %s into %s -> %s", adapter_dir, base_dir, out_dir)

@@ -89,6 +89,7 @@ def translate_shard(
     max_quarantine_rate: float,
     quarantine_path: Path,
     input_manifests: list[Path] | None = None,
+    out_manifest: Path | None = None,
 ) -> None:
     """Translate one shard of a normalized English source; write records and a usage report.
 
@@ -96,7 +97,8 @@ def translate_shard(
     its outputs, so they survive a failed job). More than `max_quarantine_rate` of them stops it
     when the excess is beyond chance for the shard's size (structured.SHARD_CHANCE); the source's
     exact rate is checked by `gather_shards`.
-    With `input_manifests` (normalize's; the rule gives it) the records are checked first.
+    With `input_manifests` (normalize's; the rule gives it) the records are checked first;
+    `out_manifest` records the shard and its usage report for gather_translation.
     """
     if input_manifests is not None:
         check_inputs([records_path], input_manifests, "translate_shard")
@@ -112,6 +114,8 @@ def translate_shard(
     report.counts.update(records_in=len(selected), translated=len(translated))
     write_records(translated, out_path)
     report.write(usage_path)
+    if out_manifest is not None:
+        write_manifest(out_manifest, "translate_shard", [Path(out_path), Path(usage_path)])
     report.write_quarantine(quarantine_path)
     log.info(
         "translate: shard %d wrote %d records to %s, quarantined %d (usage %s)",
@@ -138,13 +142,19 @@ def gather_shards(
     usage_paths: Sequence[Path] = (),
     max_quarantine_rate: float | None = None,
     out_manifest: Path | None = None,
+    input_manifests: list[Path] | None = None,
 ) -> None:
     """Concatenate translated shards into one file (recorded in `out_manifest`); a duplicate id
     is an error.
 
-    With the shards' usage reports and `max_quarantine_rate`, the source's loss rate (all its
-    shards) is checked first: a shard stops alone only on a loss beyond chance for its size.
+    With `input_manifests` (each shard's, written by translate_shard; the rule gives them) the
+    shards and their usage reports are first checked against them. With the usage reports and
+    `max_quarantine_rate`, the source's loss rate (all its shards) is checked next: a shard
+    stops alone only on a loss beyond chance for its size.
     """
+    if input_manifests is not None:
+        check_inputs([*map(Path, shard_paths), *map(Path, usage_paths)], input_manifests,
+                     "gather_translation")  # fmt: skip
     if max_quarantine_rate is not None:
         check_source_loss(list(map(Path, usage_paths)), max_quarantine_rate)
     seen: dict[str, Path] = {}

@@ -10,10 +10,14 @@ def get_predict_inputs(wildcards):
         "model": "<results>/models/base",
         "testsets": expand("<results>/testsets/{testset}.parquet", testset=TEST_SETS),
         "manifests": "<results>/testsets/manifest.json",
+        "model_manifests": ["<results>/models/base.manifest.json"],
     }
     if wildcards.model != "base":
+        run = f"<results>/train/{wildcards.model}"
         if uses_merged_models():
-            inputs["model"] = f"<results>/train/{wildcards.model}/merged"
+            inputs["model"] = f"{run}/merged"
+            inputs["model_manifests"] = [f"{run}/merged.manifest.json"]
         else:
-            inputs["adapter"] = f"<results>/train/{wildcards.model}/adapter"
+            inputs["adapter"] = f"{run}/adapter"
+            inputs["model_manifests"].append(f"{run}/adapter.manifest.json")
     return inputs
