@@ -341,23 +341,28 @@ main()
 """
 
 
-def test_self_hosted_endpoint_starts_vllm_and_stops_it_on_close(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def fake_vllm_and_port(tmp_path: Path) -> tuple[Path, int]:
+    """A fake `vllm` executable (FAKE_VLLM) under tmp_path/bin and a free local port."""
     import socket
-    import sys
-    import urllib.request
 
     fake_vllm = tmp_path / "bin" / "vllm"
     fake_vllm.parent.mkdir()
     root = str(Path(__file__).resolve().parents[2])
     fake_vllm.write_text(FAKE_VLLM.format(python=sys.executable, root=root))
     fake_vllm.chmod(0o755)
-    model = tmp_path / "weights"
-    model.mkdir()
     with socket.socket() as sock:  # a free port for the configured base_url
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+        return fake_vllm, sock.getsockname()[1]
+
+
+def test_self_hosted_endpoint_starts_vllm_and_stops_it_on_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import urllib.request
+
+    fake_vllm, port = fake_vllm_and_port(tmp_path)
+    model = tmp_path / "weights"
+    model.mkdir()
     monkeypatch.delenv(ENV)  # a served endpoint needs no API key
     serve = {"model_path": str(model), "served_model_name": "m", "executable": str(fake_vllm),
              "extra_args": ["--tensor-parallel-size", "1"], "ready_timeout_s": 30}  # fmt: skip
@@ -381,20 +386,12 @@ def test_self_hosted_endpoint_starts_vllm_and_stops_it_on_close(
 def test_chat_fn_starts_one_server_for_all_calls_and_stops_it_on_close(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import socket
     import urllib.request
 
     from medinjection.llm import vllm_server
 
-    fake_vllm = tmp_path / "bin" / "vllm"
-    fake_vllm.parent.mkdir()
-    root = str(Path(__file__).resolve().parents[2])
-    fake_vllm.write_text(FAKE_VLLM.format(python=sys.executable, root=root))
-    fake_vllm.chmod(0o755)
+    fake_vllm, port = fake_vllm_and_port(tmp_path)
     (tmp_path / "weights").mkdir()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     monkeypatch.delenv(ENV)
     started: list[list[str]] = []
     popen = subprocess.Popen
